@@ -1,0 +1,40 @@
+"""Backends turn prompts into generations. Each is one file, imported only when a model uses it, so that
+`import clue` never imports torch or vLLM."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clue.errors import ConfigError
+
+if TYPE_CHECKING:
+    from clue.backends.base import Backend
+    from clue.models import ModelSpec
+
+REGISTRY: dict[str, str] = {
+    "transformers": "clue.backends.transformers:TransformersBackend",
+    "replay": "clue.backends.replay:ReplayBackend",
+}
+
+
+def resolve_location(spec: ModelSpec, cache_dir: Path) -> str:
+    """Where the weights are: the entry's path, or the folder a builder writes (built on first use)."""
+    if spec.build == "tiny-llama":
+        from clue.tiny import build_tiny_llama, tiny_model_dir
+
+        return str(build_tiny_llama(tiny_model_dir(cache_dir, spec.seed), spec.seed))
+    if spec.path is None:  # pragma: no cover - ModelSpec validation prevents it
+        raise ConfigError(f"model {spec.name!r} has neither path nor build")
+    return spec.path
+
+
+def load_backend(spec: ModelSpec, cache_dir: Path) -> Backend:
+    target = REGISTRY.get(spec.backend)
+    if target is None:
+        raise ConfigError(f"model {spec.name!r}: unknown backend {spec.backend!r}; known: {', '.join(REGISTRY)}")
+    module, cls = target.split(":")
+    backend_cls = getattr(importlib.import_module(module), cls)
+    backend: Backend = backend_cls(spec, resolve_location(spec, cache_dir))
+    return backend

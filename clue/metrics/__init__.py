@@ -1,0 +1,1 @@
+"""Per-sample metric functions. Aggregation is always the plain mean over samples (see `TaskResult.aggregate`)."""

@@ -1,0 +1,237 @@
+"""The clue pytest plugin (entry point `pytest11: clue`).
+
+It stays inert in a session that collects no clue test: options are registered, nothing is loaded. A clue test
+is a function marked `@pytest.mark.clue_task("<task>")` that asks for `clue_model`; the plugin parametrises it
+over the model matrix, generates each model's outputs once per session, and `clue_gate` compares the model with
+its base model sample by sample.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from clue.errors import ClueError, ConfigError
+from clue.models import ModelSpec
+from clue.plugin.gate import GateOutcome, run_gate
+from clue.plugin.options import add_options, resolve
+from clue.plugin.session import ClueSession
+from clue.report import results as results_report
+from clue.tasks import get_task
+from clue.tasks.base import Task
+from clue.types import Generation, TaskResult
+
+session_key = pytest.StashKey[ClueSession]()
+
+
+class ClueInconclusiveWarning(UserWarning):
+    """A comparison could not show non-inferiority (nor a regression): too few samples or too much noise."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "clue_task(name): the CLUE task this test evaluates (mednli, medisumcode, ...)"
+    )
+    config.pluginmanager.register(ResultsCollector(config), "clue-results-collector")
+    try:
+        session = ClueSession(resolve(config))
+        if session.settings.model or session.settings.base_model or session.settings.matrix:
+            session.models  # noqa: B018 - validate the matrix now: a bad entry is a usage error, not 2 test errors
+    except ConfigError as exc:
+        raise pytest.UsageError(f"clue: {exc}") from None
+    config.stash[session_key] = session
+
+
+def _session(config: pytest.Config) -> ClueSession:
+    return config.stash[session_key]
+
+
+def _task_name(node: pytest.Item | pytest.Function) -> str | None:
+    marker = node.get_closest_marker("clue_task")
+    if marker is None:
+        return None
+    if len(marker.args) != 1 or not isinstance(marker.args[0], str):
+        raise pytest.UsageError(f"{node.nodeid}: use @pytest.mark.clue_task('<task name>')")
+    return marker.args[0]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "clue_model" not in metafunc.fixturenames:
+        return
+    session = _session(metafunc.config)
+    try:
+        models = session.models
+    except ConfigError as exc:
+        # no model configured at all: one failing case that says how to configure one
+        metafunc.parametrize("clue_model", [pytest.param(str(exc), id="no-model")])
+        return
+    metafunc.parametrize("clue_model", list(models.values()), ids=list(models))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Plan generation from the selected items only, so `-k medisumcode` loads and runs what it needs."""
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or "clue_model" not in callspec.params:
+            continue
+        task = _task_name(item)
+        if task is not None:
+            _session(session.config).need(callspec.params["clue_model"].name, task)
+
+
+@pytest.fixture(scope="session")
+def clue_session(pytestconfig: pytest.Config) -> ClueSession:
+    """The session's models, data, generations and scores."""
+    return _session(pytestconfig)
+
+
+@pytest.fixture
+def clue_task(request: pytest.FixtureRequest, clue_session: ClueSession) -> Task:
+    """The task named by the test's `clue_task` marker, with its data checked (skip if absent, fail if invalid)."""
+    model = request.getfixturevalue("clue_model")
+    if isinstance(model, str):
+        pytest.fail(f"clue: {model}", pytrace=False)
+    name = _task_name(request.node)
+    if name is None:
+        raise pytest.UsageError(f"{request.node.nodeid}: mark the test with @pytest.mark.clue_task('<task>')")
+    try:
+        task = get_task(name)
+        if clue_session.data(task) is None:
+            pytest.skip(clue_session.missing_data_reason(task))
+    except ClueError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return task
+
+
+@pytest.fixture
+def clue_generations(clue_task: Task, clue_model: ModelSpec, clue_session: ClueSession) -> tuple[Generation, ...]:
+    """This model's outputs for this task (all of the model's selected tasks are generated in one load)."""
+    try:
+        return clue_session.generations(clue_model.name, clue_task.name)
+    except ClueError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def clue_result(
+    clue_task: Task, clue_model: ModelSpec, clue_session: ClueSession, clue_generations: tuple[Generation, ...]
+) -> TaskResult:
+    """Per-sample scores and aggregates of this model on this task."""
+    try:
+        return clue_session.result(clue_model.name, clue_task.name)
+    except ClueError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def clue_gate(
+    request: pytest.FixtureRequest, clue_session: ClueSession, record_property: Callable[[str, object], None]
+) -> Callable[[TaskResult], GateOutcome | None]:
+    """Call with a TaskResult: records metrics, writes the results JSON, and fails if the model regressed
+    against its base model (warns, or fails under --clue-strict, when the comparison is inconclusive)."""
+
+    def gate(result: TaskResult) -> GateOutcome | None:
+        settings = clue_session.settings
+        spec = clue_session.models[result.model]
+        outcome = None
+        try:
+            if spec.base:
+                outcome = run_gate(result, clue_session.result(spec.base, result.task), settings)
+        except ClueError as exc:
+            pytest.fail(f"base model {spec.base!r}: {exc}", pytrace=False)
+        record = results_report.result_record(
+            result, outcome, alpha=settings.alpha, resamples=settings.resamples, seed=settings.seed
+        )
+        path = results_report.write_json(
+            results_report.result_path(settings.reports_dir, result.task, result.model), record
+        )
+        record_property("clue.task", result.task)
+        record_property("clue.model", result.model)
+        record_property("clue.base_model", spec.base or "")
+        record_property("clue.verdict", record["verdict"])
+        record_property("clue.n", result.n)
+        record_property("clue.results_json", str(path))
+        for name, entry in record["metrics"].items():
+            record_property(f"clue.{name}", round(entry["value"], 6))
+            comparison = entry.get("comparison")
+            if comparison:
+                record_property(f"clue.{name}.base", round(comparison["base_mean"], 6))
+                record_property(f"clue.{name}.delta", round(comparison["delta"], 6))
+                record_property(f"clue.{name}.ci_low", round(comparison["ci_low"], 6))
+                record_property(f"clue.{name}.ci_high", round(comparison["ci_high"], 6))
+                record_property(f"clue.{name}.p_regression", round(comparison["p_regression"], 6))
+                record_property(f"clue.{name}.verdict", comparison["verdict"])
+        if outcome is None:
+            return None
+        if outcome.regressed:
+            pytest.fail("REGRESSED " + outcome.message(), pytrace=False)
+        if outcome.inconclusive:
+            text = "INCONCLUSIVE " + outcome.message()
+            if settings.strict:
+                pytest.fail(text + "\n(--clue-strict: inconclusive comparisons fail)", pytrace=False)
+            warnings.warn(ClueInconclusiveWarning(text), stacklevel=2)
+        return outcome
+
+    return gate
+
+
+_META = {"clue.task", "clue.model", "clue.base_model", "clue.verdict", "clue.n", "clue.results_json"}
+
+
+class ResultsCollector:
+    """Gathers the clue properties of finished tests (xdist workers send theirs to the controller), prints the
+    summary table and merges this session's results files into clue-results.json."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.rows: list[dict[str, object]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        props = {k: v for k, v in report.user_properties if isinstance(k, str) and k.startswith("clue.")}
+        if "clue.task" in props:
+            self.rows.append({**props, "outcome": report.outcome})
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(self.config, "workerinput") or not self.rows:
+            return  # an xdist worker: the controller merges
+        results_report.merge(self.reports_dir, [Path(str(r["clue.results_json"])) for r in self.rows])
+
+    @property
+    def reports_dir(self) -> Path:
+        return Path(str(self.rows[0]["clue.results_json"])).parents[2]
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.rows:
+            return
+        tr = terminalreporter
+        tr.section("clue results")
+        for row in sorted(self.rows, key=lambda r: (str(r["clue.task"]), str(r["clue.model"]))):
+            base = row.get("clue.base_model") or "-"
+            tr.write_line(
+                f"{row['clue.task']} [{row['clue.model']}] vs {base}: {str(row['clue.verdict']).upper()} "
+                f"({row['outcome']}, n={row['clue.n']})"
+            )
+            for key in sorted(k for k in row if k.count(".") == 1 and k not in _META):
+                line = f"    {key.split('.', 1)[1]:<22} {_num(row[key]):.4f}"
+                if f"{key}.delta" in row:
+                    line += (
+                        f"  base {_num(row[f'{key}.base']):.4f}  delta {_num(row[f'{key}.delta']):+.4f}"
+                        f"  CI [{_num(row[f'{key}.ci_low']):+.4f}, {_num(row[f'{key}.ci_high']):+.4f}]"
+                        f"  {row[f'{key}.verdict']}"
+                    )
+                tr.write_line(line)
+        tr.write_line(f"results JSON: {self.reports_dir / 'clue-results.json'}")
+
+
+def _num(value: object) -> float:
+    return float(value)  # type: ignore[arg-type]

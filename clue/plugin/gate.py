@@ -1,0 +1,69 @@
+"""The regression gate: pair a model's per-sample scores with its base model's and run the paired test per metric."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clue import stats
+from clue.errors import ClueError
+from clue.plugin.options import Settings
+from clue.types import TaskResult
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    task: str
+    model: str
+    base: str
+    comparisons: tuple[stats.Comparison, ...]
+    gated: frozenset[str]
+
+    @property
+    def regressed(self) -> list[stats.Comparison]:
+        return [c for c in self.comparisons if c.metric in self.gated and c.verdict == "regressed"]
+
+    @property
+    def inconclusive(self) -> list[stats.Comparison]:
+        return [c for c in self.comparisons if c.metric in self.gated and c.verdict == "inconclusive"]
+
+    @property
+    def verdict(self) -> stats.Verdict:
+        verdicts = {c.verdict for c in self.comparisons if c.metric in self.gated}
+        for v in ("regressed", "inconclusive", "non-inferior"):
+            if v in verdicts:
+                return v  # type: ignore[return-value]
+        return "improved" if verdicts else "inconclusive"
+
+    def message(self) -> str:
+        head = f"{self.task}: model {self.model!r} vs base {self.base!r}"
+        lines = [c.describe() for c in self.comparisons if c.metric in self.gated]
+        return head + "\n  " + "\n  ".join(lines)
+
+
+def run_gate(result: TaskResult, base: TaskResult, settings: Settings) -> GateOutcome:
+    """Compare every metric of `result` with `base`, sample by sample (paired by sample id)."""
+    ids = [s.sample_id for s in result.samples]
+    base_ids = [s.sample_id for s in base.samples]
+    if ids != base_ids:
+        raise ClueError(
+            f"{result.task}: model {result.model!r} and base {base.model!r} were scored on different samples; "
+            "both must use the same data file, seed and --clue-limit"
+        )
+    comparisons = []
+    for metric in result.metrics:
+        comparisons.append(
+            stats.compare(
+                metric.kind,
+                result.values(metric.name),
+                base.values(metric.name),
+                metric=metric.name,
+                higher_is_better=metric.higher_is_better,
+                margin=settings.margin_for(metric.name),
+                alpha=settings.alpha,
+                resamples=settings.resamples,
+                seed=settings.seed,
+                min_samples=settings.min_samples,
+            )
+        )
+    gated = frozenset(m.name for m in result.metrics if m.gate)
+    return GateOutcome(result.task, result.model, base.model, tuple(comparisons), gated)

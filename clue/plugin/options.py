@@ -1,0 +1,227 @@
+"""Command-line options, their ini twins and `[tool.clue]` defaults, resolved into one Settings object.
+
+Precedence: command line > `[tool.pytest.ini_options]` (`clue_*` keys) > `[tool.clue]` in pyproject.toml > the
+built-in default. Relative paths from the command line are taken from the invocation directory, those from
+configuration files from the rootdir.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clue import stats
+from clue.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class _Opt:
+    name: str
+    help: str
+    type: Any = str
+    default: Any = None
+    metavar: str | None = None
+    action: str | None = None  # "store_true" or "append"
+
+
+OPTIONS: tuple[_Opt, ...] = (
+    _Opt("model", "the model to evaluate: a local folder or a Hugging Face id (test id: 'candidate'); "
+         "overrides the model matrix", metavar="PATH_OR_ID"),
+    _Opt("base_model", "the base model --clue-model is gated against (test id: 'base')", metavar="PATH_OR_ID"),
+    _Opt("matrix", "model matrix TOML file listing several models and their bases "
+         "(default from [tool.clue] matrix)", metavar="FILE"),
+    _Opt("dtype", "dtype for --clue-model/--clue-base-model: auto, float32, float16, bfloat16", default="auto"),
+    _Opt("chat_template", "Jinja chat template file overriding the tokenizer's, for --clue-model/--clue-base-model",
+         metavar="FILE"),
+    _Opt("max_model_len", "context length for --clue-model/--clue-base-model (default: the model config's)",
+         type=int, metavar="TOKENS"),
+    _Opt("data_dir", "folder with one sub-folder per task holding its published file, e.g. "
+         "DIR/mednli/mli_test_v1.jsonl", metavar="DIR"),
+    _Opt("data", "one task's data file, overriding --clue-data-dir (repeatable)", metavar="TASK=FILE",
+         action="append"),
+    _Opt("reports_dir", "where results JSON and JUnit XML go", default="reports", metavar="DIR"),
+    _Opt("cache_dir", "where built tiny models (and later the generation store) live", default=".clue-cache",
+         metavar="DIR"),
+    _Opt("margin", "non-inferiority margin on the metric's 0-1 scale: a model regresses when the whole CI of "
+         f"model minus base lies below -margin (default {stats.DEFAULT_MARGIN}); METRIC=VALUE overrides one "
+         "metric (repeatable)", metavar="[METRIC=]VALUE", action="append"),
+    _Opt("alpha", "one-sided significance level of the paired tests; the CI shown is the two-sided "
+         f"1-2*alpha interval (default {stats.DEFAULT_ALPHA}, i.e. 95 %)", type=float),
+    _Opt("strict", "fail inconclusive comparisons too (default: pass with a warning)", action="store_true"),
+    _Opt("resamples", f"bootstrap resamples for continuous metrics (default {stats.DEFAULT_RESAMPLES})", type=int),
+    _Opt("min_samples", "fewer paired samples than this make a comparison inconclusive "
+         f"(default {stats.DEFAULT_MIN_SAMPLES})", type=int),
+    _Opt("seed", "seed for the few-shot shuffle (1 reproduces CLUE's split), the bootstrap and sampling "
+         "(default 1)", type=int),
+    _Opt("limit", "score only the first N samples of each task after the few-shot split (quick runs)", type=int,
+         metavar="N"),
+    _Opt("batch_size", "prompts per generation batch (default 8)", type=int),
+    _Opt("temperature", "sampling temperature; 0 means greedy decoding (default 0; CLUE's scripts used 1.0)",
+         type=float),
+    _Opt("top_p", "nucleus sampling top-p, used when temperature > 0 (default 1.0)", type=float),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("clue", "clue: clinical LLM benchmark and regression gate")
+    for opt in OPTIONS:
+        flag = "--clue-" + opt.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"dest": f"clue_{opt.name}", "help": opt.help}
+        if opt.action == "store_true":
+            kwargs.update(action="store_true", default=False)
+        elif opt.action == "append":
+            kwargs.update(action="append", default=[], metavar=opt.metavar)
+        else:
+            kwargs.update(type=opt.type, default=None, metavar=opt.metavar)
+        group.addoption(flag, **kwargs)
+        ini_type = "linelist" if opt.action == "append" else ("bool" if opt.action == "store_true" else "string")
+        parser.addini(f"clue_{opt.name}", f"default for {flag}", type=ini_type, default=None)
+
+
+@dataclass(frozen=True)
+class Settings:
+    rootpath: Path
+    model: str | None
+    base_model: str | None
+    matrix: Path | None
+    dtype: str
+    chat_template: str | None
+    max_model_len: int | None
+    data_dir: Path | None
+    data: dict[str, Path]
+    reports_dir: Path
+    cache_dir: Path
+    margin: float
+    margins: dict[str, float]
+    alpha: float
+    strict: bool
+    resamples: int
+    min_samples: int
+    seed: int
+    limit: int | None
+    batch_size: int
+    temperature: float
+    top_p: float
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def margin_for(self, metric: str) -> float:
+        return self.margins.get(metric, self.margin)
+
+
+def _tool_clue(rootpath: Path) -> dict[str, Any]:
+    pyproject = rootpath / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{pyproject}: invalid TOML: {exc}") from None
+    table = data.get("tool", {}).get("clue", {})
+    return table if isinstance(table, dict) else {}
+
+
+def _convert(name: str, value: Any, kind: Any) -> Any:
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"clue option {name}: {value!r} is not a valid {kind.__name__}") from None
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Merge the command line, ini options and [tool.clue] into Settings (raises ConfigError)."""
+    rootpath = Path(config.rootpath)
+    tool = _tool_clue(rootpath)
+    known = {o.name for o in OPTIONS} | {"margins"}
+    unknown = set(tool) - known
+    if unknown:
+        raise ConfigError(f"{rootpath / 'pyproject.toml'} [tool.clue]: unknown key(s) {', '.join(sorted(unknown))}")
+    invocation = Path(config.invocation_params.dir)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for opt in OPTIONS:
+        cli = config.getoption(f"clue_{opt.name}")
+        ini = config.getini(f"clue_{opt.name}")
+        if cli not in (None, [], False):
+            values[opt.name], base, sources[opt.name] = cli, invocation, "command line"
+        elif ini not in (None, [], "", False):
+            values[opt.name], base, sources[opt.name] = ini, rootpath, "ini"
+        elif opt.name in tool:
+            values[opt.name], base, sources[opt.name] = tool[opt.name], rootpath, "[tool.clue]"
+        else:
+            values[opt.name], base, sources[opt.name] = opt.default, rootpath, "default"
+        if opt.name in ("matrix", "data_dir", "reports_dir", "cache_dir", "chat_template") and values[opt.name]:
+            values[opt.name] = (base / str(values[opt.name])).resolve()
+        if opt.name == "data":
+            raw_pairs = values["data"] or []
+            pairs = raw_pairs if isinstance(raw_pairs, list) else [raw_pairs]
+            values["data"] = {}
+            for pair in pairs:
+                task, sep, file = str(pair).partition("=")
+                if not sep or not task or not file:
+                    raise ConfigError(f"--clue-data expects TASK=FILE, got {pair!r}")
+                values["data"][task.strip()] = (base / file.strip()).resolve()
+
+    margin, margins = stats.DEFAULT_MARGIN, {}
+    for key, value in (tool.get("margins") or {}).items():
+        margins[str(key)] = _convert(f"[tool.clue.margins] {key}", value, float)
+    raw = values.pop("margin")
+    for item in raw if isinstance(raw, list) else [raw]:
+        if item is None:
+            continue
+        metric, sep, number = str(item).rpartition("=")
+        if sep:
+            margins[metric.strip()] = _convert(f"margin for {metric}", number, float)
+        else:
+            margin = _convert("margin", number, float)
+    for name, value in [("margin", margin), *margins.items()]:
+        if value < 0:
+            raise ConfigError(f"clue margin {name}: must be >= 0, got {value}")
+
+    def number(name: str, kind: Any, default: Any) -> Any:
+        value = values.get(name)
+        return default if value is None else _convert(name, value, kind)
+
+    settings = Settings(
+        rootpath=rootpath,
+        model=values["model"],
+        base_model=values["base_model"],
+        matrix=values["matrix"],
+        dtype=str(values["dtype"]),
+        chat_template=str(values["chat_template"]) if values["chat_template"] else None,
+        max_model_len=number("max_model_len", int, None),
+        data_dir=values["data_dir"],
+        data=values["data"],
+        reports_dir=values["reports_dir"],
+        cache_dir=values["cache_dir"],
+        margin=margin,
+        margins=margins,
+        alpha=number("alpha", float, stats.DEFAULT_ALPHA),
+        strict=bool(values["strict"]) and str(values["strict"]).lower() not in ("false", "0", "no"),
+        resamples=number("resamples", int, stats.DEFAULT_RESAMPLES),
+        min_samples=number("min_samples", int, stats.DEFAULT_MIN_SAMPLES),
+        seed=number("seed", int, 1),
+        limit=number("limit", int, None),
+        batch_size=number("batch_size", int, 8),
+        temperature=number("temperature", float, 0.0),
+        top_p=number("top_p", float, 1.0),
+        sources=sources,
+    )
+    if not 0 < settings.alpha < 0.5:
+        raise ConfigError(f"--clue-alpha must be between 0 and 0.5 (one-sided level), got {settings.alpha}")
+    for name in ("resamples", "batch_size"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"--clue-{name.replace('_', '-')} must be at least 1")
+    if settings.limit is not None and settings.limit < 1:
+        raise ConfigError("--clue-limit must be at least 1")
+    if settings.temperature < 0:
+        raise ConfigError("--clue-temperature must be >= 0")
+    return settings

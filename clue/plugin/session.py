@@ -1,0 +1,223 @@
+"""Session state: which models and tasks the selected tests need, their data, their generations and scores.
+
+Generation is planned from the *selected* items (after -k / -m deselection): the first time a model's outputs are
+needed, all of that model's selected tasks are generated in one go, so each model is loaded once per session
+and then released before the next one is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import clue
+from clue.backends import load_backend
+from clue.errors import ClueError, ConfigError, DataError
+from clue.models import ModelSpec, load_matrix, pair_from_cli
+from clue.plugin.options import Settings
+from clue.tasks import get_task
+from clue.tasks.base import Task
+from clue.types import Generation, GenerationSettings, Sample, TaskResult
+
+
+@dataclass(frozen=True)
+class TaskData:
+    path: Path
+    sha256: str
+    shots: tuple[Sample, ...]
+    scored: tuple[Sample, ...]
+    total: int
+
+
+class ClueSession:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._models: dict[str, ModelSpec] | None = None
+        self.plan: dict[str, set[str]] = defaultdict(set)
+        self.loads: dict[str, int] = defaultdict(int)
+        self.backend_seconds: float = 0.0
+        self._data: dict[str, TaskData | ClueError] = {}
+        self._generations: dict[tuple[str, str], tuple[Generation, ...] | str] = {}
+        self._results: dict[tuple[str, str], TaskResult] = {}
+        self._backend_info: dict[str, dict[str, Any]] = {}
+
+    # -- models -------------------------------------------------------------------------------------------------
+    @property
+    def models(self) -> dict[str, ModelSpec]:
+        if self._models is None:
+            s = self.settings
+            if s.model:
+                extra: dict[str, Any] = {"dtype": s.dtype}
+                if s.chat_template:
+                    extra["chat_template"] = s.chat_template
+                if s.max_model_len:
+                    extra["max_model_len"] = s.max_model_len
+                self._models = pair_from_cli(s.model, s.base_model, **extra)
+            elif s.base_model:
+                raise ConfigError("--clue-base-model needs --clue-model (the model to compare with it)")
+            elif s.matrix:
+                self._models = load_matrix(s.matrix)
+            else:
+                raise ConfigError(
+                    "no models to evaluate: pass --clue-model PATH_OR_ID [--clue-base-model PATH_OR_ID], "
+                    "or --clue-matrix FILE, or set matrix = \"...\" under [tool.clue] in pyproject.toml"
+                )
+        return self._models
+
+    def generation_settings(self) -> GenerationSettings:
+        s = self.settings
+        return GenerationSettings(temperature=s.temperature, top_p=s.top_p, seed=s.seed, batch_size=s.batch_size)
+
+    def need(self, model: str, task: str) -> None:
+        """Called for each selected item: the model's and its base's outputs for this task will be needed."""
+        self.plan[model].add(task)
+        base = self.models[model].base
+        if base:
+            self.plan[base].add(task)
+
+    # -- data ---------------------------------------------------------------------------------------------------
+    def data_path(self, task: Task) -> Path | None:
+        if task.name in self.settings.data:
+            return self.settings.data[task.name]
+        if self.settings.data_dir is None:
+            return None
+        return task.find_data(self.settings.data_dir)
+
+    def missing_data_reason(self, task: Task) -> str:
+        if task.name in self.settings.data:
+            return f"{task.title}: data file {self.settings.data[task.name]} (from --clue-data) does not exist"
+        where = self.settings.data_dir / task.name if self.settings.data_dir else Path("<data dir>") / task.name
+        return (
+            f"{task.title}: no data; put {' or '.join(task.data_files)} in {where}/ "
+            f"or pass --clue-data {task.name}=FILE"
+        )
+
+    def data(self, task: Task) -> TaskData | None:
+        """The task's few-shot examples and scored samples; None when the file is absent; DataError if invalid."""
+        if task.name not in self._data:
+            path = self.data_path(task)
+            if path is None or not path.is_file():
+                return None
+            try:
+                samples = task.load(path)
+                shots, scored = task.split(samples, self.settings.seed)
+            except DataError as exc:
+                if exc.path == "<data>":
+                    exc = DataError(path, exc.problem)
+                self._data[task.name] = exc
+            else:
+                if self.settings.limit:
+                    scored = scored[: self.settings.limit]
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                self._data[task.name] = TaskData(path, digest, tuple(shots), tuple(scored), len(samples))
+        entry = self._data[task.name]
+        if isinstance(entry, ClueError):
+            raise entry
+        return entry
+
+    # -- generation ---------------------------------------------------------------------------------------------
+    def generations(self, model: str, task_name: str) -> tuple[Generation, ...]:
+        key = (model, task_name)
+        if key not in self._generations:
+            self._generate(model, sorted(self.plan[model] | {task_name}))
+        entry = self._generations[key]
+        if isinstance(entry, str):
+            raise ClueError(entry)
+        return entry
+
+    def _generate(self, model: str, task_names: list[str]) -> None:
+        spec = self.models[model]
+        todo: list[tuple[Task, TaskData]] = []
+        for name in task_names:
+            if (model, name) in self._generations:
+                continue
+            task = get_task(name)
+            try:
+                data = self.data(task)
+            except ClueError as exc:
+                self._generations[(model, name)] = f"{exc}"
+                continue
+            if data is None:
+                self._generations[(model, name)] = self.missing_data_reason(task)
+                continue
+            todo.append((task, data))
+        if not todo:
+            return
+        prompts = [task.build_prompt(sample, data.shots) for task, data in todo for sample in data.scored]
+        began = time.perf_counter()
+        try:
+            self.loads[model] += 1
+            backend = load_backend(spec, self.settings.cache_dir)
+            try:
+                outputs = backend.generate(prompts, self.generation_settings(), desc=f"{model}: generating")
+                self._backend_info[model] = backend.describe()
+            finally:
+                backend.close()
+        except ClueError as exc:
+            for task, _ in todo:
+                self._generations[(model, task.name)] = f"model {model!r}: {exc}"
+            return
+        except Exception as exc:  # an engine failure must not become a bare traceback in every test
+            for task, _ in todo:
+                self._generations[(model, task.name)] = (
+                    f"model {model!r}: generation failed: {type(exc).__name__}: {exc}"
+                )
+            return
+        finally:
+            self.backend_seconds += time.perf_counter() - began
+        start = 0
+        for task, data in todo:
+            chunk = tuple(outputs[start : start + len(data.scored)])
+            start += len(data.scored)
+            self._generations[(model, task.name)] = chunk
+            self._save_generations(model, task.name, chunk)
+
+    def _save_generations(self, model: str, task: str, generations: tuple[Generation, ...]) -> None:
+        folder = self.settings.reports_dir / "generations" / task
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{model}.jsonl.tmp"
+        with tmp.open("w", encoding="utf-8") as f:
+            for g in generations:
+                f.write(json.dumps(asdict(g), ensure_ascii=False) + "\n")
+        tmp.replace(folder / f"{model}.jsonl")
+
+    # -- scoring ------------------------------------------------------------------------------------------------
+    def result(self, model: str, task_name: str) -> TaskResult:
+        key = (model, task_name)
+        if key not in self._results:
+            task = get_task(task_name)
+            generations = self.generations(model, task_name)
+            data = self.data(task)
+            assert data is not None  # generations() would have raised
+            scores = tuple(task.score(s, g) for s, g in zip(data.scored, generations, strict=True))
+            self._results[key] = TaskResult(
+                task=task_name,
+                model=model,
+                metrics=task.metrics(),
+                samples=scores,
+                generations=generations,
+                settings={**self.generation_settings().as_dict(), "n_shots": task.n_shots,
+                          "max_new_tokens": task.max_new_tokens},
+                provenance=self._provenance(model, task, data),
+            )
+        return self._results[key]
+
+    def _provenance(self, model: str, task: Task, data: TaskData) -> dict[str, Any]:
+        return {
+            "clue": clue.__version__,
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "model": self.models[model].describe(),
+            "backend": self._backend_info.get(model, {}),
+            "data": {"path": str(data.path), "sha256": data.sha256, "records": data.total,
+                     "few_shot_ids": [s.id for s in data.shots], "scored": len(data.scored)},
+            "seed": self.settings.seed,
+            "limit": self.settings.limit,
+        }

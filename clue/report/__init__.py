@@ -1,0 +1,1 @@
+"""Reports: the results JSON (the source of truth every other report is derived from) and JUnit properties."""

@@ -1,0 +1,31 @@
+"""The task registry: name -> "module:Class", imported only when a task is used (lm-eval-harness style).
+
+A new task is one file in this package plus one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from typing import TYPE_CHECKING
+
+from clue.errors import ConfigError
+
+if TYPE_CHECKING:
+    from clue.tasks.base import Task
+
+REGISTRY: dict[str, str] = {
+    "mednli": "clue.tasks.mednli:MedNLI",
+    "medisumcode": "clue.tasks.medisumcode:MeDiSumCode",
+}
+
+
+@cache
+def get_task(name: str) -> Task:
+    try:
+        target = REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(sorted(REGISTRY))}") from None
+    module, cls = target.split(":")
+    task: Task = getattr(importlib.import_module(module), cls)()
+    return task

@@ -1,0 +1,139 @@
+"""What every task is made of: a loader for the published format, a prompt builder, an output parser, metrics.
+
+A task is a dataset / prompt / scorer triple in the spirit of inspect_ai; the plugin does everything else
+(generation, pairing with the base model, the gate, the reports).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from clue.errors import DataError
+from clue.types import ChatMessage, Generation, MetricSpec, Prompt, Sample, SampleScore
+
+_REASONING = re.compile(r"<(think|thinking|reasoning)>.*?(</\1>|$)", re.DOTALL | re.IGNORECASE)
+
+
+def strip_reasoning(text: str) -> str:
+    """Drop <think>...</think> style blocks (an unclosed one runs to the end): answers are parsed from the rest."""
+    return _REASONING.sub(" ", text)
+
+
+class Task(ABC):
+    """A CLUE task. Subclasses set the class attributes and implement load / render / score."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    level: ClassVar[int]
+    n_shots: ClassVar[int]
+    max_new_tokens: ClassVar[int]
+    data_files: ClassVar[tuple[str, ...]]  # file names looked for in <data_dir>/<task name>/
+    system_prompt: ClassVar[str]
+
+    @abstractmethod
+    def metrics(self) -> tuple[MetricSpec, ...]: ...
+
+    @abstractmethod
+    def load(self, path: Path) -> list[Sample]:
+        """Read the published file; raise DataError naming file, record and field on anything malformed."""
+
+    @abstractmethod
+    def render_user(self, sample: Sample) -> str: ...
+
+    @abstractmethod
+    def render_answer(self, sample: Sample) -> str:
+        """The assistant turn of a few-shot example: the gold answer in the format the model should copy."""
+
+    @abstractmethod
+    def score(self, sample: Sample, generation: Generation) -> SampleScore: ...
+
+    def truncatable(self, sample: Sample) -> str | None:
+        """The part of the user turn that may be shortened to fit the context (the document), if any."""
+        return None
+
+    def find_data(self, data_dir: Path) -> Path | None:
+        folder = data_dir / self.name
+        for name in self.data_files:
+            if (folder / name).is_file():
+                return folder / name
+        return None
+
+    def split(self, samples: Sequence[Sample], seed: int) -> tuple[list[Sample], list[Sample]]:
+        """Shuffle with a fixed seed and take the first `n_shots` as few-shot examples, as CLUE does.
+
+        `random.Random(1)` reproduces CLUE's `random.seed(1); random.shuffle(data)` exactly. The few-shot
+        examples are excluded from the scored set.
+        """
+        shuffled = list(samples)
+        random.Random(seed).shuffle(shuffled)
+        if len(shuffled) <= self.n_shots:
+            raise DataError(
+                "<data>", f"{self.name} needs more than {self.n_shots} records ({self.n_shots} few-shot + 1 scored), "
+                f"got {len(shuffled)}"
+            )
+        return shuffled[: self.n_shots], shuffled[self.n_shots :]
+
+    def build_prompt(self, sample: Sample, shots: Sequence[Sample]) -> Prompt:
+        messages = [ChatMessage("system", self.system_prompt)]
+        for shot in shots:
+            messages.append(ChatMessage("user", self.render_user(shot)))
+            messages.append(ChatMessage("assistant", self.render_answer(shot)))
+        messages.append(ChatMessage("user", self.render_user(sample)))
+        return Prompt(
+            task=self.name,
+            sample_id=sample.id,
+            messages=tuple(messages),
+            max_new_tokens=self.max_new_tokens,
+            truncatable=self.truncatable(sample),
+        )
+
+
+def read_json_records(path: Path) -> Iterator[tuple[str, Any]]:
+    """Records of a JSON array file or a JSON Lines file, each with its location ("line 7" / "index 3")."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"not UTF-8 text ({exc})") from None
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(path, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        for index, record in enumerate(records):
+            yield f"index {index}", record
+        return
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield f"line {lineno}", json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(path, f"invalid JSON: {exc.msg}", record=f"line {lineno}") from None
+
+
+def require_str(path: Path, where: str, record: Any, field: str, *, allow_empty: bool = False) -> str:
+    if not isinstance(record, dict):
+        raise DataError(path, f"expected a JSON object, got {type(record).__name__}", record=where)
+    if field not in record:
+        raise DataError(path, "missing", record=where, field=field)
+    value = record[field]
+    if not isinstance(value, str):
+        raise DataError(path, f"expected a string, got {type(value).__name__}", record=where, field=field)
+    if not allow_empty and not value.strip():
+        raise DataError(path, "empty", record=where, field=field)
+    return value
+
+
+def check_unique_ids(path: Path, samples: Sequence[Sample]) -> None:
+    seen: dict[str, str] = {}
+    for s in samples:
+        if s.id in seen:
+            raise DataError(path, f"duplicate id {s.id!r} (also at {seen[s.id]})", record=s.source)
+        seen[s.id] = s.source

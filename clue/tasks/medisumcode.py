@@ -1,0 +1,79 @@
+"""MeDiSumCode: ICD-10 coding of MIMIC-IV discharge summaries (Level 2, 1-shot).
+
+Reads CLUE's MeDiSumCode file: records with `text` (the discharge summary), `icd_codes` (a list of
+`{"code": ..., "description": ...}`) and `hadm_id`. CLUE's generator writes JSON Lines while its evaluator reads a
+JSON array; both are accepted. Prompts follow CLUE's eval_MeDiSumCode.py; see `clue.metrics.icd10` for how codes
+are parsed and scored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clue.errors import DataError
+from clue.metrics import icd10
+from clue.tasks.base import Task, check_unique_ids, read_json_records, require_str, strip_reasoning
+from clue.types import Generation, MetricSpec, Sample, SampleScore
+
+ANSWER_PREFIX = "ICD-10 Codes: "
+
+
+class MeDiSumCode(Task):
+    name = "medisumcode"
+    title = "MeDiSumCode"
+    level = 2
+    n_shots = 1
+    max_new_tokens = 512
+    data_files = ("MeDiSumCode.json", "MeDiSumCode.jsonl")
+    system_prompt = (
+        "You are a highly skilled and detail-oriented assistant, specifically trained to assist medical "
+        "professionals in interpreting and extracting key information from medical documents. Your primary "
+        "responsibility will be to analyze discharge letters from hospitals. You will be given such a discharge "
+        "letter. Your task is to identify all primary and secondary diagnoses from the report and list their "
+        "respective ICD-10 codes."
+    )
+
+    def metrics(self) -> tuple[MetricSpec, ...]:
+        return icd10.metric_specs()
+
+    def load(self, path: Path) -> list[Sample]:
+        samples = []
+        for where, record in read_json_records(path):
+            text = require_str(path, where, record, "text")
+            codes_field = record.get("icd_codes")
+            if not isinstance(codes_field, list):
+                raise DataError(path, "missing or not a list", record=where, field="icd_codes")
+            codes = []
+            for i, entry in enumerate(codes_field):
+                code = entry.get("code") if isinstance(entry, dict) else None
+                if not isinstance(code, str) or not icd10.normalize(code):
+                    raise DataError(path, "expected an object with a non-empty string 'code'", record=where,
+                                    field=f"icd_codes[{i}]")
+                normalized = icd10.normalize(code)
+                if normalized not in codes:
+                    codes.append(normalized)
+            sample_id = str(record["hadm_id"]) if record.get("hadm_id") not in (None, "") else where
+            samples.append(Sample(sample_id, {"text": text}, tuple(codes), f"{path}:{where}"))
+        check_unique_ids(path, samples)
+        return samples
+
+    def render_user(self, sample: Sample) -> str:
+        return (
+            "--------------BEGIN DISCHARGE LETTER--------------\n"
+            f"{sample.fields['text']}\n"
+            "--------------END DISCHARGE LETTER--------------\n"
+            "Now return the list of diagnoses ICD-10 codes you found. Only list the ICD-10 codes. "
+            "Do not generate anything else."
+        )
+
+    def render_answer(self, sample: Sample) -> str:
+        # MIMIC's dotless codes, as CLUE shows them
+        return ANSWER_PREFIX + ", ".join(sample.reference)
+
+    def truncatable(self, sample: Sample) -> str | None:
+        return str(sample.fields["text"])
+
+    def score(self, sample: Sample, generation: Generation) -> SampleScore:
+        predicted = icd10.parse_codes(strip_reasoning(generation.text))
+        scores = icd10.score_codes(predicted, list(sample.reference))
+        return SampleScore(sample.id, scores, predicted, bool(predicted))

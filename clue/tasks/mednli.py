@@ -1,0 +1,74 @@
+"""MedNLI: natural language inference on MIMIC-III sentences (Level 1, accuracy, 3-shot).
+
+Reads the published `mli_test_v1.jsonl` (one JSON object per line with sentence1, sentence2, gold_label, pairID,
+and parse trees we do not need). Prompts follow CLUE's eval_mednli.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from clue.errors import DataError
+from clue.metrics.accuracy import ACCURACY, accuracy
+from clue.tasks.base import Task, check_unique_ids, read_json_records, require_str, strip_reasoning
+from clue.types import Generation, MetricSpec, Sample, SampleScore
+
+LABELS = ("ENTAILMENT", "NEUTRAL", "CONTRADICTION")
+_LABEL = re.compile(r"\b(ENTAILMENT|NEUTRAL|CONTRADICTION)\b", re.IGNORECASE)
+
+
+def parse_label(text: str) -> str | None:
+    """The one label the answer names, or None.
+
+    Accepts an answer that mentions exactly one of the three labels (any case, repeated or not). An answer that
+    names two different labels ("ENTAILMENT or NEUTRAL") or none is unparseable and scored wrong. CLUE counted an
+    answer right when the gold label appeared exactly once, so "ENTAILMENT, not CONTRADICTION" scored as
+    correct for either gold label; we do not.
+    """
+    found = {m.upper() for m in _LABEL.findall(strip_reasoning(text))}
+    return found.pop() if len(found) == 1 else None
+
+
+class MedNLI(Task):
+    name = "mednli"
+    title = "MedNLI"
+    level = 1
+    n_shots = 3
+    max_new_tokens = 20
+    data_files = ("mli_test_v1.jsonl",)
+    system_prompt = (
+        "You are a highly skilled assistant, specifically trained to assist medical professionals. You will "
+        "receive two sentences, labeled 'SENTENCE_1' and 'SENTENCE_2', respectively. Your task is to determine the "
+        "logical relation between the two sentences. Valid answers are: ENTAILMENT, NEUTRAL or CONTRADICTION."
+    )
+
+    def metrics(self) -> tuple[MetricSpec, ...]:
+        return (ACCURACY,)
+
+    def load(self, path: Path) -> list[Sample]:
+        samples = []
+        for where, record in read_json_records(path):
+            s1 = require_str(path, where, record, "sentence1")
+            s2 = require_str(path, where, record, "sentence2")
+            label = require_str(path, where, record, "gold_label").strip().upper()
+            if label not in LABELS:
+                raise DataError(
+                    path, f"{record['gold_label']!r} is not one of {', '.join(LABELS).lower()}",
+                    record=where, field="gold_label",
+                )
+            sample_id = str(record.get("pairID") or where)
+            samples.append(Sample(sample_id, {"sentence1": s1, "sentence2": s2}, label, f"{path}:{where}"))
+        check_unique_ids(path, samples)
+        return samples
+
+    def render_user(self, sample: Sample) -> str:
+        return f"SENTENCE_1: {sample.fields['sentence1']}\nSENTENCE_2: {sample.fields['sentence2']}"
+
+    def render_answer(self, sample: Sample) -> str:
+        # upper case, as the system prompt asks (CLUE showed the file's lower-case label)
+        return str(sample.reference)
+
+    def score(self, sample: Sample, generation: Generation) -> SampleScore:
+        label = parse_label(generation.text)
+        return SampleScore(sample.id, {"accuracy": accuracy(label, sample.reference)}, label, label is not None)

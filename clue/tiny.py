@@ -1,0 +1,126 @@
+"""Tiny random chat models built offline and deterministically: the embedded default of `pytest benchmarks`.
+
+They produce noise. Their point is that every real code path (tokenizer with a chat template, AutoModel loading
+from a local folder, batched generation, truncation to the context) runs on a fresh machine with no download.
+A byte-level BPE tokenizer is trained with `tokenizers` on a fixed corpus, and a random 2-layer Llama is
+initialised from `seed` and saved with `save_pretrained`. Same seed, same files (checked by a test).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+BUILDER_VERSION = 1
+VOCAB_SIZE = 1024
+CONTEXT = 4096
+
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
+
+# A fixed training corpus: synthetic clinical phrases, never real patient text.
+_CORPUS = [
+    "The patient is a 67 year old man with a history of hypertension, type 2 diabetes mellitus and chronic "
+    "kidney disease stage 3 who presented with chest pain and shortness of breath.",
+    "Discharge diagnosis: non-ST elevation myocardial infarction, acute on chronic heart failure, anemia.",
+    "Brief hospital course: the patient was admitted to the cardiology service and started on heparin drip.",
+    "ICD-10 Codes: I21.4, I50.23, D64.9, E11.22, N18.30, I10, Z79.4, E78.5, J18.9, A41.9, N17.9, K57.30",
+    "SENTENCE_1: Chest x-ray showed bilateral infiltrates. SENTENCE_2: The patient has pneumonia.",
+    "ENTAILMENT NEUTRAL CONTRADICTION entailment neutral contradiction",
+    "Medications on admission: metformin 1000 mg twice daily, lisinopril 20 mg daily, atorvastatin 40 mg.",
+    "Discharge condition: mental status clear and coherent, level of consciousness alert and interactive.",
+    "Physical exam: afebrile, blood pressure 142/88, heart rate 96, oxygen saturation 93% on room air.",
+    "Labs notable for creatinine 2.1, hemoglobin 8.9, troponin 0.45, white blood cell count 14.2.",
+    "Summary of the question: what are the side effects of the medication and how long do they last?",
+    "Assessment and plan: sepsis secondary to urinary tract infection, continue ceftriaxone, follow cultures.",
+]
+
+
+def _corpus() -> list[str]:
+    from clue.tasks import REGISTRY, get_task
+
+    texts = list(_CORPUS)
+    texts.extend(get_task(name).system_prompt for name in sorted(REGISTRY))
+    return texts * 4
+
+
+def build_tiny_llama(out_dir: Path, seed: int) -> Path:
+    """Write tokenizer + random 2-layer Llama to `out_dir` (atomically: a half-built folder is never used)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    if out_dir.is_dir():
+        return out_dir
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
+    tmp.chmod(0o755)
+    try:
+        bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+        bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        bpe.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=VOCAB_SIZE,
+            special_tokens=SPECIAL_TOKENS,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        bpe.train_from_iterator(_corpus(), trainer=trainer)
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=bpe,
+            bos_token="<s>",
+            eos_token="<|end|>",
+            unk_token="<unk>",
+            pad_token="<pad>",
+            model_max_length=CONTEXT,
+        )
+        tokenizer.chat_template = CHAT_TEMPLATE
+        tokenizer.save_pretrained(tmp)
+
+        torch.manual_seed(seed)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=CONTEXT,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=True,
+        )
+        model = LlamaForCausalLM(config)
+        model.generation_config.do_sample = False
+        model.save_pretrained(tmp)
+        try:
+            os.replace(tmp, out_dir)
+        except OSError:
+            if not out_dir.is_dir():  # another process won the race: theirs is identical
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def tiny_model_dir(cache_dir: Path, seed: int) -> Path:
+    return cache_dir / "models" / f"tiny-llama-v{BUILDER_VERSION}-seed{seed}"
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over every file's relative name and bytes: equal digests mean identical models."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(folder).as_posix().encode())
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
