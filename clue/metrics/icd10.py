@@ -43,7 +43,11 @@ def _package_version() -> str:
 
 def _icd() -> Any:
     """simple_icd_10_cm parses its XML on import (~2 s): import it only when a code is checked."""
-    import simple_icd_10_cm
+    import warnings
+
+    with warnings.catch_warnings():  # it loads its XML through importlib.resources' deprecated read_text
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import simple_icd_10_cm
 
     return simple_icd_10_cm
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import NoReturn
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,13 @@ def _session(config: pytest.Config) -> ClueSession:
     return config.stash[session_key]
 
 
+def _fail(exc: Exception, prefix: str = "") -> NoReturn:
+    """Fail with clue's own message only: no traceback, no chained "during handling" duplicate."""
+    message = prefix + str(exc)
+    del exc
+    raise pytest.fail.Exception(message, pytrace=False) from None
+
+
 def _task_name(node: pytest.Item | pytest.Function) -> str | None:
     marker = node.get_closest_marker("clue_task")
     if marker is None:
@@ -79,11 +87,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Plan generation from the selected items only, so `-k medisumcode` loads and runs what it needs."""
     for item in session.items:
         callspec = getattr(item, "callspec", None)
-        if callspec is None or "clue_model" not in callspec.params:
-            continue
+        model = callspec.params.get("clue_model") if callspec is not None else None
         task = _task_name(item)
-        if task is not None:
-            _session(session.config).need(callspec.params["clue_model"].name, task)
+        if isinstance(model, ModelSpec) and task is not None:
+            _session(session.config).need(model.name, task)
 
 
 @pytest.fixture(scope="session")
@@ -103,10 +110,11 @@ def clue_task(request: pytest.FixtureRequest, clue_session: ClueSession) -> Task
         raise pytest.UsageError(f"{request.node.nodeid}: mark the test with @pytest.mark.clue_task('<task>')")
     try:
         task = get_task(name)
-        if clue_session.data(task) is None:
-            pytest.skip(clue_session.missing_data_reason(task))
+        data = clue_session.data(task)
     except ClueError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        _fail(exc)
+    if data is None:
+        pytest.skip(clue_session.missing_data_reason(task))
     return task
 
 
@@ -116,7 +124,7 @@ def clue_generations(clue_task: Task, clue_model: ModelSpec, clue_session: ClueS
     try:
         return clue_session.generations(clue_model.name, clue_task.name)
     except ClueError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        _fail(exc)
 
 
 @pytest.fixture
@@ -127,7 +135,7 @@ def clue_result(
     try:
         return clue_session.result(clue_model.name, clue_task.name)
     except ClueError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        _fail(exc)
 
 
 @pytest.fixture
@@ -145,7 +153,7 @@ def clue_gate(
             if spec.base:
                 outcome = run_gate(result, clue_session.result(spec.base, result.task), settings)
         except ClueError as exc:
-            pytest.fail(f"base model {spec.base!r}: {exc}", pytrace=False)
+            _fail(exc, f"base model {spec.base!r}: ")
         record = results_report.result_record(
             result, outcome, alpha=settings.alpha, resamples=settings.resamples, seed=settings.seed
         )
@@ -230,6 +238,10 @@ class ResultsCollector:
                         f"  {row[f'{key}.verdict']}"
                     )
                 tr.write_line(line)
+        session = self.config.stash.get(session_key, None)
+        if session is not None and session.loads:
+            loads = ", ".join(f"{name} {count}" for name, count in sorted(session.loads.items()))
+            tr.write_line(f"model loads: {loads}")
         tr.write_line(f"results JSON: {self.reports_dir / 'clue-results.json'}")
 
 

@@ -55,7 +55,7 @@ OPTIONS: tuple[_Opt, ...] = (
          f"model minus base lies below -margin (default {stats.DEFAULT_MARGIN}); METRIC=VALUE overrides one "
          "metric (repeatable)", metavar="[METRIC=]VALUE", action="append"),
     _Opt("alpha", "one-sided significance level of the paired tests; the CI shown is the two-sided "
-         f"1-2*alpha interval (default {stats.DEFAULT_ALPHA}, i.e. 95 %)", type=float),
+         f"1-2*alpha interval (default {stats.DEFAULT_ALPHA}, i.e. a 95 percent interval)", type=float),
     _Opt("strict", "fail inconclusive comparisons too (default: pass with a warning)", action="store_true"),
     _Opt("resamples", f"bootstrap resamples for continuous metrics (default {stats.DEFAULT_RESAMPLES})", type=int),
     _Opt("min_samples", "fewer paired samples than this make a comparison inconclusive "

@@ -1,0 +1,239 @@
+"""The pytest plugin end to end, with pytester: the gate fails a regression with a useful message, passes a
+non-regression, -k selects tasks, reports are written, and bad configuration or data is reported clearly.
+
+Models here use the replay backend (recorded outputs), so each scenario's outcome is known exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytest_plugins = ["pytester"]
+
+LABELS = ["ENTAILMENT", "NEUTRAL", "CONTRADICTION"]
+N_RECORDS = 53  # 3 few-shot + 50 scored
+
+
+def mednli_records() -> list[dict[str, str]]:
+    return [
+        {"pairID": f"p{i:03d}", "sentence1": f"Patient {i} has finding {i}.", "sentence2": f"Claim {i}.",
+         "gold_label": LABELS[i % 3].lower()}
+        for i in range(N_RECORDS)
+    ]
+
+
+def answers(wrong: set[int]) -> list[dict[str, str]]:
+    """Replay outputs for MedNLI: right on every record except those in `wrong`."""
+    out = []
+    for i, r in enumerate(mednli_records()):
+        label = r["gold_label"].upper()
+        text = LABELS[(LABELS.index(label) + 1) % 3] if i in wrong else f"The relation is {label}."
+        out.append({"task": "mednli", "sample_id": r["pairID"], "text": text})
+    return out
+
+
+def code_answers() -> list[dict[str, str]]:
+    records = json.loads((REPO / "fixtures/data/medisumcode/MeDiSumCode.json").read_text())
+    return [{"task": "medisumcode", "sample_id": r["hadm_id"],
+             "text": "ICD-10 Codes: " + ", ".join(c["code"] for c in r["icd_codes"])} for r in records]
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    data = pytester.path / "data"
+    (data / "mednli").mkdir(parents=True)
+    (data / "mednli" / "mli_test_v1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in mednli_records()))
+    (data / "medisumcode").mkdir()
+    (data / "medisumcode" / "MeDiSumCode.json").write_text(
+        (REPO / "fixtures/data/medisumcode/MeDiSumCode.json").read_text()
+    )
+    for name in ("test_mednli.py", "test_medisumcode.py"):
+        pytester.makepyfile(**{name[:-3]: (REPO / "benchmarks" / name).read_text()})
+    pytester.makeini("[pytest]\njunit_family = xunit1\n")
+    return pytester
+
+
+def write_models(p: pytest.Pytester, base_wrong: set[int], candidate_wrong: set[int]) -> None:
+    for name, wrong in (("base", base_wrong), ("candidate", candidate_wrong)):
+        rows = answers(wrong) + code_answers()
+        (p.path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (p.path / "models.toml").write_text(
+        '[models.base]\npath = "base.jsonl"\nbackend = "replay"\n\n'
+        '[models.candidate]\npath = "candidate.jsonl"\nbackend = "replay"\nbase = "base"\n'
+    )
+
+
+def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return p.runpytest(
+        "--clue-matrix", "models.toml", "--clue-data-dir", "data", "--clue-reports-dir", "out",
+        "--junitxml", "out/junit.xml", "-p", "no:cacheprovider", *args,
+    )
+
+
+def scored_indices() -> list[int]:
+    """Indices (in file order) of the scored MedNLI records after CLUE's seed-1 shuffle."""
+    import random
+
+    order = list(range(N_RECORDS))
+    random.Random(1).shuffle(order)
+    return order[3:]
+
+
+def test_regressed_candidate_fails_with_metric_base_model_delta_ci_p_n(project: pytest.Pytester) -> None:
+    write_models(project, base_wrong=set(), candidate_wrong=set(scored_indices()[:20]))
+    result = run(project, "-k", "mednli")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*test_mednli*candidate*",
+        "*REGRESSED mednli: model 'candidate' vs base 'base'*",
+        "*accuracy: base=1.0000 model=0.6000 delta=-0.4000 95% CI [[]-0.*, -0.*[]] margin=0.02 p(regression)=*"
+        " n=50 (exact conditional McNemar (20 worse, 0 better of 50 pairs)) -> regressed",
+    ])
+    assert "Traceback" not in result.stdout.str()
+    record = json.loads((project.path / "out/results/mednli/candidate.json").read_text())
+    assert record["verdict"] == "regressed"
+    assert record["metrics"]["accuracy"]["value"] == pytest.approx(0.6)
+    assert len(record["samples"]) == 50
+
+
+def test_non_inferior_candidate_passes_and_reports_are_written(project: pytest.Pytester) -> None:
+    write_models(project, base_wrong=set(scored_indices()[:10]), candidate_wrong=set(scored_indices()[:10]))
+    result = run(project)
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*clue results*", "*mednli [[]candidate[]] vs base: NON-INFERIOR*",
+                                 "*model loads: base 1, candidate 1*"])
+    merged = json.loads((project.path / "out/clue-results.json").read_text())
+    assert {(r["task"], r["model"]) for r in merged["results"]} == {
+        ("mednli", "base"), ("mednli", "candidate"), ("medisumcode", "base"), ("medisumcode", "candidate")}
+    cand = next(r for r in merged["results"] if r["model"] == "candidate" and r["task"] == "medisumcode")
+    assert cand["metrics"]["icd_exact_f1"]["value"] == 1.0
+    assert cand["metrics"]["icd_exact_f1"]["comparison"]["verdict"] == "non-inferior"
+    assert cand["generation_settings"]["decoding"] == "greedy"
+    assert cand["provenance"]["data"]["sha256"]
+    # JUnit XML carries the metrics as properties of each test case
+    tree = ET.parse(project.path / "out/junit.xml")
+    case = next(c for c in tree.iter("testcase") if c.get("name") == "test_mednli[candidate]")
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert props["clue.accuracy"] == "0.8" and props["clue.accuracy.verdict"] == "non-inferior"
+    assert props["clue.base_model"] == "base"
+    assert "PytestWarning" not in result.stdout.str()  # junit_family is compatible with record_property
+
+
+def test_dash_k_selects_one_task_and_generates_only_that(project: pytest.Pytester) -> None:
+    write_models(project, base_wrong=set(), candidate_wrong=set())
+    result = run(project, "-k", "medisumcode")
+    result.assert_outcomes(passed=2)
+    assert not (project.path / "out/results/mednli").exists()
+    assert not (project.path / "out/generations/mednli").exists()
+    assert (project.path / "out/generations/medisumcode/candidate.jsonl").is_file()
+
+
+def test_inconclusive_warns_and_fails_under_strict(project: pytest.Pytester) -> None:
+    idx = scored_indices()
+    write_models(project, base_wrong=set(idx[:5]), candidate_wrong=set(idx[3:11]))
+    result = run(project, "-k", "mednli")
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(["*ClueInconclusiveWarning: INCONCLUSIVE mednli*"])
+    strict = run(project, "-k", "mednli", "--clue-strict")
+    strict.assert_outcomes(passed=1, failed=1)
+    strict.stdout.fnmatch_lines(["*--clue-strict: inconclusive comparisons fail*"])
+
+
+def test_improvement_never_fails_even_under_strict(project: pytest.Pytester) -> None:
+    write_models(project, base_wrong=set(scored_indices()[:30]), candidate_wrong=set())
+    result = run(project, "-k", "mednli", "--clue-strict")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*mednli [[]candidate[]] vs base: IMPROVED*"])
+
+
+def test_per_metric_margin_changes_the_verdict(project: pytest.Pytester) -> None:
+    write_models(project, base_wrong=set(), candidate_wrong=set(scored_indices()[:8]))  # delta -0.16
+    run(project, "-k", "mednli").assert_outcomes(passed=1, failed=1)
+    run(project, "-k", "mednli", "--clue-margin", "accuracy=0.5").assert_outcomes(passed=2)
+
+
+def test_missing_data_skips_with_where_to_put_it(project: pytest.Pytester) -> None:
+    write_models(project, base_wrong=set(), candidate_wrong=set())
+    (project.path / "data/mednli/mli_test_v1.jsonl").unlink()
+    result = run(project, "-k", "mednli", "-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*MedNLI: no data; put mli_test_v1.jsonl in */data/mednli/ or pass --clue-data*"])
+
+
+def test_invalid_data_fails_naming_file_record_and_field(project: pytest.Pytester) -> None:
+    write_models(project, base_wrong=set(), candidate_wrong=set())
+    path = project.path / "data/mednli/mli_test_v1.jsonl"
+    lines = path.read_text().splitlines()
+    lines[6] = json.dumps({"sentence1": "a", "sentence2": "b", "gold_label": "unsure"})
+    path.write_text("\n".join(lines) + "\n")
+    result = run(project, "-k", "mednli")
+    result.assert_outcomes(errors=2)  # a setup error: the test cannot run on unusable data
+    result.stdout.fnmatch_lines(["*mli_test_v1.jsonl, record line 7, field 'gold_label': 'unsure' is not one of*"])
+    assert "Traceback" not in result.stdout.str()
+    assert "During handling" not in result.stdout.str()
+
+
+def test_missing_replay_output_fails_that_sample_only(project: pytest.Pytester) -> None:
+    write_models(project, base_wrong=set(), candidate_wrong=set())
+    rows = [json.loads(x) for x in (project.path / "candidate.jsonl").read_text().splitlines()]
+    (project.path / "candidate.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[1:]))
+    result = run(project, "-k", "mednli")
+    record = json.loads((project.path / "out/results/mednli/candidate.json").read_text())
+    assert record["failed_generations"] == 1
+    failed = [s for s in record["samples"] if s["error"]]
+    assert failed[0]["id"] == "p000" and "no recorded output" in failed[0]["error"]
+    assert failed[0]["scores"]["accuracy"] == 0.0  # a failed generation counts as a wrong answer
+    result.assert_outcomes(passed=2, warnings=1)  # 1 worse of 50: inconclusive, not a crash
+
+
+def test_bad_matrix_is_a_usage_error_without_traceback(project: pytest.Pytester) -> None:
+    (project.path / "models.toml").write_text('[models.cand]\npath = "x"\nbase = "nobody"\n')
+    result = run(project)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*clue: model matrix *models.toml: model 'cand': base 'nobody' is not an entry*"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_no_model_configured_fails_with_how_to(project: pytest.Pytester) -> None:
+    result = project.runpytest("-k", "mednli", "--clue-data-dir", "data", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*no models to evaluate: pass --clue-model PATH_OR_ID*"])
+
+
+def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
+    from clue.plugin.options import OPTIONS
+
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["clue: clinical LLM benchmark and regression gate:"])
+    text = result.stdout.str()
+    for opt in OPTIONS:
+        assert "--clue-" + opt.name.replace("_", "-") in text
+    assert "clue_margin" in text  # ini twins are listed too
+
+
+def test_plugin_is_inert_in_a_project_without_clue_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="def test_one():\n    assert True\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "clue results" not in result.stdout.str()
+    assert not (pytester.path / "reports").exists()
+
+
+def test_tool_clue_table_sets_defaults(project: pytest.Pytester) -> None:
+    write_models(project, base_wrong=set(), candidate_wrong=set(scored_indices()[:8]))
+    (project.path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\njunit_family = "xunit1"\n\n'
+        '[tool.clue]\nmatrix = "models.toml"\ndata_dir = "data"\nreports_dir = "out"\n\n'
+        "[tool.clue.margins]\naccuracy = 0.5\n"
+    )
+    (project.path / "tox.ini").unlink(missing_ok=True)
+    (project.path / "pytest.ini").unlink(missing_ok=True)
+    result = project.runpytest("-k", "mednli", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert (project.path / "out/results/mednli/candidate.json").is_file()
