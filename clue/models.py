@@ -137,6 +137,9 @@ def pair_from_cli(model: str, base: str | None, **common: Any) -> dict[str, Mode
     if base:
         models["base"] = _spec_from_table("base", {"path": base, **common}, "--clue-base-model", Path.cwd())
     models["candidate"] = _spec_from_table(
-        "candidate", {"path": model, **({"base": "base"} if base else {}), **common}, "--clue-model", Path.cwd()
+        "candidate",
+        {"path": model, **({"base": "base"} if base else {}), **common},
+        "--clue-model",
+        Path.cwd(),
     )
     return models

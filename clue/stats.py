@@ -171,8 +171,16 @@ def paired_bootstrap(
     p_sup = (np.count_nonzero(replicates <= 0) + 1) / (resamples + 1)
     method = f"paired bootstrap, {resamples} resamples" + (f", {n_units} clusters" if clusters is not None else "")
     return _finish(
-        metric, method, m, b, (float(gain_low), float(gain_high)), (p_reg, p_ni, p_sup),
-        higher_is_better=higher_is_better, margin=margin, alpha=alpha, min_samples=min_samples,
+        metric,
+        method,
+        m,
+        b,
+        (float(gain_low), float(gain_high)),
+        (p_reg, p_ni, p_sup),
+        higher_is_better=higher_is_better,
+        margin=margin,
+        alpha=alpha,
+        min_samples=min_samples,
     )
 
 
@@ -181,9 +189,7 @@ def _log_binom_pmf(i: int, k: int, p: float) -> float:
         return 0.0 if i == 0 else -math.inf
     if p >= 1.0:
         return 0.0 if i == k else -math.inf
-    return (
-        math.lgamma(k + 1) - math.lgamma(i + 1) - math.lgamma(k - i + 1) + i * math.log(p) + (k - i) * math.log1p(-p)
-    )
+    return math.lgamma(k + 1) - math.lgamma(i + 1) - math.lgamma(k - i + 1) + i * math.log(p) + (k - i) * math.log1p(-p)
 
 
 def binom_sf(x: int, k: int, p: float) -> float:
@@ -267,8 +273,16 @@ def exact_paired_binary(
         gain_ci = (psi * (1 - 2 * pi_high), psi * (1 - 2 * pi_low))
     method = f"exact conditional McNemar ({worse} worse, {better} better of {n} pairs)"
     return _finish(
-        metric, method, m, b, gain_ci, (p_reg, p_ni, p_sup),
-        higher_is_better=higher_is_better, margin=margin, alpha=alpha, min_samples=min_samples,
+        metric,
+        method,
+        m,
+        b,
+        gain_ci,
+        (p_reg, p_ni, p_sup),
+        higher_is_better=higher_is_better,
+        margin=margin,
+        alpha=alpha,
+        min_samples=min_samples,
     )
 
 
@@ -299,7 +313,11 @@ def compare(
 
 
 def mean_ci(
-    values: Sequence[float], *, alpha: float = DEFAULT_ALPHA, resamples: int = DEFAULT_RESAMPLES, seed: int = 1
+    values: Sequence[float],
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 1,
 ) -> tuple[float, float]:
     """Percentile bootstrap (1 - 2*alpha) interval of one model's mean score, for the report."""
     v = np.asarray(values, dtype=float)
@@ -307,9 +325,11 @@ def mean_ci(
         raise ValueError("no values")
     rng = np.random.default_rng(seed)
     chunk = max(1, 2_000_000 // len(v))
-    means = np.concatenate([
-        v[rng.integers(0, len(v), size=(min(chunk, resamples - start), len(v)))].mean(axis=1)
-        for start in range(0, resamples, chunk)
-    ])
+    means = np.concatenate(
+        [
+            v[rng.integers(0, len(v), size=(min(chunk, resamples - start), len(v)))].mean(axis=1)
+            for start in range(0, resamples, chunk)
+        ]
+    )
     low, high = np.quantile(means, [alpha, 1 - alpha])
     return float(low), float(high)

@@ -39,7 +39,7 @@ def test_generates_one_record_per_prompt_in_order(backend: TransformersBackend) 
     assert [g.sample_id for g in out] == [p.sample_id for p in prompts]
     for p, g in zip(prompts, out, strict=True):
         assert g.error is None
-        assert 0 < g.prompt_tokens
+        assert g.prompt_tokens > 0
         assert g.completion_tokens <= p.max_new_tokens
         assert g.finish_reason in ("stop", "length")
         assert (g.finish_reason == "length") == (g.completion_tokens == p.max_new_tokens)

@@ -19,7 +19,10 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_matrix_with_hub_ids_local_paths_and_bases(tmp_path: Path) -> None:
     (tmp_path / "ft").mkdir()
     (tmp_path / "llama3.jinja").write_text("{{ messages }}")
-    models = load_matrix(write(tmp_path, """
+    models = load_matrix(
+        write(
+            tmp_path,
+            """
 [models.llama3]
 path = "meta-llama/Meta-Llama-3-8B-Instruct"
 revision = "abc123"
@@ -30,7 +33,9 @@ base = "llama3"
 dtype = "bfloat16"
 chat_template = "llama3.jinja"
 max_model_len = 8192
-"""))
+""",
+        )
+    )
     assert list(models) == ["llama3", "clinical"]
     assert models["llama3"].path == "meta-llama/Meta-Llama-3-8B-Instruct" and not models["llama3"].is_local
     assert models["clinical"].path == str((tmp_path / "ft").resolve()) and models["clinical"].is_local

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
@@ -22,8 +21,12 @@ N_RECORDS = 53  # 3 few-shot + 50 scored
 
 def mednli_records() -> list[dict[str, str]]:
     return [
-        {"pairID": f"p{i:03d}", "sentence1": f"Patient {i} has finding {i}.", "sentence2": f"Claim {i}.",
-         "gold_label": LABELS[i % 3].lower()}
+        {
+            "pairID": f"p{i:03d}",
+            "sentence1": f"Patient {i} has finding {i}.",
+            "sentence2": f"Claim {i}.",
+            "gold_label": LABELS[i % 3].lower(),
+        }
         for i in range(N_RECORDS)
     ]
 
@@ -40,8 +43,14 @@ def answers(wrong: set[int]) -> list[dict[str, str]]:
 
 def code_answers() -> list[dict[str, str]]:
     records = json.loads((REPO / "fixtures/data/medisumcode/MeDiSumCode.json").read_text())
-    return [{"task": "medisumcode", "sample_id": r["hadm_id"],
-             "text": "ICD-10 Codes: " + ", ".join(c["code"] for c in r["icd_codes"])} for r in records]
+    return [
+        {
+            "task": "medisumcode",
+            "sample_id": r["hadm_id"],
+            "text": "ICD-10 Codes: " + ", ".join(c["code"] for c in r["icd_codes"]),
+        }
+        for r in records
+    ]
 
 
 @pytest.fixture
@@ -71,8 +80,17 @@ def write_models(p: pytest.Pytester, base_wrong: set[int], candidate_wrong: set[
 
 def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
     return p.runpytest(
-        "--clue-matrix", "models.toml", "--clue-data-dir", "data", "--clue-reports-dir", "out",
-        "--junitxml", "out/junit.xml", "-p", "no:cacheprovider", *args,
+        "--clue-matrix",
+        "models.toml",
+        "--clue-data-dir",
+        "data",
+        "--clue-reports-dir",
+        "out",
+        "--junitxml",
+        "out/junit.xml",
+        "-p",
+        "no:cacheprovider",
+        *args,
     )
 
 
@@ -89,12 +107,14 @@ def test_regressed_candidate_fails_with_metric_base_model_delta_ci_p_n(project: 
     write_models(project, base_wrong=set(), candidate_wrong=set(scored_indices()[:20]))
     result = run(project, "-k", "mednli")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([
-        "*test_mednli*candidate*",
-        "*REGRESSED mednli: model 'candidate' vs base 'base'*",
-        "*accuracy: base=1.0000 model=0.6000 delta=-0.4000 95% CI [[]-0.*, -0.*[]] margin=0.02 p(regression)=*"
-        " n=50 (exact conditional McNemar (20 worse, 0 better of 50 pairs)) -> regressed",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_mednli*candidate*",
+            "*REGRESSED mednli: model 'candidate' vs base 'base'*",
+            "*accuracy: base=1.0000 model=0.6000 delta=-0.4000 95% CI [[]-0.*, -0.*[]] margin=0.02 p(regression)=*"
+            " n=50 (exact conditional McNemar (20 worse, 0 better of 50 pairs)) -> regressed",
+        ]
+    )
     assert "Traceback" not in result.stdout.str()
     record = json.loads((project.path / "out/results/mednli/candidate.json").read_text())
     assert record["verdict"] == "regressed"
@@ -106,11 +126,20 @@ def test_non_inferior_candidate_passes_and_reports_are_written(project: pytest.P
     write_models(project, base_wrong=set(scored_indices()[:10]), candidate_wrong=set(scored_indices()[:10]))
     result = run(project)
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["*clue results*", "*mednli [[]candidate[]] vs base: NON-INFERIOR*",
-                                 "*model loads: base 1, candidate 1*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*clue results*",
+            "*mednli [[]candidate[]] vs base: NON-INFERIOR*",
+            "*model loads: base 1, candidate 1*",
+        ]
+    )
     merged = json.loads((project.path / "out/clue-results.json").read_text())
     assert {(r["task"], r["model"]) for r in merged["results"]} == {
-        ("mednli", "base"), ("mednli", "candidate"), ("medisumcode", "base"), ("medisumcode", "candidate")}
+        ("mednli", "base"),
+        ("mednli", "candidate"),
+        ("medisumcode", "base"),
+        ("medisumcode", "candidate"),
+    }
     cand = next(r for r in merged["results"] if r["model"] == "candidate" and r["task"] == "medisumcode")
     assert cand["metrics"]["icd_exact_f1"]["value"] == 1.0
     assert cand["metrics"]["icd_exact_f1"]["comparison"]["verdict"] == "non-inferior"

@@ -114,7 +114,10 @@ def test_cluster_bootstrap_does_not_let_repetitions_inflate_n() -> None:
     model = np.where(rng.random(30) < 0.3, 1 - base, base)
     single = stats.paired_bootstrap(model, base, clusters=[str(i) for i in range(30)], seed=2)
     repeated = stats.paired_bootstrap(
-        np.repeat(model, 5), np.repeat(base, 5), clusters=[str(i) for i in range(30) for _ in range(5)], seed=2
+        np.repeat(model, 5),
+        np.repeat(base, 5),
+        clusters=[str(i) for i in range(30) for _ in range(5)],
+        seed=2,
     )
     naive = stats.paired_bootstrap(np.repeat(model, 5), np.repeat(base, 5), seed=2)
     width = lambda r: r.ci_high - r.ci_low  # noqa: E731

@@ -54,9 +54,18 @@ def test_mednli_loads_the_fixture() -> None:
     [
         ("{not json", "line 2: invalid JSON"),
         (json.dumps({"sentence1": "a", "gold_label": "neutral"}), "line 2, field 'sentence2': missing"),
-        (json.dumps({"sentence1": "a", "sentence2": "b", "gold_label": "maybe"}), "line 2, field 'gold_label'"),
-        (json.dumps({"sentence1": "a", "sentence2": 3, "gold_label": "neutral"}), "expected a string, got int"),
-        (json.dumps({"sentence1": " ", "sentence2": "b", "gold_label": "neutral"}), "field 'sentence1': empty"),
+        (
+            json.dumps({"sentence1": "a", "sentence2": "b", "gold_label": "maybe"}),
+            "line 2, field 'gold_label'",
+        ),
+        (
+            json.dumps({"sentence1": "a", "sentence2": 3, "gold_label": "neutral"}),
+            "expected a string, got int",
+        ),
+        (
+            json.dumps({"sentence1": " ", "sentence2": "b", "gold_label": "neutral"}),
+            "field 'sentence1': empty",
+        ),
         (json.dumps(["a", "b"]), "line 2: expected a JSON object"),
     ],
 )

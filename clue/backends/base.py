@@ -9,9 +9,7 @@ from clue.types import Generation, GenerationSettings, Prompt
 
 
 class Backend(Protocol):
-    def generate(
-        self, prompts: Sequence[Prompt], settings: GenerationSettings, *, desc: str = ""
-    ) -> list[Generation]:
+    def generate(self, prompts: Sequence[Prompt], settings: GenerationSettings, *, desc: str = "") -> list[Generation]:
         """One Generation per prompt, in the same order. A prompt that cannot be run gets a Generation with
         `error` set and empty text (scored as a wrong answer), rather than aborting the whole batch."""
         ...

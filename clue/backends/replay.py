@@ -30,7 +30,9 @@ class ReplayBackend:
                 key = (str(record["task"]), str(record["sample_id"]))
                 text = record["text"]
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DataError(self.path, f"expected {{task, sample_id, text}} ({exc})", record=f"line {lineno}")
+                raise DataError(
+                    self.path, f"expected {{task, sample_id, text}} ({exc})", record=f"line {lineno}"
+                ) from None
             if not isinstance(text, str):
                 raise DataError(self.path, "expected a string", record=f"line {lineno}", field="text")
             self.outputs[key] = text
@@ -40,8 +42,17 @@ class ReplayBackend:
         for prompt in prompts:
             text = self.outputs.get((prompt.task, prompt.sample_id))
             if text is None:
-                results.append(Generation(prompt.sample_id, "", 0, 0, "error", 0.0,
-                                          error=f"no recorded output in {self.path} for {prompt.task}/{prompt.sample_id}"))
+                results.append(
+                    Generation(
+                        prompt.sample_id,
+                        "",
+                        0,
+                        0,
+                        "error",
+                        0.0,
+                        error=f"no recorded output in {self.path} for {prompt.task}/{prompt.sample_id}",
+                    )
+                )
             else:
                 results.append(Generation(prompt.sample_id, text, 0, len(text.split()), "stop", 0.0))
         return results

@@ -51,7 +51,7 @@ class TransformersBackend:
         if not self.tokenizer.chat_template:
             raise ConfigError(
                 f"model {spec.name!r}: tokenizer at {location} has no chat template; "
-                "set chat_template = \"path/to/template.jinja\" in its matrix entry"
+                'set chat_template = "path/to/template.jinja" in its matrix entry'
             )
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype: Any = "auto" if spec.dtype == "auto" else getattr(torch, spec.dtype)
@@ -91,13 +91,21 @@ class TransformersBackend:
         """Token ids that fit `context - max_new_tokens`, the number of document tokens removed, or an error."""
         budget = self.context - prompt.max_new_tokens
         if budget <= 0:
-            return [], 0, f"max_new_tokens={prompt.max_new_tokens} leaves no room in a context of {self.context}"
+            return (
+                [],
+                0,
+                f"max_new_tokens={prompt.max_new_tokens} leaves no room in a context of {self.context}",
+            )
         messages = list(prompt.messages)
         ids = self._encode(self._render(messages))
         if len(ids) <= budget:
             return ids, 0, None
         if not prompt.truncatable:
-            return [], 0, f"prompt has {len(ids)} tokens, over the budget of {budget}, and nothing may be shortened"
+            return (
+                [],
+                0,
+                f"prompt has {len(ids)} tokens, over the budget of {budget}, and nothing may be shortened",
+            )
         doc = prompt.truncatable
         doc_ids = self._encode(doc)
         removed = 0
@@ -107,9 +115,13 @@ class TransformersBackend:
             overflow = len(ids) - budget
             keep = len(doc_ids) - removed - overflow - 4
             if keep <= 0:
-                return [], 0, (
-                    f"prompt does not fit a context of {self.context} even with an empty document "
-                    f"(system prompt, few-shot turns and instructions alone are too long)"
+                return (
+                    [],
+                    0,
+                    (
+                        f"prompt does not fit a context of {self.context} even with an empty document "
+                        f"(system prompt, few-shot turns and instructions alone are too long)"
+                    ),
                 )
             removed = len(doc_ids) - keep
             short = self.tokenizer.decode(doc_ids[:keep]) + TRUNCATION_MARK
@@ -137,13 +149,21 @@ class TransformersBackend:
         # longest first within each max_new_tokens group: padding stays small, memory errors surface early
         fitted.sort(key=lambda item: (prompts[item[0]].max_new_tokens, -len(item[1])))
         eos = self.tokenizer.eos_token_id
-        with tqdm(total=len(prompts), desc=desc or f"{self.spec.name}: generating", unit="prompt",
-                  initial=len(results), leave=False) as bar:
+        with tqdm(
+            total=len(prompts),
+            desc=desc or f"{self.spec.name}: generating",
+            unit="prompt",
+            initial=len(results),
+            leave=False,
+        ) as bar:
             start = 0
             while start < len(fitted):
                 max_new = prompts[fitted[start][0]].max_new_tokens
-                batch = [item for item in fitted[start : start + settings.batch_size]
-                         if prompts[item[0]].max_new_tokens == max_new]
+                batch = [
+                    item
+                    for item in fitted[start : start + settings.batch_size]
+                    if prompts[item[0]].max_new_tokens == max_new
+                ]
                 start += len(batch)
                 padded = self.tokenizer.pad({"input_ids": [ids for _, ids, _ in batch]}, return_tensors="pt")
                 config = GenerationConfig(
@@ -172,8 +192,13 @@ class TransformersBackend:
                         new.pop()
                     text = self.tokenizer.decode(new, skip_special_tokens=True)
                     results[i] = Generation(
-                        prompts[i].sample_id, text, len(ids), len(new), "stop" if stopped else "length",
-                        latency, truncated_tokens=removed,
+                        prompts[i].sample_id,
+                        text,
+                        len(ids),
+                        len(new),
+                        "stop" if stopped else "length",
+                        latency,
+                        truncated_tokens=removed,
                     )
                 bar.update(len(batch))
         return [results[i] for i in range(len(prompts))]

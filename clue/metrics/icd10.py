@@ -130,4 +130,3 @@ def metric_specs() -> tuple[MetricSpec, ...]:
         MetricSpec("icd_approx_precision", "precision, 3-character categories", gate=False, fingerprint=fp),
         MetricSpec("icd_approx_recall", "recall, 3-character categories", gate=False, fingerprint=fp),
     )
-

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -37,9 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "clue_task(name): the CLUE task this test evaluates (mednli, medisumcode, ...)"
-    )
+    config.addinivalue_line("markers", "clue_task(name): the CLUE task this test evaluates (mednli, medisumcode, ...)")
     config.pluginmanager.register(ResultsCollector(config), "clue-results-collector")
     try:
         session = ClueSession(resolve(config))
@@ -129,7 +127,10 @@ def clue_generations(clue_task: Task, clue_model: ModelSpec, clue_session: ClueS
 
 @pytest.fixture
 def clue_result(
-    clue_task: Task, clue_model: ModelSpec, clue_session: ClueSession, clue_generations: tuple[Generation, ...]
+    clue_task: Task,
+    clue_model: ModelSpec,
+    clue_session: ClueSession,
+    clue_generations: tuple[Generation, ...],
 ) -> TaskResult:
     """Per-sample scores and aggregates of this model on this task."""
     try:

@@ -29,9 +29,10 @@ class GateOutcome:
     @property
     def verdict(self) -> stats.Verdict:
         verdicts = {c.verdict for c in self.comparisons if c.metric in self.gated}
-        for v in ("regressed", "inconclusive", "non-inferior"):
+        order: tuple[stats.Verdict, ...] = ("regressed", "inconclusive", "non-inferior")
+        for v in order:
             if v in verdicts:
-                return v  # type: ignore[return-value]
+                return v
         return "improved" if verdicts else "inconclusive"
 
     def message(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -34,39 +34,89 @@ class _Opt:
 
 
 OPTIONS: tuple[_Opt, ...] = (
-    _Opt("model", "the model to evaluate: a local folder or a Hugging Face id (test id: 'candidate'); "
-         "overrides the model matrix", metavar="PATH_OR_ID"),
+    _Opt(
+        "model",
+        "the model to evaluate: a local folder or a Hugging Face id (test id: 'candidate'); overrides the model matrix",
+        metavar="PATH_OR_ID",
+    ),
     _Opt("base_model", "the base model --clue-model is gated against (test id: 'base')", metavar="PATH_OR_ID"),
-    _Opt("matrix", "model matrix TOML file listing several models and their bases "
-         "(default from [tool.clue] matrix)", metavar="FILE"),
+    _Opt(
+        "matrix",
+        "model matrix TOML file listing several models and their bases (default from [tool.clue] matrix)",
+        metavar="FILE",
+    ),
     _Opt("dtype", "dtype for --clue-model/--clue-base-model: auto, float32, float16, bfloat16", default="auto"),
-    _Opt("chat_template", "Jinja chat template file overriding the tokenizer's, for --clue-model/--clue-base-model",
-         metavar="FILE"),
-    _Opt("max_model_len", "context length for --clue-model/--clue-base-model (default: the model config's)",
-         type=int, metavar="TOKENS"),
-    _Opt("data_dir", "folder with one sub-folder per task holding its published file, e.g. "
-         "DIR/mednli/mli_test_v1.jsonl", metavar="DIR"),
-    _Opt("data", "one task's data file, overriding --clue-data-dir (repeatable)", metavar="TASK=FILE",
-         action="append"),
+    _Opt(
+        "chat_template",
+        "Jinja chat template file overriding the tokenizer's, for --clue-model/--clue-base-model",
+        metavar="FILE",
+    ),
+    _Opt(
+        "max_model_len",
+        "context length for --clue-model/--clue-base-model (default: the model config's)",
+        type=int,
+        metavar="TOKENS",
+    ),
+    _Opt(
+        "data_dir",
+        "folder with one sub-folder per task holding its published file, e.g. DIR/mednli/mli_test_v1.jsonl",
+        metavar="DIR",
+    ),
+    _Opt(
+        "data",
+        "one task's data file, overriding --clue-data-dir (repeatable)",
+        metavar="TASK=FILE",
+        action="append",
+    ),
     _Opt("reports_dir", "where results JSON and JUnit XML go", default="reports", metavar="DIR"),
-    _Opt("cache_dir", "where built tiny models (and later the generation store) live", default=".clue-cache",
-         metavar="DIR"),
-    _Opt("margin", "non-inferiority margin on the metric's 0-1 scale: a model regresses when the whole CI of "
-         f"model minus base lies below -margin (default {stats.DEFAULT_MARGIN}); METRIC=VALUE overrides one "
-         "metric (repeatable)", metavar="[METRIC=]VALUE", action="append"),
-    _Opt("alpha", "one-sided significance level of the paired tests; the CI shown is the two-sided "
-         f"1-2*alpha interval (default {stats.DEFAULT_ALPHA}, i.e. a 95 percent interval)", type=float),
+    _Opt(
+        "cache_dir",
+        "where built tiny models (and later the generation store) live",
+        default=".clue-cache",
+        metavar="DIR",
+    ),
+    _Opt(
+        "margin",
+        "non-inferiority margin on the metric's 0-1 scale: a model regresses when the whole CI of "
+        f"model minus base lies below -margin (default {stats.DEFAULT_MARGIN}); METRIC=VALUE overrides one "
+        "metric (repeatable)",
+        metavar="[METRIC=]VALUE",
+        action="append",
+    ),
+    _Opt(
+        "alpha",
+        "one-sided significance level of the paired tests; the CI shown is the two-sided "
+        f"1-2*alpha interval (default {stats.DEFAULT_ALPHA}, i.e. a 95 percent interval)",
+        type=float,
+    ),
     _Opt("strict", "fail inconclusive comparisons too (default: pass with a warning)", action="store_true"),
-    _Opt("resamples", f"bootstrap resamples for continuous metrics (default {stats.DEFAULT_RESAMPLES})", type=int),
-    _Opt("min_samples", "fewer paired samples than this make a comparison inconclusive "
-         f"(default {stats.DEFAULT_MIN_SAMPLES})", type=int),
-    _Opt("seed", "seed for the few-shot shuffle (1 reproduces CLUE's split), the bootstrap and sampling "
-         "(default 1)", type=int),
-    _Opt("limit", "score only the first N samples of each task after the few-shot split (quick runs)", type=int,
-         metavar="N"),
+    _Opt(
+        "resamples",
+        f"bootstrap resamples for continuous metrics (default {stats.DEFAULT_RESAMPLES})",
+        type=int,
+    ),
+    _Opt(
+        "min_samples",
+        f"fewer paired samples than this make a comparison inconclusive (default {stats.DEFAULT_MIN_SAMPLES})",
+        type=int,
+    ),
+    _Opt(
+        "seed",
+        "seed for the few-shot shuffle (1 reproduces CLUE's split), the bootstrap and sampling (default 1)",
+        type=int,
+    ),
+    _Opt(
+        "limit",
+        "score only the first N samples of each task after the few-shot split (quick runs)",
+        type=int,
+        metavar="N",
+    ),
     _Opt("batch_size", "prompts per generation batch (default 8)", type=int),
-    _Opt("temperature", "sampling temperature; 0 means greedy decoding (default 0; CLUE's scripts used 1.0)",
-         type=float),
+    _Opt(
+        "temperature",
+        "sampling temperature; 0 means greedy decoding (default 0; CLUE's scripts used 1.0)",
+        type=float,
+    ),
     _Opt("top_p", "nucleus sampling top-p, used when temperature > 0 (default 1.0)", type=float),
 )
 
@@ -83,7 +133,9 @@ def add_options(parser: pytest.Parser) -> None:
         else:
             kwargs.update(type=opt.type, default=None, metavar=opt.metavar)
         group.addoption(flag, **kwargs)
-        ini_type = "linelist" if opt.action == "append" else ("bool" if opt.action == "store_true" else "string")
+        ini_type: Literal["linelist", "bool", "string"] = (
+            "linelist" if opt.action == "append" else "bool" if opt.action == "store_true" else "string"
+        )
         parser.addini(f"clue_{opt.name}", f"default for {flag}", type=ini_type, default=None)
 
 
@@ -177,11 +229,11 @@ def resolve(config: pytest.Config) -> Settings:
     for item in raw if isinstance(raw, list) else [raw]:
         if item is None:
             continue
-        metric, sep, number = str(item).rpartition("=")
+        metric, sep, text = str(item).rpartition("=")
         if sep:
-            margins[metric.strip()] = _convert(f"margin for {metric}", number, float)
+            margins[metric.strip()] = _convert(f"margin for {metric}", text, float)
         else:
-            margin = _convert("margin", number, float)
+            margin = _convert("margin", text, float)
     for name, value in [("margin", margin), *margins.items()]:
         if value < 0:
             raise ConfigError(f"clue margin {name}: must be >= 0, got {value}")

@@ -67,7 +67,7 @@ class ClueSession:
             else:
                 raise ConfigError(
                     "no models to evaluate: pass --clue-model PATH_OR_ID [--clue-base-model PATH_OR_ID], "
-                    "or --clue-matrix FILE, or set matrix = \"...\" under [tool.clue] in pyproject.toml"
+                    'or --clue-matrix FILE, or set matrix = "..." under [tool.clue] in pyproject.toml'
                 )
         return self._models
 
@@ -203,8 +203,11 @@ class ClueSession:
                 metrics=task.metrics(),
                 samples=scores,
                 generations=generations,
-                settings={**self.generation_settings().as_dict(), "n_shots": task.n_shots,
-                          "max_new_tokens": task.max_new_tokens},
+                settings={
+                    **self.generation_settings().as_dict(),
+                    "n_shots": task.n_shots,
+                    "max_new_tokens": task.max_new_tokens,
+                },
                 provenance=self._provenance(model, task, data),
             )
         return self._results[key]
@@ -216,8 +219,13 @@ class ClueSession:
             "platform": platform.platform(),
             "model": self.models[model].describe(),
             "backend": self._backend_info.get(model, {}),
-            "data": {"path": str(data.path), "sha256": data.sha256, "records": data.total,
-                     "few_shot_ids": [s.id for s in data.shots], "scored": len(data.scored)},
+            "data": {
+                "path": str(data.path),
+                "sha256": data.sha256,
+                "records": data.total,
+                "few_shot_ids": [s.id for s in data.shots],
+                "scored": len(data.scored),
+            },
             "seed": self.settings.seed,
             "limit": self.settings.limit,
         }

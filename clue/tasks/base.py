@@ -74,8 +74,9 @@ class Task(ABC):
         random.Random(seed).shuffle(shuffled)
         if len(shuffled) <= self.n_shots:
             raise DataError(
-                "<data>", f"{self.name} needs more than {self.n_shots} records ({self.n_shots} few-shot + 1 scored), "
-                f"got {len(shuffled)}"
+                "<data>",
+                f"{self.name} needs more than {self.n_shots} records ({self.n_shots} few-shot + 1 scored), "
+                f"got {len(shuffled)}",
             )
         return shuffled[: self.n_shots], shuffled[self.n_shots :]
 

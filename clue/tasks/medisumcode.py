@@ -47,8 +47,12 @@ class MeDiSumCode(Task):
             for i, entry in enumerate(codes_field):
                 code = entry.get("code") if isinstance(entry, dict) else None
                 if not isinstance(code, str) or not icd10.normalize(code):
-                    raise DataError(path, "expected an object with a non-empty string 'code'", record=where,
-                                    field=f"icd_codes[{i}]")
+                    raise DataError(
+                        path,
+                        "expected an object with a non-empty string 'code'",
+                        record=where,
+                        field=f"icd_codes[{i}]",
+                    )
                 normalized = icd10.normalize(code)
                 if normalized not in codes:
                     codes.append(normalized)

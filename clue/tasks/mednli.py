@@ -54,8 +54,10 @@ class MedNLI(Task):
             label = require_str(path, where, record, "gold_label").strip().upper()
             if label not in LABELS:
                 raise DataError(
-                    path, f"{record['gold_label']!r} is not one of {', '.join(LABELS).lower()}",
-                    record=where, field="gold_label",
+                    path,
+                    f"{record['gold_label']!r} is not one of {', '.join(LABELS).lower()}",
+                    record=where,
+                    field="gold_label",
                 )
             sample_id = str(record.get("pairID") or where)
             samples.append(Sample(sample_id, {"sentence1": s1, "sentence2": s2}, label, f"{path}:{where}"))
