@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 Verdict = Literal["regressed", "inconclusive", "non-inferior", "improved"]
 
@@ -79,7 +80,9 @@ def _verdict(gain_low: float, gain_high: float, margin: float, n: int, min_sampl
     return "inconclusive"
 
 
-def _validate_pairs(model: Sequence[float], base: Sequence[float], metric: str) -> tuple[np.ndarray, np.ndarray]:
+def _validate_pairs(
+    model: Sequence[float], base: Sequence[float], metric: str
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     m = np.asarray(model, dtype=float)
     b = np.asarray(base, dtype=float)
     if m.shape != b.shape or m.ndim != 1:
@@ -95,8 +98,8 @@ def _validate_pairs(model: Sequence[float], base: Sequence[float], metric: str) 
 def _finish(
     metric: str,
     method: str,
-    m: np.ndarray,
-    b: np.ndarray,
+    m: npt.NDArray[np.float64],
+    b: npt.NDArray[np.float64],
     gain_ci: tuple[float, float],
     p: tuple[float, float, float],
     *,
@@ -155,7 +158,7 @@ def paired_bootstrap(
         if len(clusters) != len(gains):
             raise ValueError(f"{metric}: {len(clusters)} cluster labels for {len(gains)} samples")
         labels, inverse = np.unique(np.asarray(clusters, dtype=str), return_inverse=True)
-        sums = np.bincount(inverse, weights=gains, minlength=len(labels))
+        sums = np.bincount(inverse, weights=gains, minlength=len(labels)).astype(float)
         counts = np.bincount(inverse, minlength=len(labels)).astype(float)
     rng = np.random.default_rng(seed)
     n_units = len(sums)

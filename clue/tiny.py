@@ -113,8 +113,62 @@ def build_tiny_llama(out_dir: Path, seed: int) -> Path:
     return out_dir
 
 
-def tiny_model_dir(cache_dir: Path, seed: int) -> Path:
-    return cache_dir / "models" / f"tiny-llama-v{BUILDER_VERSION}-seed{seed}"
+def build_tiny_bert(out_dir: Path, seed: int = 0) -> Path:
+    """A WordPiece tokenizer + random 2-layer BERT: the offline stand-in for SciBERT in BERTScore."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    if out_dir.is_dir():
+        return out_dir
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
+    tmp.chmod(0o755)
+    try:
+        wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
+        wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        wordpiece.train_from_iterator(
+            _corpus(), trainers.WordPieceTrainer(vocab_size=VOCAB_SIZE, special_tokens=specials, show_progress=False)
+        )
+        cls, sep = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
+        wordpiece.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+        )
+        wordpiece.decoder = decoders.WordPiece()
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=wordpiece,
+            unk_token="[UNK]",
+            pad_token="[PAD]",
+            cls_token="[CLS]",
+            sep_token="[SEP]",
+            mask_token="[MASK]",
+            model_max_length=512,
+        )
+        tokenizer.save_pretrained(tmp)
+        torch.manual_seed(seed)
+        config = BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=128,
+            max_position_embeddings=512,
+        )
+        BertModel(config).save_pretrained(tmp)
+        try:
+            os.replace(tmp, out_dir)
+        except OSError:
+            if not out_dir.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def tiny_model_dir(cache_dir: Path, seed: int, kind: str = "llama") -> Path:
+    return cache_dir / "models" / f"tiny-{kind}-v{BUILDER_VERSION}-seed{seed}"
 
 
 def folder_digest(folder: Path) -> str:

@@ -47,6 +47,7 @@ class Prompt:
     messages: tuple[ChatMessage, ...]
     max_new_tokens: int
     truncatable: str | None = None
+    truncated_tokens: int = 0  # document tokens the task already removed to fit the context (LongHealth)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class SampleScore:
     scores: Mapping[str, float]
     parsed: Any = None
     parse_ok: bool = True
+    cluster: str | None = None  # samples of one cluster (a question asked several times) move together in the gate
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,12 @@ class TaskResult:
     @property
     def n(self) -> int:
         return len(self.samples)
+
+    def clusters(self) -> list[str] | None:
+        """Cluster labels for the gate, or None when the task has no repeated measurements."""
+        if all(s.cluster is None for s in self.samples):
+            return None
+        return [s.cluster or s.sample_id for s in self.samples]
 
     def values(self, metric: str) -> list[float]:
         return [float(s.scores[metric]) for s in self.samples]

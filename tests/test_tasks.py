@@ -11,6 +11,7 @@ import pytest
 from clue.errors import DataError
 from clue.tasks import get_task
 from clue.tasks.mednli import parse_label
+from clue.metrics.scorers import Scorers
 from clue.types import Generation, TaskResult
 from tests.conftest import FIXTURE_DATA
 
@@ -125,7 +126,7 @@ def test_mean_counts_every_sample_once() -> None:
     samples = task.load(FIXTURE_DATA / "mednli" / "mli_test_v1.jsonl")[:3]
     answers = [samples[0].reference, "nonsense", "nonsense"]
     scores = tuple(task.score(s, gen(s.id, a)) for s, a in zip(samples, answers, strict=True))
-    result = TaskResult("mednli", "m", task.metrics(), scores, (), {}, {})
+    result = TaskResult("mednli", "m", task.metrics(Scorers()), scores, (), {}, {})
     assert result.aggregate("accuracy") == pytest.approx(1 / 3)
 
 

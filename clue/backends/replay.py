@@ -13,7 +13,7 @@ from typing import Any
 
 from clue.errors import ConfigError, DataError
 from clue.models import ModelSpec
-from clue.types import Generation, GenerationSettings, Prompt
+from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
 
 
 class ReplayBackend:
@@ -54,8 +54,29 @@ class ReplayBackend:
                     )
                 )
             else:
-                results.append(Generation(prompt.sample_id, text, 0, len(text.split()), "stop", 0.0))
+                results.append(
+                    Generation(
+                        prompt.sample_id,
+                        text,
+                        0,
+                        len(text.split()),
+                        "stop",
+                        0.0,
+                        truncated_tokens=prompt.truncated_tokens,
+                    )
+                )
         return results
+
+    def token_counter(self) -> ReplayBackend:
+        return self
+
+    context = 10**9  # recorded outputs: nothing is truncated
+
+    def count(self, text: str) -> int:
+        return len(text.split())
+
+    def count_prompt(self, messages: tuple[ChatMessage, ...]) -> int:
+        return sum(self.count(m.content) for m in messages)
 
     def describe(self) -> dict[str, Any]:
         return {"engine": "replay", "file": str(self.path)}

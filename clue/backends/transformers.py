@@ -66,6 +66,7 @@ class TransformersBackend:
         config_len = getattr(self.model.config, "max_position_embeddings", None)
         self.context = int(spec.max_model_len or config_len or self.tokenizer.model_max_length)
         self.system_folded = False
+        self._counts: dict[bytes, int] = {}
         self._torch = torch
 
     # -- prompt rendering -------------------------------------------------------------------------------------
@@ -86,6 +87,18 @@ class TransformersBackend:
     def _encode(self, text: str) -> list[int]:
         ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return ids
+
+    def token_counter(self) -> TransformersBackend:
+        return self
+
+    def count(self, text: str) -> int:
+        key = hashlib.sha256(text.encode()).digest()
+        if key not in self._counts:
+            self._counts[key] = len(self._encode(text))
+        return self._counts[key]
+
+    def count_prompt(self, messages: tuple[ChatMessage, ...]) -> int:
+        return len(self._encode(self._render(messages)))
 
     def fit(self, prompt: Prompt) -> tuple[list[int], int, str | None]:
         """Token ids that fit `context - max_new_tokens`, the number of document tokens removed, or an error."""
@@ -143,7 +156,16 @@ class TransformersBackend:
         for i, prompt in enumerate(prompts):
             ids, removed, error = self.fit(prompt)
             if error:
-                results[i] = Generation(prompt.sample_id, "", len(ids), 0, "error", 0.0, error=error)
+                results[i] = Generation(
+                    prompt.sample_id,
+                    "",
+                    len(ids),
+                    0,
+                    "error",
+                    0.0,
+                    truncated_tokens=prompt.truncated_tokens,
+                    error=error,
+                )
             else:
                 fitted.append((i, ids, removed))
         # longest first within each max_new_tokens group: padding stays small, memory errors surface early
@@ -198,7 +220,7 @@ class TransformersBackend:
                         len(new),
                         "stop" if stopped else "length",
                         latency,
-                        truncated_tokens=removed,
+                        truncated_tokens=removed + prompts[i].truncated_tokens,
                     )
                 bar.update(len(batch))
         return [results[i] for i in range(len(prompts))]

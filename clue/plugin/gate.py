@@ -64,6 +64,7 @@ def run_gate(result: TaskResult, base: TaskResult, settings: Settings) -> GateOu
                 resamples=settings.resamples,
                 seed=settings.seed,
                 min_samples=settings.min_samples,
+                clusters=result.clusters(),
             )
         )
     gated = frozenset(m.name for m in result.metrics if m.gate)

@@ -8,7 +8,7 @@ configuration files from the rootdir.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -118,6 +118,38 @@ OPTIONS: tuple[_Opt, ...] = (
         type=float,
     ),
     _Opt("top_p", "nucleus sampling top-p, used when temperature > 0 (default 1.0)", type=float),
+    _Opt(
+        "rouge_stemmer",
+        "Porter stemming in ROUGE: on or off (default on; CLUE's published numbers are "
+        "unstemmed, use off to compare with the paper)",
+        default="on",
+        metavar="on|off",
+    ),
+    _Opt(
+        "bertscore_model",
+        "BERTScore model: a Hugging Face id or local folder (default "
+        "allenai/scibert_scivocab_uncased, what CLUE's lang='en-sci' means; 'tiny-bert' builds an offline "
+        "stand-in)",
+        metavar="PATH_OR_ID",
+    ),
+    _Opt(
+        "bertscore_layers",
+        "which hidden layer BERTScore uses (default 8 for SciBERT; required for models bert-score does not know)",
+        type=int,
+    ),
+    _Opt("bertscore_batch_size", "BERTScore batch size (default 64)", type=int),
+    _Opt(
+        "umls_spacy_model",
+        "spaCy/scispacy pipeline for UMLS-entity F1 (default en_core_sci_sm; 'ruler' builds "
+        "an offline EntityRuler from the --clue-umls-linker KB file; 'off' drops the metric)",
+        metavar="NAME",
+    ),
+    _Opt(
+        "umls_linker",
+        "scispacy linker: 'umls' (default), another scispacy KB name, or a KB JSON Lines file "
+        "whose index clue builds offline",
+        metavar="NAME_OR_FILE",
+    ),
 )
 
 
@@ -163,6 +195,12 @@ class Settings:
     batch_size: int
     temperature: float
     top_p: float
+    rouge_stemmer: bool
+    bertscore_model: str
+    bertscore_layers: int | None
+    bertscore_batch_size: int
+    umls_spacy_model: str
+    umls_linker: str
     sources: dict[str, str] = field(default_factory=dict)
 
     def margin_for(self, metric: str) -> float:
@@ -188,6 +226,18 @@ def _convert(name: str, value: Any, kind: Any) -> Any:
         raise ConfigError(f"clue option {name}: {value!r} is not a valid {kind.__name__}") from None
 
 
+BERTSCORE_DEFAULT_MODEL = "allenai/scibert_scivocab_uncased"
+
+
+def _on_off(name: str, value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text in ("on", "true", "1", "yes"):
+        return True
+    if text in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"{name} expects on or off, got {value!r}")
+
+
 def resolve(config: pytest.Config) -> Settings:
     """Merge the command line, ini options and [tool.clue] into Settings (raises ConfigError)."""
     rootpath = Path(config.rootpath)
@@ -210,6 +260,8 @@ def resolve(config: pytest.Config) -> Settings:
             values[opt.name], base, sources[opt.name] = tool[opt.name], rootpath, "[tool.clue]"
         else:
             values[opt.name], base, sources[opt.name] = opt.default, rootpath, "default"
+        if opt.name == "umls_linker" and values[opt.name] and str(values[opt.name]).endswith(".jsonl"):
+            values[opt.name] = (base / str(values[opt.name])).resolve()
         if opt.name in ("matrix", "data_dir", "reports_dir", "cache_dir", "chat_template") and values[opt.name]:
             values[opt.name] = (base / str(values[opt.name])).resolve()
         if opt.name == "data":
@@ -265,8 +317,16 @@ def resolve(config: pytest.Config) -> Settings:
         batch_size=number("batch_size", int, 8),
         temperature=number("temperature", float, 0.0),
         top_p=number("top_p", float, 1.0),
+        rouge_stemmer=_on_off("--clue-rouge-stemmer", values["rouge_stemmer"]),
+        bertscore_model=str(values["bertscore_model"] or BERTSCORE_DEFAULT_MODEL),
+        bertscore_layers=number("bertscore_layers", int, None),
+        bertscore_batch_size=number("bertscore_batch_size", int, 64),
+        umls_spacy_model=str(values["umls_spacy_model"] or "en_core_sci_sm"),
+        umls_linker=str(values["umls_linker"] or "umls"),
         sources=sources,
     )
+    if settings.bertscore_layers is None and settings.bertscore_model == BERTSCORE_DEFAULT_MODEL:
+        settings = replace(settings, bertscore_layers=8)
     if not 0 < settings.alpha < 0.5:
         raise ConfigError(f"--clue-alpha must be between 0 and 0.5 (one-sided level), got {settings.alpha}")
     for name in ("resamples", "batch_size"):

@@ -20,6 +20,9 @@ from typing import Any
 import clue
 from clue.backends import load_backend
 from clue.errors import ClueError, ConfigError, DataError
+from clue.metrics.bertscore import BertScoreConfig
+from clue.metrics.scorers import Scorers
+from clue.metrics.umls import ScispacyConfig
 from clue.models import ModelSpec, load_matrix, pair_from_cli
 from clue.plugin.options import Settings
 from clue.tasks import get_task
@@ -47,6 +50,16 @@ class ClueSession:
         self._generations: dict[tuple[str, str], tuple[Generation, ...] | str] = {}
         self._results: dict[tuple[str, str], TaskResult] = {}
         self._backend_info: dict[str, dict[str, Any]] = {}
+        self.scorers = Scorers(
+            rouge_stemmer=settings.rouge_stemmer,
+            bertscore_config=BertScoreConfig(
+                settings.bertscore_model, settings.bertscore_layers, settings.bertscore_batch_size
+            ),
+            umls_config=None
+            if settings.umls_spacy_model == "off"
+            else ScispacyConfig(settings.umls_spacy_model, settings.umls_linker),
+            cache_dir=settings.cache_dir,
+        )
 
     # -- models -------------------------------------------------------------------------------------------------
     @property
@@ -150,12 +163,13 @@ class ClueSession:
             todo.append((task, data))
         if not todo:
             return
-        prompts = [task.build_prompt(sample, data.shots) for task, data in todo for sample in data.scored]
         began = time.perf_counter()
         try:
             self.loads[model] += 1
             backend = load_backend(spec, self.settings.cache_dir)
             try:
+                counter = backend.token_counter()
+                prompts = [p for task, data in todo for p in task.build_prompts(data.shots, data.scored, counter)]
                 outputs = backend.generate(prompts, self.generation_settings(), desc=f"{model}: generating")
                 self._backend_info[model] = backend.describe()
             finally:
@@ -196,11 +210,11 @@ class ClueSession:
             generations = self.generations(model, task_name)
             data = self.data(task)
             assert data is not None  # generations() would have raised
-            scores = tuple(task.score(s, g) for s, g in zip(data.scored, generations, strict=True))
+            scores = tuple(task.score_all(data.scored, generations, self.scorers))
             self._results[key] = TaskResult(
                 task=task_name,
                 model=model,
-                metrics=task.metrics(),
+                metrics=task.metrics(self.scorers),
                 samples=scores,
                 generations=generations,
                 settings={

@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 
 REGISTRY: dict[str, str] = {
     "mednli": "clue.tasks.mednli:MedNLI",
+    "meqsum": "clue.tasks.meqsum:MeQSum",
+    "problem_summary": "clue.tasks.problem_summary:ProblemSummary",
+    "longhealth_task1": "clue.tasks.longhealth:LongHealthTask1",
+    "longhealth_task2": "clue.tasks.longhealth:LongHealthTask2",
+    "longhealth_task3": "clue.tasks.longhealth:LongHealthTask3",
+    "medisumqa": "clue.tasks.medisumqa:MeDiSumQA",
     "medisumcode": "clue.tasks.medisumcode:MeDiSumCode",
 }
 

@@ -12,10 +12,14 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from clue.errors import DataError
 from clue.types import ChatMessage, Generation, MetricSpec, Prompt, Sample, SampleScore
+
+if TYPE_CHECKING:
+    from clue.backends.base import TokenCounter
+    from clue.metrics.scorers import Scorers
 
 _REASONING = re.compile(r"<(think|thinking|reasoning)>.*?(</\1>|$)", re.DOTALL | re.IGNORECASE)
 
@@ -37,7 +41,7 @@ class Task(ABC):
     system_prompt: ClassVar[str]
 
     @abstractmethod
-    def metrics(self) -> tuple[MetricSpec, ...]: ...
+    def metrics(self, scorers: Scorers) -> tuple[MetricSpec, ...]: ...
 
     @abstractmethod
     def load(self, path: Path) -> list[Sample]:
@@ -53,15 +57,28 @@ class Task(ABC):
     @abstractmethod
     def score(self, sample: Sample, generation: Generation) -> SampleScore: ...
 
+    def score_all(
+        self, samples: Sequence[Sample], generations: Sequence[Generation], scorers: Scorers
+    ) -> list[SampleScore]:
+        """Scores for all samples at once: tasks with model-based metrics (BERTScore) override this to batch."""
+        return [self.score(s, g) for s, g in zip(samples, generations, strict=True)]
+
+    def build_prompts(
+        self, shots: Sequence[Sample], scored: Sequence[Sample], counter: TokenCounter | None
+    ) -> list[Prompt]:
+        """One prompt per scored sample; `counter` lets a task budget its documents to the model's context."""
+        return [self.build_prompt(sample, shots) for sample in scored]
+
     def truncatable(self, sample: Sample) -> str | None:
         """The part of the user turn that may be shortened to fit the context (the document), if any."""
         return None
 
     def find_data(self, data_dir: Path) -> Path | None:
-        folder = data_dir / self.name
-        for name in self.data_files:
-            if (folder / name).is_file():
-                return folder / name
+        """The task's file in <data_dir>/<name>/ or <data_dir>/<title>/ (the published folder names, e.g. MeQSum)."""
+        for folder in dict.fromkeys((data_dir / self.name, data_dir / self.title.replace(" ", ""))):
+            for name in self.data_files:
+                if (folder / name).is_file():
+                    return folder / name
         return None
 
     def split(self, samples: Sequence[Sample], seed: int) -> tuple[list[Sample], list[Sample]]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from clue.errors import DataError
 from clue.metrics import icd10
+from clue.metrics.scorers import Scorers
 from clue.tasks.base import Task, check_unique_ids, read_json_records, require_str, strip_reasoning
 from clue.types import Generation, MetricSpec, Sample, SampleScore
 
@@ -33,7 +34,7 @@ class MeDiSumCode(Task):
         "respective ICD-10 codes."
     )
 
-    def metrics(self) -> tuple[MetricSpec, ...]:
+    def metrics(self, scorers: Scorers) -> tuple[MetricSpec, ...]:
         return icd10.metric_specs()
 
     def load(self, path: Path) -> list[Sample]:

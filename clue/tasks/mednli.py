@@ -11,6 +11,7 @@ from pathlib import Path
 
 from clue.errors import DataError
 from clue.metrics.accuracy import ACCURACY, accuracy
+from clue.metrics.scorers import Scorers
 from clue.tasks.base import Task, check_unique_ids, read_json_records, require_str, strip_reasoning
 from clue.types import Generation, MetricSpec, Sample, SampleScore
 
@@ -43,7 +44,7 @@ class MedNLI(Task):
         "logical relation between the two sentences. Valid answers are: ENTAILMENT, NEUTRAL or CONTRADICTION."
     )
 
-    def metrics(self) -> tuple[MetricSpec, ...]:
+    def metrics(self, scorers: Scorers) -> tuple[MetricSpec, ...]:
         return (ACCURACY,)
 
     def load(self, path: Path) -> list[Sample]:

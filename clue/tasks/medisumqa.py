@@ -1,0 +1,60 @@
+"""MeDiSumQA: patient-oriented questions on MIMIC-IV discharge summaries (Level 2, ROUGE + BERTScore + UMLS-entity
+F1, 1-shot).
+
+Reads CLUE's MeDiSumQA JSON: a list of records with `discharge_summary`, `Question`, `Answer` (JSON Lines also
+accepted); an id is taken from `id`, `note_id` or `hadm_id` when present. Prompts follow CLUE's eval_MeDiSumQA.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clue.tasks.base import check_unique_ids, read_json_records, require_str
+from clue.tasks.text import TextTask
+from clue.types import Sample
+
+
+class MeDiSumQA(TextTask):
+    name = "medisumqa"
+    title = "MeDiSumQA"
+    level = 2
+    n_shots = 1
+    max_new_tokens = 512
+    uses_umls = True
+    data_files = ("MeDiSumQA.json", "MeDiSumQA.jsonl")
+    system_prompt = (
+        "You are a highly skilled assistant, specifically trained to assist lays in understanding and extracting "
+        "key information from medical documents. Your primary responsibility will be to interprete discharge "
+        "letters from hospitals. You will receive such a discharge letter. You should carefully review the "
+        "contents and accurately answer questions related to this document. Only respond with the correct answer "
+        "to the question. Answer briefly without mentioning a lot of specific details. If the question is about "
+        "measurements (e.g., lab values), interpret their meaning in relation to the question, rather than writing "
+        "down the values. Do not generate anything else."
+    )
+
+    def load(self, path: Path) -> list[Sample]:
+        samples = []
+        for where, record in read_json_records(path):
+            summary = require_str(path, where, record, "discharge_summary")
+            question = require_str(path, where, record, "Question")
+            answer = require_str(path, where, record, "Answer")
+            ident = next((record[k] for k in ("id", "note_id", "hadm_id") if record.get(k) not in (None, "")), None)
+            sample_id = f"{ident}/{question}" if ident is not None else where
+            samples.append(
+                Sample(
+                    sample_id, {"discharge_summary": summary, "Question": question}, answer.strip(), f"{path}:{where}"
+                )
+            )
+        check_unique_ids(path, samples)
+        return samples
+
+    def render_user(self, sample: Sample) -> str:
+        return (
+            "--------------BEGIN DISCHARGE LETTER--------------\n"
+            f"{sample.fields['discharge_summary']}\n"
+            "--------------END DISCHARGE LETTER--------------\n"
+            f"{sample.fields['Question']}"
+        )
+
+    def truncatable(self, sample: Sample) -> str | None:
+        return str(sample.fields["discharge_summary"])

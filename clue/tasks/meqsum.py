@@ -1,0 +1,71 @@
+"""MeQSum: summarise a consumer health question as one concise question (Level 1, ROUGE + BERTScore, 3-shot).
+
+Reads the published `MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx` as it is (first sheet, header row File, CHQ,
+Summary; the sheet carries many empty trailing columns). Public data, CC BY 4.0 (Ben Abacha & Demner-Fushman,
+ACL 2019). Prompts follow CLUE's eval_meqsum.py.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from clue.errors import DataError
+from clue.tasks.base import check_unique_ids
+from clue.tasks.text import TextTask
+from clue.types import Sample
+
+COLUMNS = ("CHQ", "Summary")
+
+
+class MeQSum(TextTask):
+    name = "meqsum"
+    title = "MeQSum"
+    level = 1
+    n_shots = 3
+    max_new_tokens = 512
+    data_files = ("MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx",)
+    system_prompt = (
+        "You are a highly skilled assistant, specifically trained to assist patients. Your primary responsibility "
+        "will be to summarize patient inquiries as concise question. You will be given such a patient inquiry. You "
+        "will be expected to summarize and rewrite the inquiry as a concise question. Only write out the question. "
+        "Do not add any other text."
+    )
+
+    def load(self, path: Path) -> list[Sample]:
+        import openpyxl
+
+        try:
+            book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        except (zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
+            raise DataError(path, f"not a readable .xlsx workbook ({type(exc).__name__}: {exc})") from None
+        sheet = book[book.sheetnames[0]]
+        rows = sheet.iter_rows(values_only=True)
+        header = [str(c).strip() if c is not None else "" for c in next(rows, ())]
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise DataError(path, f"sheet {sheet.title!r} has no column(s) {', '.join(missing)} (header: {header[:5]})")
+        col = {name: header.index(name) for name in (*COLUMNS, "File") if name in header}
+        samples = []
+        for rowno, row in enumerate(rows, start=2):
+            if row is None or all(c is None or str(c).strip() == "" for c in row):
+                continue  # trailing empty rows
+            values = {}
+            for name in COLUMNS:
+                value = row[col[name]] if col[name] < len(row) else None
+                if not isinstance(value, str) or not value.strip():
+                    raise DataError(path, "empty or not text", record=f"row {rowno}", field=name)
+                values[name] = value
+            file_id = row[col["File"]] if "File" in col and col["File"] < len(row) else None
+            sample_id = str(file_id).strip() if file_id else f"row {rowno}"
+            samples.append(Sample(sample_id, {"CHQ": values["CHQ"]}, values["Summary"].strip(), f"{path}:row {rowno}"))
+        book.close()
+        check_unique_ids(path, samples)
+        return samples
+
+    def render_user(self, sample: Sample) -> str:
+        return (
+            "--------------PATIENT INQUIRY--------------\n"
+            f"{sample.fields['CHQ']}\n"
+            "--------------END PATIENT INQUIRY--------------"
+        )

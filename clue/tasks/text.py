@@ -1,0 +1,52 @@
+"""Shared scoring for the free-text tasks (MeQSum, Problem Summary, MeDiSumQA): ROUGE-1/2/L, BERTScore, and
+UMLS-entity F1 where the task uses it. BERTScore and UMLS run batched over the whole task (one model load each per
+session, shared by all tasks and models)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from clue.metrics import bertscore, rouge, umls
+from clue.metrics.scorers import Scorers
+from clue.tasks.base import Task, strip_reasoning
+from clue.types import Generation, MetricSpec, Sample, SampleScore
+
+
+class TextTask(Task):
+    uses_umls: ClassVar[bool] = False
+
+    def render_answer(self, sample: Sample) -> str:
+        return str(sample.reference)
+
+    def metrics(self, scorers: Scorers) -> tuple[MetricSpec, ...]:
+        specs = rouge.metric_specs(scorers.rouge_stemmer) + bertscore.metric_specs(scorers.bertscore_config)
+        if self.uses_umls and scorers.umls_config is not None:
+            specs += umls.metric_specs(scorers.umls_fingerprint())
+        return specs
+
+    def score(self, sample: Sample, generation: Generation) -> SampleScore:
+        raise NotImplementedError("text tasks are scored in batches: use score_all")
+
+    def score_all(
+        self, samples: Sequence[Sample], generations: Sequence[Generation], scorers: Scorers
+    ) -> list[SampleScore]:
+        predictions = [strip_reasoning(g.text).strip() for g in generations]
+        references = [str(s.reference) for s in samples]
+        rouges = rouge.rouge(predictions, references, use_stemmer=scorers.rouge_stemmer)
+        berts = scorers.bertscore().score(predictions, references)
+        concepts: list[tuple[set[str], set[str]]] = []
+        if self.uses_umls and scorers.umls_config is not None:
+            extracted = scorers.umls().extract(predictions + references)
+            concepts = list(zip(extracted[: len(predictions)], extracted[len(predictions) :], strict=True))
+        out = []
+        for i, sample in enumerate(samples):
+            scores = dict(rouges[i])
+            scores["bertscore_precision"], scores["bertscore_recall"], scores["bertscore_f1"] = berts[i]
+            parsed: dict[str, list[str]] = {}
+            if concepts:
+                pred, ref = concepts[i]
+                scores["umls_precision"], scores["umls_recall"], scores["umls_f1"] = umls.set_prf(pred, ref)
+                parsed = {"concepts_predicted": sorted(pred), "concepts_reference": sorted(ref)}
+            out.append(SampleScore(sample.id, scores, parsed or None, bool(predictions[i])))
+        return out
