@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from clue.errors import DataError
+from clue.metrics.scorers import Scorers
 from clue.tasks import get_task
 from clue.tasks.mednli import parse_label
-from clue.metrics.scorers import Scorers
 from clue.types import Generation, TaskResult
 from tests.conftest import FIXTURE_DATA
 

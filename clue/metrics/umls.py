@@ -81,9 +81,15 @@ class ScispacyExtractor:
         self.linker = self.nlp.add_pipe("scispacy_linker", config=linker_config)
 
     def extract(self, texts: Sequence[str]) -> list[set[str]]:
+        import warnings
+
         out = []
         kb = self.linker.kb
-        for doc in self.nlp.pipe(list(texts), batch_size=self.config.batch_size):
+        with warnings.catch_warnings():
+            # scispacy's AbbreviationDetector warns (W036) on every doc without an abbreviation pattern match
+            warnings.filterwarnings("ignore", message=r".*\[W036\]")
+            docs = list(self.nlp.pipe(list(texts), batch_size=self.config.batch_size))
+        for doc in docs:
             names = set()
             for ent in doc.ents:
                 if ent._.kb_ents:

@@ -1,0 +1,105 @@
+"""The plugin on the Level-1/2 text tasks and LongHealth, end to end with recorded outputs (replay backend):
+MeQSum on the real published data, the cluster bootstrap for LongHealth, every metric in JSON and JUnit."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from clue.tasks import get_task
+from tests.conftest import FIXTURE_DATA, REPO
+from tests.test_text_tasks import MEQSUM, needs_meqsum
+
+pytest_plugins = ["pytester"]
+
+
+def setup(p: pytest.Pytester, outputs: dict[str, list[dict[str, str]]], *test_files: str) -> None:
+    for name in test_files:
+        p.makepyfile(**{name[:-3]: (REPO / "benchmarks" / name).read_text()})
+    p.makeini("[pytest]\njunit_family = xunit1\n")
+    for model, rows in outputs.items():
+        (p.path / f"{model}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (p.path / "models.toml").write_text(
+        '[models.base]\npath = "base.jsonl"\nbackend = "replay"\n\n'
+        '[models.candidate]\npath = "candidate.jsonl"\nbackend = "replay"\nbase = "base"\n'
+    )
+
+
+def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return p.runpytest(
+        "--clue-matrix",
+        "models.toml",
+        "--clue-reports-dir",
+        "out",
+        "--junitxml",
+        "out/junit.xml",
+        "--clue-cache-dir",
+        str(REPO / ".clue-cache"),
+        "--clue-bertscore-model",
+        "tiny-bert",
+        "--clue-umls-spacy-model",
+        "ruler",
+        "--clue-umls-linker",
+        str(REPO / "fixtures/umls/kb.jsonl"),
+        "-p",
+        "no:cacheprovider",
+        *args,
+    )
+
+
+@needs_meqsum
+def test_meqsum_on_the_real_data_set_through_the_plugin(pytester: pytest.Pytester) -> None:
+    samples = get_task("meqsum").load(MEQSUM)
+    base = [{"task": "meqsum", "sample_id": s.id, "text": s.reference} for s in samples]
+    # the candidate keeps only the first two words of each summary: a clear regression on every metric
+    cand = [{"task": "meqsum", "sample_id": s.id, "text": " ".join(s.reference.split()[:2])} for s in samples]
+    setup(pytester, {"base": base, "candidate": cand}, "test_meqsum.py")
+    result = run(pytester, "--clue-data", f"meqsum={MEQSUM}", "-k", "meqsum")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*REGRESSED meqsum*", "*rouge1: base=1.0000 model=0.*n=997 (paired bootstrap*"])
+    record = json.loads((pytester.path / "out/results/meqsum/base.json").read_text())
+    assert record["n"] == 997 and record["metrics"]["rougeL"]["value"] == 1.0
+    assert record["metrics"]["bertscore_f1"]["value"] == pytest.approx(1.0, abs=1e-4)
+    assert record["metrics"]["rouge1"]["fingerprint"]["stemmer"] == "porter"
+    assert "tiny-bert" in record["metrics"]["bertscore_f1"]["fingerprint"]["model"]
+    case = next(c for c in ET.parse(pytester.path / "out/junit.xml").iter("testcase") if "candidate" in c.get("name"))
+    props = {p.get("name") for p in case.iter("property")}
+    assert {"clue.rouge1", "clue.rouge2", "clue.rougeL", "clue.bertscore_f1", "clue.rouge1.delta"} <= props
+
+
+def test_meqsum_without_the_data_skips_with_where_to_put_it(pytester: pytest.Pytester) -> None:
+    setup(pytester, {"base": [], "candidate": []}, "test_meqsum.py")
+    result = run(pytester, "--clue-data", "meqsum=nowhere/MeQSum.xlsx", "-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*MeQSum: data file */nowhere/MeQSum.xlsx (from --clue-data) does not exist*"])
+
+
+def test_longhealth_gate_resamples_questions_not_repetitions(pytester: pytest.Pytester) -> None:
+    task = get_task("longhealth_task1")
+    samples = task.load(FIXTURE_DATA / "longhealth" / "benchmark_v5.json")
+    right = lambda s: f"The correct answer is {s.reference}: x"  # noqa: E731
+    wrong = lambda s: "The correct answer is E: x" if s.reference != "E" else "The correct answer is A: x"  # noqa: E731
+    bad_questions = {s.id.rsplit("/", 1)[0] for s in samples[::10]}  # 6 of 12 questions
+    base = [{"task": task.name, "sample_id": s.id, "text": right(s)} for s in samples]
+    cand = [
+        {
+            "task": task.name,
+            "sample_id": s.id,
+            "text": wrong(s) if s.id.rsplit("/", 1)[0] in bad_questions else right(s),
+        }
+        for s in samples
+    ]
+    setup(pytester, {"base": base, "candidate": cand}, "test_longhealth.py")
+    (pytester.path / "data").symlink_to(FIXTURE_DATA)
+    result = run(pytester, "--clue-data-dir", "data", "-k", "task1")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*accuracy: base=1.0000 model=0.5000 delta=-0.5000*n=60 (paired bootstrap, "
+            "10000 resamples, 12 clusters) -> regressed"
+        ]
+    )
+    record = json.loads((pytester.path / "out/results/longhealth_task1/candidate.json").read_text())
+    assert record["truncated_samples"] == 0  # recorded outputs: no tokenizer, nothing cut
