@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 BUILDER_VERSION = 2
@@ -53,113 +54,16 @@ def _corpus() -> list[str]:
     return texts * 4
 
 
-def build_tiny_llama(out_dir: Path, seed: int) -> Path:
-    """Write tokenizer + random 2-layer Llama to `out_dir` (atomically: a half-built folder is never used)."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
+def _build_atomically(out_dir: Path, write: Callable[[Path], None]) -> Path:
+    """Run `write` into a temporary sibling folder and rename it into place: a half-built folder is never used,
+    and concurrent builders (xdist workers) race harmlessly, since their outputs are identical."""
     if out_dir.is_dir():
         return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
     tmp.chmod(0o755)
     try:
-        bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-        bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        bpe.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=VOCAB_SIZE,
-            special_tokens=SPECIAL_TOKENS,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=False,
-        )
-        bpe.train_from_iterator(_corpus(), trainer=trainer)
-        tokenizer = PreTrainedTokenizerFast(
-            tokenizer_object=bpe,
-            bos_token="<s>",
-            eos_token="<|end|>",
-            unk_token="<unk>",
-            pad_token="<pad>",
-            model_max_length=CONTEXT,
-        )
-        tokenizer.chat_template = CHAT_TEMPLATE
-        tokenizer.save_pretrained(tmp)
-
-        torch.manual_seed(seed)
-        config = LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=CONTEXT,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            tie_word_embeddings=True,
-            # std 0.2 instead of 0.02: a random model then emits varied tokens rather than one repeated newline,
-            # so ROUGE, BERTScore and UMLS linking see real text in the default run
-            initializer_range=0.2,
-        )
-        model = LlamaForCausalLM(config)
-        model.generation_config.do_sample = False
-        model.save_pretrained(tmp)
-        try:
-            os.replace(tmp, out_dir)
-        except OSError:
-            if not out_dir.is_dir():  # another process won the race: theirs is identical
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
-
-
-def build_tiny_bert(out_dir: Path, seed: int = 0) -> Path:
-    """A WordPiece tokenizer + random 2-layer BERT: the offline stand-in for SciBERT in BERTScore."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
-
-    if out_dir.is_dir():
-        return out_dir
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
-    tmp.chmod(0o755)
-    try:
-        wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
-        wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        wordpiece.train_from_iterator(
-            _corpus(), trainers.WordPieceTrainer(vocab_size=VOCAB_SIZE, special_tokens=specials, show_progress=False)
-        )
-        cls, sep = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
-        wordpiece.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
-        )
-        wordpiece.decoder = decoders.WordPiece()
-        tokenizer = PreTrainedTokenizerFast(
-            tokenizer_object=wordpiece,
-            unk_token="[UNK]",
-            pad_token="[PAD]",
-            cls_token="[CLS]",
-            sep_token="[SEP]",
-            mask_token="[MASK]",
-            model_max_length=512,
-        )
-        tokenizer.save_pretrained(tmp)
-        torch.manual_seed(seed)
-        config = BertConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=128,
-            max_position_embeddings=512,
-        )
-        BertModel(config).save_pretrained(tmp)
+        write(tmp)
         try:
             os.replace(tmp, out_dir)
         except OSError:
@@ -168,6 +72,103 @@ def build_tiny_bert(out_dir: Path, seed: int = 0) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+def build_tiny_llama(out_dir: Path, seed: int) -> Path:
+    """Write tokenizer + random 2-layer Llama to `out_dir`."""
+    return _build_atomically(out_dir, lambda tmp: _write_tiny_llama(tmp, seed))
+
+
+def _write_tiny_llama(tmp: Path, seed: int) -> None:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_corpus(), trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<s>",
+        eos_token="<|end|>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        model_max_length=CONTEXT,
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(tmp)
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=CONTEXT,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+        # std 0.2 instead of 0.02: a random model then emits varied tokens rather than one repeated newline,
+        # so ROUGE, BERTScore and UMLS linking see real text in the default run
+        initializer_range=0.2,
+    )
+    model = LlamaForCausalLM(config)
+    model.generation_config.do_sample = False
+    model.save_pretrained(tmp)
+
+
+def build_tiny_bert(out_dir: Path, seed: int = 0) -> Path:
+    """A WordPiece tokenizer + random 2-layer BERT: the offline stand-in for SciBERT in BERTScore."""
+    return _build_atomically(out_dir, lambda tmp: _write_tiny_bert(tmp, seed))
+
+
+def _write_tiny_bert(tmp: Path, seed: int) -> None:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
+    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    wordpiece.train_from_iterator(
+        _corpus(), trainers.WordPieceTrainer(vocab_size=VOCAB_SIZE, special_tokens=specials, show_progress=False)
+    )
+    cls, sep = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
+    wordpiece.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    wordpiece.decoder = decoders.WordPiece()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=wordpiece,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
+    )
+    tokenizer.save_pretrained(tmp)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=512,
+    )
+    BertModel(config).save_pretrained(tmp)
 
 
 def tiny_model_dir(cache_dir: Path, seed: int, kind: str = "llama") -> Path:

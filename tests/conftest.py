@@ -16,3 +16,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from clue.tiny import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-seed0", seed=0)
+
+
+def write_replay_matrix(directory: Path, outputs: dict[str, list[dict[str, str]]]) -> None:
+    """Recorded outputs for models "base" and "candidate" (replay backend) and a matrix gating one on the other."""
+    import json
+
+    for model, rows in outputs.items():
+        (directory / f"{model}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (directory / "models.toml").write_text(
+        '[models.base]\npath = "base.jsonl"\nbackend = "replay"\n\n'
+        '[models.candidate]\npath = "candidate.jsonl"\nbackend = "replay"\nbase = "base"\n'
+    )

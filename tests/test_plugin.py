@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, write_replay_matrix
 
 pytest_plugins = ["pytester"]
 
@@ -69,12 +69,8 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def write_models(p: pytest.Pytester, base_wrong: set[int], candidate_wrong: set[int]) -> None:
-    for name, wrong in (("base", base_wrong), ("candidate", candidate_wrong)):
-        rows = answers(wrong) + code_answers()
-        (p.path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (p.path / "models.toml").write_text(
-        '[models.base]\npath = "base.jsonl"\nbackend = "replay"\n\n'
-        '[models.candidate]\npath = "candidate.jsonl"\nbackend = "replay"\nbase = "base"\n'
+    write_replay_matrix(
+        p.path, {"base": answers(base_wrong) + code_answers(), "candidate": answers(candidate_wrong) + code_answers()}
     )
 
 

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from clue.tasks import get_task
-from tests.conftest import FIXTURE_DATA, REPO
+from tests.conftest import FIXTURE_DATA, REPO, write_replay_matrix
 from tests.test_text_tasks import MEQSUM, needs_meqsum
 
 pytest_plugins = ["pytester"]
@@ -19,12 +19,7 @@ def setup(p: pytest.Pytester, outputs: dict[str, list[dict[str, str]]], *test_fi
     for name in test_files:
         p.makepyfile(**{name[:-3]: (REPO / "benchmarks" / name).read_text()})
     p.makeini("[pytest]\njunit_family = xunit1\n")
-    for model, rows in outputs.items():
-        (p.path / f"{model}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (p.path / "models.toml").write_text(
-        '[models.base]\npath = "base.jsonl"\nbackend = "replay"\n\n'
-        '[models.candidate]\npath = "candidate.jsonl"\nbackend = "replay"\nbase = "base"\n'
-    )
+    write_replay_matrix(p.path, outputs)
 
 
 def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
