@@ -9,6 +9,7 @@ ACCURACY = MetricSpec(
     description="share of samples whose parsed answer equals the gold label; unparseable answers count as wrong",
     higher_is_better=True,
     kind="binary",
+    fingerprint={"definition": "parsed answer == gold label; parser defined by the task module"},
 )
 
 
