@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from clue.report.results import hash_id
 from tests.conftest import REPO, write_replay_matrix
 
 pytest_plugins = ["pytester"]
@@ -82,6 +83,8 @@ def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
         "data",
         "--clue-reports-dir",
         "out",
+        "--clue-cache-dir",
+        "cache",
         "--junitxml",
         "out/junit.xml",
         "-p",
@@ -148,6 +151,19 @@ def test_non_inferior_candidate_passes_and_reports_are_written(project: pytest.P
     assert props["clue.accuracy"] == "0.8" and props["clue.accuracy.verdict"] == "non-inferior"
     assert props["clue.base_model"] == "base"
     assert "PytestWarning" not in result.stdout.str()  # junit_family is compatible with record_property
+    html = (project.path / "out/index.html").read_text()
+    assert html.count('<td class="cell verdict-') == 4 and "No model regressed" in html
+    assert "| candidate |" in (project.path / "out/summary.md").read_text()
+    result.stdout.fnmatch_lines(["*report: */out/index.html (summary: */out/summary.md)*"])
+    assert "p003" not in (project.path / "out/clue-results.json").read_text()  # MIMIC-style ids are hashed
+
+
+def test_report_samples_option_writes_ids_and_text(project: pytest.Pytester) -> None:
+    write_models(project, base_wrong=set(), candidate_wrong=set())
+    run(project, "-k", "mednli", "--clue-report-samples").assert_outcomes(passed=2)
+    record = json.loads((project.path / "out/results/mednli/candidate.json").read_text())
+    assert record["samples_shown"] and {s["id"] for s in record["samples"]} <= {r["pairID"] for r in mednli_records()}
+    assert record["samples"][0]["output"].startswith("The relation is")
 
 
 def test_dash_k_selects_one_task_and_generates_only_that(project: pytest.Pytester) -> None:
@@ -155,8 +171,9 @@ def test_dash_k_selects_one_task_and_generates_only_that(project: pytest.Pyteste
     result = run(project, "-k", "medisumcode")
     result.assert_outcomes(passed=2)
     assert not (project.path / "out/results/mednli").exists()
-    assert not (project.path / "out/generations/mednli").exists()
-    assert (project.path / "out/generations/medisumcode/candidate.jsonl").is_file()
+    assert not (project.path / "cache/generations/mednli").exists()
+    assert (project.path / "cache/generations/medisumcode/candidate.jsonl").is_file()
+    assert not (project.path / "out/generations").exists()  # outputs stay out of the published reports
 
 
 def test_inconclusive_warns_and_fails_under_strict(project: pytest.Pytester) -> None:
@@ -212,7 +229,8 @@ def test_missing_replay_output_fails_that_sample_only(project: pytest.Pytester) 
     record = json.loads((project.path / "out/results/mednli/candidate.json").read_text())
     assert record["failed_generations"] == 1
     failed = [s for s in record["samples"] if s["error"]]
-    assert failed[0]["id"] == "p000" and "no recorded output" in failed[0]["error"]
+    assert failed[0]["id"] == hash_id("mednli", "p000") and "no recorded output" in failed[0]["error"]
+    assert "generation_error" in failed[0]["flags"]
     assert failed[0]["scores"]["accuracy"] == 0.0  # a failed generation counts as a wrong answer
     result.assert_outcomes(passed=2, warnings=1)  # 1 worse of 50: inconclusive, not a crash
 

@@ -21,6 +21,7 @@ from clue.plugin.gate import GateOutcome, run_gate
 from clue.plugin.options import add_options, resolve
 from clue.plugin.session import ClueSession
 from clue.report import results as results_report
+from clue.report.render import write_reports
 from clue.tasks import get_task
 from clue.tasks.base import Task
 from clue.types import Generation, TaskResult
@@ -155,8 +156,16 @@ def clue_gate(
                 outcome = run_gate(result, clue_session.result(spec.base, result.task), settings)
         except ClueError as exc:
             _fail(exc, f"base model {spec.base!r}: ")
+        data = clue_session.data(get_task(result.task))
+        assert data is not None  # the result exists, so the data did
         record = results_report.result_record(
-            result, outcome, alpha=settings.alpha, resamples=settings.resamples, seed=settings.seed
+            result,
+            outcome,
+            samples=data.scored,
+            show_samples=settings.report_samples,
+            alpha=settings.alpha,
+            resamples=settings.resamples,
+            seed=settings.seed,
         )
         path = results_report.write_json(
             results_report.result_path(settings.reports_dir, result.task, result.model), record
@@ -213,7 +222,8 @@ class ResultsCollector:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput") or not self.rows:
             return  # an xdist worker: the controller merges
-        results_report.merge(self.reports_dir, [Path(str(r["clue.results_json"])) for r in self.rows])
+        records = results_report.merge(self.reports_dir, [Path(str(r["clue.results_json"])) for r in self.rows])
+        write_reports(self.reports_dir, records)
 
     @property
     def reports_dir(self) -> Path:
@@ -244,6 +254,7 @@ class ResultsCollector:
             loads = ", ".join(f"{name} {count}" for name, count in sorted(session.loads.items()))
             tr.write_line(f"model loads: {loads}")
         tr.write_line(f"results JSON: {self.reports_dir / 'clue-results.json'}")
+        tr.write_line(f"report: {self.reports_dir / 'index.html'} (summary: {self.reports_dir / 'summary.md'})")
 
 
 def _num(value: object) -> float:

@@ -91,6 +91,13 @@ OPTIONS: tuple[_Opt, ...] = (
     ),
     _Opt("strict", "fail inconclusive comparisons too (default: pass with a warning)", action="store_true"),
     _Opt(
+        "report_samples",
+        "write raw sample ids, inputs, outputs and references into the results JSON and the "
+        "HTML report; off by default because MIMIC-derived text is credentialed (public data sets are always "
+        "shown)",
+        action="store_true",
+    ),
+    _Opt(
         "resamples",
         f"bootstrap resamples for continuous metrics (default {stats.DEFAULT_RESAMPLES})",
         type=int,
@@ -188,6 +195,7 @@ class Settings:
     margins: dict[str, float]
     alpha: float
     strict: bool
+    report_samples: bool
     resamples: int
     min_samples: int
     seed: int
@@ -227,6 +235,10 @@ def _convert(name: str, value: Any, kind: Any) -> Any:
 
 
 BERTSCORE_DEFAULT_MODEL = "allenai/scibert_scivocab_uncased"
+
+
+def _flag(value: Any) -> bool:
+    return bool(value) and str(value).lower() not in ("false", "0", "no")
 
 
 def _on_off(name: str, value: Any) -> bool:
@@ -309,7 +321,8 @@ def resolve(config: pytest.Config) -> Settings:
         margin=margin,
         margins=margins,
         alpha=number("alpha", float, stats.DEFAULT_ALPHA),
-        strict=bool(values["strict"]) and str(values["strict"]).lower() not in ("false", "0", "no"),
+        strict=_flag(values["strict"]),
+        report_samples=_flag(values["report_samples"]),
         resamples=number("resamples", int, stats.DEFAULT_RESAMPLES),
         min_samples=number("min_samples", int, stats.DEFAULT_MIN_SAMPLES),
         seed=number("seed", int, 1),

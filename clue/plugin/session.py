@@ -194,7 +194,8 @@ class ClueSession:
             self._save_generations(model, task.name, chunk)
 
     def _save_generations(self, model: str, task: str, generations: tuple[Generation, ...]) -> None:
-        folder = self.settings.reports_dir / "generations" / task
+        # the cache, not reports/: outputs may echo credentialed text, and reports/ is what CI publishes
+        folder = self.settings.cache_dir / "generations" / task
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{model}.jsonl.tmp"
         with tmp.open("w", encoding="utf-8") as f:

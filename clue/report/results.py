@@ -1,31 +1,49 @@
 """Results JSON: one file per task x model, written as soon as the test finishes (nothing lost on a crash), and
 `clue-results.json` merging this session's files at the end.
 
-Sample text (inputs, outputs) is not written here: credentialed data must not leak into CI artefacts. Model
-outputs are kept apart under `generations/`.
+Sample text (inputs, outputs, references) and raw sample ids are not written unless --clue-report-samples is given
+or the data set is public: credentialed data must not leak into CI artefacts. Model outputs are also kept apart
+under `generations/`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from clue import stats
 from clue.plugin.gate import GateOutcome
+from clue.report.flags import output_flags
 from clue.tasks import get_task
-from clue.types import TaskResult
+from clue.types import Sample, TaskResult
 
 SCHEMA_VERSION = 1
 
 
+def hash_id(task: str, sample_id: str) -> str:
+    """A stable pseudonym for a sample id (MIMIC ids are identifiers): pairs still match across models."""
+    return hashlib.sha256(f"{task}\0{sample_id}".encode()).hexdigest()[:16]
+
+
 def result_record(
-    result: TaskResult, outcome: GateOutcome | None, *, alpha: float, resamples: int, seed: int
+    result: TaskResult,
+    outcome: GateOutcome | None,
+    *,
+    samples: Sequence[Sample],
+    show_samples: bool,
+    alpha: float,
+    resamples: int,
+    seed: int,
 ) -> dict[str, Any]:
+    """The results JSON of one task x model. Sample ids are hashed and no sample text is written unless
+    `show_samples` (--clue-report-samples) or the task's data set is public."""
     task = get_task(result.task)
+    show = show_samples or task.public_data
     comparisons = {c.metric: c for c in outcome.comparisons} if outcome else {}
     metrics: dict[str, Any] = {}
     for m in result.metrics:
@@ -43,19 +61,32 @@ def result_record(
         if m.name in comparisons:
             entry["comparison"] = comparisons[m.name].as_dict()
         metrics[m.name] = entry
-    samples = [
-        {
-            "id": s.sample_id,
-            "scores": dict(s.scores),
-            "parse_ok": s.parse_ok,
-            "finish_reason": g.finish_reason,
-            "prompt_tokens": g.prompt_tokens,
-            "completion_tokens": g.completion_tokens,
-            "truncated_tokens": g.truncated_tokens,
-            "error": g.error,
+    rows = []
+    for sample, score, generation in zip(samples, result.samples, result.generations, strict=True):
+        detail = task.detail(sample, score)
+        row: dict[str, Any] = {
+            "id": sample.id if show else hash_id(result.task, sample.id),
+            "scores": dict(score.scores),
+            "parse_ok": score.parse_ok,
+            "flags": output_flags(generation, score, detail),
+            "detail": _jsonable(detail),
+            "finish_reason": generation.finish_reason,
+            "prompt_tokens": generation.prompt_tokens,
+            "completion_tokens": generation.completion_tokens,
+            "truncated_tokens": generation.truncated_tokens,
+            "error": generation.error
+            if show or not generation.error
+            else generation.error.replace(sample.id, hash_id(result.task, sample.id)),
         }
-        for s, g in zip(result.samples, result.generations, strict=True)
-    ]
+        if score.cluster is not None:
+            row["cluster"] = score.cluster if show else hash_id(result.task, score.cluster)
+        if show:
+            row["input"] = task.render_user(sample)
+            row["output"] = generation.text
+            row["reference"] = _jsonable(sample.reference)
+            if score.parsed is not None and not isinstance(score.parsed, str):
+                row["parsed"] = _jsonable(score.parsed)
+        rows.append(row)
     return {
         "schema": SCHEMA_VERSION,
         "task": result.task,
@@ -72,8 +103,18 @@ def result_record(
         "metrics": metrics,
         "generation_settings": dict(result.settings),
         "provenance": dict(result.provenance),
-        "samples": samples,
+        "primary_metric": task.primary_metric,
+        "samples_shown": show,
+        "samples": rows,
     }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
 
 
 def write_json(path: Path, data: Any) -> Path:
@@ -90,6 +131,8 @@ def result_path(reports_dir: Path, task: str, model: str) -> Path:
     return reports_dir / "results" / task / f"{model}.json"
 
 
-def merge(reports_dir: Path, paths: Iterable[Path]) -> Path:
+def merge(reports_dir: Path, paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """Merge this session's per-test files into clue-results.json; returns the records."""
     records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(set(paths)) if p.is_file()]
-    return write_json(reports_dir / "clue-results.json", {"schema": SCHEMA_VERSION, "results": records})
+    write_json(reports_dir / "clue-results.json", {"schema": SCHEMA_VERSION, "results": records})
+    return records

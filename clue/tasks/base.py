@@ -39,6 +39,12 @@ class Task(ABC):
     max_new_tokens: ClassVar[int]
     data_files: ClassVar[tuple[str, ...]]  # file names looked for in <data_dir>/<task name>/
     system_prompt: ClassVar[str]
+    primary_metric: ClassVar[str]  # the one number per task in the summary table
+    public_data: ClassVar[bool] = False  # True: sample text may appear in reports without --clue-report-samples
+
+    def detail(self, sample: Sample, score: SampleScore) -> dict[str, Any]:
+        """Structured, text-free facts about one answer for the report (parsed label, missing codes, ...)."""
+        return {"parsed": score.parsed, "gold": sample.reference} if isinstance(score.parsed, str | None) else {}
 
     @abstractmethod
     def metrics(self, scorers: Scorers) -> tuple[MetricSpec, ...]: ...

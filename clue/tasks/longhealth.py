@@ -123,6 +123,8 @@ def correct_letter(path: Path, where: str, question: dict[str, Any]) -> str:
 
 class LongHealthBase(Task):
     level = 2
+    primary_metric = "accuracy"
+    public_data = True  # the LongHealth benchmark is public (synthetic patients)
     n_shots = 0
     max_new_tokens = 50
     data_files = ("benchmark_v5.json", "LongHealth.json")

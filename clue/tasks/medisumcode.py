@@ -9,6 +9,7 @@ are parsed and scored.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from clue.errors import DataError
 from clue.metrics import icd10
@@ -23,6 +24,7 @@ class MeDiSumCode(Task):
     name = "medisumcode"
     title = "MeDiSumCode"
     level = 2
+    primary_metric = "icd_exact_f1"
     n_shots = 1
     max_new_tokens = 512
     data_files = ("MeDiSumCode.json", "MeDiSumCode.jsonl")
@@ -77,6 +79,15 @@ class MeDiSumCode(Task):
 
     def truncatable(self, sample: Sample) -> str | None:
         return str(sample.fields["text"])
+
+    def detail(self, sample: Sample, score: SampleScore) -> dict[str, Any]:
+        predicted = list(score.parsed or [])
+        gold = list(sample.reference)
+        return {
+            "missing_codes": [c for c in gold if c not in predicted],
+            "extra_codes": [c for c in predicted if c not in gold],
+            "invalid_codes": [c for c in predicted if not icd10.is_valid_code(c)],
+        }
 
     def score(self, sample: Sample, generation: Generation) -> SampleScore:
         predicted = icd10.parse_codes(strip_reasoning(generation.text))

@@ -18,6 +18,7 @@ class MeDiSumQA(TextTask):
     name = "medisumqa"
     title = "MeDiSumQA"
     level = 2
+    primary_metric = "rougeL"
     n_shots = 1
     max_new_tokens = 512
     uses_umls = True

@@ -35,6 +35,7 @@ class MedNLI(Task):
     name = "mednli"
     title = "MedNLI"
     level = 1
+    primary_metric = "accuracy"
     n_shots = 3
     max_new_tokens = 20
     data_files = ("mli_test_v1.jsonl",)

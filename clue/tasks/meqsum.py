@@ -22,6 +22,8 @@ class MeQSum(TextTask):
     name = "meqsum"
     title = "MeQSum"
     level = 1
+    primary_metric = "rougeL"
+    public_data = True
     n_shots = 3
     max_new_tokens = 512
     data_files = ("MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx",)

@@ -28,6 +28,7 @@ class ProblemSummary(TextTask):
     name = "problem_summary"
     title = "Problem Summary"
     level = 1
+    primary_metric = "rougeL"
     n_shots = 3
     max_new_tokens = 512
     uses_umls = True

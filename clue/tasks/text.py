@@ -5,7 +5,7 @@ session, shared by all tasks and models)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from clue.metrics import bertscore, rouge, umls
 from clue.metrics.scorers import Scorers
@@ -15,6 +15,9 @@ from clue.types import Generation, MetricSpec, Sample, SampleScore
 
 class TextTask(Task):
     uses_umls: ClassVar[bool] = False
+
+    def detail(self, sample: Sample, score: SampleScore) -> dict[str, Any]:
+        return {}  # concept lists come from free text: only shown with the sample text itself
 
     def render_answer(self, sample: Sample) -> str:
         return str(sample.reference)

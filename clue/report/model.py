@@ -1,0 +1,176 @@
+"""The report model: everything the HTML and Markdown reports show, derived from the results JSON records only.
+
+Rows are models, columns are tasks in the paper's order (Level 1, then Level 2) plus per-level and overall
+averages of each task's primary metric; each cell carries the value, its CI, the difference to the base model with
+its CI, and the verdict. Flips pair the model's and the base's samples by (hashed) id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from clue.tasks import REGISTRY
+
+VERDICTS = ("regressed", "inconclusive", "non-inferior", "improved", "reference")
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    model: str
+    metric: str
+    value: float
+    ci: tuple[float, float]
+    verdict: str
+    base: str | None = None
+    base_value: float | None = None
+    delta: float | None = None
+    delta_ci: tuple[float, float] | None = None
+    p_regression: float | None = None
+    margin: float | None = None
+
+
+@dataclass(frozen=True)
+class Flip:
+    sample_id: str
+    base_score: float
+    model_score: float
+    base: Mapping[str, Any]
+    model: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskColumn:
+    name: str
+    title: str
+    level: int
+    primary: str
+
+
+@dataclass
+class Report:
+    tasks: list[TaskColumn]
+    models: list[str]
+    cells: dict[tuple[str, str], Cell]
+    details: dict[str, list[Cell]]  # task -> every metric of every model
+    lost: dict[tuple[str, str], list[Flip]] = field(default_factory=dict)  # base right/better, model worse
+    gained: dict[tuple[str, str], list[Flip]] = field(default_factory=dict)
+    flag_counts: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    provenance: list[dict[str, Any]] = field(default_factory=list)
+    confidence: float = 0.95
+
+    def averages(self, model: str) -> dict[str, float | None]:
+        """Mean primary metric over the tasks this model has, per level and overall (None when it has none)."""
+        out: dict[str, float | None] = {}
+        for key, levels in (("Level 1", {1}), ("Level 2", {2}), ("All", {1, 2})):
+            values = [
+                self.cells[(model, t.name)].value
+                for t in self.tasks
+                if t.level in levels and (model, t.name) in self.cells
+            ]
+            out[key] = sum(values) / len(values) if values else None
+        return out
+
+    def verdict_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(VERDICTS, 0)
+        for cell in self.cells.values():
+            counts[cell.verdict] = counts.get(cell.verdict, 0) + 1
+        return counts
+
+    def comparisons(self) -> list[Cell]:
+        return [
+            c for t in self.tasks for m in self.models if (c := self.cells.get((m, t.name))) and c.delta is not None
+        ]
+
+
+def _cell(record: Mapping[str, Any], metric: str) -> Cell:
+    entry = record["metrics"][metric]
+    comparison = entry.get("comparison")
+    verdict = comparison["verdict"] if comparison else "reference"
+    return Cell(
+        task=record["task"],
+        model=record["model"],
+        metric=metric,
+        value=entry["value"],
+        ci=(entry["ci_low"], entry["ci_high"]),
+        verdict=verdict,
+        base=record.get("base_model"),
+        base_value=comparison["base_mean"] if comparison else None,
+        delta=comparison["delta"] if comparison else None,
+        delta_ci=(comparison["ci_low"], comparison["ci_high"]) if comparison else None,
+        p_regression=comparison["p_regression"] if comparison else None,
+        margin=comparison["margin"] if comparison else None,
+    )
+
+
+def _sample_view(sample: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("flags", "detail", "output", "input", "reference", "parsed", "error")
+    return {k: sample[k] for k in keys if sample.get(k)}
+
+
+def _flips(
+    record: Mapping[str, Any], base: Mapping[str, Any], metric: str, limit: int
+) -> tuple[list[Flip], list[Flip]]:
+    """Samples where the base did better (lost) and where the model did better (gained), largest first.
+
+    Binary metrics: every discordant pair. Continuous: pairs whose scores differ by at least 0.1.
+    """
+    base_samples = {s["id"]: s for s in base["samples"]}
+    binary = record["metrics"][metric]["kind"] == "binary"
+    lost: list[Flip] = []
+    gained: list[Flip] = []
+    for sample in record["samples"]:
+        other = base_samples.get(sample["id"])
+        if other is None:
+            continue
+        m, b = sample["scores"][metric], other["scores"][metric]
+        if (binary and m == b) or (not binary and abs(m - b) < 0.1):
+            continue
+        flip = Flip(sample["id"], b, m, _sample_view(other), _sample_view(sample))
+        (lost if m < b else gained).append(flip)
+    lost.sort(key=lambda f: f.model_score - f.base_score)
+    gained.sort(key=lambda f: f.base_score - f.model_score)
+    return lost[:limit], gained[:limit]
+
+
+def build_report(records: Sequence[Mapping[str, Any]], *, flip_limit: int = 20) -> Report:
+    order = {name: i for i, name in enumerate(REGISTRY)}
+    tasks: dict[str, TaskColumn] = {}
+    models: list[str] = []
+    for r in records:
+        tasks.setdefault(r["task"], TaskColumn(r["task"], r["task_title"], r["level"], r["primary_metric"]))
+        if r["model"] not in models:
+            models.append(r["model"])
+    columns = sorted(tasks.values(), key=lambda t: (t.level, order.get(t.name, len(order)), t.name))
+    report = Report(tasks=columns, models=models, cells={}, details={})
+    by_key = {(r["model"], r["task"]): r for r in records}
+    for r in records:
+        task = tasks[r["task"]]
+        report.cells[(r["model"], r["task"])] = _cell(r, task.primary)
+        report.details.setdefault(r["task"], []).extend(_cell(r, m) for m in r["metrics"])
+        counts: dict[str, int] = {}
+        for sample in r["samples"]:
+            for flag in sample.get("flags", []):
+                counts[flag] = counts.get(flag, 0) + 1
+        report.flag_counts[(r["model"], r["task"])] = counts
+        base = by_key.get((r.get("base_model"), r["task"])) if r.get("base_model") else None
+        if base is not None:
+            lost, gained = _flips(r, base, task.primary, flip_limit)
+            report.lost[(r["model"], r["task"])] = lost
+            report.gained[(r["model"], r["task"])] = gained
+        report.provenance.append(
+            {
+                "task": r["task"],
+                "model": r["model"],
+                "n": r["n"],
+                "settings": r["generation_settings"],
+                "provenance": r["provenance"],
+                "fingerprints": {m: e.get("fingerprint", {}) for m, e in r["metrics"].items()},
+            }
+        )
+        report.confidence = r.get("confidence", report.confidence)
+    for cells in report.details.values():
+        cells.sort(key=lambda c: (c.metric, models.index(c.model)))
+    return report

@@ -1,0 +1,27 @@
+"""Write index.html and summary.md from results records (the merged clue-results.json)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from clue.report.html import render_html
+from clue.report.markdown import render_markdown
+from clue.report.model import build_report
+
+
+def write_reports(reports_dir: Path, records: Sequence[Mapping[str, Any]]) -> tuple[Path, Path]:
+    report = build_report(records)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    html_path, md_path = reports_dir / "index.html", reports_dir / "summary.md"
+    for path, text in ((html_path, render_html(report)), (md_path, render_markdown(report))):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as f:
+            f.write(md_path.read_text(encoding="utf-8"))
+    return html_path, md_path

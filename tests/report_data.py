@@ -1,0 +1,89 @@
+"""Recorded results for the report tests, produced through the real code path (scoring, gate, results records)
+from scripted per-sample outputs: MedNLI regressed, MeDiSumCode improved, MeQSum inconclusive."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from clue.metrics.bertscore import BertScoreConfig
+from clue.metrics.scorers import Scorers
+from clue.plugin.gate import run_gate
+from clue.report.results import result_record
+from clue.tasks import get_task
+from clue.types import Generation, Sample, TaskResult
+from tests.conftest import FIXTURE_DATA, REPO
+
+
+def settings() -> Any:
+    class S:  # only what run_gate reads
+        alpha, resamples, seed, min_samples = 0.025, 2000, 1, 10
+
+        @staticmethod
+        def margin_for(metric: str) -> float:
+            return 0.02
+
+    return S()
+
+
+def _result(task_name: str, model: str, samples: list[Sample], texts: list[str], scorers: Scorers) -> TaskResult:
+    task = get_task(task_name)
+    gens = tuple(
+        Generation(s.id, t, 10, len(t.split()), "stop" if t else "length", 0.1)
+        for s, t in zip(samples, texts, strict=True)
+    )
+    scores = tuple(task.score_all(samples, gens, scorers))
+    return TaskResult(task_name, model, task.metrics(scorers), scores, gens, {"decoding": "greedy"}, {"clue": "test"})
+
+
+def recorded_results(show_samples: bool = False) -> list[dict[str, Any]]:
+    scorers = Scorers(bertscore_config=BertScoreConfig("tiny-bert"), umls_config=None, cache_dir=REPO / ".clue-cache")
+    records = []
+    rng = random.Random(3)
+
+    def pair(task_name: str, samples: list[Sample], base_texts: list[str], cand_texts: list[str]) -> None:
+        base = _result(task_name, "base", samples, base_texts, scorers)
+        cand = _result(task_name, "candidate", samples, cand_texts, scorers)
+        outcome = run_gate(cand, base, settings())  # type: ignore[arg-type]
+        for result, out in ((base, None), (cand, outcome)):
+            records.append(
+                result_record(
+                    result, out, samples=samples, show_samples=show_samples, alpha=0.025, resamples=2000, seed=1
+                )
+            )
+
+    nli = get_task("mednli")
+    _, scored = nli.split(nli.load(FIXTURE_DATA / "mednli/mli_test_v1.jsonl"), 1)
+    labels = ["ENTAILMENT", "NEUTRAL", "CONTRADICTION"]
+    wrong = lambda s: labels[(labels.index(s.reference) + 1) % 3]  # noqa: E731
+    pair(
+        "mednli",
+        scored,
+        [s.reference for s in scored],
+        [wrong(s) if i < 18 else s.reference for i, s in enumerate(scored)],
+    )
+
+    code = get_task("medisumcode")
+    _, scored = code.split(code.load(FIXTURE_DATA / "medisumcode/MeDiSumCode.json"), 1)
+    pair(
+        "medisumcode",
+        scored,
+        ["ICD-10 Codes: " + ", ".join(list(s.reference)[:1]) + ", Q99.99" for s in scored],
+        ["ICD-10 Codes: " + ", ".join(s.reference) for s in scored],
+    )
+
+    qs = [Sample(f"q{i}", {"CHQ": f"question {i}"}, f"What is the dose of drug {i} for asthma?", "") for i in range(30)]
+    pair(
+        "meqsum",
+        qs,
+        [s.reference for s in qs],
+        [s.reference if rng.random() < 0.93 else "drug drug drug drug drug drug drug drug drug drug" for s in qs],
+    )
+    return records
+
+
+if __name__ == "__main__":  # regenerate a results file by hand: python -m tests.report_data
+    import json
+
+    (REPO / "reports").mkdir(exist_ok=True)
+    (REPO / "reports/clue-results.json").write_text(json.dumps({"schema": 1, "results": recorded_results()}))

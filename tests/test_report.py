@@ -1,0 +1,117 @@
+"""The report model and its HTML/Markdown renderings, from results recorded through the real scoring and gate
+code (tests/report_data.py): content, PHI-safe defaults, flips, degenerate-output flags."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clue.report.flags import is_repetition_loop
+from clue.report.html import render_html
+from clue.report.markdown import render_markdown
+from clue.report.model import build_report
+from clue.report.results import hash_id
+from tests.conftest import FIXTURE_DATA
+from tests.report_data import recorded_results
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict[str, Any]]:
+    return recorded_results()
+
+
+def test_report_model_puts_tasks_in_paper_order_and_cells_carry_verdicts(records: list[dict[str, Any]]) -> None:
+    report = build_report(records)
+    assert [t.name for t in report.tasks] == ["mednli", "meqsum", "medisumcode"]  # Level 1, then Level 2
+    assert report.models == ["base", "candidate"]
+    assert report.cells[("candidate", "mednli")].verdict == "regressed"
+    assert report.cells[("candidate", "medisumcode")].verdict == "improved"
+    assert report.cells[("candidate", "meqsum")].verdict == "inconclusive"
+    assert report.cells[("base", "mednli")].verdict == "reference"
+    avg = report.averages("candidate")
+    mednli, meqsum, code = (report.cells[("candidate", t)].value for t in ("mednli", "meqsum", "medisumcode"))
+    assert avg["Level 1"] == pytest.approx((mednli + meqsum) / 2) and avg["Level 2"] == pytest.approx(code)
+    assert avg["All"] == pytest.approx((mednli + meqsum + code) / 3)
+
+
+def test_flips_pair_samples_and_show_what_went_wrong(records: list[dict[str, Any]]) -> None:
+    report = build_report(records)
+    lost = report.lost[("candidate", "mednli")]
+    assert len(lost) == 18 and report.gained[("candidate", "mednli")] == []
+    assert all(f.base_score == 1.0 and f.model_score == 0.0 for f in lost)
+    assert lost[0].model["detail"]["parsed"] != lost[0].model["detail"]["gold"]
+    gained = report.gained[("candidate", "medisumcode")]
+    assert gained and gained[0].base["detail"]["extra_codes"] == ["Q9999"]
+    assert "invalid_codes" in gained[0].base["flags"]  # Q99.99 is not an ICD-10-CM code
+
+
+def test_html_shows_every_task_model_verdict_plot_and_flips(records: list[dict[str, Any]]) -> None:
+    html = render_html(build_report(records))
+    assert 'id="headline">Regressed: <b>candidate</b> on <b>mednli</b>' in html
+    for task in ("MedNLI", "MeQSum", "MeDiSumCode"):
+        assert task in html
+    assert len(re.findall(r'<td class="cell verdict-', html)) == 6
+    assert html.count('<circle class="point"') == 3
+    assert 'data-verdict="regressed"' in html and "−margin 0.02" in html
+    assert "18 lost, 0 gained on accuracy" in html
+    assert "<script" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # offline
+
+
+def test_credentialed_samples_are_hashed_and_textless_by_default(records: list[dict[str, Any]]) -> None:
+    nli = next(r for r in records if r["task"] == "mednli" and r["model"] == "candidate")
+    raw_ids = [
+        json.loads(line)["pairID"] for line in (FIXTURE_DATA / "mednli/mli_test_v1.jsonl").read_text().splitlines()
+    ]
+    text = json.dumps(records) + render_html(build_report(records))
+    assert not any(raw in text for raw in raw_ids)
+    assert all(s["id"] == hash_id("mednli", s["id"]) or len(s["id"]) == 16 for s in nli["samples"])
+    assert not any("output" in s or "input" in s for s in nli["samples"])
+    assert "Chest x-ray showed" not in text  # a fixture sentence
+    shown = recorded_results(show_samples=True)
+    shown_text = json.dumps(shown)
+    assert any(raw in shown_text for raw in raw_ids) and "Chest x-ray showed" in shown_text
+
+
+def test_public_data_sets_are_shown_without_the_option(records: list[dict[str, Any]]) -> None:
+    meqsum = next(r for r in records if r["task"] == "meqsum" and r["model"] == "candidate")
+    assert meqsum["samples_shown"] and "output" in meqsum["samples"][0] and meqsum["samples"][0]["id"] == "q0"
+
+
+def test_markdown_summary(records: list[dict[str, Any]]) -> None:
+    md = render_markdown(build_report(records))
+    assert md.startswith("## clue results")
+    assert "| candidate | 🔴 0.400 (Δ -0.600, regressed)" in md
+    assert "**Regressed:** candidate on mednli (accuracy Δ -0.600" in md
+
+
+@pytest.mark.parametrize(
+    ("text", "loop"),
+    [
+        ("\n" * 40, False),  # whitespace only is "empty", not a loop
+        ("I25.10, " * 30, True),
+        ("the patient " * 20, True),
+        ("ICD-10 Codes: I25.10, E11.65, N18.30", False),
+        ("Patient with diabetes, hypertension and chronic kidney disease stage 3 was admitted.", False),
+    ],
+)
+def test_repetition_loop_detection(text: str, loop: bool) -> None:
+    assert is_repetition_loop(text) is loop
+
+
+def test_render_from_a_recorded_results_file(tmp_path: Path, records: list[dict[str, Any]]) -> None:
+    results = tmp_path / "clue-results.json"
+    results.write_text(json.dumps({"schema": 1, "results": records}))
+    done = subprocess.run([sys.executable, "-m", "clue.report", str(results)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "index.html").read_text().count('<circle class="point"') == 3
+    assert "regressed" in (tmp_path / "summary.md").read_text()
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    done = subprocess.run([sys.executable, "-m", "clue.report", str(bad)], capture_output=True, text=True)
+    assert done.returncode == 2 and "not a clue results file" in done.stderr
