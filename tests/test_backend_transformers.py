@@ -101,3 +101,15 @@ def test_import_clue_does_not_import_torch() -> None:
 
     code = "import sys, clue, clue.plugin, clue.tasks, clue.stats; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_weights_load_lazily_and_results_stream_to_the_callback(tiny_model_dir: Path) -> None:
+    b = TransformersBackend(ModelSpec("tiny", path=str(tiny_model_dir)), str(tiny_model_dir))
+    assert b.model is None and b.loads == 0  # tokenizer and config only
+    seen: list[int] = []
+    b.generate(
+        [prompt("a", "x"), prompt("b", "y"), prompt("c", "z")],
+        GenerationSettings(batch_size=2),
+        on_result=lambda i, g: seen.append(i),
+    )
+    assert sorted(seen) == [0, 1, 2] and b.loads == 1

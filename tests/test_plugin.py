@@ -129,7 +129,8 @@ def test_non_inferior_candidate_passes_and_reports_are_written(project: pytest.P
         [
             "*clue results*",
             "*mednli [[]candidate[]] vs base: NON-INFERIOR*",
-            "*model loads: base 1, candidate 1*",
+            # identical recorded outputs hash to identical keys: the candidate reuses all of them from the store
+            "*model loads: base 1, candidate 0; generations reused from the store: base 0, candidate 73*",
         ]
     )
     merged = json.loads((project.path / "out/clue-results.json").read_text())
@@ -280,3 +281,63 @@ def test_tool_clue_table_sets_defaults(project: pytest.Pytester) -> None:
     result = project.runpytest("-k", "mednli", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     assert (project.path / "out/results/mednli/candidate.json").is_file()
+
+
+def test_second_run_is_served_from_the_store_and_rescore_needs_no_model(project: pytest.Pytester) -> None:
+    write_models(project, base_wrong=set(), candidate_wrong=set(scored_indices()[:3]))
+    run(project, "-k", "mednli").assert_outcomes(passed=2, warnings=1)
+    again = run(project, "-k", "mednli")
+    again.stdout.fnmatch_lines(
+        ["*model loads: base 0, candidate 0; generations reused from the store: base 50, candidate 50*"]
+    )
+    rescored = run(project, "-k", "mednli", "--clue-rescore", "--clue-margin", "0.5")
+    rescored.assert_outcomes(passed=2)
+    rescored.stdout.fnmatch_lines(["*model loads: base 0, candidate 0*"])
+    missing = run(project, "-k", "mednli", "--clue-rescore", "--clue-seed", "2")
+    missing.stdout.fnmatch_lines(["*--clue-rescore: 50 of 50 generations are not in the store*"])
+
+
+def test_interrupted_run_resumes_without_regenerating(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backend that dies after 20 generations: the 20 are stored, and the next run only generates the rest."""
+    write_models(project, base_wrong=set(), candidate_wrong=set())
+    project.makeconftest(
+        """
+import os
+from clue.backends.replay import ReplayBackend
+
+original = ReplayBackend.generate
+
+def dying(self, prompts, settings, *, desc="", on_result=None):
+    if os.environ.get("CLUE_TEST_DIE"):
+        def counting(i, g):
+            on_result(i, g)
+            if i == 19:
+                raise KeyboardInterrupt
+        return original(self, prompts, settings, desc=desc, on_result=counting)
+    return original(self, prompts, settings, desc=desc, on_result=on_result)
+
+ReplayBackend.generate = dying
+"""
+    )
+    monkeypatch.setenv("CLUE_TEST_DIE", "1")
+    died = project.runpytest_subprocess(  # a real process, interrupted as by Ctrl-C after 20 generations
+        "--clue-matrix",
+        "models.toml",
+        "--clue-data-dir",
+        "data",
+        "--clue-reports-dir",
+        "out",
+        "--clue-cache-dir",
+        "cache",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "mednli and base",
+    )
+    assert died.ret == pytest.ExitCode.INTERRUPTED
+    monkeypatch.delenv("CLUE_TEST_DIE")
+    resumed = run(project, "-k", "mednli and base")
+    resumed.assert_outcomes(passed=1)
+    resumed.stdout.fnmatch_lines(["*generations reused from the store: base 20*"])

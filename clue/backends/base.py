@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
+
+if TYPE_CHECKING:
+    from clue.cache import GenerationStore
 
 
 class TokenCounter(Protocol):
@@ -23,9 +26,23 @@ class TokenCounter(Protocol):
 
 
 class Backend(Protocol):
-    def generate(self, prompts: Sequence[Prompt], settings: GenerationSettings, *, desc: str = "") -> list[Generation]:
-        """One Generation per prompt, in the same order. A prompt that cannot be run gets a Generation with
-        `error` set and empty text (scored as a wrong answer), rather than aborting the whole batch."""
+    loads: int  # how many times the weights were loaded (0 when every prompt came from the store)
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        settings: GenerationSettings,
+        *,
+        desc: str = "",
+        on_result: Callable[[int, Generation], None] | None = None,
+    ) -> list[Generation]:
+        """One Generation per prompt, in the same order; `on_result(index, generation)` is called as soon as each
+        exists (the store persists it). A prompt that cannot be run gets a Generation with `error` set and empty
+        text (scored as a wrong answer), rather than aborting the whole batch. Weights load on the first call."""
+        ...
+
+    def fingerprint(self, store: GenerationStore) -> dict[str, Any]:
+        """Everything about the model and engine that determines outputs, computed without loading weights."""
         ...
 
     def token_counter(self) -> TokenCounter:

@@ -7,10 +7,11 @@ elsewhere (another harness, an API run, a colleague's GPU box) are scored and ga
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from clue.cache import GenerationStore
 from clue.errors import ConfigError, DataError
 from clue.models import ModelSpec
 from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
@@ -37,7 +38,21 @@ class ReplayBackend:
                 raise DataError(self.path, "expected a string", record=f"line {lineno}", field="text")
             self.outputs[key] = text
 
-    def generate(self, prompts: Sequence[Prompt], settings: GenerationSettings, *, desc: str = "") -> list[Generation]:
+    loads = 0
+
+    def fingerprint(self, store: GenerationStore) -> dict[str, Any]:
+        return {"engine": "replay", "file": store.file_sha256(self.path)}
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        settings: GenerationSettings,
+        *,
+        desc: str = "",
+        on_result: Callable[[int, Generation], None] | None = None,
+    ) -> list[Generation]:
+        if prompts:
+            self.loads += 1
         results = []
         for prompt in prompts:
             text = self.outputs.get((prompt.task, prompt.sample_id))
@@ -65,6 +80,8 @@ class ReplayBackend:
                         truncated_tokens=prompt.truncated_tokens,
                     )
                 )
+            if on_result:
+                on_result(len(results) - 1, results[-1])
         return results
 
     def token_counter(self) -> ReplayBackend:

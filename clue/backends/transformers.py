@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from clue.cache import GenerationStore
 from clue.errors import ConfigError
 from clue.models import ModelSpec
 from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
@@ -31,16 +32,20 @@ def _version(package: str) -> str:
 
 class TransformersBackend:
     def __init__(self, spec: ModelSpec, location: str):
+        """Loads the tokenizer and config only; weights load on the first prompt that is not in the store."""
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
         self.spec, self.location = spec, location
+        self.loads = 0
+        self.model: Any = None
         local = Path(location).exists()
         common: dict[str, Any] = {
             "revision": spec.revision,
             "trust_remote_code": spec.trust_remote_code,
             "local_files_only": local,
         }
+        self._common = common
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(location, **common)
         except (OSError, ValueError) as exc:
@@ -54,20 +59,47 @@ class TransformersBackend:
                 'set chat_template = "path/to/template.jinja" in its matrix entry'
             )
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtype: Any = "auto" if spec.dtype == "auto" else getattr(torch, spec.dtype)
         try:
-            self.model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **common)
+            config = AutoConfig.from_pretrained(location, **common)
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"model {spec.name!r}: cannot load weights from {location}: {exc}") from None
-        self.model.to(self.device).eval()
+            raise ConfigError(f"model {spec.name!r}: cannot load config from {location}: {exc}") from None
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
-        config_len = getattr(self.model.config, "max_position_embeddings", None)
+        config_len = getattr(config, "max_position_embeddings", None)
         self.context = int(spec.max_model_len or config_len or self.tokenizer.model_max_length)
         self.system_folded = False
         self._counts: dict[bytes, int] = {}
         self._torch = torch
+
+    def _ensure_model(self) -> Any:
+        if self.model is None:
+            from transformers import AutoModelForCausalLM
+
+            dtype: Any = "auto" if self.spec.dtype == "auto" else getattr(self._torch, self.spec.dtype)
+            try:
+                model = AutoModelForCausalLM.from_pretrained(self.location, dtype=dtype, **self._common)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    f"model {self.spec.name!r}: cannot load weights from {self.location}: {exc}"
+                ) from None
+            self.model = model.to(self.device).eval()
+            self.loads += 1
+        return self.model
+
+    def fingerprint(self, store: GenerationStore) -> dict[str, Any]:
+        """What identifies this model's outputs, without loading weights: file hashes for a local folder (cached by
+        size and mtime), the revision for a hub id; plus tokenizer/chat template, context, dtype and engine."""
+        folder = Path(self.location)
+        files = store.folder_fingerprint(folder) if folder.is_dir() else {"hub_id": self.location}
+        return {
+            "engine": f"transformers {_version('transformers')}",
+            "files": files,
+            "revision": self.spec.revision,
+            "dtype": self.spec.dtype,
+            "context": self.context,
+            "chat_template": hashlib.sha256(str(self.tokenizer.chat_template).encode()).hexdigest(),
+        }
 
     # -- prompt rendering -------------------------------------------------------------------------------------
     def _render(self, messages: Sequence[ChatMessage]) -> str:
@@ -145,11 +177,20 @@ class TransformersBackend:
         return [], 0, f"could not fit the prompt into {budget} tokens"
 
     # -- generation -------------------------------------------------------------------------------------------
-    def generate(self, prompts: Sequence[Prompt], settings: GenerationSettings, *, desc: str = "") -> list[Generation]:
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        settings: GenerationSettings,
+        *,
+        desc: str = "",
+        on_result: Callable[[int, Generation], None] | None = None,
+    ) -> list[Generation]:
         from tqdm.auto import tqdm
         from transformers import GenerationConfig
 
         torch = self._torch
+        if prompts:
+            self._ensure_model()
         torch.manual_seed(settings.seed)
         results: dict[int, Generation] = {}
         fitted = []
@@ -222,6 +263,8 @@ class TransformersBackend:
                         latency,
                         truncated_tokens=removed + prompts[i].truncated_tokens,
                     )
+                    if on_result:
+                        on_result(i, results[i])
                 bar.update(len(batch))
         return [results[i] for i in range(len(prompts))]
 
@@ -241,7 +284,7 @@ class TransformersBackend:
         }
 
     def close(self) -> None:
-        del self.model
+        self.model = None
         if self.device == "cuda":
             self._torch.cuda.empty_cache()
 

@@ -250,9 +250,11 @@ class ResultsCollector:
                     )
                 tr.write_line(line)
         session = self.config.stash.get(session_key, None)
-        if session is not None and session.loads:
-            loads = ", ".join(f"{name} {count}" for name, count in sorted(session.loads.items()))
-            tr.write_line(f"model loads: {loads}")
+        if session is not None and (session.loads or session.reused):
+            names = sorted(set(session.loads) | set(session.reused))
+            loads = ", ".join(f"{name} {session.loads.get(name, 0)}" for name in names)
+            reused = ", ".join(f"{name} {session.reused.get(name, 0)}" for name in names)
+            tr.write_line(f"model loads: {loads}; generations reused from the store: {reused}")
         tr.write_line(f"results JSON: {self.reports_dir / 'clue-results.json'}")
         tr.write_line(f"report: {self.reports_dir / 'index.html'} (summary: {self.reports_dir / 'summary.md'})")
 

@@ -91,6 +91,12 @@ OPTIONS: tuple[_Opt, ...] = (
     ),
     _Opt("strict", "fail inconclusive comparisons too (default: pass with a warning)", action="store_true"),
     _Opt(
+        "rescore",
+        "recompute metrics from stored generations only: no weights are loaded, and a generation missing from the "
+        "store is an error",
+        action="store_true",
+    ),
+    _Opt(
         "report_samples",
         "write raw sample ids, inputs, outputs and references into the results JSON and the "
         "HTML report; off by default because MIMIC-derived text is credentialed (public data sets are always "
@@ -196,6 +202,7 @@ class Settings:
     alpha: float
     strict: bool
     report_samples: bool
+    rescore: bool
     resamples: int
     min_samples: int
     seed: int
@@ -323,6 +330,7 @@ def resolve(config: pytest.Config) -> Settings:
         alpha=number("alpha", float, stats.DEFAULT_ALPHA),
         strict=_flag(values["strict"]),
         report_samples=_flag(values["report_samples"]),
+        rescore=_flag(values["rescore"]),
         resamples=number("resamples", int, stats.DEFAULT_RESAMPLES),
         min_samples=number("min_samples", int, stats.DEFAULT_MIN_SAMPLES),
         seed=number("seed", int, 1),

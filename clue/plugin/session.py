@@ -19,6 +19,7 @@ from typing import Any
 
 import clue
 from clue.backends import load_backend
+from clue.cache import GenerationStore, generation_key
 from clue.errors import ClueError, ConfigError, DataError
 from clue.metrics.bertscore import BertScoreConfig
 from clue.metrics.scorers import Scorers
@@ -50,6 +51,8 @@ class ClueSession:
         self._generations: dict[tuple[str, str], tuple[Generation, ...] | str] = {}
         self._results: dict[tuple[str, str], TaskResult] = {}
         self._backend_info: dict[str, dict[str, Any]] = {}
+        self.reused: dict[str, int] = defaultdict(int)
+        self._store: GenerationStore | None = None
         self.scorers = Scorers(
             rouge_stemmer=settings.rouge_stemmer,
             bertscore_config=BertScoreConfig(
@@ -83,6 +86,12 @@ class ClueSession:
                     'or --clue-matrix FILE, or set matrix = "..." under [tool.clue] in pyproject.toml'
                 )
         return self._models
+
+    @property
+    def store(self) -> GenerationStore:
+        if self._store is None:
+            self._store = GenerationStore(self.settings.cache_dir / "generations.sqlite3")
+        return self._store
 
     def generation_settings(self) -> GenerationSettings:
         s = self.settings
@@ -165,12 +174,10 @@ class ClueSession:
             return
         began = time.perf_counter()
         try:
-            self.loads[model] += 1
             backend = load_backend(spec, self.settings.cache_dir)
             try:
-                counter = backend.token_counter()
-                prompts = [p for task, data in todo for p in task.build_prompts(data.shots, data.scored, counter)]
-                outputs = backend.generate(prompts, self.generation_settings(), desc=f"{model}: generating")
+                outputs = self._generate_with_store(model, backend, todo)
+                self.loads[model] += backend.loads
                 self._backend_info[model] = backend.describe()
             finally:
                 backend.close()
@@ -192,6 +199,35 @@ class ClueSession:
             start += len(data.scored)
             self._generations[(model, task.name)] = chunk
             self._save_generations(model, task.name, chunk)
+
+    def _generate_with_store(self, model: str, backend: Any, todo: list[tuple[Task, TaskData]]) -> list[Generation]:
+        """Prompts of all the model's tasks at once; stored generations are reused, the rest generated and stored
+        one by one as they arrive (so an interrupted run resumes where it stopped)."""
+        counter = backend.token_counter()
+        prompts = [p for task, data in todo for p in task.build_prompts(data.shots, data.scored, counter)]
+        settings = self.generation_settings()
+        fingerprint = backend.fingerprint(self.store)
+        keys = [generation_key(fingerprint, p, settings) for p in prompts]
+        stored = self.store.get_many(keys)
+        self.reused[model] += len(stored)
+        missing = [i for i, key in enumerate(keys) if key not in stored]
+        if missing and self.settings.rescore:
+            raise ClueError(
+                f"--clue-rescore: {len(missing)} of {len(prompts)} generations are not in the store "
+                f"{self.store.path} (first: {prompts[missing[0]].task}/{prompts[missing[0]].sample_id}); "
+                "run once without --clue-rescore to generate them"
+            )
+        outputs: list[Generation | None] = [stored.get(key) for key in keys]
+
+        def keep(j: int, generation: Generation) -> None:
+            i = missing[j]
+            outputs[i] = generation
+            self.store.put(keys[i], model, prompts[i].task, generation)
+
+        if missing:
+            backend.generate([prompts[i] for i in missing], settings, desc=f"{model}: generating", on_result=keep)
+        assert all(o is not None for o in outputs)
+        return [o for o in outputs if o is not None]
 
     def _save_generations(self, model: str, task: str, generations: tuple[Generation, ...]) -> None:
         # the cache, not reports/: outputs may echo credentialed text, and reports/ is what CI publishes

@@ -1,0 +1,153 @@
+"""The generation store: every generation is persisted as soon as it exists, keyed on everything that determines it.
+
+The key hashes the model fingerprint (weight files' content hashes for local folders, the revision for hub ids),
+the tokenizer and chat template, the backend and engine version, the generation settings that change outputs, and
+the prompt itself. An unchanged key means reuse, a changed one regeneration. An interrupted run (Ctrl-C, a killed
+worker, a crash) resumes where it stopped; `--clue-rescore` recomputes metrics from stored generations without
+loading any weights.
+
+SQLite in WAL mode with a busy timeout: several pytest-xdist workers can read and write at once. Each row carries a
+checksum of its record; a corrupt or truncated row is reported and regenerated, never silently reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from clue.types import Generation, GenerationSettings, Prompt
+
+SCHEMA = 1
+
+
+class StoreWarning(UserWarning):
+    """A stored generation could not be used (corrupt or truncated) and will be regenerated."""
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def generation_key(model_fingerprint: Mapping[str, Any], prompt: Prompt, settings: GenerationSettings) -> str:
+    """sha256 over everything that determines the output. Batch size is left out: greedy outputs do not depend on
+    it (tested), and a cache that missed whenever the batch size changed would be of little use."""
+    decoding = {"temperature": settings.temperature, "top_p": settings.top_p, "seed": settings.seed}
+    payload = {
+        "schema": SCHEMA,
+        "model": model_fingerprint,
+        "decoding": decoding,
+        "task": prompt.task,
+        "messages": [[m.role, m.content] for m in prompt.messages],
+        "max_new_tokens": prompt.max_new_tokens,
+        "truncatable": prompt.truncatable,
+    }
+    return hashlib.sha256(_canonical(payload).encode()).hexdigest()
+
+
+class GenerationStore:
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, model TEXT, task TEXT, "
+                "sample_id TEXT, record TEXT NOT NULL, checksum TEXT NOT NULL, created REAL)"
+            )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS file_hashes (path TEXT, size INTEGER, mtime_ns INTEGER, sha256 TEXT, "
+                "PRIMARY KEY (path, size, mtime_ns))"
+            )
+        self.corrupt = 0
+
+    def _connect(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            db.execute("PRAGMA busy_timeout=60000")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Generation]:
+        """The usable stored generations among `keys`; corrupt rows are reported (StoreWarning) and left out."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, Generation] = {}
+        db = self._connect()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = db.execute(
+                f"SELECT key, record, checksum FROM generations WHERE key IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            for key, record, checksum in rows:
+                generation = self._decode(key, record, checksum)
+                if generation is not None:
+                    found[key] = generation
+        return found
+
+    def _decode(self, key: str, record: str, checksum: str) -> Generation | None:
+        try:
+            if hashlib.sha256(record.encode()).hexdigest() != checksum:
+                raise ValueError("checksum mismatch")
+            generation = Generation(**json.loads(record))
+            if not isinstance(generation.text, str):
+                raise ValueError("text is not a string")
+        except (ValueError, TypeError) as exc:
+            self.corrupt += 1
+            warnings.warn(
+                StoreWarning(f"{self.path}: stored generation {key[:12]} is unusable ({exc}); regenerating"),
+                stacklevel=3,
+            )
+            return None
+        return generation
+
+    def put(self, key: str, model: str, task: str, generation: Generation) -> None:
+        """Persist one generation now (a failed generation is not stored: it should be retried next time)."""
+        if generation.error is not None:
+            return
+        record = _canonical(asdict(generation))
+        self._connect().execute(
+            "INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key, model, task, generation.sample_id, record, hashlib.sha256(record.encode()).hexdigest(), time.time()),
+        )
+
+    def file_sha256(self, file: Path) -> str:
+        """Content hash of a file, computed once per (path, size, mtime): weight files are hashed once, not per run."""
+        stat = file.stat()
+        ident = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+        db = self._connect()
+        row = db.execute("SELECT sha256 FROM file_hashes WHERE path=? AND size=? AND mtime_ns=?", ident).fetchone()
+        if row:
+            return str(row[0])
+        digest = hashlib.sha256()
+        with file.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+        value = digest.hexdigest()
+        db.execute("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?)", (*ident, value))
+        return value
+
+    def folder_fingerprint(self, folder: Path) -> dict[str, str]:
+        """Content hashes of every file in a model folder (weights, config, tokenizer, template)."""
+        return {
+            str(f.relative_to(folder)): self.file_sha256(f)
+            for f in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        }
+
+    def count(self) -> int:
+        return int(self._connect().execute("SELECT COUNT(*) FROM generations").fetchone()[0])
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
