@@ -75,8 +75,9 @@ def write_models(p: pytest.Pytester, base_wrong: set[int], candidate_wrong: set[
     )
 
 
-def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return p.runpytest(
+def run(p: pytest.Pytester, *args: str, subprocess: bool = False) -> pytest.RunResult:
+    """pytest with this project's clue options; `subprocess` runs it in a real child process."""
+    return (p.runpytest_subprocess if subprocess else p.runpytest)(
         "--clue-matrix",
         "models.toml",
         "--clue-data-dir",
