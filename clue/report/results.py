@@ -123,6 +123,7 @@ def write_json(path: Path, data: Any) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1, ensure_ascii=False, allow_nan=False)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; CI uploads these as artefacts
     os.replace(tmp, path)
     return path
 
