@@ -149,6 +149,3 @@ class TaskResult:
         if not values:
             raise ValueError(f"task {self.task!r}, model {self.model!r}: no samples to aggregate {metric!r}")
         return sum(values) / len(values)
-
-    def aggregates(self) -> dict[str, float]:
-        return {m.name: self.aggregate(m.name) for m in self.metrics}

@@ -323,20 +323,8 @@ ReplayBackend.generate = dying
 """
     )
     monkeypatch.setenv("CLUE_TEST_DIE", "1")
-    died = project.runpytest_subprocess(  # a real process, interrupted as by Ctrl-C after 20 generations
-        "--clue-matrix",
-        "models.toml",
-        "--clue-data-dir",
-        "data",
-        "--clue-reports-dir",
-        "out",
-        "--clue-cache-dir",
-        "cache",
-        "-p",
-        "no:cacheprovider",
-        "-k",
-        "mednli and base",
-    )
+    # a real process, interrupted as by Ctrl-C after 20 generations
+    died = run(project, "-k", "mednli and base", subprocess=True)
     assert died.ret == pytest.ExitCode.INTERRUPTED
     monkeypatch.delenv("CLUE_TEST_DIE")
     resumed = run(project, "-k", "mednli and base")

@@ -19,6 +19,7 @@ from typing import Any
 
 import clue
 from clue.backends import load_backend
+from clue.backends.base import Backend
 from clue.cache import GenerationStore, generation_key
 from clue.errors import ClueError, ConfigError, DataError
 from clue.metrics.bertscore import BertScoreConfig
@@ -200,7 +201,7 @@ class ClueSession:
             self._generations[(model, task.name)] = chunk
             self._save_generations(model, task.name, chunk)
 
-    def _generate_with_store(self, model: str, backend: Any, todo: list[tuple[Task, TaskData]]) -> list[Generation]:
+    def _generate_with_store(self, model: str, backend: Backend, todo: list[tuple[Task, TaskData]]) -> list[Generation]:
         """Prompts of all the model's tasks at once; stored generations are reused, the rest generated and stored
         one by one as they arrive (so an interrupted run resumes where it stopped)."""
         counter = backend.token_counter()

@@ -47,7 +47,7 @@ def _cell_html(cell: Cell | None) -> str:
         return '<td class="cell missing">–</td>'
     parts = [
         f'<span class="v">{_fmt(cell.value)}</span>',
-        f'<span class="ci">{cell.ci and f"[{_fmt(cell.ci[0])}, {_fmt(cell.ci[1])}]"}</span>',
+        f'<span class="ci">[{_fmt(cell.ci[0])}, {_fmt(cell.ci[1])}]</span>',
     ]
     if cell.delta is not None and cell.delta_ci is not None:
         parts.append(
