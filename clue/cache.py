@@ -57,17 +57,30 @@ class GenerationStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, model TEXT, task TEXT, "
-                "sample_id TEXT, record TEXT NOT NULL, checksum TEXT NOT NULL, created REAL)"
-            )
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS file_hashes (path TEXT, size INTEGER, mtime_ns INTEGER, sha256 TEXT, "
-                "PRIMARY KEY (path, size, mtime_ns))"
-            )
+        # Switching a new file to WAL takes an exclusive lock that SQLite does not wait for (no busy handler):
+        # xdist workers creating the store at the same moment get "database is locked". Retry, with backoff.
+        for attempt in range(40):
+            try:
+                self._initialise()
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 39:
+                    raise
+                time.sleep(min(1.0, 0.01 * 2**attempt))
         self.corrupt = 0
+
+    def _initialise(self) -> None:
+        db = self._connect()
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode=WAL")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, model TEXT, task TEXT, "
+            "sample_id TEXT, record TEXT NOT NULL, checksum TEXT NOT NULL, created REAL)"
+        )
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS file_hashes (path TEXT, size INTEGER, mtime_ns INTEGER, sha256 TEXT, "
+            "PRIMARY KEY (path, size, mtime_ns))"
+        )
 
     def _connect(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)

@@ -14,6 +14,12 @@ template override and the name of its base model (another entry). The matrix is 
     chat_template = "templates/llama3.jinja"
 
 `build = "tiny-llama"` (with `seed`) instead of `path` builds a tiny random model offline: the embedded default.
+
+Engines (`backend = ...`): "transformers" (CPU/test path, the default), "vllm" (offline engine on local GPUs:
+`tensor_parallel_size`, `distributed_executor_backend = "ray"` for multi-node, `gpu_memory_utilization`, `adapter`
+for a LoRA adapter evaluated on the base weights' engine), "openai" (any OpenAI-compatible `/v1/chat/completions`
+server: `base_url`, `served_name`, `api_key_env`, `max_concurrency`, `request_timeout`, `max_retries`, `tokenizer`),
+and "replay" (score outputs recorded elsewhere; `path` is a JSON Lines file).
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-BACKENDS = ("transformers", "replay")
+BACKENDS = ("transformers", "vllm", "openai", "replay")
+EXECUTORS = ("mp", "ray", "uni", "external_launcher")
 BUILDERS = ("tiny-llama",)
 
 
@@ -49,6 +56,19 @@ class ModelSpec:
     trust_remote_code: bool = False
     build: str | None = None
     seed: int = 0
+    adapter: str | None = None  # LoRA adapter folder, applied on top of `path`
+    # vllm
+    tensor_parallel_size: int = 1
+    distributed_executor_backend: str | None = None
+    gpu_memory_utilization: float = 0.9
+    # openai-compatible server
+    base_url: str | None = None
+    served_name: str | None = None  # the model name the server knows (default: path)
+    api_key_env: str = "OPENAI_API_KEY"  # the environment variable holding the key; the key itself is never stored
+    tokenizer: str | None = None  # local folder / hub id of the tokenizer, or "none" to send prompts unfitted
+    max_concurrency: int = 8
+    request_timeout: float = 600.0
+    max_retries: int = 5
 
     @property
     def is_local(self) -> bool:
@@ -59,6 +79,11 @@ class ModelSpec:
 
 
 _KEYS = {f.name for f in fields(ModelSpec)} - {"name"}
+_TYPES: dict[str, type] = {
+    f.name: {"str": str, "int": int, "float": float, "bool": bool}[str(f.type).split(" | ")[0]]
+    for f in fields(ModelSpec)
+}
+_KIND_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
 
 def _spec_from_table(name: str, table: Mapping[str, Any], origin: str, root: Path) -> ModelSpec:
@@ -68,15 +93,18 @@ def _spec_from_table(name: str, table: Mapping[str, Any], origin: str, root: Pat
             f"{origin}: model {name!r}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}"
         )
     values = dict(table)
-    for key in ("path", "revision", "chat_template", "base", "build"):
-        if key in values and not isinstance(values[key], str):
-            raise ConfigError(f"{origin}: model {name!r}: {key} must be a string")
+    for key, value in values.items():
+        kind = _TYPES[key]
+        ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok, values[key] = True, float(value)
+        if not ok:
+            raise ConfigError(f"{origin}: model {name!r}: {key} must be {_KIND_WORDS[kind]}, not {value!r}")
     if values.get("dtype", "auto") not in DTYPES:
         raise ConfigError(f"{origin}: model {name!r}: dtype {values['dtype']!r} is not one of {', '.join(DTYPES)}")
-    if values.get("backend", "transformers") not in BACKENDS:
-        raise ConfigError(
-            f"{origin}: model {name!r}: backend {values['backend']!r} is not one of {', '.join(BACKENDS)}"
-        )
+    backend = values.get("backend", "transformers")
+    if backend not in BACKENDS:
+        raise ConfigError(f"{origin}: model {name!r}: backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if "build" in values:
         if values["build"] not in BUILDERS:
             raise ConfigError(f"{origin}: model {name!r}: build {values['build']!r} is not one of {BUILDERS}")
@@ -84,13 +112,31 @@ def _spec_from_table(name: str, table: Mapping[str, Any], origin: str, root: Pat
             raise ConfigError(f"{origin}: model {name!r}: give either path or build, not both")
     elif "path" not in values:
         raise ConfigError(f"{origin}: model {name!r}: needs a path (local folder or Hugging Face id)")
-    for key in ("max_model_len", "seed"):
-        if key in values and (not isinstance(values[key], int) or isinstance(values[key], bool)):
-            raise ConfigError(f"{origin}: model {name!r}: {key} must be an integer")
-    if "trust_remote_code" in values and not isinstance(values["trust_remote_code"], bool):
-        raise ConfigError(f"{origin}: model {name!r}: trust_remote_code must be true or false")
+    if backend == "openai":
+        url = values.get("base_url", "")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f'{origin}: model {name!r}: backend "openai" needs base_url = "http(s)://host:port/v1"')
+        if "@" in url.split("//", 1)[1].split("/", 1)[0]:
+            raise ConfigError(
+                f"{origin}: model {name!r}: base_url must not carry credentials; put the key in the environment "
+                f"variable named by api_key_env ({values.get('api_key_env', 'OPENAI_API_KEY')})"
+            )
+    elif "base_url" in values:
+        raise ConfigError(f'{origin}: model {name!r}: base_url is only used with backend = "openai"')
+    executor = values.get("distributed_executor_backend")
+    if executor is not None and executor not in EXECUTORS:
+        raise ConfigError(
+            f"{origin}: model {name!r}: distributed_executor_backend {executor!r} is not one of {', '.join(EXECUTORS)}"
+        )
+    for key in ("tensor_parallel_size", "max_concurrency", "request_timeout"):
+        if key in values and values[key] <= 0:
+            raise ConfigError(f"{origin}: model {name!r}: {key} must be positive")
+    if values.get("max_retries", 0) < 0:
+        raise ConfigError(f"{origin}: model {name!r}: max_retries must be 0 or more")
+    if not 0 < values.get("gpu_memory_utilization", 0.9) <= 1:
+        raise ConfigError(f"{origin}: model {name!r}: gpu_memory_utilization must be in (0, 1]")
     # a relative path that exists next to the matrix file is local; anything else is a hub id
-    for key in ("path", "chat_template"):
+    for key in ("path", "chat_template", "adapter", "tokenizer"):
         value = values.get(key)
         if value and not Path(value).is_absolute() and (root / value).exists():
             values[key] = str((root / value).resolve())
@@ -109,6 +155,12 @@ def check_matrix(models: Mapping[str, ModelSpec], origin: str) -> None:
             raise ConfigError(
                 f"{origin}: model {spec.name!r}: base {spec.base!r} is not an entry; entries: {', '.join(models)}"
             )
+    for spec in models.values():
+        chain = [spec.name]
+        while (base := models[chain[-1]].base) is not None:
+            if base in chain:
+                raise ConfigError(f"{origin}: base models form a cycle: {' -> '.join([*chain, base])}")
+            chain.append(base)
 
 
 def load_matrix(path: Path) -> dict[str, ModelSpec]:

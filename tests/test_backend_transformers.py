@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from clue.backends import load_backend
-from clue.backends.transformers import TRUNCATION_MARK, TransformersBackend
+from clue.backends.chat import TRUNCATION_MARK
+from clue.backends.transformers import TransformersBackend
 from clue.errors import ConfigError
 from clue.models import ModelSpec
 from clue.tiny import build_tiny_llama, folder_digest

@@ -62,7 +62,11 @@ def test_corrupt_rows_are_reported_and_not_reused(tmp_path: Path, damage: str) -
         assert GenerationStore(tmp_path / "g.sqlite3").get_many(["k1"]) == {}
 
 
-def _writer(path: str, worker: int) -> None:
+def _writer(path: str, worker: int, start_at: float = 0.0) -> None:
+    import time
+
+    while time.time() < start_at:  # processes released at the same instant, as xdist workers starting together
+        pass
     store = GenerationStore(Path(path))
     for i in range(200):
         store.put(f"w{worker}-{i}", "m", "t", replace(GEN, sample_id=f"{worker}-{i}"))
@@ -78,6 +82,24 @@ def test_several_processes_write_at_once(tmp_path: Path) -> None:
         p.join(60)
         assert p.exitcode == 0
     assert GenerationStore(path).count() == 600
+
+
+def test_processes_creating_a_new_store_at_the_same_instant(tmp_path: Path) -> None:
+    """Switching a fresh file to WAL is not covered by SQLite's busy timeout; without the retry this failed with
+    "database is locked" in about one race in three."""
+    import time
+
+    context = multiprocessing.get_context("spawn")
+    for round_ in range(4):
+        path = tmp_path / f"new-{round_}.sqlite3"
+        start_at = time.time() + 2.0
+        procs = [context.Process(target=_writer, args=(str(path), w, start_at)) for w in range(3)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [p.exitcode for p in procs] == [0, 0, 0]
+        assert GenerationStore(path).count() == 600
 
 
 def test_weight_files_are_hashed_once_per_version(tmp_path: Path) -> None:

@@ -84,15 +84,15 @@ def test_budget_smaller_than_the_answer_documents_cuts_the_answer_document() -> 
 
 def test_document_tokens_are_counted_by_the_counter_not_per_prompt_by_the_task() -> None:
     """The task asks the counter for each document; the transformers counter caches by content."""
-    from clue.backends.transformers import TransformersBackend
+    from clue.backends.chat import ChatTokenizer
 
     calls = []
 
-    class Spy(TransformersBackend):
+    class Spy(ChatTokenizer):
         def __init__(self) -> None:
             self._counts = {}
 
-        def _encode(self, text: str) -> list[int]:
+        def encode(self, text: str) -> list[int]:
             calls.append(text)
             return text.split()  # type: ignore[return-value]
 

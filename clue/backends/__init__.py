@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 
 REGISTRY: dict[str, str] = {
     "transformers": "clue.backends.transformers:TransformersBackend",
+    "vllm": "clue.backends.vllm:VLLMBackend",
+    "openai": "clue.backends.openai_server:OpenAIServerBackend",
     "replay": "clue.backends.replay:ReplayBackend",
 }
 
@@ -30,11 +33,13 @@ def resolve_location(spec: ModelSpec, cache_dir: Path) -> str:
     return spec.path
 
 
-def load_backend(spec: ModelSpec, cache_dir: Path) -> Backend:
+def load_backend(spec: ModelSpec, cache_dir: Path, peers: Mapping[str, ModelSpec] | None = None) -> Backend:
+    """The entry's backend; `peers` (the whole matrix) lets an engine be shared by entries on the same weights."""
     target = REGISTRY.get(spec.backend)
     if target is None:
         raise ConfigError(f"model {spec.name!r}: unknown backend {spec.backend!r}; known: {', '.join(REGISTRY)}")
     module, cls = target.split(":")
     backend_cls = getattr(importlib.import_module(module), cls)
-    backend: Backend = backend_cls(spec, resolve_location(spec, cache_dir))
+    extra = {"peers": peers} if getattr(backend_cls, "uses_peers", False) else {}
+    backend: Backend = backend_cls(spec, resolve_location(spec, cache_dir), **extra)
     return backend

@@ -45,8 +45,9 @@ class Backend(Protocol):
         """Everything about the model and engine that determines outputs, computed without loading weights."""
         ...
 
-    def token_counter(self) -> TokenCounter:
-        """This model's token counting (built on its own tokenizer and chat template)."""
+    def token_counter(self) -> TokenCounter | None:
+        """This model's token counting (its own tokenizer and chat template); None when the backend has no
+        tokenizer (a server entry with tokenizer = "none"), in which case documents are not budgeted."""
         ...
 
     def describe(self) -> dict[str, Any]:

@@ -15,12 +15,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from clue.backends.chat import ChatTokenizer
 from clue.cache import GenerationStore
 from clue.errors import ConfigError
 from clue.models import ModelSpec
-from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
-
-TRUNCATION_MARK = " [...]"
+from clue.types import Generation, GenerationSettings, Prompt
 
 
 def _version(package: str) -> str:
@@ -34,42 +33,19 @@ class TransformersBackend:
     def __init__(self, spec: ModelSpec, location: str):
         """Loads the tokenizer and config only; weights load on the first prompt that is not in the store."""
         import torch
-        from transformers import AutoConfig, AutoTokenizer
 
+        if spec.adapter:
+            raise ConfigError(
+                f"model {spec.name!r}: the transformers backend does not load LoRA adapters; use backend = "
+                '"vllm", or merge the adapter into the weights (peft merge_and_unload) and point path at the result'
+            )
         self.spec, self.location = spec, location
         self.loads = 0
         self.model: Any = None
-        local = Path(location).exists()
-        common: dict[str, Any] = {
-            "revision": spec.revision,
-            "trust_remote_code": spec.trust_remote_code,
-            "local_files_only": local,
-        }
-        self._common = common
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(location, **common)
-        except (OSError, ValueError) as exc:
-            where = "local folder" if local else "Hugging Face id (no such local folder)"
-            raise ConfigError(f"model {spec.name!r}: cannot load tokenizer from {location} ({where}): {exc}") from None
-        if spec.chat_template:
-            self.tokenizer.chat_template = Path(spec.chat_template).read_text(encoding="utf-8")
-        if not self.tokenizer.chat_template:
-            raise ConfigError(
-                f"model {spec.name!r}: tokenizer at {location} has no chat template; "
-                'set chat_template = "path/to/template.jinja" in its matrix entry'
-            )
+        self.chat = ChatTokenizer(spec, location)
+        self.tokenizer = self.chat.tokenizer
+        self.context = self.chat.context
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        try:
-            config = AutoConfig.from_pretrained(location, **common)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"model {spec.name!r}: cannot load config from {location}: {exc}") from None
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.tokenizer.padding_side = "left"
-        config_len = getattr(config, "max_position_embeddings", None)
-        self.context = int(spec.max_model_len or config_len or self.tokenizer.model_max_length)
-        self.system_folded = False
-        self._counts: dict[bytes, int] = {}
         self._torch = torch
 
     def _ensure_model(self) -> Any:
@@ -78,7 +54,7 @@ class TransformersBackend:
 
             dtype: Any = "auto" if self.spec.dtype == "auto" else getattr(self._torch, self.spec.dtype)
             try:
-                model = AutoModelForCausalLM.from_pretrained(self.location, dtype=dtype, **self._common)
+                model = AutoModelForCausalLM.from_pretrained(self.location, dtype=dtype, **self.chat.common)
             except (OSError, ValueError) as exc:
                 raise ConfigError(
                     f"model {self.spec.name!r}: cannot load weights from {self.location}: {exc}"
@@ -98,83 +74,20 @@ class TransformersBackend:
             "revision": self.spec.revision,
             "dtype": self.spec.dtype,
             "context": self.context,
-            "chat_template": hashlib.sha256(str(self.tokenizer.chat_template).encode()).hexdigest(),
+            "chat_template": self.chat.template_sha256,
         }
 
-    # -- prompt rendering -------------------------------------------------------------------------------------
-    def _render(self, messages: Sequence[ChatMessage]) -> str:
-        chat = [{"role": m.role, "content": m.content} for m in messages]
-        if self.system_folded:
-            chat = _fold_system(chat)
-        try:
-            text: str = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-            return text
-        except Exception as exc:  # jinja raises TemplateError (e.g. "roles must alternate") for system turns
-            if self.system_folded or chat[0]["role"] != "system":
-                raise ConfigError(f"model {self.spec.name!r}: chat template failed: {exc}") from None
-            # templates without a system role: CLUE folds the system prompt into the first user turn
-            self.system_folded = True
-            return self._render(messages)
+    @property
+    def system_folded(self) -> bool:
+        return self.chat.system_folded
 
-    def _encode(self, text: str) -> list[int]:
-        ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        return ids
-
-    def token_counter(self) -> TransformersBackend:
-        return self
-
-    def count(self, text: str) -> int:
-        key = hashlib.sha256(text.encode()).digest()
-        if key not in self._counts:
-            self._counts[key] = len(self._encode(text))
-        return self._counts[key]
-
-    def count_prompt(self, messages: tuple[ChatMessage, ...]) -> int:
-        return len(self._encode(self._render(messages)))
+    def token_counter(self) -> ChatTokenizer:
+        return self.chat
 
     def fit(self, prompt: Prompt) -> tuple[list[int], int, str | None]:
         """Token ids that fit `context - max_new_tokens`, the number of document tokens removed, or an error."""
-        budget = self.context - prompt.max_new_tokens
-        if budget <= 0:
-            return (
-                [],
-                0,
-                f"max_new_tokens={prompt.max_new_tokens} leaves no room in a context of {self.context}",
-            )
-        messages = list(prompt.messages)
-        ids = self._encode(self._render(messages))
-        if len(ids) <= budget:
-            return ids, 0, None
-        if not prompt.truncatable:
-            return (
-                [],
-                0,
-                f"prompt has {len(ids)} tokens, over the budget of {budget}, and nothing may be shortened",
-            )
-        doc = prompt.truncatable
-        doc_ids = self._encode(doc)
-        removed = 0
-        last = messages[-1]
-        at = last.content.rfind(doc)
-        for _ in range(4):  # re-tokenisation at the cut can shift a few tokens: retry with what is left over
-            overflow = len(ids) - budget
-            keep = len(doc_ids) - removed - overflow - 4
-            if keep <= 0:
-                return (
-                    [],
-                    0,
-                    (
-                        f"prompt does not fit a context of {self.context} even with an empty document "
-                        f"(system prompt, few-shot turns and instructions alone are too long)"
-                    ),
-                )
-            removed = len(doc_ids) - keep
-            short = self.tokenizer.decode(doc_ids[:keep]) + TRUNCATION_MARK
-            messages[-1] = ChatMessage(last.role, last.content[:at] + short + last.content[at + len(doc) :])
-            ids = self._encode(self._render(messages))
-            if len(ids) <= budget:
-                return ids, removed, None
-        return [], 0, f"could not fit the prompt into {budget} tokens"
+        fitted = self.chat.fit(prompt)
+        return fitted.ids, fitted.removed, fitted.error
 
     # -- generation -------------------------------------------------------------------------------------------
     def generate(
@@ -189,9 +102,6 @@ class TransformersBackend:
         from transformers import GenerationConfig
 
         torch = self._torch
-        if prompts:
-            self._ensure_model()
-        torch.manual_seed(settings.seed)
         results: dict[int, Generation] = {}
         fitted = []
         for i, prompt in enumerate(prompts):
@@ -209,6 +119,11 @@ class TransformersBackend:
                 )
             else:
                 fitted.append((i, ids, removed))
+            if error and on_result:
+                on_result(i, results[i])
+        if fitted:
+            self._ensure_model()  # not for prompts that all failed to fit
+        torch.manual_seed(settings.seed)
         # longest first within each max_new_tokens group: padding stays small, memory errors surface early
         fitted.sort(key=lambda item: (prompts[item[0]].max_new_tokens, -len(item[1])))
         eos = self.tokenizer.eos_token_id
@@ -280,17 +195,10 @@ class TransformersBackend:
             "context": self.context,
             "system_prompt_folded_into_user_turn": self.system_folded,
             "config_sha256": hashlib.sha256(config_path.read_bytes()).hexdigest() if config_path.is_file() else None,
-            "chat_template_sha256": hashlib.sha256(str(self.tokenizer.chat_template).encode()).hexdigest(),
+            "chat_template_sha256": self.chat.template_sha256,
         }
 
     def close(self) -> None:
         self.model = None
         if self.device == "cuda":
             self._torch.cuda.empty_cache()
-
-
-def _fold_system(chat: list[dict[str, str]]) -> list[dict[str, str]]:
-    if not chat or chat[0]["role"] != "system" or len(chat) < 2:
-        return chat
-    system, first, *rest = chat
-    return [{"role": first["role"], "content": f"{system['content']}\n\n{first['content']}"}, *rest]

@@ -8,15 +8,18 @@ its base model sample by sample.
 
 from __future__ import annotations
 
+import sys
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
 from clue.errors import ClueError, ConfigError
 from clue.models import ModelSpec
+from clue.plugin import xdist
 from clue.plugin.gate import GateOutcome, run_gate
 from clue.plugin.options import add_options, resolve
 from clue.plugin.session import ClueSession
@@ -39,14 +42,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "clue_task(name): the CLUE task this test evaluates (mednli, medisumcode, ...)")
-    config.pluginmanager.register(ResultsCollector(config), "clue-results-collector")
+    if hasattr(config, "workerinput"):
+        xdist.configure_worker(config)  # GPUs and threads first: nothing has imported torch yet
     try:
         session = ClueSession(resolve(config))
-        if session.settings.model or session.settings.base_model or session.settings.matrix:
+        configured = bool(session.settings.model or session.settings.base_model or session.settings.matrix)
+        if configured:
             session.models  # noqa: B018 - validate the matrix now: a bad entry is a usage error, not 2 test errors
     except ConfigError as exc:
         raise pytest.UsageError(f"clue: {exc}") from None
     config.stash[session_key] = session
+    hooks = None
+    workers = int(getattr(config.option, "numprocesses", 0) or 0)
+    if workers and not hasattr(config, "workerinput") and configured:
+        gpus = xdist.visible_gpus(session.settings.gpus)
+        problem = xdist.check_gpu_split(gpus, workers, session.models)
+        if problem:
+            raise pytest.UsageError(f"clue: {problem}")
+        if config.option.dist == "load":  # xdist's default for -n: make it keep each model's tests on one worker
+            config.option.dist = "loadgroup"
+        hooks = xdist.XdistHooks(gpus)
+        config.pluginmanager.register(hooks, "clue-xdist")
+    config.pluginmanager.register(ResultsCollector(config, hooks), "clue-results-collector")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Free what the session holds: an idle vLLM engine kept for a LoRA entry, the store's connections."""
+    vllm_backend = sys.modules.get("clue.backends.vllm")
+    if vllm_backend is not None:
+        vllm_backend.release_all()
+    session = config.stash.get(session_key, None)
+    if session is not None:
+        session.close()
 
 
 def _session(config: pytest.Config) -> ClueSession:
@@ -80,6 +107,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("clue_model", [pytest.param(str(exc), id="no-model")])
         return
     metafunc.parametrize("clue_model", list(models.values()), ids=list(models))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup`, a model and the models gated against it run on one worker (one load each); this
+    must run before xdist turns the groups into node ids."""
+    if getattr(config.option, "dist", "no") != "loadgroup" and not getattr(config.option, "loadgroup", False):
+        return
+    session = _session(config)
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        model = callspec.params.get("clue_model") if callspec is not None else None
+        if isinstance(model, ModelSpec) and _task_name(item) is not None:
+            item.add_marker(pytest.mark.xdist_group(xdist.group_of(session.models, model.name)))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -207,9 +248,11 @@ class ResultsCollector:
     """Gathers the clue properties of finished tests (xdist workers send theirs to the controller), prints the
     summary table and merges this session's results files into clue-results.json."""
 
-    def __init__(self, config: pytest.Config):
+    def __init__(self, config: pytest.Config, xdist_hooks: xdist.XdistHooks | None = None):
         self.config = config
+        self.xdist_hooks = xdist_hooks
         self.rows: list[dict[str, object]] = []
+        self.started = time.perf_counter()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
@@ -218,12 +261,33 @@ class ResultsCollector:
         if "clue.task" in props:
             self.rows.append({**props, "outcome": report.outcome})
 
+    def stats(self) -> dict[str, Any]:
+        """This process's statistics plus those the xdist workers sent: loads, reuse and time per model."""
+        parts = [_session(self.config).stats()] if session_key in self.config.stash else []
+        parts += self.xdist_hooks.worker_stats if self.xdist_hooks else []
+        merged: dict[str, Any] = {"loads": {}, "reused": {}, "generated": {}, "backend_s": 0.0, "scoring_s": 0.0}
+        for part in parts:
+            for key in ("loads", "reused", "generated"):
+                for model, n in part[key].items():
+                    merged[key][model] = merged[key].get(model, 0) + n
+            merged["backend_s"] += part["backend_s"]
+            merged["scoring_s"] += part["scoring_s"]
+        merged["workers"] = max(1, len(self.xdist_hooks.worker_stats) if self.xdist_hooks else 1)
+        merged["wall_s"] = time.perf_counter() - self.started
+        return merged
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(self.config, "workerinput") or not self.rows:
-            return  # an xdist worker: the controller merges
+        if hasattr(self.config, "workerinput"):  # an xdist worker: the controller merges
+            workeroutput: dict[str, Any] = getattr(self.config, "workeroutput", {})
+            if session_key in self.config.stash:
+                workeroutput["clue"] = _session(self.config).stats()
+            return
+        if not self.rows:
+            return
         records = results_report.merge(self.reports_dir, [Path(str(r["clue.results_json"])) for r in self.rows])
         write_reports(self.reports_dir, records)
+        results_report.write_json(self.reports_dir / "clue-session.json", self.stats())
 
     @property
     def reports_dir(self) -> Path:
@@ -249,12 +313,22 @@ class ResultsCollector:
                         f"  {row[f'{key}.verdict']}"
                     )
                 tr.write_line(line)
-        session = self.config.stash.get(session_key, None)
-        if session is not None and (session.loads or session.reused):
-            names = sorted(set(session.loads) | set(session.reused))
-            loads = ", ".join(f"{name} {session.loads.get(name, 0)}" for name in names)
-            reused = ", ".join(f"{name} {session.reused.get(name, 0)}" for name in names)
+        stats = self.stats()
+        if stats["loads"] or stats["reused"]:
+            names = sorted(set(stats["loads"]) | set(stats["reused"]))
+            loads = ", ".join(f"{name} {stats['loads'].get(name, 0)}" for name in names)
+            reused = ", ".join(f"{name} {stats['reused'].get(name, 0)}" for name in names)
             tr.write_line(f"model loads: {loads}; generations reused from the store: {reused}")
+        if stats["wall_s"] > 0:
+            tr.write_line(
+                f"time: {stats['wall_s']:.1f} s in this session, {stats['backend_s']:.1f} s in model backends, "
+                f"{stats['scoring_s']:.1f} s scoring"
+                + (
+                    f" ({stats['workers']} workers; backend and scoring times summed over them)"
+                    if stats["workers"] > 1
+                    else ""
+                )
+            )
         tr.write_line(f"results JSON: {self.reports_dir / 'clue-results.json'}")
         tr.write_line(f"report: {self.reports_dir / 'index.html'} (summary: {self.reports_dir / 'summary.md'})")
 

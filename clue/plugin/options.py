@@ -126,6 +126,14 @@ OPTIONS: tuple[_Opt, ...] = (
     ),
     _Opt("batch_size", "prompts per generation batch (default 8)", type=int),
     _Opt(
+        "gpus",
+        "under pytest -n N: the GPU ids to split between workers, each worker getting its own slice as "
+        "CUDA_VISIBLE_DEVICES; 'auto' (default) takes CUDA_VISIBLE_DEVICES or nvidia-smi's list, 'none' leaves "
+        "the environment alone",
+        default="auto",
+        metavar="auto|none|0,1,...",
+    ),
+    _Opt(
         "temperature",
         "sampling temperature; 0 means greedy decoding (default 0; CLUE's scripts used 1.0)",
         type=float,
@@ -208,6 +216,7 @@ class Settings:
     seed: int
     limit: int | None
     batch_size: int
+    gpus: str
     temperature: float
     top_p: float
     rouge_stemmer: bool
@@ -336,6 +345,7 @@ def resolve(config: pytest.Config) -> Settings:
         seed=number("seed", int, 1),
         limit=number("limit", int, None),
         batch_size=number("batch_size", int, 8),
+        gpus=str(values["gpus"]).strip() or "auto",
         temperature=number("temperature", float, 0.0),
         top_p=number("top_p", float, 1.0),
         rouge_stemmer=_on_off("--clue-rouge-stemmer", values["rouge_stemmer"]),

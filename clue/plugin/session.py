@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import sys
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,9 @@ class ClueSession:
         self._models: dict[str, ModelSpec] | None = None
         self.plan: dict[str, set[str]] = defaultdict(set)
         self.loads: dict[str, int] = defaultdict(int)
-        self.backend_seconds: float = 0.0
+        self.backend_seconds: float = 0.0  # constructing backends, loading weights, generating
+        self.scoring_seconds: float = 0.0
+        self.generated: dict[str, int] = defaultdict(int)
         self._data: dict[str, TaskData | ClueError] = {}
         self._generations: dict[tuple[str, str], tuple[Generation, ...] | str] = {}
         self._results: dict[tuple[str, str], TaskResult] = {}
@@ -93,6 +96,21 @@ class ClueSession:
         if self._store is None:
             self._store = GenerationStore(self.settings.cache_dir / "generations.sqlite3")
         return self._store
+
+    def stats(self) -> dict[str, Any]:
+        """What this process did: sent by xdist workers to the controller, merged there, written with the results."""
+        return {
+            "loads": dict(self.loads),
+            "reused": dict(self.reused),
+            "generated": dict(self.generated),
+            "backend_s": self.backend_seconds,
+            "scoring_s": self.scoring_seconds,
+        }
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def generation_settings(self) -> GenerationSettings:
         s = self.settings
@@ -175,13 +193,16 @@ class ClueSession:
             return
         began = time.perf_counter()
         try:
-            backend = load_backend(spec, self.settings.cache_dir)
+            backend = load_backend(spec, self.settings.cache_dir, self.models)
+            self.backend_seconds += time.perf_counter() - began
             try:
                 outputs = self._generate_with_store(model, backend, todo)
-                self.loads[model] += backend.loads
                 self._backend_info[model] = backend.describe()
             finally:
+                self.loads[model] += backend.loads
+                began = time.perf_counter()
                 backend.close()
+                self.backend_seconds += time.perf_counter() - began
         except ClueError as exc:
             for task, _ in todo:
                 self._generations[(model, task.name)] = f"model {model!r}: {exc}"
@@ -192,8 +213,6 @@ class ClueSession:
                     f"model {model!r}: generation failed: {type(exc).__name__}: {exc}"
                 )
             return
-        finally:
-            self.backend_seconds += time.perf_counter() - began
         start = 0
         for task, data in todo:
             chunk = tuple(outputs[start : start + len(data.scored)])
@@ -210,23 +229,43 @@ class ClueSession:
         fingerprint = backend.fingerprint(self.store)
         keys = [generation_key(fingerprint, p, settings) for p in prompts]
         stored = self.store.get_many(keys)
-        self.reused[model] += len(stored)
-        missing = [i for i, key in enumerate(keys) if key not in stored]
+        self.reused[model] += sum(key in stored for key in keys)
+        # identical prompts (LongHealth's repeated questions can shuffle to the same order) are generated once
+        first_of: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key not in stored:
+                first_of.setdefault(key, i)
+        missing = list(first_of.values())
         if missing and self.settings.rescore:
             raise ClueError(
-                f"--clue-rescore: {len(missing)} of {len(prompts)} generations are not in the store "
+                f"--clue-rescore: {len(missing)} of {len(set(keys))} generations are not in the store "
                 f"{self.store.path} (first: {prompts[missing[0]].task}/{prompts[missing[0]].sample_id}); "
                 "run once without --clue-rescore to generate them"
             )
-        outputs: list[Generation | None] = [stored.get(key) for key in keys]
+        # a stored generation may come from another sample with the identical prompt: it answers for this one
+        outputs: list[Generation | None] = [
+            replace(stored[key], sample_id=prompt.sample_id) if key in stored else None
+            for key, prompt in zip(keys, prompts, strict=True)
+        ]
+        twins: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            if key in first_of:
+                twins.setdefault(key, []).append(i)
 
         def keep(j: int, generation: Generation) -> None:
             i = missing[j]
-            outputs[i] = generation
-            self.store.put(keys[i], model, prompts[i].task, generation)
+            for twin in twins[keys[i]]:
+                outputs[twin] = replace(generation, sample_id=prompts[twin].sample_id)
+            if generation.error is None:  # failures (a prompt too long, a server error) are retried next run
+                self.store.put(keys[i], model, prompts[i].task, generation)
 
         if missing:
-            backend.generate([prompts[i] for i in missing], settings, desc=f"{model}: generating", on_result=keep)
+            began = time.perf_counter()
+            try:
+                backend.generate([prompts[i] for i in missing], settings, desc=f"{model}: generating", on_result=keep)
+            finally:
+                self.backend_seconds += time.perf_counter() - began
+                self.generated[model] += sum(outputs[i] is not None for i in missing)
         assert all(o is not None for o in outputs)
         return [o for o in outputs if o is not None]
 
@@ -234,7 +273,7 @@ class ClueSession:
         # the cache, not reports/: outputs may echo credentialed text, and reports/ is what CI publishes
         folder = self.settings.cache_dir / "generations" / task
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{model}.jsonl.tmp"
+        tmp = folder / f".{model}.jsonl.{os.getpid()}.tmp"  # xdist workers may write the same model's file
         with tmp.open("w", encoding="utf-8") as f:
             for g in generations:
                 f.write(json.dumps(asdict(g), ensure_ascii=False) + "\n")
@@ -248,7 +287,11 @@ class ClueSession:
             generations = self.generations(model, task_name)
             data = self.data(task)
             assert data is not None  # generations() would have raised
-            scores = tuple(task.score_all(data.scored, generations, self.scorers))
+            began = time.perf_counter()
+            try:
+                scores = tuple(task.score_all(data.scored, generations, self.scorers))
+            finally:
+                self.scoring_seconds += time.perf_counter() - began
             self._results[key] = TaskResult(
                 task=task_name,
                 model=model,

@@ -1,0 +1,163 @@
+"""A model's tokenizer and chat template, shared by every backend that runs a chat model.
+
+All backends render a prompt the same way (the model's chat template or the entry's override, the system turn
+folded into the first user turn for templates without a system role) and fit it to the context the same way (the
+task's document is shortened, never the system prompt, few-shot turns or instructions). That is what makes a
+transformers run, a vLLM run and a served run of the same model produce comparable records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clue.errors import ConfigError
+from clue.models import ModelSpec
+from clue.types import ChatMessage, Prompt
+
+TRUNCATION_MARK = " [...]"
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A prompt fitted to the context: its token ids, the (possibly shortened) chat, document tokens removed."""
+
+    ids: list[int]
+    messages: tuple[ChatMessage, ...]
+    removed: int = 0
+    error: str | None = None
+
+
+class ChatTokenizer:
+    def __init__(self, spec: ModelSpec, location: str, *, context: int | None = None):
+        """Loads the tokenizer (and, unless `context` is given, the config for its context length)."""
+        from transformers import AutoConfig, AutoTokenizer
+
+        self.spec, self.location = spec, location
+        local = Path(location).exists()
+        self.common: dict[str, Any] = {
+            "revision": spec.revision,
+            "trust_remote_code": spec.trust_remote_code,
+            "local_files_only": local,
+        }
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(location, **self.common)
+        except (OSError, ValueError) as exc:
+            where = "local folder" if local else "Hugging Face id (no such local folder)"
+            raise ConfigError(f"model {spec.name!r}: cannot load tokenizer from {location} ({where}): {exc}") from None
+        if spec.chat_template:
+            self.tokenizer.chat_template = Path(spec.chat_template).read_text(encoding="utf-8")
+        if not self.tokenizer.chat_template:
+            raise ConfigError(
+                f"model {spec.name!r}: tokenizer at {location} has no chat template; "
+                'set chat_template = "path/to/template.jinja" in its matrix entry'
+            )
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"
+        if context is None:
+            context = spec.max_model_len
+        if context is None:
+            try:
+                config = AutoConfig.from_pretrained(location, **self.common)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"model {spec.name!r}: cannot load config from {location}: {exc}") from None
+            context = getattr(config, "max_position_embeddings", None) or self.tokenizer.model_max_length
+        self.context = int(context)
+        self.system_folded = False
+        self._counts: dict[bytes, int] = {}
+
+    @property
+    def template_sha256(self) -> str:
+        return hashlib.sha256(str(self.tokenizer.chat_template).encode()).hexdigest()
+
+    # -- rendering ----------------------------------------------------------------------------------------------
+    def chat(self, messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
+        """The chat as role/content dicts, with the system turn folded in when the template has no system role."""
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        self.render(messages)  # discovers whether the system turn must be folded
+        return _fold_system(chat) if self.system_folded else chat
+
+    def render(self, messages: Sequence[ChatMessage]) -> str:
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        if self.system_folded:
+            chat = _fold_system(chat)
+        try:
+            text: str = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+            return text
+        except Exception as exc:  # jinja raises TemplateError (e.g. "roles must alternate") for system turns
+            if self.system_folded or chat[0]["role"] != "system":
+                raise ConfigError(f"model {self.spec.name!r}: chat template failed: {exc}") from None
+            # templates without a system role: CLUE folds the system prompt into the first user turn
+            self.system_folded = True
+            return self.render(messages)
+
+    def encode(self, text: str) -> list[int]:
+        ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids
+
+    # -- TokenCounter -------------------------------------------------------------------------------------------
+    def count(self, text: str) -> int:
+        key = hashlib.sha256(text.encode()).digest()
+        if key not in self._counts:
+            self._counts[key] = len(self.encode(text))
+        return self._counts[key]
+
+    def count_prompt(self, messages: tuple[ChatMessage, ...]) -> int:
+        return len(self.encode(self.render(messages)))
+
+    # -- fitting ------------------------------------------------------------------------------------------------
+    def fit(self, prompt: Prompt) -> Fitted:
+        """Token ids that fit `context - max_new_tokens`, shortening only the prompt's document, or an error."""
+        budget = self.context - prompt.max_new_tokens
+        messages = list(prompt.messages)
+        if budget <= 0:
+            return Fitted(
+                [],
+                prompt.messages,
+                0,
+                f"max_new_tokens={prompt.max_new_tokens} leaves no room in a context of {self.context}",
+            )
+        ids = self.encode(self.render(messages))
+        if len(ids) <= budget:
+            return Fitted(ids, prompt.messages)
+        if not prompt.truncatable:
+            return Fitted(
+                [],
+                prompt.messages,
+                0,
+                f"prompt has {len(ids)} tokens, over the budget of {budget}, and nothing may be shortened",
+            )
+        doc = prompt.truncatable
+        doc_ids = self.encode(doc)
+        removed = 0
+        last = messages[-1]
+        at = last.content.rfind(doc)
+        for _ in range(4):  # re-tokenisation at the cut can shift a few tokens: retry with what is left over
+            overflow = len(ids) - budget
+            keep = len(doc_ids) - removed - overflow - 4
+            if keep <= 0:
+                return Fitted(
+                    [],
+                    prompt.messages,
+                    0,
+                    f"prompt does not fit a context of {self.context} even with an empty document "
+                    "(system prompt, few-shot turns and instructions alone are too long)",
+                )
+            removed = len(doc_ids) - keep
+            short = self.tokenizer.decode(doc_ids[:keep]) + TRUNCATION_MARK
+            messages[-1] = ChatMessage(last.role, last.content[:at] + short + last.content[at + len(doc) :])
+            ids = self.encode(self.render(messages))
+            if len(ids) <= budget:
+                return Fitted(ids, tuple(messages), removed)
+        return Fitted([], prompt.messages, 0, f"could not fit the prompt into {budget} tokens")
+
+
+def _fold_system(chat: list[dict[str, str]]) -> list[dict[str, str]]:
+    if not chat or chat[0]["role"] != "system" or len(chat) < 2:
+        return chat
+    system, first, *rest = chat
+    return [{"role": first["role"], "content": f"{system['content']}\n\n{first['content']}"}, *rest]

@@ -1,0 +1,318 @@
+"""OpenAI-compatible chat server backend (`vllm serve`, TGI, SGLang, any `/v1/chat/completions`).
+
+This is how a run scales past one machine: point clue at a served cluster. Requests go out concurrently (at most
+`max_concurrency` at once); 429 and 5xx answers and dropped connections are retried with exponential backoff
+(honouring `Retry-After`), each request has a timeout. A request the server keeps rejecting becomes a failed sample;
+a server that stops answering aborts the model's run with what was generated already stored, so a re-run resumes.
+
+Prompts are rendered and fitted with the model's own tokenizer and chat template (`tokenizer`, default `path`), the
+same way as the local engines, so that documents are shortened identically; `tokenizer = "none"` sends prompts as
+they are (the server then rejects over-long ones as failed samples, and LongHealth cannot budget its documents).
+
+The API key is read from the environment variable named by `api_key_env` at request time. It is never part of a
+fingerprint, a description, an error message, the store or a report.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clue.backends.chat import ChatTokenizer
+from clue.cache import GenerationStore
+from clue.errors import ClueError, ConfigError
+from clue.models import ModelSpec
+from clue.types import Generation, GenerationSettings, Prompt
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+FATAL_STATUSES = frozenset({401, 403, 404})  # wrong key, wrong model name: every request would fail the same way
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+CONSECUTIVE_FAILURES_TO_ABORT = 5
+
+
+class ServerUnavailable(ClueError):
+    """The server stopped answering (or keeps failing): the model's run stops, stored generations are kept."""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    text: str
+    finish_reason: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_s: float
+
+
+class _RequestFailed(Exception):
+    def __init__(self, message: str, *, transport: bool, fatal: bool = False):
+        super().__init__(message)
+        self.transport, self.fatal = transport, fatal
+
+
+class OpenAIServerBackend:
+    loads = 0  # nothing is loaded here: the server holds the weights
+
+    def __init__(self, spec: ModelSpec, location: str):
+        if spec.base_url is None:  # pragma: no cover - ModelSpec validation prevents it
+            raise ConfigError(f"model {spec.name!r}: backend 'openai' needs base_url")
+        if spec.adapter:
+            raise ConfigError(
+                f"model {spec.name!r}: with backend 'openai' the server applies adapters; serve the adapter under a "
+                "name (vllm serve --lora-modules NAME=PATH) and set served_name = NAME"
+            )
+        self.spec = spec
+        self.url = spec.base_url.rstrip("/")
+        self.served_name = spec.served_name or location
+        self.requests = 0
+        self.retries = 0
+        tokenizer = spec.tokenizer or location
+        self.chat: ChatTokenizer | None = None if tokenizer == "none" else ChatTokenizer(spec, tokenizer)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    # -- identity -----------------------------------------------------------------------------------------------
+    def fingerprint(self, store: GenerationStore) -> dict[str, Any]:
+        """The server's weights are out of sight: the served name, the entry's revision label and the endpoint
+        identify them (set `revision` when the served weights change), plus the tokenizer and template used to fit
+        the prompts. Never the key."""
+        tokenizer: Any = None
+        if self.chat is not None:
+            folder = Path(self.chat.location)
+            tokenizer = {
+                "files": store.folder_fingerprint(folder) if folder.is_dir() else {"hub_id": self.chat.location},
+                "chat_template": self.chat.template_sha256,
+                "context": self.chat.context,
+            }
+        return {
+            "engine": "openai-server",
+            "base_url": self.url,
+            "model": self.served_name,
+            "revision": self.spec.revision,
+            "tokenizer": tokenizer,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "engine": "openai-server",
+            "base_url": self.url,
+            "served_model": self.served_name,
+            "revision": self.spec.revision,
+            "tokenizer": self.chat.location if self.chat else None,
+            "context": self.chat.context if self.chat else None,
+            "system_prompt_folded_into_user_turn": self.chat.system_folded if self.chat else False,
+            "max_concurrency": self.spec.max_concurrency,
+            "requests": self.requests,
+            "retries": self.retries,
+            "api_key_env": self.spec.api_key_env,
+            "api_key_set": bool(os.environ.get(self.spec.api_key_env)),
+        }
+
+    def token_counter(self) -> ChatTokenizer | None:
+        return self.chat
+
+    def close(self) -> None:
+        self._stop.set()
+
+    # -- generation ---------------------------------------------------------------------------------------------
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        settings: GenerationSettings,
+        *,
+        desc: str = "",
+        on_result: Callable[[int, Generation], None] | None = None,
+    ) -> list[Generation]:
+        from tqdm.auto import tqdm
+
+        self._stop.clear()
+        results: dict[int, Generation] = {}
+        jobs: list[tuple[int, list[dict[str, str]], int, int]] = []  # index, chat, prompt tokens, removed
+        for i, prompt in enumerate(prompts):
+            if self.chat is None:
+                chat = [{"role": m.role, "content": m.content} for m in prompt.messages]
+                jobs.append((i, chat, 0, 0))
+                continue
+            fitted = self.chat.fit(prompt)
+            if fitted.error:
+                results[i] = _failed(prompt, fitted.error)
+                if on_result:
+                    on_result(i, results[i])
+            else:
+                jobs.append((i, self.chat.chat(fitted.messages), len(fitted.ids), fitted.removed))
+
+        consecutive_failures = 0
+        abort: ServerUnavailable | ConfigError | None = None
+        with (
+            tqdm(
+                total=len(prompts),
+                initial=len(results),
+                desc=desc or f"{self.spec.name}: requests",
+                unit="prompt",
+                leave=False,
+            ) as bar,
+            ThreadPoolExecutor(max_workers=self.spec.max_concurrency, thread_name_prefix="clue-openai") as pool,
+        ):
+            pending: dict[Future[_Answer], tuple[int, int, int]] = {}
+            queue = iter(jobs)
+
+            def submit_next() -> bool:
+                job = next(queue, None)
+                if job is None:
+                    return False
+                i, chat, prompt_tokens, removed = job
+                payload = self._payload(chat, prompts[i].max_new_tokens, settings)
+                pending[pool.submit(self._request, payload)] = (i, prompt_tokens, removed)
+                return True
+
+            # bounded: never more than max_concurrency requests queued, so an abort leaves nothing half-sent
+            while len(pending) < self.spec.max_concurrency and submit_next():
+                pass
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    i, prompt_tokens, removed = pending.pop(future)
+                    prompt = prompts[i]
+                    try:
+                        answer = future.result()
+                    except _RequestFailed as exc:
+                        if exc.fatal:
+                            abort = abort or ConfigError(f"model {self.spec.name!r}: {exc}")
+                            self._stop.set()
+                            continue
+                        if exc.transport:
+                            abort = abort or ServerUnavailable(f"{exc}")
+                            self._stop.set()
+                            continue
+                        consecutive_failures += 1
+                        if consecutive_failures >= CONSECUTIVE_FAILURES_TO_ABORT:
+                            abort = abort or ServerUnavailable(
+                                f"{consecutive_failures} requests in a row failed after retries (last: {exc})"
+                            )
+                            self._stop.set()
+                        generation = _failed(prompt, str(exc))
+                    else:
+                        consecutive_failures = 0
+                        generation = Generation(
+                            prompt.sample_id,
+                            answer.text,
+                            answer.prompt_tokens if answer.prompt_tokens is not None else prompt_tokens,
+                            answer.completion_tokens if answer.completion_tokens is not None else 0,
+                            "length" if answer.finish_reason == "length" else "stop",
+                            answer.latency_s,
+                            truncated_tokens=removed + prompt.truncated_tokens,
+                        )
+                    results[i] = generation
+                    if on_result:
+                        on_result(i, generation)
+                    bar.update(1)
+                    if abort is None:
+                        submit_next()
+        if abort is not None:
+            done_count = len(results)
+            if isinstance(abort, ConfigError):
+                raise abort
+            raise ServerUnavailable(
+                f"{abort}; {done_count} of {len(prompts)} "
+                "generations were finished and stored, a re-run resumes from there"
+            )
+        return [results[i] for i in range(len(prompts))]
+
+    def _payload(self, chat: list[dict[str, str]], max_tokens: int, settings: GenerationSettings) -> dict[str, Any]:
+        return {
+            "model": self.served_name,
+            "messages": chat,
+            "max_tokens": max_tokens,
+            "temperature": settings.temperature,
+            "top_p": settings.top_p if not settings.greedy else 1.0,
+            "seed": settings.seed,
+            "n": 1,
+            "stream": False,
+        }
+
+    def _request(self, payload: dict[str, Any]) -> _Answer:
+        """One chat completion with retries; raises _RequestFailed with a message that never contains the key."""
+        body = json.dumps(payload).encode()
+        key = os.environ.get(self.spec.api_key_env, "")
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        last, transport = "", True
+        for attempt in range(self.spec.max_retries + 1):
+            if self._stop.is_set():
+                raise _RequestFailed("run stopped", transport=True)
+            with self._lock:
+                self.requests += 1
+                self.retries += attempt > 0
+            request = urllib.request.Request(f"{self.url}/chat/completions", data=body, headers=headers, method="POST")
+            began = time.perf_counter()
+            retry_after: float | None = None
+            try:
+                with urllib.request.urlopen(request, timeout=self.spec.request_timeout) as response:
+                    data = json.loads(response.read())
+                return _parse(data, time.perf_counter() - began)
+            except urllib.error.HTTPError as exc:
+                detail = _scrub(exc.read()[:300].decode("utf-8", "replace"), key)
+                last = f"HTTP {exc.code} from {self.url}/chat/completions: {detail}"
+                if exc.code in FATAL_STATUSES:
+                    hint = f" (is {self.spec.api_key_env} set?)" if exc.code in (401, 403) else ""
+                    raise _RequestFailed(last + hint, transport=False, fatal=True) from None
+                if exc.code not in RETRY_STATUSES:
+                    raise _RequestFailed(last, transport=False) from None
+                retry_after = _retry_after(exc.headers.get("Retry-After"))
+                transport = False
+            except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                last = f"no answer from {self.url} ({type(reason).__name__}: {_scrub(str(reason), key)})"
+                transport = True
+            except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
+                last = f"malformed answer from {self.url}: {type(exc).__name__}: {_scrub(str(exc), key)}"
+                transport = False
+            if attempt == self.spec.max_retries:
+                break
+            delay = retry_after if retry_after is not None else min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)
+            self._stop.wait(delay * (1 + random.random() * 0.25) if retry_after is None else delay)
+        raise _RequestFailed(f"{last} (after {self.spec.max_retries} retries)", transport=transport)
+
+
+def _parse(data: dict[str, Any], latency: float) -> _Answer:
+    choice = data["choices"][0]
+    text = choice["message"].get("content") or ""
+    if not isinstance(text, str):
+        raise TypeError(f"message content is {type(text).__name__}, not a string")
+    usage = data.get("usage") or {}
+    return _Answer(
+        text,
+        str(choice.get("finish_reason") or "stop"),
+        usage.get("prompt_tokens"),
+        usage.get("completion_tokens"),
+        latency,
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return min(BACKOFF_CAP_S * 2, max(0.0, float(value)))
+    except ValueError:
+        return None  # an HTTP date: fall back to exponential backoff
+
+
+def _scrub(text: str, key: str) -> str:
+    return text.replace(key, "***") if key else text
+
+
+def _failed(prompt: Prompt, error: str) -> Generation:
+    return Generation(prompt.sample_id, "", 0, 0, "error", 0.0, truncated_tokens=prompt.truncated_tokens, error=error)

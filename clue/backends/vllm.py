@@ -1,0 +1,250 @@
+"""vLLM offline engine: the production path on local GPUs (`pip install -e ".[vllm]"`).
+
+One engine per model per session; all prompts of all of the model's selected tasks go to `LLM.chat` together
+(continuous batching schedules them), in chunks of CHUNK prompts so that finished generations reach the store while
+the rest run. Prefix caching is on: the few-shot turns shared by every prompt of a task are computed once.
+`max_model_len`, `tensor_parallel_size`, `distributed_executor_backend` ("ray" for a model larger than one node) and
+`gpu_memory_utilization` come from the model entry.
+
+LoRA: an entry with `adapter` is evaluated on the engine of its `path` weights. When another entry of the matrix
+uses the same weights (typically the base model), both share one engine: it is created with LoRA enabled, kept
+after the first model's generations, and used for the adapter's generations with a `LoRARequest` — one load.
+
+Prompts are fitted to the context with the model's own tokenizer exactly as the transformers backend does (the
+document is shortened, never the instructions), then rendered by vLLM with the same chat template.
+
+Not exercised on this project's CI machine (no GPU, and vLLM's PyPI wheel is CUDA-only): see docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from clue.backends.chat import ChatTokenizer
+from clue.cache import GenerationStore
+from clue.errors import ConfigError
+from clue.models import ModelSpec
+from clue.types import Generation, GenerationSettings, Prompt
+
+CHUNK = 1024
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the values vLLM accepts for max_lora_rank
+
+
+class _Pool:
+    """At most one engine alive per process: kept idle after a model finishes only when another entry will reuse
+    it (same weights and engine arguments), destroyed as soon as a different engine is needed."""
+
+    def __init__(self) -> None:
+        self.key: str | None = None
+        self.engine: Any = None
+        self.loads = 0
+
+    def get(self, key: str, make: Callable[[], Any]) -> tuple[Any, bool]:
+        if self.key == key and self.engine is not None:
+            return self.engine, False
+        self.release()
+        self.engine, self.key = make(), key
+        self.loads += 1
+        return self.engine, True
+
+    def release(self) -> None:
+        if self.engine is None:
+            return
+        self.engine, self.key = None, None
+        gc.collect()
+        try:  # the pattern vLLM's own tests use to free GPU memory between engines
+            import torch
+            from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
+
+            destroy_model_parallel()
+            destroy_distributed_environment()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception:
+            pass
+
+
+POOL = _Pool()
+
+
+def release_all() -> None:
+    """Called at the end of the pytest session."""
+    POOL.release()
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "missing"
+
+
+def _lora_rank(adapter: str) -> int:
+    try:
+        rank = int(json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8"))["r"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"adapter {adapter}: cannot read the LoRA rank from adapter_config.json ({exc})") from None
+    for allowed in LORA_RANKS:
+        if rank <= allowed:
+            return allowed
+    raise ConfigError(f"adapter {adapter}: LoRA rank {rank} is above vLLM's maximum {LORA_RANKS[-1]}")
+
+
+class VLLMBackend:
+    uses_peers = True
+
+    def __init__(self, spec: ModelSpec, location: str, peers: Mapping[str, ModelSpec] | None = None):
+        """Tokenizer and config only; the engine starts on the first prompt that is not in the store."""
+        self.spec, self.location = spec, location
+        self.loads = 0
+        self.chat = ChatTokenizer(spec, spec.tokenizer or location)
+        self.context = self.chat.context
+        # entries on the same weights share this engine; LoRA must be enabled when any of them has an adapter
+        sharing = [p for p in (peers or {}).values() if p.path == spec.path and p.backend == "vllm"]
+        adapters = [p.adapter for p in [spec, *sharing] if p.adapter]
+        self.engine_args: dict[str, Any] = {
+            "model": location,
+            "tokenizer": spec.tokenizer or location,
+            "revision": spec.revision,
+            "dtype": spec.dtype,
+            "max_model_len": self.context,
+            "tensor_parallel_size": spec.tensor_parallel_size,
+            "distributed_executor_backend": spec.distributed_executor_backend,
+            "gpu_memory_utilization": spec.gpu_memory_utilization,
+            "trust_remote_code": spec.trust_remote_code,
+            "enable_prefix_caching": True,
+            "seed": 0,
+        }
+        if adapters:
+            self.engine_args.update(enable_lora=True, max_lora_rank=max(_lora_rank(a) for a in adapters), max_loras=1)
+        self.shared = any(p.name != spec.name for p in sharing)
+        self._lora_id = 1 + sorted(p.name for p in (peers or {spec.name: spec}).values()).index(spec.name)
+
+    @property
+    def engine_key(self) -> str:
+        return json.dumps(self.engine_args, sort_keys=True, default=str)
+
+    def _engine(self) -> Any:
+        def make() -> Any:
+            try:
+                from vllm import LLM
+            except ImportError:
+                raise ConfigError(
+                    f"model {self.spec.name!r}: backend 'vllm' needs vLLM: pip install -e \".[vllm]\" (GPU machines)"
+                ) from None
+            return LLM(**{k: v for k, v in self.engine_args.items() if v is not None})
+
+        engine, created = POOL.get(self.engine_key, make)
+        self.loads += int(created)
+        return engine
+
+    def fingerprint(self, store: GenerationStore) -> dict[str, Any]:
+        folder = Path(self.location)
+        return {
+            "engine": f"vllm {_version('vllm')}",
+            "files": store.folder_fingerprint(folder) if folder.is_dir() else {"hub_id": self.location},
+            "adapter": store.folder_fingerprint(Path(self.spec.adapter)) if self.spec.adapter else None,
+            "revision": self.spec.revision,
+            "dtype": self.spec.dtype,
+            "context": self.context,
+            "chat_template": self.chat.template_sha256,
+        }
+
+    def token_counter(self) -> ChatTokenizer:
+        return self.chat
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        settings: GenerationSettings,
+        *,
+        desc: str = "",
+        on_result: Callable[[int, Generation], None] | None = None,
+    ) -> list[Generation]:
+        results: dict[int, Generation] = {}
+        runnable: list[tuple[int, list[dict[str, str]], int]] = []
+        for i, prompt in enumerate(prompts):
+            fitted = self.chat.fit(prompt)
+            if fitted.error:
+                results[i] = Generation(
+                    prompt.sample_id,
+                    "",
+                    0,
+                    0,
+                    "error",
+                    0.0,
+                    truncated_tokens=prompt.truncated_tokens,
+                    error=fitted.error,
+                )
+                if on_result:
+                    on_result(i, results[i])
+            else:
+                runnable.append((i, self.chat.chat(fitted.messages), fitted.removed))
+        if runnable:
+            llm = self._engine()  # first: a missing vLLM is reported with how to install it
+            from vllm import SamplingParams
+            from vllm.lora.request import LoRARequest
+
+            lora = LoRARequest(self.spec.name, self._lora_id, self.spec.adapter) if self.spec.adapter else None
+            for start in range(0, len(runnable), CHUNK):
+                chunk = runnable[start : start + CHUNK]
+                params = [
+                    SamplingParams(
+                        max_tokens=prompts[i].max_new_tokens,
+                        temperature=settings.temperature,
+                        top_p=settings.top_p if not settings.greedy else 1.0,
+                        seed=settings.seed,
+                    )
+                    for i, _, _ in chunk
+                ]
+                began = time.perf_counter()
+                outputs = llm.chat(
+                    [chat for _, chat, _ in chunk],
+                    params,
+                    use_tqdm=True,
+                    lora_request=lora,
+                    chat_template=self.chat.tokenizer.chat_template,
+                    add_generation_prompt=True,
+                )
+                latency = (time.perf_counter() - began) / len(chunk)
+                for (i, _, removed), output in zip(chunk, outputs, strict=True):
+                    completion = output.outputs[0]
+                    results[i] = Generation(
+                        prompts[i].sample_id,
+                        completion.text,
+                        len(output.prompt_token_ids or ()),
+                        len(completion.token_ids),
+                        "length" if completion.finish_reason == "length" else "stop",
+                        latency,
+                        truncated_tokens=removed + prompts[i].truncated_tokens,
+                    )
+                    if on_result:
+                        on_result(i, results[i])
+        return [results[i] for i in range(len(prompts))]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "engine": "vllm",
+            "vllm": _version("vllm"),
+            "torch": _version("torch"),
+            "location": self.location,
+            "adapter": self.spec.adapter,
+            "revision": self.spec.revision,
+            "context": self.context,
+            "tensor_parallel_size": self.spec.tensor_parallel_size,
+            "distributed_executor_backend": self.spec.distributed_executor_backend,
+            "prefix_caching": True,
+            "engine_shared_with_other_entries": self.shared,
+            "system_prompt_folded_into_user_turn": self.chat.system_folded,
+            "chat_template_sha256": self.chat.template_sha256,
+        }
+
+    def close(self) -> None:
+        if not self.shared:
+            POOL.release()

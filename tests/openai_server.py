@@ -1,0 +1,169 @@
+"""A small OpenAI-compatible chat server on 127.0.0.1 for tests, with fault injection.
+
+It answers `POST /v1/chat/completions` with a responder (the tiny transformers model, or a scripted function), and
+can be told to fail: a status for chosen request numbers (429 with Retry-After, 500, ...), or to die after N answers
+(the listening socket closes, later connections are refused). It records what it saw: request bodies, the
+Authorization header, and the highest number of requests in flight at once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+# (messages, max_tokens, temperature, seed) -> (text, finish_reason, prompt_tokens, completion_tokens)
+Responder = Callable[[list[dict[str, str]], int, float, int], tuple[str, str, int, int]]
+
+
+def echo_responder(
+    messages: list[dict[str, str]], max_tokens: int, temperature: float, seed: int
+) -> tuple[str, str, int, int]:
+    """Deterministic answer derived from the last user turn."""
+    last = messages[-1]["content"]
+    words = last.split()[:max_tokens]
+    return f"echo: {' '.join(words[-3:])}", "stop", sum(len(m["content"].split()) for m in messages), len(words)
+
+
+def tiny_model_responder(model_dir: Path) -> Responder:
+    """Serve the tiny Llama through clue's transformers backend (one request at a time, like a 1-slot server)."""
+    from clue.backends.transformers import TransformersBackend
+    from clue.models import ModelSpec
+    from clue.types import ChatMessage, GenerationSettings, Prompt
+
+    backend = TransformersBackend(ModelSpec("served", path=str(model_dir)), str(model_dir))
+    lock = threading.Lock()
+
+    def respond(
+        messages: list[dict[str, str]], max_tokens: int, temperature: float, seed: int
+    ) -> tuple[str, str, int, int]:
+        chat = tuple(ChatMessage(m["role"], m["content"]) for m in messages)  # type: ignore[arg-type]
+        with lock:
+            (g,) = backend.generate(
+                [Prompt("served", "x", chat, max_tokens)],
+                GenerationSettings(temperature=temperature, seed=seed, batch_size=1),
+            )
+        return g.text, g.finish_reason, g.prompt_tokens, g.completion_tokens
+
+    return respond
+
+
+@dataclass
+class ServerState:
+    responder: Responder
+    faults: dict[int, int] = field(default_factory=dict)  # request number (1-based) -> HTTP status to answer
+    die_after: int | None = None  # close the server after this many successful answers
+    delay_s: float = 0.0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    authorization: list[str | None] = field(default_factory=list)
+    answered: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class FakeOpenAIServer:
+    def __init__(self, responder: Responder = echo_responder, *, port: int = 0, **faults: Any):
+        self.state = ServerState(responder, **faults)
+        state = self.state
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_GET(self) -> None:
+                if self.path == "/v1/models":
+                    self._send(200, {"object": "list", "data": [{"id": "served", "object": "model"}]})
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length))
+                with state.lock:
+                    dead = state.die_after is not None and state.answered >= state.die_after
+                if dead:  # a request that raced the shutdown: the connection drops without an answer
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                with state.lock:
+                    state.requests.append(body)
+                    state.authorization.append(self.headers.get("Authorization"))
+                    number = len(state.requests)
+                    status = state.faults.get(number)
+                    state.in_flight += 1
+                    state.max_in_flight = max(state.max_in_flight, state.in_flight)
+                # bookkeeping happens before the answer is written: once the client has it, it may send the next
+                # request at once, and that one must see this one as finished
+                if self.path != "/v1/chat/completions" or status is not None:
+                    with state.lock:
+                        state.in_flight -= 1
+                    if status is None:
+                        self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    else:
+                        headers = {"Retry-After": "0"} if status == 429 else {}
+                        self._send(status, {"error": {"message": f"injected fault {status}"}}, headers)
+                    return
+                time.sleep(state.delay_s)
+                text, finish, prompt_tokens, completion_tokens = state.responder(
+                    body["messages"], body["max_tokens"], body.get("temperature", 1.0), body.get("seed", 0)
+                )
+                with state.lock:
+                    state.in_flight -= 1
+                    state.answered += 1
+                    dying = state.die_after is not None and state.answered >= state.die_after
+                self._send(
+                    200,
+                    {
+                        "id": f"cmpl-{number}",
+                        "object": "chat.completion",
+                        "model": body["model"],
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+                        ],
+                        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+                    },
+                )
+                if dying:
+                    threading.Thread(target=outer.stop, daemon=True).start()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.stopped = False
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    def __enter__(self) -> FakeOpenAIServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self.httpd.shutdown()
+            self.httpd.server_close()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
