@@ -36,6 +36,10 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def memo_key(fingerprint: Mapping[str, Any], *inputs: str) -> str:
+    return hashlib.sha256(_canonical({"metric": fingerprint, "inputs": inputs}).encode()).hexdigest()
+
+
 def generation_key(model_fingerprint: Mapping[str, Any], prompt: Prompt, settings: GenerationSettings) -> str:
     """sha256 over everything that determines the output. Batch size is left out: greedy outputs do not depend on
     it (tested), and a cache that missed whenever the batch size changed would be of little use."""
@@ -81,6 +85,7 @@ class GenerationStore:
             "CREATE TABLE IF NOT EXISTS file_hashes (path TEXT, size INTEGER, mtime_ns INTEGER, sha256 TEXT, "
             "PRIMARY KEY (path, size, mtime_ns))"
         )
+        db.execute("CREATE TABLE IF NOT EXISTS metric_memo (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
     def _connect(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -155,6 +160,36 @@ class GenerationStore:
             str(f.relative_to(folder)): self.file_sha256(f)
             for f in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
         }
+
+    # -- metric memo: model-based metric values (BERTScore pairs, UMLS concepts of a text) keyed on the metric
+    # model's fingerprint and the exact inputs, so a re-run neither recomputes them nor loads the metric models
+    def memo_get(self, keys: Iterable[str]) -> dict[str, Any]:
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, Any] = {}
+        db = self._connect()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = db.execute(
+                f"SELECT key, value FROM metric_memo WHERE key IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            for key, value in rows:
+                try:
+                    found[key] = json.loads(value)
+                except ValueError:
+                    continue  # unreadable: recomputed and overwritten
+        return found
+
+    def memo_put(self, items: Mapping[str, Any]) -> None:
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT OR REPLACE INTO metric_memo VALUES (?, ?)", [(k, _canonical(v)) for k, v in items.items()]
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def count(self) -> int:
         return int(self._connect().execute("SELECT COUNT(*) FROM generations").fetchone()[0])

@@ -161,3 +161,34 @@ def test_meqsum_has_no_umls_metric(scorers: Scorers) -> None:
 
 def test_umls_off_drops_the_metric() -> None:
     assert "umls_f1" not in {m.name for m in get_task("medisumqa").metrics(Scorers(umls_config=None))}
+
+
+def test_metric_memo_serves_a_rerun_without_loading_metric_models(tmp_path: Path) -> None:
+    """BERTScore pairs and UMLS concepts are memoised in the store: a new session with the same metric models
+    scores identically without loading them; a changed BERTScore layer recomputes."""
+    from clue.cache import GenerationStore
+    from clue.metrics.umls import ScispacyConfig
+
+    store = GenerationStore(tmp_path / "store.sqlite3")
+
+    def fresh(layers: int | None = None) -> Scorers:
+        return Scorers(
+            bertscore_config=BertScoreConfig("tiny-bert", layers),
+            umls_config=ScispacyConfig("ruler", str(REPO / "fixtures/umls/kb.jsonl")),
+            cache_dir=tmp_path / "cache",
+            store=store,
+        )
+
+    task = get_task("medisumqa")
+    samples = task.load(FIXTURE_DATA / "medisumqa" / "MeDiSumQA.json")[:5]
+    gens = [Generation(s.id, f"{s.reference} and more words {i}", 1, 1, "stop", 0.0) for i, s in enumerate(samples)]
+    first = fresh()
+    expected = task.score_all(samples, gens, first)
+    assert first.loads == {"bertscore": 1, "umls": 1} and first.memo_hits == 0
+    second = fresh()
+    again = task.score_all(samples, gens, second)
+    assert second.loads == {} and second.memo_hits == 5 + 10  # 5 BERTScore pairs, 10 texts' concepts
+    assert [s.scores for s in again] == [s.scores for s in expected]
+    other_layer = fresh(layers=1)
+    task.score_all(samples, gens, other_layer)
+    assert other_layer.loads == {"bertscore": 1} and other_layer.memo_hits == 10

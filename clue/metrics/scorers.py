@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clue.metrics.bertscore import BertScoreConfig, BertScorer
 from clue.metrics.umls import EntityExtractor, ScispacyConfig
+
+if TYPE_CHECKING:
+    from clue.cache import GenerationStore
+
+
+MEMO_VERSION = 1  # bump when clue's own BERTScore/UMLS code changes what it computes
 
 
 @dataclass
@@ -19,6 +27,76 @@ class Scorers:
     _bertscore: BertScorer | None = None
     _umls: EntityExtractor | None = None
     loads: dict[str, int] = field(default_factory=dict)
+    store: GenerationStore | None = None  # memoises model-based metric values across runs (None: no memo)
+    memo_hits: int = 0
+
+    def bertscore_pairs(self, candidates: Sequence[str], references: Sequence[str]) -> list[tuple[float, float, float]]:
+        """(P, R, F1) per pair: memoised values where the store has them, the BERTScore model only for the rest."""
+        from clue.cache import memo_key
+
+        fingerprint = self._bertscore_identity()
+        keys = [memo_key(fingerprint, c, r) for c, r in zip(candidates, references, strict=True)]
+        found = self.store.memo_get(keys) if self.store else {}
+        self.memo_hits += sum(k in found for k in keys)
+        missing = [i for i, k in enumerate(keys) if k not in found]
+        if missing:
+            computed = self.bertscore().score([candidates[i] for i in missing], [references[i] for i in missing])
+            new = {keys[i]: list(triple) for i, triple in zip(missing, computed, strict=True)}
+            if self.store:
+                self.store.memo_put(new)
+            found.update(new)
+        return [(float(found[k][0]), float(found[k][1]), float(found[k][2])) for k in keys]
+
+    def concepts(self, texts: Sequence[str]) -> list[set[str]]:
+        """UMLS concept names per text, memoised like BERTScore."""
+        from clue.cache import memo_key
+
+        fingerprint = self._umls_identity()
+        keys = [memo_key(fingerprint, t) for t in texts]
+        found = self.store.memo_get(keys) if self.store else {}
+        self.memo_hits += sum(k in found for k in keys)
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        if missing:
+            first = {k: i for i, k in reversed(list(enumerate(keys)))}
+            extracted = self.umls().extract([texts[first[k]] for k in missing])
+            new = {k: sorted(names) for k, names in zip(missing, extracted, strict=True)}
+            if self.store:
+                self.store.memo_put(new)
+            found.update(new)
+        return [set(found[k]) for k in keys]
+
+    def _bertscore_identity(self) -> dict[str, Any]:
+        """What determines a BERTScore value, known without loading the model: the config, and the files'
+        content hashes when the model is a local folder (the offline stand-in is built here if needed)."""
+        config = self.bertscore_config
+        identity: dict[str, Any] = {**config.fingerprint(), "memo": MEMO_VERSION}
+        folder = Path(config.model)
+        if config.model == "tiny-bert":
+            from clue.tiny import build_tiny_bert, tiny_model_dir
+
+            folder = build_tiny_bert(tiny_model_dir(self.cache_dir, 0, "bert"))
+        if folder.is_dir() and self.store is not None:
+            identity["files"] = self.store.folder_fingerprint(folder)
+        return identity
+
+    def _umls_identity(self) -> dict[str, Any]:
+        assert self.umls_config is not None
+        config = self.umls_config
+        identity: dict[str, Any] = {
+            "memo": MEMO_VERSION,
+            "spacy_model": config.spacy_model,
+            "linker": config.linker,
+            "resolve_abbreviations": config.resolve_abbreviations,
+            "versions": [_version("scispacy"), _version("spacy"), _version(config.spacy_model)],
+        }
+        if self.store is not None:
+            if Path(config.linker).is_file():
+                identity["linker_sha256"] = self.store.file_sha256(Path(config.linker))
+            elif Path(config.linker).is_dir():
+                identity["linker_files"] = self.store.folder_fingerprint(Path(config.linker))
+            if Path(config.spacy_model).is_dir():
+                identity["model_files"] = self.store.folder_fingerprint(Path(config.spacy_model))
+        return identity
 
     def bertscore(self) -> BertScorer:
         if self._bertscore is None:
@@ -46,3 +124,10 @@ class Scorers:
         if self.umls_config is None:
             return {}
         return {"spacy_model": self.umls_config.spacy_model, "linker": self.umls_config.linker}
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except (metadata.PackageNotFoundError, ValueError):
+        return "missing"

@@ -287,6 +287,7 @@ class ClueSession:
             generations = self.generations(model, task_name)
             data = self.data(task)
             assert data is not None  # generations() would have raised
+            self.scorers.store = self.store  # memoised BERTScore / UMLS values
             began = time.perf_counter()
             try:
                 scores = tuple(task.score_all(data.scored, generations, self.scorers))

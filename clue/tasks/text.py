@@ -37,10 +37,10 @@ class TextTask(Task):
         predictions = [strip_reasoning(g.text).strip() for g in generations]
         references = [str(s.reference) for s in samples]
         rouges = rouge.rouge(predictions, references, use_stemmer=scorers.rouge_stemmer)
-        berts = scorers.bertscore().score(predictions, references)
+        berts = scorers.bertscore_pairs(predictions, references)
         concepts: list[tuple[set[str], set[str]]] = []
         if self.uses_umls and scorers.umls_config is not None:
-            extracted = scorers.umls().extract(predictions + references)
+            extracted = scorers.concepts(predictions + references)
             concepts = list(zip(extracted[: len(predictions)], extracted[len(predictions) :], strict=True))
         out = []
         for i, sample in enumerate(samples):
