@@ -143,7 +143,6 @@ class TransformersBackend:
                     if prompts[item[0]].max_new_tokens == max_new
                 ]
                 start += len(batch)
-                padded = self.tokenizer.pad({"input_ids": [ids for _, ids, _ in batch]}, return_tensors="pt")
                 config = GenerationConfig(
                     max_new_tokens=max_new,
                     do_sample=not settings.greedy,
@@ -152,24 +151,69 @@ class TransformersBackend:
                     pad_token_id=self.tokenizer.pad_token_id,
                     eos_token_id=eos,
                 )
-                began = time.perf_counter()
-                with torch.inference_mode():
-                    out = self.model.generate(
-                        input_ids=padded["input_ids"].to(self.device),
-                        attention_mask=padded["attention_mask"].to(self.device),
-                        generation_config=config,
-                    )
-                latency = (time.perf_counter() - began) / len(batch)
-                width = padded["input_ids"].shape[1]
-                for row, (i, ids, removed) in enumerate(batch):
-                    new = out[row, width:].tolist()
-                    stopped = eos in new
-                    if stopped:
-                        new = new[: new.index(eos)]
-                    while new and new[-1] == self.tokenizer.pad_token_id:
-                        new.pop()
-                    text = self.tokenizer.decode(new, skip_special_tokens=True)
-                    results[i] = Generation(
+                for i, generation in self._run_batch(batch, prompts, config):
+                    results[i] = generation
+                    if on_result:
+                        on_result(i, generation)
+                bar.update(len(batch))
+        return [results[i] for i in range(len(prompts))]
+
+    def _run_batch(
+        self, batch: list[tuple[int, list[int], int]], prompts: Sequence[Prompt], config: Any
+    ) -> list[tuple[int, Generation]]:
+        """Generate one batch. If it raises (a bad input, out of memory), its prompts are retried one by one, and a
+        prompt that still fails becomes a failed sample, so one bad sample never aborts the task."""
+        try:
+            return self._generate_batch(batch, prompts, config)
+        except Exception as exc:
+            if len(batch) > 1:
+                return [pair for item in batch for pair in self._run_batch([item], prompts, config)]
+            i, ids, _ = batch[0]
+            error = f"generation failed: {type(exc).__name__}: {exc}"
+            return [
+                (
+                    i,
+                    Generation(
+                        prompts[i].sample_id,
+                        "",
+                        len(ids),
+                        0,
+                        "error",
+                        0.0,
+                        truncated_tokens=prompts[i].truncated_tokens,
+                        error=error,
+                    ),
+                )
+            ]
+
+    def _generate_batch(
+        self, batch: list[tuple[int, list[int], int]], prompts: Sequence[Prompt], config: Any
+    ) -> list[tuple[int, Generation]]:
+        torch = self._torch
+        padded = self.tokenizer.pad({"input_ids": [ids for _, ids, _ in batch]}, return_tensors="pt")
+        eos = self.tokenizer.eos_token_id
+        began = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=padded["input_ids"].to(self.device),
+                attention_mask=padded["attention_mask"].to(self.device),
+                generation_config=config,
+            )
+        latency = (time.perf_counter() - began) / len(batch)
+        width = padded["input_ids"].shape[1]
+        results = []
+        for row, (i, ids, removed) in enumerate(batch):
+            new = out[row, width:].tolist()
+            stopped = eos in new
+            if stopped:
+                new = new[: new.index(eos)]
+            while new and new[-1] == self.tokenizer.pad_token_id:
+                new.pop()
+            text = self.tokenizer.decode(new, skip_special_tokens=True)
+            results.append(
+                (
+                    i,
+                    Generation(
                         prompts[i].sample_id,
                         text,
                         len(ids),
@@ -177,11 +221,10 @@ class TransformersBackend:
                         "stop" if stopped else "length",
                         latency,
                         truncated_tokens=removed + prompts[i].truncated_tokens,
-                    )
-                    if on_result:
-                        on_result(i, results[i])
-                bar.update(len(batch))
-        return [results[i] for i in range(len(prompts))]
+                    ),
+                )
+            )
+        return results
 
     def describe(self) -> dict[str, Any]:
         config_path = Path(self.location) / "config.json"

@@ -62,6 +62,11 @@ def is_valid_code(code: str) -> bool:
     return not icd.is_chapter_or_block(normalized)
 
 
+def description(code: str) -> str:
+    """The ICD-10-CM title of a valid code (dots optional)."""
+    return str(_icd().get_description(normalize(code)))
+
+
 def normalize(code: str) -> str:
     return code.strip().replace(".", "").upper()
 

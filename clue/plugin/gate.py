@@ -17,6 +17,8 @@ class GateOutcome:
     base: str
     comparisons: tuple[stats.Comparison, ...]
     gated: frozenset[str]
+    failed_model: int = 0  # samples whose generation failed: scored as wrong answers (0) on every metric
+    failed_base: int = 0
 
     @property
     def regressed(self) -> list[stats.Comparison]:
@@ -38,6 +40,11 @@ class GateOutcome:
     def message(self) -> str:
         head = f"{self.task}: model {self.model!r} vs base {self.base!r}"
         lines = [c.describe() for c in self.comparisons if c.metric in self.gated]
+        if self.failed_model or self.failed_base:
+            lines.append(
+                f"failed generations scored as wrong answers: model {self.failed_model}, base {self.failed_base} "
+                "(see the report's degenerate-output counts; re-running retries them)"
+            )
         return head + "\n  " + "\n  ".join(lines)
 
 
@@ -68,4 +75,5 @@ def run_gate(result: TaskResult, base: TaskResult, settings: Settings) -> GateOu
             )
         )
     gated = frozenset(m.name for m in result.metrics if m.gate)
-    return GateOutcome(result.task, result.model, base.model, tuple(comparisons), gated)
+    failed = [sum(g.error is not None for g in r.generations) for r in (result, base)]
+    return GateOutcome(result.task, result.model, base.model, tuple(comparisons), gated, failed[0], failed[1])

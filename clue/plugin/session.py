@@ -22,6 +22,7 @@ import clue
 from clue.backends import load_backend
 from clue.backends.base import Backend
 from clue.cache import GenerationStore, generation_key
+from clue.data.check import inside
 from clue.errors import ClueError, ConfigError, DataError
 from clue.metrics.bertscore import BertScoreConfig
 from clue.metrics.scorers import Scorers
@@ -126,10 +127,17 @@ class ClueSession:
     # -- data ---------------------------------------------------------------------------------------------------
     def data_path(self, task: Task) -> Path | None:
         if task.name in self.settings.data:
-            return self.settings.data[task.name]
+            return self.settings.data[task.name]  # named explicitly by the user: taken as given
         if self.settings.data_dir is None:
             return None
-        return task.find_data(self.settings.data_dir)
+        path = task.find_data(self.settings.data_dir)
+        if path is not None and not inside(self.settings.data_dir, path):
+            raise DataError(
+                path,
+                f"resolves to {path.resolve()}, outside the data folder {self.settings.data_dir} (a symlink?); "
+                f"name the file explicitly with --clue-data {task.name}=FILE if that is intended",
+            )
+        return path
 
     def missing_data_reason(self, task: Task) -> str:
         if task.name in self.settings.data:
@@ -143,7 +151,11 @@ class ClueSession:
     def data(self, task: Task) -> TaskData | None:
         """The task's few-shot examples and scored samples; None when the file is absent; DataError if invalid."""
         if task.name not in self._data:
-            path = self.data_path(task)
+            try:
+                path = self.data_path(task)
+            except DataError as exc:
+                self._data[task.name] = exc
+                raise
             if path is None or not path.is_file():
                 return None
             try:

@@ -9,7 +9,25 @@ from typing import Any
 
 from clue.types import Generation, SampleScore
 
-_LOOP = re.compile(r"(.{2,80}?)\1{7,}", re.DOTALL)  # a unit of 2-80 characters repeated 8+ times in a row
+_LOOP = re.compile(r"(.{2,80}?)\1{7,}", re.DOTALL)  # the definition: a 2-80 char unit repeated 8+ times (tests)
+
+
+def _loop_coverage(text: str) -> int:
+    """Characters inside a run where a unit of 2-80 characters repeats 8+ times in a row (what _LOOP matches),
+    computed per unit length with vectorised comparisons: the regex took ~2 ms per 512-token output."""
+    import numpy as np
+
+    a = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    n = len(a)
+    covered = np.zeros(n, dtype=bool)
+    for k in range(2, min(80, n // 8) + 1):
+        same = np.concatenate(([0], (a[:-k] == a[k:]).view(np.int8), [0]))  # a[i] == a[i + k]
+        edges = np.diff(same)
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        for start, end in zip(starts, ends, strict=True):
+            if end - start >= 7 * k:  # unit + 7 copies: a[i] == a[i + k] for 7k consecutive positions
+                covered[start : end + k] = True
+    return int(covered.sum())
 
 
 def is_repetition_loop(text: str) -> bool:
@@ -17,8 +35,7 @@ def is_repetition_loop(text: str) -> bool:
     stripped = text.strip()
     if len(stripped) < 16:
         return False
-    covered = sum(m.end() - m.start() for m in _LOOP.finditer(stripped))
-    if covered >= len(stripped) / 2:
+    if _loop_coverage(stripped) >= len(stripped) / 2:
         return True
     words = stripped.split()
     if len(words) >= 24:

@@ -1,0 +1,135 @@
+"""The `clue` command: data set builders and the data checker (the benchmark itself runs under pytest).
+
+    clue data check DIR
+    clue data build medisumcode --mimic-notes discharge.csv.gz --mimic-diagnoses diagnoses_icd.csv.gz --out FILE
+    clue data build medisumqa --mimic-notes discharge.csv.gz --matrix models.toml --model NAME --out FILE
+
+Errors in the input are printed as one line naming the file, the record and the field; exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from clue.errors import ClueError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clue", description="clue data tools. The benchmark runs with pytest: pytest benchmarks --help"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    data = commands.add_parser("data", help="build and check the benchmark's data sets")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+
+    check = data_commands.add_parser(
+        "check",
+        help="validate every task's data in DIR against the published format",
+        description="Find each task's file in DIR (DIR/<task>/<published file name>), validate it with the task's "
+        "loader, and print found / missing / invalid, record counts against the paper's, and a content hash.",
+    )
+    check.add_argument("data_dir", type=Path, metavar="DIR", help="the folder given to --clue-data-dir")
+    check.add_argument("--strict", action="store_true", help="also fail (exit 1) when a data set is missing")
+
+    build = data_commands.add_parser("build", help="build a MIMIC-IV derived data set from the PhysioNet files")
+    builders = build.add_subparsers(dest="dataset", required=True)
+    code = builders.add_parser(
+        "medisumcode",
+        help="discharge summaries + the admission's ICD-10 codes",
+        description="Build MeDiSumCode from MIMIC-IV-Note discharge summaries and MIMIC-IV hosp/diagnoses_icd "
+        "(ICD-10 rows only), sampling a fixed number of notes with a fixed seed as CLUE does.",
+    )
+    code.add_argument(
+        "--mimic-notes", type=Path, required=True, metavar="CSV", help="MIMIC-IV-Note note/discharge.csv(.gz)"
+    )
+    code.add_argument(
+        "--mimic-diagnoses", type=Path, required=True, metavar="CSV", help="MIMIC-IV hosp/diagnoses_icd.csv(.gz)"
+    )
+    code.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="output JSON file, e.g. DATA/medisumcode/MeDiSumCode.json",
+    )
+    code.add_argument("--size", type=int, default=500, help="notes to sample (default 500, as in the paper)")
+    code.add_argument("--seed", type=int, default=44, help="shuffle seed (default 44, CLUE's)")
+
+    qa = builders.add_parser(
+        "medisumqa",
+        help="question-answer pairs generated from discharge summaries by an LLM",
+        description="Build MeDiSumQA: an LLM (any clue backend) writes question-answer pairs from the discharge "
+        "instructions of sampled discharge summaries; pairs whose answer repeats the question (highest ROUGE-L / "
+        "BERTScore between question and answer) are dropped, as CLUE's post-processing does.",
+    )
+    qa.add_argument(
+        "--mimic-notes", type=Path, required=True, metavar="CSV", help="MIMIC-IV-Note note/discharge.csv(.gz)"
+    )
+    qa.add_argument("--matrix", type=Path, required=True, metavar="TOML", help="model matrix with the generator")
+    qa.add_argument("--model", required=True, help="the matrix entry that writes the questions")
+    qa.add_argument(
+        "--out", type=Path, required=True, metavar="FILE", help="output JSON file, e.g. DATA/medisumqa/MeDiSumQA.json"
+    )
+    qa.add_argument("--notes", type=int, default=4000, help="discharge summaries to sample (default 4000, CLUE's)")
+    qa.add_argument("--top-k", type=int, default=500, help="pairs to keep (default 500, CLUE's)")
+    qa.add_argument("--seed", type=int, default=1, help="sampling seed (default 1)")
+    qa.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(".clue-cache"),
+        help="generation store and metric models (default .clue-cache)",
+    )
+    qa.add_argument(
+        "--bertscore-model",
+        default="allenai/scibert_scivocab_uncased",
+        help="BERTScore model for the filter (a local folder works offline; 'tiny-bert' for tests)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.data_command == "check":
+            from clue.data.check import check, render
+
+            if not args.data_dir.is_dir():
+                raise ClueError(f"{args.data_dir} is not a folder")
+            results = check(args.data_dir)
+            print("\n".join(render(args.data_dir, results)))
+            bad = any(r.status == "invalid" for r in results)
+            missing = any(r.status == "missing" for r in results)
+            return 1 if bad or (args.strict and missing) else 0
+        if args.dataset == "medisumcode":
+            from clue.data import medisumcode
+
+            report = medisumcode.build(args.mimic_notes, args.mimic_diagnoses, args.out, size=args.size, seed=args.seed)
+            print("\n".join([f"wrote {args.out}", *report.lines()]))
+            return 0
+        if args.dataset == "medisumqa":
+            from clue.data import medisumqa
+
+            qa_report = medisumqa.build(
+                args.mimic_notes,
+                args.matrix,
+                args.model,
+                args.out,
+                notes=args.notes,
+                top_k=args.top_k,
+                seed=args.seed,
+                cache_dir=args.cache_dir,
+                bertscore_model=args.bertscore_model,
+            )
+            print("\n".join([f"wrote {args.out}", *qa_report.lines()]))
+            return 0
+    except ClueError as exc:
+        print(f"clue: {exc}", file=sys.stderr)
+        return 1
+    return 2  # pragma: no cover - argparse requires a command
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

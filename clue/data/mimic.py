@@ -1,0 +1,55 @@
+"""Streaming readers for the MIMIC-IV files the builders need (plain or .gz CSV, as PhysioNet ships them).
+
+MIMIC-IV-Note's discharge.csv is several GB: it is read row by row, never into memory, with a progress bar over
+bytes. Every error names the file, the line and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, cast
+
+from clue.errors import DataError
+
+NOTE_COLUMNS = ("note_id", "subject_id", "hadm_id", "note_type", "note_seq", "charttime", "storetime", "text")
+DIAGNOSES_COLUMNS = ("subject_id", "hadm_id", "seq_num", "icd_code", "icd_version")
+
+
+def _open(path: Path) -> IO[str]:
+    try:
+        raw: IO[bytes] = path.open("rb")
+    except OSError as exc:
+        raise DataError(path, f"cannot be read ({exc.strerror})") from None
+    stream = cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if path.name.endswith(".gz") else raw
+    return io.TextIOWrapper(stream, encoding="utf-8", newline="")
+
+
+def read_rows(path: Path, required: tuple[str, ...], desc: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) for each data row; the header must contain `required`."""
+    from tqdm.auto import tqdm
+
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # discharge summaries exceed csv's default 128 kB field limit
+    with _open(path) as text, tqdm(desc=desc, unit="row", leave=False) as bar:
+        reader = csv.DictReader(text)
+        try:
+            header = reader.fieldnames or []
+        except (csv.Error, OSError, UnicodeDecodeError, EOFError) as exc:
+            raise DataError(path, f"not a readable CSV file ({exc})") from None
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise DataError(
+                path,
+                f"missing column(s) {', '.join(missing)}; found {', '.join(header) or 'no header'}",
+                record="line 1",
+            )
+        try:
+            for row in reader:
+                bar.update(1)
+                yield reader.line_num, row
+        except (csv.Error, OSError, UnicodeDecodeError, EOFError) as exc:
+            raise DataError(path, f"unreadable ({exc})", record=f"line {reader.line_num}") from None

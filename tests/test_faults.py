@@ -1,0 +1,108 @@
+"""Fault injection: a process killed mid-generation resumes and ends with exactly the results of an uninterrupted
+run; a batch that raises only fails the samples that cannot be generated, and the gate says how many failed
+samples it scored as wrong answers. (Corrupt and truncated store rows: tests/test_cache.py.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from clue.backends.transformers import TransformersBackend
+from clue.models import ModelSpec
+from clue.types import ChatMessage, GenerationSettings, Prompt
+from tests.conftest import REPO
+from tests.test_plugin import answers, mednli_records, run, scored_indices
+
+pytest_plugins = ["pytester"]
+
+KILL_AFTER_BATCHES = """
+import os
+from clue.backends.transformers import TransformersBackend
+
+_original = TransformersBackend._generate_batch
+_done = [0]
+
+def _dying(self, *args, **kwargs):
+    if os.environ.get("CLUE_TEST_KILL_AFTER") and _done[0] >= int(os.environ["CLUE_TEST_KILL_AFTER"]):
+        os._exit(137)  # like SIGKILL / the OOM killer: no cleanup, no finally blocks
+    _done[0] += 1
+    return _original(self, *args, **kwargs)
+
+TransformersBackend._generate_batch = _dying
+"""
+
+
+def test_a_killed_run_resumes_to_the_results_of_an_uninterrupted_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path
+) -> None:
+    (pytester.path / "data" / "mednli").mkdir(parents=True)
+    (pytester.path / "data" / "mednli" / "mli_test_v1.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in mednli_records())
+    )
+    pytester.makepyfile(test_mednli=(REPO / "benchmarks" / "test_mednli.py").read_text())
+    pytester.makeini("[pytest]\njunit_family = xunit1\n")
+    pytester.makeconftest(KILL_AFTER_BATCHES)
+    (pytester.path / "models.toml").write_text(
+        f'[models.base]\npath = "{tiny_model_dir}"\n\n[models.candidate]\npath = "{tiny_model_dir}"\nbase = "base"\n'
+    )
+    common = ("--clue-limit", "24", "--clue-batch-size", "4", "-k", "base")
+    monkeypatch.setenv("CLUE_TEST_KILL_AFTER", "3")  # dies while generating the 4th batch of 6
+    killed = run(pytester, *common, subprocess=True)
+    assert killed.ret == 137
+    monkeypatch.delenv("CLUE_TEST_KILL_AFTER")
+    resumed = run(pytester, *common, subprocess=True)
+    resumed.stdout.fnmatch_lines(["*generations reused from the store: base 12*"])
+    resumed_json = json.loads((pytester.path / "out" / "results" / "mednli" / "base.json").read_text())
+    fresh = run(pytester, *common, "--clue-cache-dir", "fresh-cache", "--clue-reports-dir", "fresh", subprocess=True)
+    fresh.stdout.fnmatch_lines(["*generations reused from the store: base 0*"])
+    fresh_json = json.loads((pytester.path / "fresh" / "results" / "mednli" / "base.json").read_text())
+    assert resumed_json["samples"] == fresh_json["samples"] and resumed_json["metrics"] == fresh_json["metrics"]
+    resumed_outputs = (pytester.path / "cache" / "generations" / "mednli" / "base.jsonl").read_text()
+    fresh_outputs = (pytester.path / "fresh-cache" / "generations" / "mednli" / "base.jsonl").read_text()
+    assert [json.loads(line)["text"] for line in resumed_outputs.splitlines()] == [
+        json.loads(line)["text"] for line in fresh_outputs.splitlines()
+    ]
+
+
+def test_a_sample_that_makes_the_engine_raise_fails_alone(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = TransformersBackend(ModelSpec("tiny", path=str(tiny_model_dir)), str(tiny_model_dir))
+    prompts = [
+        Prompt("t", f"s{i}", (ChatMessage("user", f"poison {i}" if i == 2 else f"question {i}"),), 4) for i in range(5)
+    ]
+    original = TransformersBackend._generate_batch
+    poison = backend.tokenizer("poison", add_special_tokens=False)["input_ids"][0]
+
+    def raising(self: TransformersBackend, batch: list, prompts_: list, config: object) -> list:  # type: ignore[type-arg]
+        if any(poison in ids for _, ids, _ in batch):
+            raise RuntimeError("CUDA error: device-side assert triggered")
+        return original(self, batch, prompts_, config)
+
+    monkeypatch.setattr(TransformersBackend, "_generate_batch", raising)
+    out = backend.generate(prompts, GenerationSettings(batch_size=5))
+    assert [g.error is None for g in out] == [True, True, False, True, True]
+    assert out[2].finish_reason == "error" and "RuntimeError: CUDA error" in str(out[2].error)
+
+
+def test_the_gate_states_failed_samples_it_scored_as_wrong(pytester: pytest.Pytester) -> None:
+    from tests.test_plugin import write_models
+
+    data = pytester.path / "data" / "mednli"
+    data.mkdir(parents=True)
+    (data / "mli_test_v1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in mednli_records()))
+    pytester.makepyfile(test_mednli=(REPO / "benchmarks" / "test_mednli.py").read_text())
+    pytester.makeini("[pytest]\njunit_family = xunit1\n")
+    wrong = set(scored_indices()[:12])
+    write_models(pytester, base_wrong=set(), candidate_wrong=wrong)
+    rows = [json.loads(line) for line in (pytester.path / "candidate.jsonl").read_text().splitlines()]
+    dropped = mednli_records()[scored_indices()[20]]["pairID"]
+    (pytester.path / "candidate.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows if r["sample_id"] != dropped)
+    )  # the replay backend has no output for this sample: a failed generation
+    result = run(pytester, "-k", "mednli")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*failed generations scored as wrong answers: model 1, base 0*"])
+    assert answers(set())  # the helper still describes the full set
