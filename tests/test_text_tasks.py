@@ -185,6 +185,8 @@ def test_metric_memo_serves_a_rerun_without_loading_metric_models(tmp_path: Path
     first = fresh()
     expected = task.score_all(samples, gens, first)
     assert first.loads == {"bertscore": 1, "umls": 1} and first.memo_hits == 0
+    task.score_all(samples, gens, first)  # once the models are loaded, the memo keys must not change
+    assert first.memo_hits == 5 + 10
     second = fresh()
     again = task.score_all(samples, gens, second)
     assert second.loads == {} and second.memo_hits == 5 + 10  # 5 BERTScore pairs, 10 texts' concepts

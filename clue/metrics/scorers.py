@@ -105,8 +105,9 @@ class Scorers:
                 from clue.tiny import build_tiny_bert, tiny_model_dir
 
                 path = build_tiny_bert(tiny_model_dir(self.cache_dir, 0, "bert"))
+                # resolved for loading only: bertscore_config stays as configured, so the metric's fingerprint
+                # and memo keys are the same before and after the model is loaded
                 config = BertScoreConfig(str(path), 2, config.batch_size, config.device)
-                self.bertscore_config = config
             self.loads["bertscore"] = self.loads.get("bertscore", 0) + 1
             self._bertscore = BertScorer(config)
         return self._bertscore

@@ -14,20 +14,22 @@ _LOOP = re.compile(r"(.{2,80}?)\1{7,}", re.DOTALL)  # the definition: a 2-80 cha
 
 def _loop_coverage(text: str) -> int:
     """Characters inside a run where a unit of 2-80 characters repeats 8+ times in a row (what _LOOP matches),
-    computed per unit length with vectorised comparisons: the regex took ~2 ms per 512-token output."""
+    with array operations per unit length (the regex took ~2.5 ms per 512-token output)."""
     import numpy as np
 
     a = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     n = len(a)
-    covered = np.zeros(n, dtype=bool)
+    marks = np.zeros(n + 1, dtype=np.int32)
+    found = False
     for k in range(2, min(80, n // 8) + 1):
-        same = np.concatenate(([0], (a[:-k] == a[k:]).view(np.int8), [0]))  # a[i] == a[i + k]
-        edges = np.diff(same)
-        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        for start, end in zip(starts, ends, strict=True):
-            if end - start >= 7 * k:  # unit + 7 copies: a[i] == a[i + k] for 7k consecutive positions
-                covered[start : end + k] = True
-    return int(covered.sum())
+        span = 7 * k  # a unit and 7 more copies: a[i] == a[i + k] on 7k consecutive positions
+        csum = np.concatenate(([0], np.cumsum(a[:-k] == a[k:], dtype=np.int32)))
+        starts = np.flatnonzero(csum[span:] - csum[:-span] == span)
+        if len(starts):
+            found = True
+            np.add.at(marks, starts, 1)
+            np.add.at(marks, np.minimum(starts + 8 * k, n), -1)  # a run from i covers i .. i + 8k - 1
+    return int((np.cumsum(marks[:n]) > 0).sum()) if found else 0
 
 
 def is_repetition_loop(text: str) -> bool:
