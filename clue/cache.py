@@ -96,20 +96,23 @@ class GenerationStore:
             self._local.db = db
         return db
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, Generation]:
-        """The usable stored generations among `keys`; corrupt rows are reported (StoreWarning) and left out."""
+    def _rows(self, select: str, keys: Iterable[str]) -> list[tuple[Any, ...]]:
+        """`select ... WHERE key IN (...)` over distinct keys, in chunks below SQLite's variable limit."""
         wanted = list(dict.fromkeys(keys))
-        found: dict[str, Generation] = {}
         db = self._connect()
+        rows: list[tuple[Any, ...]] = []
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            rows = db.execute(
-                f"SELECT key, record, checksum FROM generations WHERE key IN ({','.join('?' * len(chunk))})", chunk
-            ).fetchall()
-            for key, record, checksum in rows:
-                generation = self._decode(key, record, checksum)
-                if generation is not None:
-                    found[key] = generation
+            rows += db.execute(f"{select} WHERE key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+        return rows
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Generation]:
+        """The usable stored generations among `keys`; corrupt rows are reported (StoreWarning) and left out."""
+        found: dict[str, Generation] = {}
+        for key, record, checksum in self._rows("SELECT key, record, checksum FROM generations", keys):
+            generation = self._decode(key, record, checksum)
+            if generation is not None:
+                found[key] = generation
         return found
 
     def _decode(self, key: str, record: str, checksum: str) -> Generation | None:
@@ -164,19 +167,12 @@ class GenerationStore:
     # -- metric memo: model-based metric values (BERTScore pairs, UMLS concepts of a text) keyed on the metric
     # model's fingerprint and the exact inputs, so a re-run neither recomputes them nor loads the metric models
     def memo_get(self, keys: Iterable[str]) -> dict[str, Any]:
-        wanted = list(dict.fromkeys(keys))
         found: dict[str, Any] = {}
-        db = self._connect()
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            rows = db.execute(
-                f"SELECT key, value FROM metric_memo WHERE key IN ({','.join('?' * len(chunk))})", chunk
-            ).fetchall()
-            for key, value in rows:
-                try:
-                    found[key] = json.loads(value)
-                except ValueError:
-                    continue  # unreadable: recomputed and overwritten
+        for key, value in self._rows("SELECT key, value FROM metric_memo", keys):
+            try:
+                found[key] = json.loads(value)
+            except ValueError:
+                continue  # unreadable: recomputed and overwritten
         return found
 
     def memo_put(self, items: Mapping[str, Any]) -> None:

@@ -15,16 +15,12 @@ Differences, each deliberate:
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import random
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clue.data.mimic import DIAGNOSES_COLUMNS, NOTE_COLUMNS, read_rows
+from clue.data.mimic import DIAGNOSES_COLUMNS, NOTE_COLUMNS, read_rows, write_json_array
 from clue.errors import DataError
 from clue.metrics import icd10
 
@@ -131,11 +127,5 @@ def build(
                 "icd_codes": [{"code": c, "description": icd10.description(c)} for c in codes[hadm]],
             }
         )
-    payload = json.dumps(records, ensure_ascii=False, indent=1).encode()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name, suffix=".tmp", dir=out.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(payload)
-    os.replace(tmp, out)
-    report.written, report.sha256 = len(records), hashlib.sha256(payload).hexdigest()
+    report.written, report.sha256 = len(records), write_json_array(out, records)
     return report

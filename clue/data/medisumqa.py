@@ -18,18 +18,14 @@ targeted Mixtral through TGI; the prompt below is clue's own, recorded in the bu
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import random
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from clue.backends import load_backend
 from clue.cache import GenerationStore, generation_key
-from clue.data.mimic import NOTE_COLUMNS, read_rows
+from clue.data.mimic import NOTE_COLUMNS, read_rows, write_json_array
 from clue.errors import ConfigError, DataError
 from clue.metrics import rouge
 from clue.metrics.bertscore import SCIBERT, SCIBERT_LAYER, BertScoreConfig
@@ -204,11 +200,5 @@ def build(
     if len(chosen) < top_k:
         report.warnings.append(f"warning: only {len(chosen)} pairs, fewer than the {top_k} asked for (paper: 453)")
     records = [{k: v for k, v in p.items() if k not in ("rouge_l", "bertscore")} for p in chosen]
-    payload = json.dumps(records, ensure_ascii=False, indent=1).encode()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name, suffix=".tmp", dir=out.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(payload)
-    os.replace(tmp, out)
-    report.written, report.sha256 = len(records), hashlib.sha256(payload).hexdigest()
+    report.written, report.sha256 = len(records), write_json_array(out, records)
     return report

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
+import json
+import os
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 from clue.errors import DataError
 
@@ -53,3 +57,14 @@ def read_rows(path: Path, required: tuple[str, ...], desc: str) -> Iterator[tupl
                 yield reader.line_num, row
         except (csv.Error, OSError, UnicodeDecodeError, EOFError) as exc:
             raise DataError(path, f"unreadable ({exc})", record=f"line {reader.line_num}") from None
+
+
+def write_json_array(out: Path, records: Sequence[Any]) -> str:
+    """Write records atomically (a crash leaves no half file) with mode 0600 (credentialed text); returns sha256."""
+    payload = json.dumps(list(records), ensure_ascii=False, indent=1).encode()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out.name, suffix=".tmp", dir=out.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(payload)
+    os.replace(tmp, out)
+    return hashlib.sha256(payload).hexdigest()
