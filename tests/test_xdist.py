@@ -95,3 +95,38 @@ def test_gpu_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
     }
     assert {group_of(chain, n) for n in ("root", "mid", "leaf")} == {"clue-root"}
     assert group_of(chain, "alone") == "clue-alone"
+
+
+def test_scheduler_groups_clue_items_by_the_root_of_the_base_chain() -> None:
+    """The controller-side grouping that keeps a model and its base on one worker (independent of node-id
+    suffixes, which pytest >= 9.2 drops)."""
+    pytest.importorskip("xdist")
+    from clue.plugin.xdist import make_scheduler, model_in_nodeid
+
+    models = {
+        "base": ModelSpec("base", path="b"),
+        "base-ft": ModelSpec("base-ft", path="f", base="base"),
+        "other": ModelSpec("other", path="o"),
+    }
+    names = list(models)
+    assert model_in_nodeid("benchmarks/test_mednli.py::test_mednli[base-ft]", names) == "base-ft"  # longest wins
+    assert model_in_nodeid("benchmarks/test_mednli.py::test_mednli[base]", names) == "base"
+    assert model_in_nodeid("t.py::test_x[3-other]", names) == "other"
+    assert model_in_nodeid("t.py::test_x[other-3]", names) == "other"
+    assert model_in_nodeid("t.py::test_x[a-other-3]", names) == "other"
+    assert model_in_nodeid("t.py::test_x[others]", names) is None
+    assert model_in_nodeid("t.py::test_plain", names) is None
+
+    class Config:
+        def getini(self, name: str) -> object:
+            return 0
+
+        def getvalue(self, name: str) -> object:
+            return {"tx": ["2*popen"]}.get(name)
+
+    sched = make_scheduler(Config(), None, models)  # type: ignore[arg-type]
+    split = sched._split_scope
+    assert split("b.py::test_mednli[base]") == split("b.py::test_meqsum[base-ft]") == "clue-base"
+    assert split("b.py::test_mednli[other]") == "clue-other"
+    assert split("t.py::test_plain") == "t.py::test_plain"  # not a clue item: one unit per test, as xdist does
+    assert split("t.py::test_g@mine") == "mine"  # xdist's own @group suffix still honoured where pytest keeps it

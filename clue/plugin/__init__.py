@@ -59,9 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
         problem = xdist.check_gpu_split(gpus, workers, session.models)
         if problem:
             raise pytest.UsageError(f"clue: {problem}")
-        if config.option.dist == "load":  # xdist's default for -n: make it keep each model's tests on one worker
-            config.option.dist = "loadgroup"
-        hooks = xdist.XdistHooks(gpus)
+        hooks = xdist.XdistHooks(gpus, session.models)
         config.pluginmanager.register(hooks, "clue-xdist")
     config.pluginmanager.register(ResultsCollector(config, hooks), "clue-results-collector")
 
@@ -107,20 +105,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("clue_model", [pytest.param(str(exc), id="no-model")])
         return
     metafunc.parametrize("clue_model", list(models.values()), ids=list(models))
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under `--dist loadgroup`, a model and the models gated against it run on one worker (one load each); this
-    must run before xdist turns the groups into node ids."""
-    if getattr(config.option, "dist", "no") != "loadgroup" and not getattr(config.option, "loadgroup", False):
-        return
-    session = _session(config)
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        model = callspec.params.get("clue_model") if callspec is not None else None
-        if isinstance(model, ModelSpec) and _task_name(item) is not None:
-            item.add_marker(pytest.mark.xdist_group(xdist.group_of(session.models, model.name)))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -3,10 +3,13 @@
 - GPUs: the controller finds the visible GPUs (`--clue-gpus`, default: CUDA_VISIBLE_DEVICES, else `nvidia-smi`)
   and gives worker i the i-th slice as its CUDA_VISIBLE_DEVICES, before the worker imports torch. More workers
   than GPUs (or fewer GPUs per worker than a model's tensor_parallel_size) is a usage error, not an OOM later.
-- Grouping: every clue item gets an `xdist_group` named after the root of its model's base chain, and `-n` runs
-  with `--dist loadgroup`, so a model, its base and everything gated against that base run on one worker: each
-  model is loaded once per session. (A base shared by many candidates therefore keeps them on one worker; put the
-  base's generations in the store first — one plain run — and later runs never load it.)
+- Grouping: under `-n` (xdist's `load`/`loadgroup` modes) clue supplies the scheduler: every clue item is scheduled
+  in the unit named after the root of its model's base chain, so a model, its base and everything gated against
+  that base run on one worker: each model is loaded once per session. (A base shared by many candidates therefore
+  keeps them on one worker; put the base's generations in the store first — one plain run — and later runs never
+  load it.) The scheduler reads the model from the node id's parameter part, on the controller, instead of
+  relying on `xdist_group` marks: xdist turns those into node-id suffixes on the workers, which pytest >= 9.2
+  silently ignores (pytest-xdist issue #1386), and which break re-running a test by its id.
 - Statistics: each worker sends its model loads, store reuse and backend time to the controller
   (`workeroutput`), which prints and records them with the rest of the results.
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pytest
@@ -83,12 +86,47 @@ def group_of(models: Mapping[str, ModelSpec], name: str) -> str:
     return f"clue-{name}"
 
 
+def model_in_nodeid(nodeid: str, names: Iterable[str]) -> str | None:
+    """The model a clue item runs, from its node id: `test_mednli[ft-a]`, or `test_x[ft-a-3]` when the test has
+    more parameters (pytest joins ids with "-"; the longest matching model name wins)."""
+    open_at, close_at = nodeid.find("["), nodeid.rfind("]")
+    if open_at < 0 or close_at < open_at:
+        return None
+    ids = nodeid[open_at + 1 : close_at]
+    for name in sorted(names, key=len, reverse=True):
+        if ids == name or ids.startswith(name + "-") or ids.endswith("-" + name) or f"-{name}-" in ids:
+            return name
+    return None
+
+
+def make_scheduler(config: pytest.Config, log: Any, models: Mapping[str, ModelSpec]) -> Any:
+    """xdist's group scheduler, with clue items grouped by the root of their model's base chain (other items keep
+    xdist's own rules: an `@group` suffix, else one unit per test)."""
+    from xdist.scheduler import LoadGroupScheduling
+
+    class ModelGroupScheduling(LoadGroupScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            name = model_in_nodeid(nodeid, models)
+            return group_of(models, name) if name is not None else str(super()._split_scope(nodeid))
+
+    return ModelGroupScheduling(config, log)
+
+
 class XdistHooks:
     """Registered by the clue plugin; pytest only calls the hooks xdist defines when xdist is active."""
 
-    def __init__(self, gpus: list[str]):
+    def __init__(self, gpus: list[str], models: Mapping[str, ModelSpec]):
         self.gpus = gpus
+        self.models = models
         self.worker_stats: list[dict[str, Any]] = []
+
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """`load` is xdist's default for `-n`: replace it (and `loadgroup`) with the model-grouping scheduler; an
+        explicitly chosen other mode (`loadfile`, `each`, ...) is left alone."""
+        if config.getvalue("dist") not in ("load", "loadgroup"):
+            return None
+        return make_scheduler(config, log, self.models)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -98,8 +136,6 @@ class XdistHooks:
         if self.gpus:
             node.workerinput["clue_cuda_visible_devices"] = ",".join(worker_slice(self.gpus, workers, index))
         node.workerinput["clue_threads"] = max(1, (os.cpu_count() or 1) // workers)
-        # workers re-parse the command line, so a --dist chosen here must travel explicitly
-        node.workerinput["clue_loadgroup"] = node.config.option.dist == "loadgroup"
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
@@ -114,8 +150,6 @@ def configure_worker(config: pytest.Config) -> None:
     devices = workerinput.get("clue_cuda_visible_devices")
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices
-    if workerinput.get("clue_loadgroup"):
-        config.option.loadgroup = True  # what xdist's worker reads to append the group to each node id
     threads = workerinput.get("clue_threads")
     if threads is not None:
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
