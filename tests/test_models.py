@@ -48,6 +48,7 @@ max_model_len = 8192
     [
         ("[models.a]\npath='x'\nbase='b'\n", "base 'b' is not an entry"),
         ("[models.a]\npath='x'\nbase='a'\n", "names itself as its base"),
+        ("[models.a]\npath='x'\nbase='b'\n[models.b]\npath='y'\nbase='a'\n", "cycle: a -> b -> a"),
         ("[models.a]\npath='x'\ntemprature=0\n", "unknown key"),
         ("[models.a]\nrevision='x'\n", "needs a path"),
         ("[models.a]\npath='x'\ndtype='fp8'\n", "dtype 'fp8'"),
