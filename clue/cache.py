@@ -20,6 +20,7 @@ import time
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,14 @@ SCHEMA = 1
 
 class StoreWarning(UserWarning):
     """A stored generation could not be used (corrupt or truncated) and will be regenerated."""
+
+
+def package_version(package: str) -> str:
+    """An installed distribution's version (part of fingerprints: a new engine or metric release is a new key)."""
+    try:
+        return metadata.version(package)
+    except (metadata.PackageNotFoundError, ValueError):
+        return "missing"
 
 
 def _canonical(value: Any) -> str:
@@ -163,6 +172,11 @@ class GenerationStore:
             str(f.relative_to(folder)): self.file_sha256(f)
             for f in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
         }
+
+    def location_fingerprint(self, location: str) -> dict[str, str]:
+        """A model or tokenizer location: its files' content hashes when it is a local folder, else the hub id."""
+        folder = Path(location)
+        return self.folder_fingerprint(folder) if folder.is_dir() else {"hub_id": location}
 
     # -- metric memo: model-based metric values (BERTScore pairs, UMLS concepts of a text) keyed on the metric
     # model's fingerprint and the exact inputs, so a re-run neither recomputes them nor loads the metric models

@@ -11,6 +11,13 @@ if TYPE_CHECKING:
     from clue.cache import GenerationStore
 
 
+def failed_generation(prompt: Prompt, error: str, prompt_tokens: int = 0) -> Generation:
+    """The record of a prompt that could not be run: empty text, scored as a wrong answer, never stored."""
+    return Generation(
+        prompt.sample_id, "", prompt_tokens, 0, "error", 0.0, truncated_tokens=prompt.truncated_tokens, error=error
+    )
+
+
 class TokenCounter(Protocol):
     """Token arithmetic of one model, for tasks that must budget their documents (LongHealth)."""
 

@@ -9,14 +9,15 @@ transformers run, a vLLM run and a served run of the same model produce comparab
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clue.backends.base import failed_generation
 from clue.errors import ConfigError
 from clue.models import ModelSpec
-from clue.types import ChatMessage, Prompt
+from clue.types import ChatMessage, Generation, Prompt
 
 TRUNCATION_MARK = " [...]"
 
@@ -76,13 +77,13 @@ class ChatTokenizer:
 
     # -- rendering ----------------------------------------------------------------------------------------------
     def chat(self, messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
-        """The chat as role/content dicts, with the system turn folded in when the template has no system role."""
-        chat = [{"role": m.role, "content": m.content} for m in messages]
-        self.render(messages)  # discovers whether the system turn must be folded
+        """The chat as role/content dicts, with the system turn folded in when the template has no system role
+        (discovered by render(), which fit() has run on these messages)."""
+        chat = as_dicts(messages)
         return _fold_system(chat) if self.system_folded else chat
 
     def render(self, messages: Sequence[ChatMessage]) -> str:
-        chat = [{"role": m.role, "content": m.content} for m in messages]
+        chat = as_dicts(messages)
         if self.system_folded:
             chat = _fold_system(chat)
         try:
@@ -154,6 +155,31 @@ class ChatTokenizer:
             if len(ids) <= budget:
                 return Fitted(ids, tuple(messages), removed)
         return Fitted([], prompt.messages, 0, f"could not fit the prompt into {budget} tokens")
+
+
+def as_dicts(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
+    """The chat in the role/content form chat templates and the OpenAI API take."""
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def fit_all(
+    tokenizer: ChatTokenizer,
+    prompts: Sequence[Prompt],
+    results: dict[int, Generation],
+    on_result: Callable[[int, Generation], None] | None,
+) -> list[tuple[int, Fitted]]:
+    """Fit every prompt; one that cannot fit becomes a failed generation in `results` at once (and is reported
+    through `on_result`); the others are returned with their index, to be run."""
+    runnable = []
+    for i, prompt in enumerate(prompts):
+        fitted = tokenizer.fit(prompt)
+        if fitted.error:
+            results[i] = failed_generation(prompt, fitted.error)
+            if on_result:
+                on_result(i, results[i])
+        else:
+            runnable.append((i, fitted))
+    return runnable
 
 
 def _fold_system(chat: list[dict[str, str]]) -> list[dict[str, str]]:

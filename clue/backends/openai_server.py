@@ -26,10 +26,10 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from clue.backends.chat import ChatTokenizer
+from clue.backends.base import failed_generation
+from clue.backends.chat import ChatTokenizer, as_dicts, fit_all
 from clue.cache import GenerationStore
 from clue.errors import ClueError, ConfigError
 from clue.models import ModelSpec
@@ -89,9 +89,8 @@ class OpenAIServerBackend:
         the prompts. Never the key."""
         tokenizer: Any = None
         if self.chat is not None:
-            folder = Path(self.chat.location)
             tokenizer = {
-                "files": store.folder_fingerprint(folder) if folder.is_dir() else {"hub_id": self.chat.location},
+                "files": store.location_fingerprint(self.chat.location),
                 "chat_template": self.chat.template_sha256,
                 "context": self.chat.context,
             }
@@ -138,19 +137,14 @@ class OpenAIServerBackend:
 
         self._stop.clear()
         results: dict[int, Generation] = {}
-        jobs: list[tuple[int, list[dict[str, str]], int, int]] = []  # index, chat, prompt tokens, removed
-        for i, prompt in enumerate(prompts):
-            if self.chat is None:
-                chat = [{"role": m.role, "content": m.content} for m in prompt.messages]
-                jobs.append((i, chat, 0, 0))
-                continue
-            fitted = self.chat.fit(prompt)
-            if fitted.error:
-                results[i] = _failed(prompt, fitted.error)
-                if on_result:
-                    on_result(i, results[i])
-            else:
-                jobs.append((i, self.chat.chat(fitted.messages), len(fitted.ids), fitted.removed))
+        jobs: list[tuple[int, list[dict[str, str]], int, int]]  # index, chat, prompt tokens, removed
+        if self.chat is None:
+            jobs = [(i, as_dicts(p.messages), 0, 0) for i, p in enumerate(prompts)]
+        else:
+            jobs = [
+                (i, self.chat.chat(fitted.messages), len(fitted.ids), fitted.removed)
+                for i, fitted in fit_all(self.chat, prompts, results, on_result)
+            ]
 
         consecutive_failures = 0
         abort: ServerUnavailable | ConfigError | None = None
@@ -201,7 +195,7 @@ class OpenAIServerBackend:
                                 f"{consecutive_failures} requests in a row failed after retries (last: {exc})"
                             )
                             self._stop.set()
-                        generation = _failed(prompt, str(exc))
+                        generation = failed_generation(prompt, str(exc))
                     else:
                         consecutive_failures = 0
                         generation = Generation(
@@ -312,7 +306,3 @@ def _retry_after(value: str | None) -> float | None:
 
 def _scrub(text: str, key: str) -> str:
     return text.replace(key, "***") if key else text
-
-
-def _failed(prompt: Prompt, error: str) -> Generation:
-    return Generation(prompt.sample_id, "", 0, 0, "error", 0.0, truncated_tokens=prompt.truncated_tokens, error=error)

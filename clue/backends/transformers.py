@@ -11,22 +11,15 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from clue.backends.chat import ChatTokenizer
-from clue.cache import GenerationStore
+from clue.backends.base import failed_generation
+from clue.backends.chat import ChatTokenizer, fit_all
+from clue.cache import GenerationStore, package_version
 from clue.errors import ConfigError
 from clue.models import ModelSpec
 from clue.types import Generation, GenerationSettings, Prompt
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "missing"
 
 
 class TransformersBackend:
@@ -66,11 +59,9 @@ class TransformersBackend:
     def fingerprint(self, store: GenerationStore) -> dict[str, Any]:
         """What identifies this model's outputs, without loading weights: file hashes for a local folder (cached by
         size and mtime), the revision for a hub id; plus tokenizer/chat template, context, dtype and engine."""
-        folder = Path(self.location)
-        files = store.folder_fingerprint(folder) if folder.is_dir() else {"hub_id": self.location}
         return {
-            "engine": f"transformers {_version('transformers')}",
-            "files": files,
+            "engine": f"transformers {package_version('transformers')}",
+            "files": store.location_fingerprint(self.location),
             "revision": self.spec.revision,
             "dtype": self.spec.dtype,
             "context": self.context,
@@ -103,24 +94,7 @@ class TransformersBackend:
 
         torch = self._torch
         results: dict[int, Generation] = {}
-        fitted = []
-        for i, prompt in enumerate(prompts):
-            ids, removed, error = self.fit(prompt)
-            if error:
-                results[i] = Generation(
-                    prompt.sample_id,
-                    "",
-                    len(ids),
-                    0,
-                    "error",
-                    0.0,
-                    truncated_tokens=prompt.truncated_tokens,
-                    error=error,
-                )
-            else:
-                fitted.append((i, ids, removed))
-            if error and on_result:
-                on_result(i, results[i])
+        fitted = [(i, f.ids, f.removed) for i, f in fit_all(self.chat, prompts, results, on_result)]
         if fitted:
             self._ensure_model()  # not for prompts that all failed to fit
         torch.manual_seed(settings.seed)
@@ -169,22 +143,7 @@ class TransformersBackend:
             if len(batch) > 1:
                 return [pair for item in batch for pair in self._run_batch([item], prompts, config)]
             i, ids, _ = batch[0]
-            error = f"generation failed: {type(exc).__name__}: {exc}"
-            return [
-                (
-                    i,
-                    Generation(
-                        prompts[i].sample_id,
-                        "",
-                        len(ids),
-                        0,
-                        "error",
-                        0.0,
-                        truncated_tokens=prompts[i].truncated_tokens,
-                        error=error,
-                    ),
-                )
-            ]
+            return [(i, failed_generation(prompts[i], f"generation failed: {type(exc).__name__}: {exc}", len(ids)))]
 
     def _generate_batch(
         self, batch: list[tuple[int, list[int], int]], prompts: Sequence[Prompt], config: Any
@@ -230,8 +189,8 @@ class TransformersBackend:
         config_path = Path(self.location) / "config.json"
         return {
             "engine": "transformers",
-            "transformers": _version("transformers"),
-            "torch": _version("torch"),
+            "transformers": package_version("transformers"),
+            "torch": package_version("torch"),
             "device": self.device,
             "location": self.location,
             "revision": self.spec.revision,

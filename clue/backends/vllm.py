@@ -22,12 +22,11 @@ import gc
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from clue.backends.chat import ChatTokenizer
-from clue.cache import GenerationStore
+from clue.backends.chat import ChatTokenizer, fit_all
+from clue.cache import GenerationStore, package_version
 from clue.errors import ConfigError
 from clue.models import ModelSpec
 from clue.types import Generation, GenerationSettings, Prompt
@@ -76,13 +75,6 @@ POOL = _Pool()
 def release_all() -> None:
     """Called at the end of the pytest session."""
     POOL.release()
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "missing"
 
 
 def _lora_rank(adapter: str) -> int:
@@ -145,10 +137,9 @@ class VLLMBackend:
         return engine
 
     def fingerprint(self, store: GenerationStore) -> dict[str, Any]:
-        folder = Path(self.location)
         return {
-            "engine": f"vllm {_version('vllm')}",
-            "files": store.folder_fingerprint(folder) if folder.is_dir() else {"hub_id": self.location},
+            "engine": f"vllm {package_version('vllm')}",
+            "files": store.location_fingerprint(self.location),
             "adapter": store.folder_fingerprint(Path(self.spec.adapter)) if self.spec.adapter else None,
             "revision": self.spec.revision,
             "dtype": self.spec.dtype,
@@ -168,24 +159,10 @@ class VLLMBackend:
         on_result: Callable[[int, Generation], None] | None = None,
     ) -> list[Generation]:
         results: dict[int, Generation] = {}
-        runnable: list[tuple[int, list[dict[str, str]], int]] = []
-        for i, prompt in enumerate(prompts):
-            fitted = self.chat.fit(prompt)
-            if fitted.error:
-                results[i] = Generation(
-                    prompt.sample_id,
-                    "",
-                    0,
-                    0,
-                    "error",
-                    0.0,
-                    truncated_tokens=prompt.truncated_tokens,
-                    error=fitted.error,
-                )
-                if on_result:
-                    on_result(i, results[i])
-            else:
-                runnable.append((i, self.chat.chat(fitted.messages), fitted.removed))
+        runnable = [
+            (i, self.chat.chat(fitted.messages), fitted.removed)
+            for i, fitted in fit_all(self.chat, prompts, results, on_result)
+        ]
         if runnable:
             llm = self._engine()  # first: a missing vLLM is reported with how to install it
             from vllm import SamplingParams
@@ -231,8 +208,8 @@ class VLLMBackend:
     def describe(self) -> dict[str, Any]:
         return {
             "engine": "vllm",
-            "vllm": _version("vllm"),
-            "torch": _version("torch"),
+            "vllm": package_version("vllm"),
+            "torch": package_version("torch"),
             "location": self.location,
             "adapter": self.spec.adapter,
             "revision": self.spec.revision,

@@ -26,19 +26,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import lru_cache
-from importlib import metadata
 from typing import Any
 
+from clue.cache import package_version
 from clue.types import MetricSpec
 
 _CODE = re.compile(r"\b([A-Z][0-9][0-9A-Z])(?:\.?([0-9A-Z]{1,4}))?\b")
-
-
-def _package_version() -> str:
-    try:
-        return metadata.version("simple-icd-10-cm")
-    except metadata.PackageNotFoundError:  # pragma: no cover - it is a hard dependency
-        return "missing"
 
 
 def _icd() -> Any:
@@ -125,7 +118,7 @@ def score_codes(predicted: list[str], gold: list[str]) -> dict[str, float]:
 
 
 def metric_specs() -> tuple[MetricSpec, ...]:
-    fp = {"code_set": "ICD-10-CM via simple-icd-10-cm", "simple-icd-10-cm": _package_version()}
+    fp = {"code_set": "ICD-10-CM via simple-icd-10-cm", "simple-icd-10-cm": package_version("simple-icd-10-cm")}
     return (
         MetricSpec("icd_exact_f1", "F1 of predicted vs gold ICD-10 codes (exact match)", fingerprint=fp),
         MetricSpec("icd_approx_f1", "F1 over 3-character categories (CLUE's 'approximate' match)", fingerprint=fp),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clue.cache import package_version
 from clue.metrics.bertscore import BertScoreConfig, BertScorer
 from clue.metrics.umls import EntityExtractor, ScispacyConfig
 
@@ -87,7 +87,7 @@ class Scorers:
             "spacy_model": config.spacy_model,
             "linker": config.linker,
             "resolve_abbreviations": config.resolve_abbreviations,
-            "versions": [_version("scispacy"), _version("spacy"), _version(config.spacy_model)],
+            "versions": [package_version("scispacy"), package_version("spacy"), package_version(config.spacy_model)],
         }
         if self.store is not None:
             if Path(config.linker).is_file():
@@ -125,10 +125,3 @@ class Scorers:
         if self.umls_config is None:
             return {}
         return {"spacy_model": self.umls_config.spacy_model, "linker": self.umls_config.linker}
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except (metadata.PackageNotFoundError, ValueError):
-        return "missing"
