@@ -18,13 +18,16 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clue.types import Generation, GenerationSettings, Prompt
+
+if TYPE_CHECKING:
+    from clue.backends.base import Backend
 
 SCHEMA = 1
 
@@ -209,3 +212,64 @@ class GenerationStore:
         if db is not None:
             db.close()
             self._local.db = None
+
+
+@dataclass
+class StoredRun:
+    """One model's prompts against the store: stored generations are reused, the rest generated and stored one by
+    one as they arrive (an interrupted run resumes where it stopped). Identical prompts (LongHealth's repeated
+    questions can shuffle to the same order) are generated once; a generation answers for every sample with that
+    prompt, under the sample's own id."""
+
+    store: GenerationStore
+    model: str
+    prompts: Sequence[Prompt]
+    keys: list[str]
+    outputs: list[Generation | None]
+    twins: dict[str, list[int]]  # key of a prompt to generate -> every index with that key, the first is generated
+    reused: int
+
+    @classmethod
+    def plan(
+        cls,
+        store: GenerationStore,
+        model: str,
+        fingerprint: Mapping[str, Any],
+        prompts: Sequence[Prompt],
+        settings: GenerationSettings,
+    ) -> StoredRun:
+        keys = [generation_key(fingerprint, p, settings) for p in prompts]
+        stored = store.get_many(keys)
+        outputs: list[Generation | None] = [
+            replace(stored[key], sample_id=prompt.sample_id) if key in stored else None
+            for key, prompt in zip(keys, prompts, strict=True)
+        ]
+        twins: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            if key not in stored:
+                twins.setdefault(key, []).append(i)
+        return cls(store, model, prompts, keys, outputs, twins, len(keys) - sum(map(len, twins.values())))
+
+    @property
+    def missing(self) -> list[int]:
+        """Indices of the prompts to generate, one per distinct prompt."""
+        return [indices[0] for indices in self.twins.values()]
+
+    @property
+    def generated(self) -> int:
+        return sum(self.outputs[i] is not None for i in self.missing)
+
+    def generate(self, backend: Backend, settings: GenerationSettings, desc: str) -> list[Generation]:
+        """Run what is missing (a failed generation is kept in the outputs but not stored: retried next run)."""
+        missing = self.missing
+
+        def keep(j: int, generation: Generation) -> None:
+            i = missing[j]
+            for twin in self.twins[self.keys[i]]:
+                self.outputs[twin] = replace(generation, sample_id=self.prompts[twin].sample_id)
+            self.store.put(self.keys[i], self.model, self.prompts[i].task, generation)
+
+        if missing:
+            backend.generate([self.prompts[i] for i in missing], settings, desc=desc, on_result=keep)
+        assert all(o is not None for o in self.outputs)
+        return [o for o in self.outputs if o is not None]

@@ -6,17 +6,61 @@ from __future__ import annotations
 import json
 import multiprocessing
 import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from clue.cache import GenerationStore, StoreWarning, generation_key
+from clue.cache import GenerationStore, StoredRun, StoreWarning, generation_key
 from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
 
 PROMPT = Prompt("mednli", "s1", (ChatMessage("system", "sys"), ChatMessage("user", "SENTENCE_1: a")), 20)
 FP = {"engine": "transformers 5", "files": {"model.safetensors": "abc"}, "chat_template": "t1"}
 GEN = Generation("s1", "ENTAILMENT", 12, 2, "stop", 0.5)
+
+
+class CountingBackend:
+    """Answers each prompt with its sample id; the prompt with sample id "bad" fails."""
+
+    loads = 0
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        settings: GenerationSettings,
+        *,
+        desc: str = "",
+        on_result: Callable[[int, Generation], None] | None = None,
+    ) -> list[Generation]:
+        out = []
+        for i, p in enumerate(prompts):
+            self.seen.append(p.sample_id)
+            g = replace(GEN, sample_id=p.sample_id, text=f"answer {p.sample_id}")
+            if p.sample_id == "bad":
+                g = replace(g, text="", error="boom", finish_reason="error")
+            out.append(g)
+            if on_result:
+                on_result(i, g)
+        return out
+
+
+def test_stored_run_generates_identical_prompts_once_and_resumes(tmp_path: Path) -> None:
+    store = GenerationStore(tmp_path / "g.sqlite3")
+    other = replace(PROMPT, messages=(ChatMessage("user", "SENTENCE_1: other"),))
+    prompts = [PROMPT, replace(PROMPT, sample_id="s2"), replace(other, sample_id="bad")]  # s1 and s2: same prompt
+    backend = CountingBackend()
+    run = StoredRun.plan(store, "m", FP, prompts, GenerationSettings())
+    assert run.reused == 0 and run.missing == [0, 2]
+    outputs = run.generate(backend, GenerationSettings(), desc="")
+    assert backend.seen == ["s1", "bad"] and run.generated == 2
+    assert [(g.sample_id, g.text) for g in outputs] == [("s1", "answer s1"), ("s2", "answer s1"), ("bad", "")]
+    again = StoredRun.plan(store, "m", FP, prompts, GenerationSettings())
+    assert again.reused == 2 and again.missing == [2]  # the failure was not stored: it is retried
+    assert [g.sample_id for g in again.outputs if g is not None] == ["s1", "s2"]  # each under its own id
 
 
 def test_key_changes_with_everything_that_determines_the_output() -> None:

@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clue.backends import load_backend
-from clue.cache import GenerationStore, generation_key
+from clue.cache import GenerationStore, StoredRun
 from clue.data.mimic import NOTE_COLUMNS, read_rows, write_json_array
 from clue.errors import ConfigError, DataError
 from clue.metrics import rouge
 from clue.metrics.bertscore import SCIBERT, SCIBERT_LAYER, BertScoreConfig
 from clue.metrics.scorers import Scorers
 from clue.models import load_matrix
-from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
+from clue.types import ChatMessage, GenerationSettings, Prompt
 
 TASK = "medisumqa_build"
 SECTION = re.compile(r"^\s*Discharge Instructions:\s*$", re.IGNORECASE | re.MULTILINE)
@@ -162,27 +162,13 @@ def build(
     backend = load_backend(models[model], cache_dir, models)
     settings = GenerationSettings()
     try:
-        fingerprint = backend.fingerprint(store)
-        keys = [generation_key(fingerprint, p, settings) for p in prompts]
-        stored = store.get_many(keys)
-        report.generations_reused = len(stored)
-        texts = {p.sample_id: stored[k].text for p, k in zip(prompts, keys, strict=True) if k in stored}
-        missing = [i for i, k in enumerate(keys) if k not in stored]
-
-        def keep(j: int, generation: Generation) -> None:
-            i = missing[j]
-            if generation.error is None:
-                store.put(keys[i], model, TASK, generation)
-                texts[prompts[i].sample_id] = generation.text
-            else:
-                report.failed_generations += 1
-
-        if missing:
-            backend.generate(
-                [prompts[i] for i in missing], settings, desc=f"{model}: writing questions", on_result=keep
-            )
+        run = StoredRun.plan(store, model, backend.fingerprint(store), prompts, settings)
+        report.generations_reused = run.reused
+        generations = run.generate(backend, settings, desc=f"{model}: writing questions")
     finally:
         backend.close()
+    report.failed_generations = sum(g.error is not None for g in generations)
+    texts = {g.sample_id: g.text for g in generations}  # a failed generation's text is empty: no pairs
     pairs: list[dict[str, object]] = []
     for note_id in order:
         hadm, text, _ = sources[note_id]

@@ -14,14 +14,14 @@ import platform
 import sys
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import clue
 from clue.backends import load_backend
 from clue.backends.base import Backend
-from clue.cache import GenerationStore, generation_key
+from clue.cache import GenerationStore, StoredRun
 from clue.data.check import inside
 from clue.errors import ClueError, ConfigError, DataError
 from clue.metrics.bertscore import BertScoreConfig
@@ -233,53 +233,26 @@ class ClueSession:
             self._save_generations(model, task.name, chunk)
 
     def _generate_with_store(self, model: str, backend: Backend, todo: list[tuple[Task, TaskData]]) -> list[Generation]:
-        """Prompts of all the model's tasks at once; stored generations are reused, the rest generated and stored
-        one by one as they arrive (so an interrupted run resumes where it stopped)."""
+        """Prompts of all the model's tasks at once, through the store (StoredRun)."""
         counter = backend.token_counter()
         prompts = [p for task, data in todo for p in task.build_prompts(data.shots, data.scored, counter)]
         settings = self.generation_settings()
-        fingerprint = backend.fingerprint(self.store)
-        keys = [generation_key(fingerprint, p, settings) for p in prompts]
-        stored = self.store.get_many(keys)
-        self.reused[model] += sum(key in stored for key in keys)
-        # identical prompts (LongHealth's repeated questions can shuffle to the same order) are generated once
-        first_of: dict[str, int] = {}
-        for i, key in enumerate(keys):
-            if key not in stored:
-                first_of.setdefault(key, i)
-        missing = list(first_of.values())
+        run = StoredRun.plan(self.store, model, backend.fingerprint(self.store), prompts, settings)
+        self.reused[model] += run.reused
+        missing = run.missing
         if missing and self.settings.rescore:
             raise ClueError(
-                f"--clue-rescore: {len(missing)} of {len(set(keys))} generations are not in the store "
+                f"--clue-rescore: {len(missing)} of {len(set(run.keys))} generations are not in the store "
                 f"{self.store.path} (first: {prompts[missing[0]].task}/{prompts[missing[0]].sample_id}); "
                 "run once without --clue-rescore to generate them"
             )
-        # a stored generation may come from another sample with the identical prompt: it answers for this one
-        outputs: list[Generation | None] = [
-            replace(stored[key], sample_id=prompt.sample_id) if key in stored else None
-            for key, prompt in zip(keys, prompts, strict=True)
-        ]
-        twins: dict[str, list[int]] = {}
-        for i, key in enumerate(keys):
-            if key in first_of:
-                twins.setdefault(key, []).append(i)
-
-        def keep(j: int, generation: Generation) -> None:
-            i = missing[j]
-            for twin in twins[keys[i]]:
-                outputs[twin] = replace(generation, sample_id=prompts[twin].sample_id)
-            if generation.error is None:  # failures (a prompt too long, a server error) are retried next run
-                self.store.put(keys[i], model, prompts[i].task, generation)
-
-        if missing:
-            began = time.perf_counter()
-            try:
-                backend.generate([prompts[i] for i in missing], settings, desc=f"{model}: generating", on_result=keep)
-            finally:
+        began = time.perf_counter()
+        try:
+            return run.generate(backend, settings, desc=f"{model}: generating")
+        finally:
+            if missing:
                 self.backend_seconds += time.perf_counter() - began
-                self.generated[model] += sum(outputs[i] is not None for i in missing)
-        assert all(o is not None for o in outputs)
-        return [o for o in outputs if o is not None]
+                self.generated[model] += run.generated
 
     def _save_generations(self, model: str, task: str, generations: tuple[Generation, ...]) -> None:
         # the cache, not reports/: outputs may echo credentialed text, and reports/ is what CI publishes
