@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clue.cache import package_version
+from clue.cache import memo_key, package_version
 from clue.metrics.bertscore import BertScoreConfig, BertScorer
 from clue.metrics.umls import EntityExtractor, ScispacyConfig
 
@@ -32,52 +32,58 @@ class Scorers:
 
     def bertscore_pairs(self, candidates: Sequence[str], references: Sequence[str]) -> list[tuple[float, float, float]]:
         """(P, R, F1) per pair: memoised values where the store has them, the BERTScore model only for the rest."""
-        from clue.cache import memo_key
+        identity = self._bertscore_identity()
+        keys = [memo_key(identity, c, r) for c, r in zip(candidates, references, strict=True)]
 
-        fingerprint = self._bertscore_identity()
-        keys = [memo_key(fingerprint, c, r) for c, r in zip(candidates, references, strict=True)]
-        found = self.store.memo_get(keys) if self.store else {}
-        self.memo_hits += sum(k in found for k in keys)
-        missing = [i for i, k in enumerate(keys) if k not in found]
-        if missing:
-            computed = self.bertscore().score([candidates[i] for i in missing], [references[i] for i in missing])
-            new = {keys[i]: list(triple) for i, triple in zip(missing, computed, strict=True)}
-            if self.store:
-                self.store.memo_put(new)
-            found.update(new)
+        def compute(indices: list[int]) -> list[list[float]]:
+            pairs = self.bertscore().score([candidates[i] for i in indices], [references[i] for i in indices])
+            return [list(triple) for triple in pairs]
+
+        found = self._memoised(keys, compute)
         return [(float(found[k][0]), float(found[k][1]), float(found[k][2])) for k in keys]
 
     def concepts(self, texts: Sequence[str]) -> list[set[str]]:
         """UMLS concept names per text, memoised like BERTScore."""
-        from clue.cache import memo_key
+        identity = self._umls_identity()
+        keys = [memo_key(identity, t) for t in texts]
+        found = self._memoised(
+            keys, lambda indices: [sorted(c) for c in self.umls().extract([texts[i] for i in indices])]
+        )
+        return [set(found[k]) for k in keys]
 
-        fingerprint = self._umls_identity()
-        keys = [memo_key(fingerprint, t) for t in texts]
+    def _memoised(self, keys: list[str], compute: Callable[[list[int]], Sequence[Any]]) -> dict[str, Any]:
+        """The value of every key: from the store's memo where it has one, else computed (once per distinct key,
+        from its first occurrence's index) and memoised."""
         found = self.store.memo_get(keys) if self.store else {}
         self.memo_hits += sum(k in found for k in keys)
-        missing = list(dict.fromkeys(k for k in keys if k not in found))
-        if missing:
-            first = {k: i for i, k in reversed(list(enumerate(keys)))}
-            extracted = self.umls().extract([texts[first[k]] for k in missing])
-            new = {k: sorted(names) for k, names in zip(missing, extracted, strict=True)}
+        first: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key not in found:
+                first.setdefault(key, i)
+        if first:
+            new = dict(zip(first, compute(list(first.values())), strict=True))
             if self.store:
                 self.store.memo_put(new)
             found.update(new)
-        return [set(found[k]) for k in keys]
+        return found
 
     def _bertscore_identity(self) -> dict[str, Any]:
         """What determines a BERTScore value, known without loading the model: the config, and the files'
         content hashes when the model is a local folder (the offline stand-in is built here if needed)."""
-        config = self.bertscore_config
-        identity: dict[str, Any] = {**config.fingerprint(), "memo": MEMO_VERSION}
-        folder = Path(config.model)
-        if config.model == "tiny-bert":
-            from clue.tiny import build_tiny_bert, tiny_model_dir
-
-            folder = build_tiny_bert(tiny_model_dir(self.cache_dir, 0, "bert"))
+        identity: dict[str, Any] = {**self.bertscore_config.fingerprint(), "memo": MEMO_VERSION}
+        folder = self._bertscore_location()
         if folder.is_dir() and self.store is not None:
             identity["files"] = self.store.folder_fingerprint(folder)
         return identity
+
+    def _bertscore_location(self) -> Path:
+        """The BERTScore model's folder or hub id; "tiny-bert" (the offline stand-in for SciBERT used by the
+        embedded default) is built in the cache on first use."""
+        if self.bertscore_config.model != "tiny-bert":
+            return Path(self.bertscore_config.model)
+        from clue.tiny import build_tiny_bert, tiny_model_dir
+
+        return build_tiny_bert(tiny_model_dir(self.cache_dir, 0, "bert"))
 
     def _umls_identity(self) -> dict[str, Any]:
         assert self.umls_config is not None
@@ -101,13 +107,10 @@ class Scorers:
     def bertscore(self) -> BertScorer:
         if self._bertscore is None:
             config = self.bertscore_config
-            if config.model == "tiny-bert":  # the offline stand-in for SciBERT used by the embedded default
-                from clue.tiny import build_tiny_bert, tiny_model_dir
-
-                path = build_tiny_bert(tiny_model_dir(self.cache_dir, 0, "bert"))
+            if config.model == "tiny-bert":
                 # resolved for loading only: bertscore_config stays as configured, so the metric's fingerprint
                 # and memo keys are the same before and after the model is loaded
-                config = BertScoreConfig(str(path), 2, config.batch_size, config.device)
+                config = BertScoreConfig(str(self._bertscore_location()), 2, config.batch_size, config.device)
             self.loads["bertscore"] = self.loads.get("bertscore", 0) + 1
             self._bertscore = BertScorer(config)
         return self._bertscore
