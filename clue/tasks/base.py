@@ -80,11 +80,23 @@ class Task(ABC):
         return None
 
     def find_data(self, data_dir: Path) -> Path | None:
-        """The task's file in <data_dir>/<name>/ or <data_dir>/<title>/ (the published folder names, e.g. MeQSum)."""
+        """The task's file in <data_dir>/<name>/ or <data_dir>/<title>/ (the published folder names, e.g. MeQSum).
+        A file that resolves outside `data_dir` (a symlink) is refused: a data folder never hands out files
+        elsewhere; DataError says how to name such a file explicitly."""
         for folder in dict.fromkeys((data_dir / self.name, data_dir / self.title.replace(" ", ""))):
             for name in self.data_files:
-                if (folder / name).is_file():
-                    return folder / name
+                path = folder / name
+                if not path.is_file():
+                    continue
+                try:
+                    path.resolve().relative_to(data_dir.resolve())
+                except ValueError:
+                    raise DataError(
+                        path,
+                        f"points outside the data folder {data_dir} (resolves to {path.resolve()}; a symlink?); "
+                        f"name the file explicitly with --clue-data {self.name}=FILE if that is intended",
+                    ) from None
+                return path
         return None
 
     def split(self, samples: Sequence[Sample], seed: int) -> tuple[list[Sample], list[Sample]]:
