@@ -21,3 +21,7 @@ class DataError(ClueError):
 
 class ConfigError(ClueError):
     """The model matrix, an option or a model entry is wrong."""
+
+
+class DataWarning(UserWarning):
+    """A published data file has a known quirk that clue resolves as the reference does (named in the message)."""

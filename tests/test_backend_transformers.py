@@ -114,3 +114,23 @@ def test_weights_load_lazily_and_results_stream_to_the_callback(tiny_model_dir: 
         on_result=lambda i, g: seen.append(i),
     )
     assert sorted(seen) == [0, 1, 2] and b.loads == 1
+
+
+def test_stops_at_the_generation_configs_turn_end_token_and_counts_it(tmp_path: Path) -> None:
+    """Llama-3/Gemma/Phi-3 shape: the template ends turns with a token that is not the tokenizer's eos, and
+    generation_config.json lists both. The model ends its turn at once; a backend that only honours
+    tokenizer.eos_token_id runs on to max_new_tokens."""
+    from tests.standins import build_turn_end_llama
+
+    folder = build_turn_end_llama(tmp_path / "turn-end")
+    backend = TransformersBackend(ModelSpec("chat", path=str(folder)), str(folder))
+    assert backend.chat.tokenizer.eos_token == "</s>" and len(backend.chat.stop_token_ids) == 2
+    (out,) = backend.generate([prompt("s", "the patient has chest pain", max_new=20)], GenerationSettings())
+    # the turn-end token is counted as generated (as vLLM and OpenAI-compatible servers count it), not shown
+    assert (out.finish_reason, out.completion_tokens, out.text) == ("stop", 1, "")
+    assert backend.fingerprint(_Store())["stop_token_ids"] == list(backend.chat.stop_token_ids)
+
+
+class _Store:
+    def location_fingerprint(self, location: str) -> str:
+        return location

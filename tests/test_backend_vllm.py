@@ -208,3 +208,16 @@ def test_plugin_run_with_a_lora_entry_loads_the_engine_once(
     result.stdout.fnmatch_lines(["*model loads: base 1, tuned 0*"])
     assert len(fake_vllm.CREATED) == 1
     assert "tuned" in {c["lora_request"].lora_name for c in fake_vllm.CREATED[0].calls if c["lora_request"]}
+
+
+def test_sampling_params_carry_the_generation_configs_stop_ids(fake_vllm: Any, tmp_path: Path) -> None:
+    """vLLM gets every eos id of generation_config.json as stop_token_ids, not only the tokenizer's."""
+    from clue.backends.vllm import VLLMBackend
+    from tests.standins import build_turn_end_llama
+
+    folder = build_turn_end_llama(tmp_path / "turn-end")
+    spec = ModelSpec("chat", path=str(folder), backend="vllm")
+    backend = VLLMBackend(spec, str(folder), {"chat": spec})
+    backend.generate(prompts(2), GenerationSettings())
+    (call,) = fake_vllm.CREATED[0].calls
+    assert [p.stop_token_ids for p in call["params"]] == [[3, 0]] * 2  # </s> and <|end|>

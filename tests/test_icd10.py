@@ -63,6 +63,89 @@ def test_valid_share_uses_the_real_code_set() -> None:
     assert icd10.valid_share([]) == 0.0
 
 
+# Real ICD-10-CM codes of every shape, valid per the CMS tabular list (category, subcategory, billable code).
+# Z66/B20/F99/R99/O80/C7A/C7B/D3A are categories that form a block of their own (the audit's failing cases).
+VALID_CODES = [
+    "Z66",
+    "B20",
+    "F99",
+    "R99",
+    "O80",
+    "C7A",
+    "C7B",
+    "D3A",  # single-category blocks
+    "C50",
+    "E11",
+    "I25",
+    "N18",
+    "J45",
+    "K21",
+    "U07",
+    "O09",
+    "T36",
+    "Z38",
+    "Z68",  # non-billable categories
+    "I10",
+    "Q00",
+    "R69",  # billable 3-character categories
+    "C4A",
+    "Z3A",
+    "M1A",  # a letter in the third place
+    "E119",
+    "E11.9",
+    "E1165",
+    "I2510",
+    "I25.10",
+    "N1830",
+    "J189",
+    "K219",
+    "A419",
+    "R6520",
+    "Z7901",
+    "F329",
+    "I480",
+    "N179",
+    "E785",
+    "Z951",
+    "C509",
+    "C50911",
+    "E6601",
+    "Z6841",
+    "Z0000",
+    "U071",
+    "U099",
+    "Z3A35",
+    "M1A071",
+    "C4A0",
+    "C7A010",
+    "D3A012",
+    "S72001A",
+    "T360X1A",
+    "T451X5A",
+    "W010XXA",
+    "S72001",  # 7-character codes and an extended subcategory
+]
+INVALID_CODES = ["I2599", "E1199", "B12", "A1C", "Z99999", "C7A9", "R0", "I20-I25", "A00-B99", "U00", ""]
+
+
+@pytest.mark.parametrize("code", VALID_CODES)
+def test_real_codes_of_every_shape_are_valid(code: str) -> None:
+    assert icd10.is_valid_code(code)
+
+
+@pytest.mark.parametrize("code", INVALID_CODES)
+def test_non_codes_chapters_and_blocks_are_invalid(code: str) -> None:
+    assert not icd10.is_valid_code(code)
+
+
+def test_single_category_blocks_are_parsed_and_count_as_valid() -> None:
+    """D3A/C7A/C7B have a letter in the third place and are blocks of their own: parsed, and valid."""
+    text = "ICD-10 Codes: D3A.012, C7A.010, C7B.00, Z66, B20"
+    codes = icd10.parse_codes(text)
+    assert codes == ["D3A012", "C7A010", "C7B00", "Z66", "B20"]
+    assert icd10.valid_share(codes) == 1.0
+
+
 def test_chapters_and_blocks_are_not_codes() -> None:
     assert not icd10.is_valid_code("I20-I25")
     assert not icd10.is_valid_code("")

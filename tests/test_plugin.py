@@ -76,8 +76,14 @@ def write_models(p: pytest.Pytester, base_wrong: set[int], candidate_wrong: set[
 
 
 def run(p: pytest.Pytester, *args: str, subprocess: bool = False) -> pytest.RunResult:
-    """pytest with this project's clue options; `subprocess` runs it in a real child process."""
+    """pytest with this project's clue options; `subprocess` runs it in a real child process.
+
+    pytest's PytestAssertRewriteWarning for the already-imported clue plugin is ignored: it appears when the outer
+    pytest was started as the `pytest` console script and not under `python -m pytest`, and the warning counts
+    asserted here are clue's own."""
     return (p.runpytest_subprocess if subprocess else p.runpytest)(
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
         "--clue-matrix",
         "models.toml",
         "--clue-data-dir",

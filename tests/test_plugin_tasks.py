@@ -57,7 +57,7 @@ def test_meqsum_on_the_real_data_set_through_the_plugin(pytester: pytest.Pyteste
     record = json.loads((pytester.path / "out/results/meqsum/base.json").read_text())
     assert record["n"] == 997 and record["metrics"]["rougeL"]["value"] == 1.0
     assert record["metrics"]["bertscore_f1"]["value"] == pytest.approx(1.0, abs=1e-4)
-    assert record["metrics"]["rouge1"]["fingerprint"]["stemmer"] == "porter"
+    assert record["metrics"]["rouge1"]["fingerprint"]["stemmer"] == "off"  # CLUE's unstemmed ROUGE
     assert "tiny-bert" in record["metrics"]["bertscore_f1"]["fingerprint"]["model"]
     case = next(c for c in ET.parse(pytester.path / "out/junit.xml").iter("testcase") if "candidate" in c.get("name"))
     props = {p.get("name") for p in case.iter("property")}
@@ -98,3 +98,26 @@ def test_longhealth_gate_resamples_questions_not_repetitions(pytester: pytest.Py
     )
     record = json.loads((pytester.path / "out/results/longhealth_task1/candidate.json").read_text())
     assert record["truncated_samples"] == 0  # recorded outputs: no tokenizer, nothing cut
+    metrics = record["metrics"]
+    assert metrics["format_adherence"]["gate"] is False and metrics["accuracy_lenient"]["gate"] is False
+    assert metrics["format_adherence"]["value"] == 1.0 and metrics["accuracy_lenient"]["value"] == 0.5
+    report = (pytester.path / "out/index.html").read_text()
+    assert "format_adherence" in report and "accuracy_lenient" in report
+
+
+def test_longhealth_format_failures_are_wrong_but_shown_by_the_diagnostics(pytester: pytest.Pytester) -> None:
+    """The paper measured instruction adherence: an answer right in content but not in CLUE's format is wrong
+    in the gated accuracy; the diagnostics show the content was right."""
+    task = get_task("longhealth_task1")
+    samples = task.load(FIXTURE_DATA / "longhealth" / "benchmark_v5.json")
+    base = [{"task": task.name, "sample_id": s.id, "text": f"The correct answer is {s.reference}: x"} for s in samples]
+    cand = [
+        {"task": task.name, "sample_id": s.id, "text": f"The correct answer is a finding (option {s.reference})"}
+        for s in samples
+    ]
+    setup(pytester, {"base": base, "candidate": cand}, "test_longhealth.py")
+    (pytester.path / "data").symlink_to(FIXTURE_DATA)
+    run(pytester, "--clue-data-dir", "data", "-k", "task1").assert_outcomes(passed=1, failed=1)
+    metrics = json.loads((pytester.path / "out/results/longhealth_task1/candidate.json").read_text())["metrics"]
+    assert metrics["accuracy"]["value"] == 0.0 and metrics["format_adherence"]["value"] == 0.0
+    assert metrics["accuracy_lenient"]["value"] == 1.0

@@ -99,7 +99,9 @@ def test_icd_parser_returns_distinct_normalised_codes(text: str) -> None:
 @given(st.text(max_size=100).filter(lambda r: "<" not in r), OUTPUT)
 def test_reasoning_is_stripped_and_summary_cleaning_is_total(reasoning: str, text: str) -> None:
     assert "SECRET-THOUGHT" not in strip_reasoning(f"<think>SECRET-THOUGHT {reasoning}</think>{text}")
-    assert "SECRET-THOUGHT" not in strip_reasoning(f"{text}<think>unclosed SECRET-THOUGHT {reasoning}")
+    assert "SECRET-THOUGHT" not in strip_reasoning(f"SECRET-THOUGHT {reasoning}</think>{text}")  # template opened it
+    unclosed = f"{text.replace('</', '')}<think>unclosed SECRET-THOUGHT {reasoning}"
+    assert strip_reasoning(unclosed) == unclosed  # stopped while reasoning: scored as written
     assert isinstance(clean_summary(text), str)
     assert isinstance(is_repetition_loop(text), bool)
     assert all(q and a for q, a in parse_pairs(text))
@@ -113,8 +115,8 @@ def test_task_scorers_take_any_output(text: str) -> None:
     cases = [
         ("mednli", Sample("s", {}, "neutral")),
         ("medisumcode", Sample("s", {}, ["I10", "E119"])),
-        ("longhealth_task1", Sample("s", {}, "C")),
-        ("longhealth_task3", Sample("s", {}, "F")),
+        ("longhealth_task1", Sample("s", {"options": dict.fromkeys("ABCDE", "x")}, "C")),
+        ("longhealth_task3", Sample("s", {"options": dict.fromkeys("ABCDEF", "y z")}, "F")),
     ]
     for task_name, sample in cases:
         score = get_task(task_name).score(sample, generation)

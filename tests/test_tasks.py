@@ -106,9 +106,10 @@ def test_mednli_prompt_is_system_then_three_shots_then_question() -> None:
     prompt = task.build_prompt(scored[0], shots)
     roles = [m.role for m in prompt.messages]
     assert roles == ["system", "user", "assistant", "user", "assistant", "user", "assistant", "user"]
-    assert prompt.messages[2].content == shots[0].reference
+    # CLUE's assistant_response_template "{gold_label}": the label as the file writes it (lower case in MedNLI)
+    assert prompt.messages[2].content == shots[0].fields["gold_label"] == shots[0].reference.lower()
     assert prompt.messages[-1].content == (
-        f"SENTENCE_1: {scored[0].fields['sentence1']}\nSENTENCE_2: {scored[0].fields['sentence2']}"
+        f"\nSENTENCE_1: {scored[0].fields['sentence1']}\nSENTENCE_2: {scored[0].fields['sentence2']}\n"
     )
     assert prompt.max_new_tokens == 20 and prompt.truncatable is None
 

@@ -165,3 +165,29 @@ def test_missing_spacy_model_says_how_to_install() -> None:
 
     with pytest.raises(ClueError, match="en_core_sci_sm"):
         umls.ScispacyExtractor(umls.ScispacyConfig("en_core_sci_sm_not_installed"))
+
+
+def test_bertscore_truncates_to_the_position_limit_when_the_tokenizer_has_none(tmp_path: Path) -> None:
+    """SciBERT ships no model_max_length: bert-score 0.3.13 + transformers 5 then failed with OverflowError on
+    every input. Inputs are cut at the model's 512 positions (the authors' bert-score fork does the same), so
+    anything after the first 512 tokens does not change the score."""
+    from tests.standins import build_bert_without_max_length
+
+    folder = build_bert_without_max_length(tmp_path / "bert")
+    scorer = BertScorer(BertScoreConfig(str(folder), num_layers=2))
+    long, longer = " ".join(["the patient has chest pain"] * 300), " ".join(["the patient has chest pain"] * 400)
+    (first,) = scorer.score([long], ["the patient has pain"])
+    (second,) = scorer.score([longer], ["the patient has pain"])
+    assert first == second and all(0.0 < v <= 1.0 for v in first)
+
+
+def test_umls_abbreviation_detector_is_off_by_default_as_in_clue(tmp_path: Path) -> None:
+    """CLUE's eval/utils.py get_UMLS_entities passes resolve_abbreviations=True to the linker but never adds the
+    AbbreviationDetector, so nothing is resolved: the default pipeline has no detector; the option adds it."""
+    kb = str(REPO / "fixtures/umls/kb.jsonl")
+    default = umls.ScispacyExtractor(umls.prepare_offline_config(umls.ScispacyConfig("ruler", kb), tmp_path))
+    assert "abbreviation_detector" not in default.nlp.pipe_names
+    assert default.linker.resolve_abbreviations is False
+    config = umls.ScispacyConfig("ruler", kb, resolve_abbreviations=True)
+    resolving = umls.ScispacyExtractor(umls.prepare_offline_config(config, tmp_path))
+    assert "abbreviation_detector" in resolving.nlp.pipe_names

@@ -68,8 +68,30 @@ class ChatTokenizer:
                 raise ConfigError(f"model {spec.name!r}: cannot load config from {location}: {exc}") from None
             context = getattr(config, "max_position_embeddings", None) or self.tokenizer.model_max_length
         self.context = int(context)
+        self.stop_token_ids = self._stop_token_ids()
         self.system_folded = False
         self._counts: dict[bytes, int] = {}
+
+    def _stop_token_ids(self) -> tuple[int, ...]:
+        """Every id that ends a turn: the tokenizer's eos and the model's `generation_config.json` eos ids.
+
+        Chat models end a turn with their own token (Llama-3-Instruct `<|eot_id|>`, Gemma `<end_of_turn>`, Phi-3
+        `<|end|>`), listed in the generation config next to the tokenizer's eos; vLLM and `vllm serve` stop on
+        all of them, so every clue backend does too (a model that ignores them runs to max_new_tokens)."""
+        from transformers import GenerationConfig
+
+        ids: list[int] = []
+        if self.tokenizer.eos_token_id is not None:
+            ids.append(int(self.tokenizer.eos_token_id))
+        try:
+            config = GenerationConfig.from_pretrained(self.location, **self.common)
+        except (OSError, ValueError):  # no generation_config.json: the tokenizer's eos only
+            config = None
+        eos = getattr(config, "eos_token_id", None)
+        for value in eos if isinstance(eos, list | tuple) else [eos]:
+            if value is not None and int(value) not in ids:
+                ids.append(int(value))
+        return tuple(ids)
 
     @property
     def template_sha256(self) -> str:

@@ -66,6 +66,7 @@ class TransformersBackend:
             "dtype": self.spec.dtype,
             "context": self.context,
             "chat_template": self.chat.template_sha256,
+            "stop_token_ids": list(self.chat.stop_token_ids),
         }
 
     @property
@@ -100,7 +101,7 @@ class TransformersBackend:
         torch.manual_seed(settings.seed)
         # longest first within each max_new_tokens group: padding stays small, memory errors surface early
         fitted.sort(key=lambda item: (prompts[item[0]].max_new_tokens, -len(item[1])))
-        eos = self.tokenizer.eos_token_id
+        stops = list(self.chat.stop_token_ids)
         with tqdm(
             total=len(prompts),
             desc=desc or f"{self.spec.name}: generating",
@@ -123,7 +124,7 @@ class TransformersBackend:
                     temperature=settings.temperature if not settings.greedy else None,
                     top_p=settings.top_p if not settings.greedy else None,
                     pad_token_id=self.tokenizer.pad_token_id,
-                    eos_token_id=eos,
+                    eos_token_id=stops,
                 )
                 for i, generation in self._run_batch(batch, prompts, config):
                     results[i] = generation
@@ -150,7 +151,7 @@ class TransformersBackend:
     ) -> list[tuple[int, Generation]]:
         torch = self._torch
         padded = self.tokenizer.pad({"input_ids": [ids for _, ids, _ in batch]}, return_tensors="pt")
-        eos = self.tokenizer.eos_token_id
+        stops = set(self.chat.stop_token_ids)
         began = time.perf_counter()
         with torch.inference_mode():
             out = self.model.generate(
@@ -163,12 +164,14 @@ class TransformersBackend:
         results = []
         for row, (i, ids, removed) in enumerate(batch):
             new = out[row, width:].tolist()
-            stopped = eos in new
-            if stopped:
-                new = new[: new.index(eos)]
-            while new and new[-1] == self.tokenizer.pad_token_id:
-                new.pop()
-            text = self.tokenizer.decode(new, skip_special_tokens=True)
+            end = next((k for k, token in enumerate(new) if token in stops), None)
+            stopped = end is not None
+            if end is not None:
+                new = new[: end + 1]  # the stop token counts as generated, as vLLM and servers count it
+            else:
+                while new and new[-1] == self.tokenizer.pad_token_id:
+                    new.pop()
+            text = self.tokenizer.decode(new[:end] if stopped else new, skip_special_tokens=True)
             results.append(
                 (
                     i,

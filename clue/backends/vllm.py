@@ -145,6 +145,7 @@ class VLLMBackend:
             "dtype": self.spec.dtype,
             "context": self.context,
             "chat_template": self.chat.template_sha256,
+            "stop_token_ids": list(self.chat.stop_token_ids),
         }
 
     def token_counter(self) -> ChatTokenizer:
@@ -177,6 +178,7 @@ class VLLMBackend:
                         temperature=settings.temperature,
                         top_p=settings.top_p if not settings.greedy else 1.0,
                         seed=settings.seed,
+                        stop_token_ids=list(self.chat.stop_token_ids),  # the generation config's eos ids too
                     )
                     for i, _, _ in chunk
                 ]

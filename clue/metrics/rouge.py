@@ -1,9 +1,8 @@
 """ROUGE-1/2/L per sample with Google's `rouge-score` package (the implementation HF `evaluate` wraps).
 
-Per-sample F-measure, reference first as rouge-score expects. Stemming is on by default (Porter stemmer, as the
-project decided); note that CLUE's scripts called `evaluate`'s rouge without `use_stemmer`, whose default is
-False, so CLUE's published numbers are unstemmed: pass `--clue-rouge-stemmer off` to compare with the paper.
-The setting is part of the metric's fingerprint in every result.
+Per-sample F-measure, reference first as rouge-score expects. Stemming is off by default, as in CLUE: its scripts
+called `evaluate`'s rouge without `use_stemmer` (default False), so the paper's numbers are unstemmed.
+`--clue-rouge-stemmer on` adds the Porter stemmer; the setting is part of the metric's fingerprint in every result.
 
 When `rouge-score-rs` is installed (`pip install -e ".[fast]"`) it is used instead: an independent Rust
 reimplementation that `benchmarks/perf/rouge_compare.py` measured bit-identical to rouge-score on all 18,000
@@ -44,7 +43,7 @@ def _scorer(use_stemmer: bool, rust: bool) -> Any:
 
 
 def rouge(
-    predictions: Sequence[str], references: Sequence[str], *, use_stemmer: bool = True, rust: bool | None = None
+    predictions: Sequence[str], references: Sequence[str], *, use_stemmer: bool = False, rust: bool | None = None
 ) -> list[dict[str, float]]:
     """One {rouge1, rouge2, rougeL} dict of F-measures per (prediction, reference) pair.
 

@@ -20,7 +20,7 @@ MEMO_VERSION = 1  # bump when clue's own BERTScore/UMLS code changes what it com
 
 @dataclass
 class Scorers:
-    rouge_stemmer: bool = True
+    rouge_stemmer: bool = False  # CLUE's numbers are unstemmed
     bertscore_config: BertScoreConfig = field(default_factory=BertScoreConfig)
     umls_config: ScispacyConfig | None = field(default_factory=ScispacyConfig)  # None: UMLS F1 switched off
     cache_dir: Path = Path(".clue-cache")

@@ -1,8 +1,9 @@
 """UMLS-entity F1: the sets of concepts a scispacy pipeline finds in the prediction and in the reference.
 
-As in CLUE: entities from a scispacy NER model (`en_core_sci_sm` by default) are linked with scispacy's
-EntityLinker; each entity contributes the canonical name of its best-ranked concept; P/R/F1 are computed over the
-two sets. An empty set on either side scores 0.0 (CLUE's convention: no concepts, no evidence of agreement).
+As in CLUE (eval/utils.py, compute_UMLS_F1): entities from a scispacy NER model (`en_core_sci_sm` by default)
+are linked with scispacy's EntityLinker; each entity contributes the canonical name of its best-ranked concept;
+P/R/F1 are computed over the two sets. An empty set on either side scores 0.0 (CLUE's convention: no concepts,
+no evidence of agreement).
 
 The extractor is pluggable (anything with `extract(texts) -> list[set[str]]` and a `fingerprint()`), and the
 scispacy one accepts a custom knowledge base (a scispacy KB JSON Lines file plus the TF-IDF/ANN index built from
@@ -45,7 +46,9 @@ def set_prf(predicted: Iterable[str], reference: Iterable[str]) -> tuple[float, 
 class ScispacyConfig:
     spacy_model: str = "en_core_sci_sm"  # a package name or a folder saved with nlp.to_disk
     linker: str = "umls"  # a scispacy linker name (umls, mesh, rxnorm, ...) or a folder from build_custom_linker
-    resolve_abbreviations: bool = True
+    # CLUE's get_UMLS_entities passes resolve_abbreviations=True to the linker but never adds scispacy's
+    # AbbreviationDetector, so the linker sees no long forms and links the text as written: off reproduces that
+    resolve_abbreviations: bool = False
     batch_size: int = 64
 
 

@@ -126,6 +126,13 @@ OPTIONS: tuple[_Opt, ...] = (
     ),
     _Opt("batch_size", "prompts per generation batch (default 8)", type=int),
     _Opt(
+        "longhealth_max_tokens",
+        "LongHealth's prompt budget in tokens (system prompt, instructions, question, options and documents; "
+        "the model's context still applies): default 8140, CLUE's run_LongHealth8k.sh; 0 = the model's context",
+        type=int,
+        metavar="TOKENS",
+    ),
+    _Opt(
         "gpus",
         "under pytest -n N: the GPU ids to split between workers, each worker getting its own slice as "
         "CUDA_VISIBLE_DEVICES; 'auto' (default) takes CUDA_VISIBLE_DEVICES or nvidia-smi's list, 'none' leaves "
@@ -141,9 +148,9 @@ OPTIONS: tuple[_Opt, ...] = (
     _Opt("top_p", "nucleus sampling top-p, used when temperature > 0 (default 1.0)", type=float),
     _Opt(
         "rouge_stemmer",
-        "Porter stemming in ROUGE: on or off (default on; CLUE's published numbers are "
-        "unstemmed, use off to compare with the paper)",
-        default="on",
+        "Porter stemming in ROUGE: on or off (default off, as CLUE's published numbers: HF evaluate's rouge "
+        "without use_stemmer); on is part of the metric's fingerprint",
+        default="off",
         metavar="on|off",
     ),
     _Opt(
@@ -164,6 +171,13 @@ OPTIONS: tuple[_Opt, ...] = (
         "spaCy/scispacy pipeline for UMLS-entity F1 (default en_core_sci_sm; 'ruler' builds "
         "an offline EntityRuler from the --clue-umls-linker KB file; 'off' drops the metric)",
         metavar="NAME",
+    ),
+    _Opt(
+        "umls_abbreviations",
+        "resolve abbreviations (scispacy's AbbreviationDetector) before UMLS linking: on or off (default off, as "
+        "CLUE: its linker asks for resolution but never adds the detector, so none happens)",
+        default="off",
+        metavar="on|off",
     ),
     _Opt(
         "umls_linker",
@@ -216,6 +230,7 @@ class Settings:
     seed: int
     limit: int | None
     batch_size: int
+    longhealth_max_tokens: int
     gpus: str
     temperature: float
     top_p: float
@@ -224,6 +239,7 @@ class Settings:
     bertscore_layers: int | None
     bertscore_batch_size: int
     umls_spacy_model: str
+    umls_abbreviations: bool
     umls_linker: str
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -345,6 +361,7 @@ def resolve(config: pytest.Config) -> Settings:
         seed=number("seed", int, 1),
         limit=number("limit", int, None),
         batch_size=number("batch_size", int, 8),
+        longhealth_max_tokens=number("longhealth_max_tokens", int, 8140),
         gpus=str(values["gpus"]).strip() or "auto",
         temperature=number("temperature", float, 0.0),
         top_p=number("top_p", float, 1.0),
@@ -353,6 +370,7 @@ def resolve(config: pytest.Config) -> Settings:
         bertscore_layers=number("bertscore_layers", int, None),
         bertscore_batch_size=number("bertscore_batch_size", int, 64),
         umls_spacy_model=str(values["umls_spacy_model"] or "en_core_sci_sm"),
+        umls_abbreviations=_on_off("--clue-umls-abbreviations", values["umls_abbreviations"]),
         umls_linker=str(values["umls_linker"] or "umls"),
         sources=sources,
     )
@@ -365,6 +383,8 @@ def resolve(config: pytest.Config) -> Settings:
             raise ConfigError(f"--clue-{name.replace('_', '-')} must be at least 1")
     if settings.limit is not None and settings.limit < 1:
         raise ConfigError("--clue-limit must be at least 1")
+    if settings.longhealth_max_tokens < 0:
+        raise ConfigError("--clue-longhealth-max-tokens must be >= 0 (0: the model's context only)")
     if settings.temperature < 0:
         raise ConfigError("--clue-temperature must be >= 0")
     return settings

@@ -64,7 +64,9 @@ class ClueSession:
             ),
             umls_config=None
             if settings.umls_spacy_model == "off"
-            else ScispacyConfig(settings.umls_spacy_model, settings.umls_linker),
+            else ScispacyConfig(
+                settings.umls_spacy_model, settings.umls_linker, resolve_abbreviations=settings.umls_abbreviations
+            ),
             cache_dir=settings.cache_dir,
         )
 
@@ -122,6 +124,10 @@ class ClueSession:
         base = self.models[model].base
         if base:
             self.plan[base].add(task)
+
+    def task(self, name: str) -> Task:
+        """The registry's task with this run's task options applied."""
+        return get_task(name).configure(longhealth_max_tokens=self.settings.longhealth_max_tokens)
 
     # -- data ---------------------------------------------------------------------------------------------------
     def data_path(self, task: Task) -> Path | None:
@@ -183,7 +189,7 @@ class ClueSession:
         for name in task_names:
             if (model, name) in self._generations:
                 continue
-            task = get_task(name)
+            task = self.task(name)
             try:
                 data = self.data(task)
             except ClueError as exc:
@@ -260,7 +266,7 @@ class ClueSession:
     def result(self, model: str, task_name: str) -> TaskResult:
         key = (model, task_name)
         if key not in self._results:
-            task = get_task(task_name)
+            task = self.task(task_name)
             generations = self.generations(model, task_name)
             data = self.data(task)
             assert data is not None  # generations() would have raised

@@ -20,6 +20,7 @@ from clue import stats
 from clue.plugin.gate import GateOutcome
 from clue.report.flags import output_flags
 from clue.tasks import get_task
+from clue.tasks.base import split_reasoning
 from clue.types import Sample, TaskResult
 
 SCHEMA_VERSION = 1
@@ -74,6 +75,7 @@ def result_record(
             "prompt_tokens": generation.prompt_tokens,
             "completion_tokens": generation.completion_tokens,
             "truncated_tokens": generation.truncated_tokens,
+            "reasoning": split_reasoning(generation.text)[1],  # "stripped" / "unclosed" / None
             "error": generation.error
             if show or not generation.error
             else generation.error.replace(sample.id, hash_id(result.task, sample.id)),

@@ -21,12 +21,28 @@ if TYPE_CHECKING:
     from clue.backends.base import TokenCounter
     from clue.metrics.scorers import Scorers
 
-_REASONING = re.compile(r"<(think|thinking|reasoning)>.*?(</\1>|$)", re.DOTALL | re.IGNORECASE)
+_REASONING_OPEN = re.compile(r"<(?:think|thinking|reasoning)>", re.IGNORECASE)
+_REASONING_CLOSE = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
+
+
+def split_reasoning(text: str) -> tuple[str, str | None]:
+    """The answer part of an output and what was done to it: the one rule for every task (docs/conformance.md).
+
+    A reasoning model's answer follows its closing tag (`</think>`, `</thinking>`, `</reasoning>`), whether the
+    model wrote the opening tag or its chat template did (then the output has only the closing one): everything up
+    to the last closing tag is dropped ("stripped"). An output with an opening tag and no closing one stopped while
+    reasoning: it is kept whole ("unclosed") and scored as written, as CLUE scores every output. None: no block."""
+    closes = list(_REASONING_CLOSE.finditer(text))
+    if closes:
+        return text[closes[-1].end() :], "stripped"
+    if _REASONING_OPEN.search(text):
+        return text, "unclosed"
+    return text, None
 
 
 def strip_reasoning(text: str) -> str:
-    """Drop <think>...</think> style blocks (an unclosed one runs to the end): answers are parsed from the rest."""
-    return _REASONING.sub(" ", text)
+    """The answer part of an output (see split_reasoning)."""
+    return split_reasoning(text)[0]
 
 
 class Task(ABC):
@@ -41,6 +57,11 @@ class Task(ABC):
     system_prompt: ClassVar[str]
     primary_metric: ClassVar[str]  # the one number per task in the summary table
     public_data: ClassVar[bool] = False  # True: sample text may appear in reports without --clue-report-samples
+
+    def configure(self, **options: Any) -> Task:
+        """This task with the run's task options applied (a copy when any applies; the registry's instance is
+        shared by every session of the process and never changed)."""
+        return self
 
     def detail(self, sample: Sample, score: SampleScore) -> dict[str, Any]:
         """Structured, text-free facts about one answer for the report (parsed label, missing codes, ...)."""

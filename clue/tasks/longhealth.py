@@ -4,32 +4,40 @@ Reads the benchmark JSON (`benchmark_v5.json`): `{patient_id: {"texts": {text_id
 "question", "answer_a".."answer_e", "correct" (the text of the right option), "answer_location": {text_id: {"start":
 [...], "end": [...]}}}]}}`. Three sub-tasks, registered as three tasks so each gets its own accuracy and gate:
 
-- task 1: the answer documents only (the ones `answer_location` names); options A-E.
+- task 1: the answer documents (the ones `answer_location` names), then the patient's other documents; options A-E
+  (CLUE's eval_LongHealth.py, task 1).
 - task 2: the answer documents followed by 10 documents of other patients (distractors); options A-F, where F is
   "Question cannot be answered with provided documents".
 - task 3: the 10 distractors only; F is correct.
 
 Every question is asked `repetitions` times (5, as the paper's 5 shuffles / 10 alternating draws), with other
-distractors and another document order each time, all from a fixed seed. The prompt is fitted to the model's
-context by token count: answer documents first, then distractors; the first document that does not fit is cut,
-the rest dropped; the documents kept are then shuffled. Removed tokens are recorded per sample. Token counts come
-from the model's tokenizer and are cached per document, not recomputed per prompt. The gate resamples whole
-questions (clusters), so repetitions do not inflate n. CLUE's script also filled task 1 with the patient's other
-documents when they fit; the task definition here takes the answer documents only.
+distractors and another document order each time, all from a fixed seed. The prompt is fitted by token count to
+the smaller of the model's context and CLUE's budget (8,140 tokens for system prompt, instructions, question,
+options and documents: `run_LongHealth8k.sh`; `--clue-longhealth-max-tokens`): answer documents first, then the
+others; the first document that does not fit is cut, the rest dropped; the documents kept are then shuffled.
+Removed tokens are recorded per sample. The gate resamples whole questions (clusters), so repetitions do not
+inflate n.
+
+Scoring (docs/conformance.md): `accuracy` is CLUE's rule, which measures instruction adherence as well as
+content: the first "The correct answer is X:" (case as written, colon required) must name the right letter.
+Two diagnostics are reported, not gated: `format_adherence` (the answer used that format) and `accuracy_lenient`
+(the letter a lenient reader finds, which never mistakes the article "a" for option A).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import re
+import warnings
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
 from clue.backends.base import TokenCounter
-from clue.errors import DataError
+from clue.errors import DataError, DataWarning
 from clue.metrics.accuracy import ACCURACY, accuracy
 from clue.metrics.scorers import Scorers
 from clue.tasks.base import Task, strip_reasoning
@@ -38,7 +46,14 @@ from clue.types import ChatMessage, Generation, MetricSpec, Prompt, Sample, Samp
 UNANSWERABLE = "Question cannot be answered with provided documents"
 SEPARATOR = "\n\n--------------\n\n"
 N_DISTRACTORS = 10
-_ANSWER = re.compile(r"the correct answer is\s*:?\s*\(?([A-F])\)?(?=[\s:.)]|$)", re.IGNORECASE)
+REFERENCE_MAX_TOKENS = 8140  # CLUE's scripts/launch_scripts/run_LongHealth8k.sh: --max_len 8140
+# CLUE's answer format, as its compute_metrics reads it: case-sensitive, one word character, then a colon
+_REFERENCE_ANSWER = re.compile(r"The correct answer is (\w):")
+# the lenient reader: a capital letter A-F (or any case when bracketed or followed by ":" / ")") after "answer is"
+# or "option"; a lower-case letter followed by a word ("is a CT scan") is an article, never an option
+_LETTER = r"(?:\(([A-Fa-f])\)|([A-F])(?![\w'-])(?!\s+[a-z])|([a-f])(?=\s*[:)]))"
+_LENIENT = re.compile(rf"(?:answer\s+is|answer\s*:|option|choice)\s*:?\s*{_LETTER}", re.IGNORECASE)
+_LEADING = re.compile(r"^\W*\(?([A-F])\s*[:).]")
 
 USER_TEMPLATE = """--------------BEGIN DOCUMENTS--------------
 
@@ -56,14 +71,35 @@ Please answer using the following format:
 4. Make sure your answer is a single, concise sentence.
 
 For example, if the correct answer to a question is option C, and the text for C is 'Acute Bronchitis', your \
-answer should be:
-'The correct answer is C: Acute bronchitis.'"""
+answer should be: \n'The correct answer is C: Acute bronchitis.'
+"""
 
 
 def parse_choice(text: str) -> str | None:
-    """The letter after "The correct answer is" (first occurrence), or None."""
-    match = _ANSWER.search(strip_reasoning(text))
-    return match.group(1).upper() if match else None
+    """CLUE's reading (eval_LongHealth.py, compute_metrics): the character of the first "The correct answer is X:",
+    as written (a lower-case "c" is not "C"), or None when the answer does not follow that format."""
+    match = _REFERENCE_ANSWER.search(strip_reasoning(text))
+    return match.group(1) if match else None
+
+
+def parse_choice_lenient(text: str, options: dict[str, str]) -> str | None:
+    """The option a reader would take the answer to mean, for the content diagnostic: the reference format first,
+    then "answer is C" / "(option C)" / "choice: c)" / a leading "C:", then the one option whose text the answer
+    quotes. An article ("The correct answer is a CT scan") is never read as a letter."""
+    answer = strip_reasoning(text)
+    strict = parse_choice(answer)
+    if strict is not None and strict.upper() in options:
+        return strict.upper()
+    for match in _LENIENT.finditer(answer):
+        letter = next(g for g in match.groups() if g).upper()
+        if letter in options:
+            return letter
+    leading = _LEADING.match(answer)
+    if leading and leading.group(1) in options:
+        return leading.group(1)
+    lowered = answer.lower()
+    quoted = [k for k, v in options.items() if v.strip() and v.strip().lower().rstrip(".") in lowered]
+    return quoted[0] if len(quoted) == 1 else None
 
 
 @cache
@@ -103,22 +139,40 @@ def _benchmark(path: Path, mtime: float) -> dict[str, Any]:
                     record=qwhere,
                     field="answer_location",
                 )
-            correct_letter(path, qwhere, q)
     if len(data) < 2:
         raise DataError(path, "distractor documents come from other patients: at least 2 patients are needed")
     return data
 
 
-def correct_letter(path: Path, where: str, question: dict[str, Any]) -> str:
-    """The option whose text is `correct` (exactly, else the only one containing it, as CLUE matched)."""
+def correct_letter(path: Path, where: str, question: dict[str, Any]) -> str | None:
+    """The gold letter as CLUE derives it (eval_LongHealth.py, compute_metrics): the options a-e are visited in
+    order and every one whose text contains `correct` overwrites the answer, so the last containing option wins.
+    One deliberate exception: an option that equals `correct` exactly is taken over one that merely contains it.
+    Several matches are warned about (naming the question); none returns None (CLUE's loop then crashes), and the
+    question is left out with a warning. The published file is never refused for it."""
+    correct = question["correct"]
     options = {c.upper(): question[f"answer_{c}"] for c in "abcde"}
-    exact = [k for k, v in options.items() if v.strip() == question["correct"].strip()]
+    exact = [k for k, v in options.items() if v.strip() == correct.strip()]
+    containing = [k for k, v in options.items() if correct in v]
     if len(exact) == 1:
-        return exact[0]
-    containing = [k for k, v in options.items() if question["correct"] in v]
-    if len(containing) != 1:
-        raise DataError(path, f"matches {len(containing)} options; expected exactly one", record=where, field="correct")
-    return containing[0]
+        chosen = exact[0]
+    elif containing:
+        chosen = containing[-1]
+    else:
+        warnings.warn(
+            DataWarning(f"{path}, {where}: no option contains the 'correct' text {correct!r}; question left out"),
+            stacklevel=2,
+        )
+        return None
+    if len(containing) > 1:
+        warnings.warn(
+            DataWarning(
+                f"{path}, {where}: the 'correct' text {correct!r} is contained in options {', '.join(containing)}; "
+                f"gold letter {chosen} ({'the exact match' if len(exact) == 1 else 'the last one, as CLUE'})"
+            ),
+            stacklevel=2,
+        )
+    return chosen
 
 
 class LongHealthBase(Task):
@@ -132,12 +186,14 @@ class LongHealthBase(Task):
     with_answer_docs: ClassVar[bool] = True
     with_distractors: ClassVar[bool] = True
     letters: ClassVar[str] = "ABCDEF"
+    own_documents: ClassVar[bool] = False  # task 1: the patient's other documents fill the context
+    max_prompt_tokens: int | None = REFERENCE_MAX_TOKENS  # None: the model's context only
     system_prompt = (
         "You are a highly skilled and detail-oriented assistant, specifically trained to assist medical "
         "professionals in interpreting and extracting key information from medical documents. Your primary "
         "responsibility will be to analyze discharge letters from hospitals. When you receive one or more of these "
         "letters, you will be expected to carefully review the contents and accurately answer multiple-choice "
-        "questions related to these documents.\n\nYour answers should be:\n1. Accurate: Make sure your answers are "
+        "questions related to these documents. \n\nYour answers should be:\n1. Accurate: Make sure your answers are "
         "based on the information provided in the letters.\n2. Concise: Provide brief and direct answers without "
         "unnecessary elaboration.\n3. Contextual: Consider the context and specifics of each question to provide "
         "the most relevant information.\n\nRemember, your job is to streamline the physician's decision-making "
@@ -146,7 +202,14 @@ class LongHealthBase(Task):
     )
 
     def metrics(self, scorers: Scorers) -> tuple[MetricSpec, ...]:
-        return (ACCURACY,)
+        return (ACCURACY, FORMAT_ADHERENCE, ACCURACY_LENIENT)
+
+    def configure(self, **options: Any) -> LongHealthBase:
+        """A copy using `longhealth_max_tokens` (None or 0: no cap below the model's context)."""
+        configured = copy.copy(self)
+        if "longhealth_max_tokens" in options:
+            configured.max_prompt_tokens = options["longhealth_max_tokens"] or None
+        return configured
 
     def find_data(self, data_dir: Path) -> Path | None:
         for folder in (data_dir / "longhealth", data_dir / "LongHealth"):
@@ -161,13 +224,20 @@ class LongHealthBase(Task):
         for pid, patient in data.items():
             others = [t for other, p in data.items() if other != pid for t in p["texts"].values()]
             for qi, q in enumerate(patient["questions"]):
-                reference = "F" if not self.with_answer_docs else correct_letter(path, f"patient {pid}", q)
+                gold = correct_letter(path, f"patient {pid}, question {qi}", q)
+                if gold is None:
+                    continue
+                reference = gold if self.with_answer_docs else "F"
                 answer_docs = tuple(patient["texts"][t] for t in q["answer_location"]) if self.with_answer_docs else ()
+                own = tuple(t for k, t in patient["texts"].items() if k not in q["answer_location"])
                 for rep in range(self.repetitions):
                     rng = random.Random(f"{self.name}/{pid}/{qi}/{rep}")
-                    distractors = (
-                        tuple(rng.sample(others, min(N_DISTRACTORS, len(others)))) if (self.with_distractors) else ()
-                    )
+                    if self.own_documents:
+                        distractors = own
+                    elif self.with_distractors:
+                        distractors = tuple(rng.sample(others, min(N_DISTRACTORS, len(others))))
+                    else:
+                        distractors = ()
                     fields = {
                         "question": q["question"],
                         "options": {c: q[f"answer_{c.lower()}"] for c in "ABCDE"}
@@ -184,10 +254,13 @@ class LongHealthBase(Task):
         return [], list(samples)  # no few-shot; keep the file's order so repetitions stay together
 
     def render_user(self, sample: Sample, documents: Sequence[str] = ()) -> str:
+        """The one user turn, as CLUE's run_LongHealth.sh sends it (instruct models, no --model_has_system): the
+        system prompt and the question prompt concatenated, with the reference's leading and trailing newlines."""
         options = "\n".join(f"{k}: {v}" for k, v in sample.fields["options"].items())
-        return USER_TEMPLATE.format(
+        body = USER_TEMPLATE.format(
             documents=SEPARATOR.join(documents), question=sample.fields["question"], options=options
         )
+        return f"\n{self.system_prompt}\n\n{body}"
 
     def render_answer(self, sample: Sample) -> str:
         return f"The correct answer is {sample.reference}: {sample.fields['options'][sample.reference]}"
@@ -203,9 +276,11 @@ class LongHealthBase(Task):
         kept: list[str] = docs
         removed = 0
         if counter is not None:
-            frame = (ChatMessage("system", self.system_prompt), ChatMessage("user", self.render_user(sample)))
+            frame = (ChatMessage("user", self.render_user(sample)),)
             separator = counter.count(SEPARATOR)
             budget = counter.context - self.max_new_tokens - counter.count_prompt(frame) - 8  # 8: joins re-tokenise
+            if self.max_prompt_tokens:  # CLUE's cap counts the text's tokens, not the chat template's
+                budget = min(budget, self.max_prompt_tokens - counter.count(frame[0].content))
             kept, used = [], 0
             for i, doc in enumerate(docs):
                 length = counter.count(doc)
@@ -224,17 +299,19 @@ class LongHealthBase(Task):
                 removed += sum(counter.count(d) for d in docs[i + 1 :])
                 break
         random.Random(f"shuffle/{self.name}/{sample.id}").shuffle(kept)
-        messages = (ChatMessage("system", self.system_prompt), ChatMessage("user", self.render_user(sample, kept)))
+        messages = (ChatMessage("user", self.render_user(sample, kept)),)
         return Prompt(self.name, sample.id, messages, self.max_new_tokens, None, truncated_tokens=removed)
 
     def score(self, sample: Sample, generation: Generation) -> SampleScore:
         choice = parse_choice(generation.text)
-        if choice is not None and choice not in self.letters:
-            choice = None
+        lenient = parse_choice_lenient(generation.text, dict(sample.fields["options"]))
         cluster = sample.id.rsplit("/", 1)[0]
-        return SampleScore(
-            sample.id, {"accuracy": accuracy(choice, sample.reference)}, choice, choice is not None, cluster=cluster
-        )
+        scores = {
+            "accuracy": accuracy(choice, sample.reference),
+            "format_adherence": float(choice is not None),
+            "accuracy_lenient": accuracy(lenient, sample.reference),
+        }
+        return SampleScore(sample.id, scores, choice, choice is not None, cluster=cluster)
 
 
 def _cut_to_tokens(text: str, tokens: int, counter: TokenCounter) -> str:
@@ -251,10 +328,26 @@ def _cut_to_tokens(text: str, tokens: int, counter: TokenCounter) -> str:
     return cut[:space] if space > 0 else cut
 
 
+FORMAT_ADHERENCE = MetricSpec(
+    "format_adherence",
+    'share of answers in the required format "The correct answer is X:" (diagnostic, not gated)',
+    kind="binary",
+    gate=False,
+)
+ACCURACY_LENIENT = MetricSpec(
+    "accuracy_lenient",
+    "accuracy when the letter is read leniently, whatever the format (diagnostic, not gated): its gap to accuracy "
+    "is the instruction-following failure the paper found",
+    kind="binary",
+    gate=False,
+)
+
+
 class LongHealthTask1(LongHealthBase):
     name = "longhealth_task1"
     title = "LongHealth task 1"
     with_distractors = False
+    own_documents = True
     letters = "ABCDE"
 
 

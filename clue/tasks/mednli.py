@@ -53,7 +53,8 @@ class MedNLI(Task):
         for where, record in read_json_records(path):
             s1 = require_str(path, where, record, "sentence1")
             s2 = require_str(path, where, record, "sentence2")
-            label = require_str(path, where, record, "gold_label").strip().upper()
+            written = require_str(path, where, record, "gold_label")
+            label = written.strip().upper()
             if label not in LABELS:
                 raise DataError(
                     path,
@@ -62,16 +63,18 @@ class MedNLI(Task):
                     field="gold_label",
                 )
             sample_id = str(record.get("pairID") or where)
-            samples.append(Sample(sample_id, {"sentence1": s1, "sentence2": s2}, label, f"{path}:{where}"))
+            fields = {"sentence1": s1, "sentence2": s2, "gold_label": written}
+            samples.append(Sample(sample_id, fields, label, f"{path}:{where}"))
         check_unique_ids(path, samples)
         return samples
 
     def render_user(self, sample: Sample) -> str:
-        return f"SENTENCE_1: {sample.fields['sentence1']}\nSENTENCE_2: {sample.fields['sentence2']}"
+        # CLUE's user_prompt_template, leading and trailing newline included
+        return f"\nSENTENCE_1: {sample.fields['sentence1']}\nSENTENCE_2: {sample.fields['sentence2']}\n"
 
     def render_answer(self, sample: Sample) -> str:
-        # upper case, as the system prompt asks (CLUE showed the file's lower-case label)
-        return str(sample.reference)
+        # the label as written in the data file ("entailment"), as CLUE's assistant_response_template renders it
+        return str(sample.fields["gold_label"])
 
     def score(self, sample: Sample, generation: Generation) -> SampleScore:
         label = parse_label(generation.text)

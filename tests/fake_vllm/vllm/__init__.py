@@ -26,6 +26,7 @@ class SamplingParams:
     top_p: float = 1.0
     seed: int | None = None
     max_tokens: int | None = 16
+    stop_token_ids: list[int] | None = None
 
 
 class LLM:
