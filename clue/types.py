@@ -116,6 +116,7 @@ class MetricSpec:
     kind: Literal["binary", "continuous"] = "continuous"
     gate: bool = True
     fingerprint: Mapping[str, str] = field(default_factory=dict)
+    margin: float | None = None  # the default non-inferiority margin on this metric's scale (None: 0.02)
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,16 @@ from clue.metrics.scorers import Scorers
 from clue.plugin.gate import run_gate
 from clue.report.results import result_record
 from clue.tasks import get_task
-from clue.types import Generation, Sample, TaskResult
+from clue.types import Generation, MetricSpec, Sample, TaskResult
 from tests.conftest import FIXTURE_DATA, REPO
 
 
 def settings() -> Any:
     class S:  # only what run_gate reads
-        alpha, resamples, seed, min_samples = 0.025, 2000, 1, 10
+        alpha, resamples, bootstrap_seed, min_samples = 0.025, 2000, 1, 10
 
         @staticmethod
-        def margin_for(metric: str) -> float:
+        def margin_for(metric: MetricSpec) -> float:
             return 0.02
 
     return S()

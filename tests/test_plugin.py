@@ -118,7 +118,7 @@ def test_regressed_candidate_fails_with_metric_base_model_delta_ci_p_n(project: 
             "*test_mednli*candidate*",
             "*REGRESSED mednli: model 'candidate' vs base 'base'*",
             "*accuracy: base=1.0000 model=0.6000 delta=-0.4000 95% CI [[]-0.*, -0.*[]] margin=0.02 p(regression)=*"
-            " n=50 (exact conditional McNemar (20 worse, 0 better of 50 pairs)) -> regressed",
+            " n=50 (Tango score interval (20 worse, 0 better of 50 pairs)) MDE=0.* -> regressed",
         ]
     )
     assert "Traceback" not in result.stdout.str()
@@ -135,7 +135,9 @@ def test_non_inferior_candidate_passes_and_reports_are_written(project: pytest.P
     result.stdout.fnmatch_lines(
         [
             "*clue results*",
-            "*mednli [[]candidate[]] vs base: NON-INFERIOR*",
+            # MedNLI, 50 identical answers: Tango's interval is +-0.071, too wide to show non-inferiority at a 0.02
+            # margin, so the case passes as inconclusive (the old plug-in test called it non-inferior)
+            "*mednli [[]candidate[]] vs base: INCONCLUSIVE*",
             # identical recorded outputs hash to identical keys: the candidate reuses all of them from the store
             "*model loads: base 1, candidate 0; generations reused from the store: base 0, candidate 73*",
         ]
@@ -156,7 +158,8 @@ def test_non_inferior_candidate_passes_and_reports_are_written(project: pytest.P
     tree = ET.parse(project.path / "out/junit.xml")
     case = next(c for c in tree.iter("testcase") if c.get("name") == "test_mednli[candidate]")
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
-    assert props["clue.accuracy"] == "0.8" and props["clue.accuracy.verdict"] == "non-inferior"
+    assert props["clue.accuracy"] == "0.8" and props["clue.accuracy.verdict"] == "inconclusive"
+    assert float(props["clue.accuracy.mde"]) > float(props["clue.accuracy.margin"]) == 0.02  # MDE shown: n too small
     assert props["clue.base_model"] == "base"
     assert "PytestWarning" not in result.stdout.str()  # junit_family is compatible with record_property
     html = (project.path / "out/index.html").read_text()
@@ -290,6 +293,24 @@ def test_tool_clue_table_sets_defaults(project: pytest.Pytester) -> None:
     assert (project.path / "out/results/mednli/candidate.json").is_file()
 
 
+def test_margins_merge_per_key_across_configuration_sources(project: pytest.Pytester) -> None:
+    """[tool.clue] margin = 0.05 with --clue-margin accuracy=0.03 on the command line: accuracy gets 0.03 and every
+    other metric keeps 0.05 (the command-line list used to replace the whole margin setting, resetting it to 0.02);
+    without any global margin, BERTScore-style per-metric defaults apply."""
+    write_models(project, base_wrong=set(), candidate_wrong=set())
+    (project.path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\njunit_family = "xunit1"\n\n'
+        '[tool.clue]\nmatrix = "models.toml"\ndata_dir = "data"\nreports_dir = "out"\nmargin = 0.05\n'
+    )
+    (project.path / "tox.ini").unlink(missing_ok=True)
+    project.runpytest("-p", "no:cacheprovider", "--clue-margin", "accuracy=0.03").assert_outcomes(passed=4)
+    margin = lambda task, metric: json.loads(  # noqa: E731
+        (project.path / f"out/results/{task}/candidate.json").read_text()
+    )["metrics"][metric]["comparison"]["margin"]
+    assert margin("mednli", "accuracy") == 0.03
+    assert margin("medisumcode", "icd_exact_f1") == 0.05
+
+
 def test_second_run_is_served_from_the_store_and_rescore_needs_no_model(project: pytest.Pytester) -> None:
     write_models(project, base_wrong=set(), candidate_wrong=set(scored_indices()[:3]))
     run(project, "-k", "mednli").assert_outcomes(passed=2, warnings=1)
@@ -302,6 +323,19 @@ def test_second_run_is_served_from_the_store_and_rescore_needs_no_model(project:
     rescored.stdout.fnmatch_lines(["*model loads: base 0, candidate 0*"])
     missing = run(project, "-k", "mednli", "--clue-rescore", "--clue-seed", "2")
     missing.stdout.fnmatch_lines(["*--clue-rescore: 50 of 50 generations are not in the store*"])
+
+
+def test_bootstrap_seed_keeps_the_store_and_fewshot_seed_changes_the_split(project: pytest.Pytester) -> None:
+    """--clue-seed used to set the few-shot split, the bootstrap and the sampling seed at once, so a new bootstrap
+    seed invalidated every stored generation. Now the bootstrap seed only moves intervals."""
+    write_models(project, base_wrong=set(), candidate_wrong=set(scored_indices()[:3]))
+    run(project, "-k", "mednli")
+    rescored = run(project, "-k", "mednli", "--clue-rescore", "--clue-bootstrap-seed", "7")
+    rescored.assert_outcomes(passed=2)  # every generation came from the store
+    record = json.loads((project.path / "out/results/mednli/candidate.json").read_text())
+    assert (record["provenance"]["bootstrap_seed"], record["provenance"]["fewshot_seed"]) == (7, 1)
+    other_split = run(project, "-k", "mednli", "--clue-rescore", "--clue-fewshot-seed", "2")
+    other_split.stdout.fnmatch_lines(["*--clue-rescore: * generations are not in the store*"])
 
 
 def test_interrupted_run_resumes_without_regenerating(

@@ -53,7 +53,7 @@ def test_meqsum_on_the_real_data_set_through_the_plugin(pytester: pytest.Pyteste
     setup(pytester, {"base": base, "candidate": cand}, "test_meqsum.py")
     result = run(pytester, "--clue-data", f"meqsum={MEQSUM}", "-k", "meqsum")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*REGRESSED meqsum*", "*rouge1: base=1.0000 model=0.*n=997 (paired bootstrap*"])
+    result.stdout.fnmatch_lines(["*REGRESSED meqsum*", "*rouge1: base=1.0000 model=0.*n=997 (paired BCa bootstrap*"])
     record = json.loads((pytester.path / "out/results/meqsum/base.json").read_text())
     assert record["n"] == 997 and record["metrics"]["rougeL"]["value"] == 1.0
     assert record["metrics"]["bertscore_f1"]["value"] == pytest.approx(1.0, abs=1e-4)
@@ -92,8 +92,8 @@ def test_longhealth_gate_resamples_questions_not_repetitions(pytester: pytest.Py
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*accuracy: base=1.0000 model=0.5000 delta=-0.5000*n=60 (paired bootstrap, "
-            "10000 resamples, 12 clusters) -> regressed"
+            "*accuracy: base=1.0000 model=0.5000 delta=-0.5000*n=60 (paired BCa bootstrap, "
+            "10000 resamples, 12 clusters) MDE=* -> regressed"
         ]
     )
     record = json.loads((pytester.path / "out/results/longhealth_task1/candidate.json").read_text())

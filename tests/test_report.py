@@ -115,3 +115,22 @@ def test_render_from_a_recorded_results_file(tmp_path: Path, records: list[dict[
     bad.write_text("{}")
     done = subprocess.run([sys.executable, "-m", "clue.report", str(bad)], capture_output=True, text=True)
     assert done.returncode == 2 and "not a clue results file" in done.stderr
+
+
+def test_mde_margin_and_adjusted_level_are_in_the_json_the_report_and_the_summary(
+    records: list[dict[str, Any]],
+) -> None:
+    """Every comparison carries its MDE; a comparison whose MDE exceeds its margin is flagged in the HTML and
+    listed in summary.md; gated metrics tested in a family show their Holm level; non-gated ones are information."""
+    comparisons = [e["comparison"] for r in records for e in r["metrics"].values() if e.get("comparison")]
+    assert comparisons and all(c["mde"] >= 0 and "regression_alpha" in c and "units" in c for c in comparisons)
+    report = build_report(records)
+    html = render_html(report)
+    assert "MDE (80 % power)" in html and "(information, not gated)" in html
+    underpowered = [c for cells in report.details.values() for c in cells if c.underpowered]
+    assert underpowered, "the small fixture sets must produce at least one underpowered comparison"
+    assert "⚠ &gt; margin" in html and "cannot show non-inferiority at this margin" in html
+    md = render_markdown(report)
+    assert "Too few samples for the margin" in md
+    holm = [c for c in comparisons if c["regression_alpha"] < c["alpha"]]
+    assert holm and any(f"(level {c['regression_alpha']:.3g})" in html for c in holm)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from statistics import NormalDist
+
 import numpy as np
 import pytest
-from scipy.stats import binomtest
+from scipy.optimize import brentq, minimize_scalar
+from scipy.stats import bootstrap
 
 from clue import stats
 
@@ -15,66 +19,140 @@ def pairs(worse: int, better: int, both_right: int, both_wrong: int) -> tuple[li
     return model, base
 
 
-@pytest.mark.parametrize(("x", "k", "p"), [(0, 10, 0.5), (7, 20, 0.3), (15, 15, 0.9), (40, 200, 0.25), (3, 5, 0.0)])
-def test_binomial_tail_matches_scipy(x: int, k: int, p: float) -> None:
-    assert stats.binom_sf(x, k, p) == pytest.approx(binomtest(x, k, p, alternative="greater").pvalue, abs=1e-12)
-    assert stats.binom_cdf(x, k, p) == pytest.approx(binomtest(x, k, p, alternative="less").pvalue, abs=1e-12)
+def tango_reference(better: int, worse: int, n: int, delta: float) -> float:
+    """An independent Tango score statistic: the restricted MLE of the discordant cell by numerical maximisation
+    of the multinomial likelihood under p12 - p21 = delta (scipy), not the closed form clue uses."""
+    rest = n - better - worse
+
+    def negative_log_likelihood(p21: float) -> float:
+        total = 0.0
+        for count, prob in ((better, p21 + delta), (worse, p21), (rest, 1 - 2 * p21 - delta)):
+            if count:
+                total -= count * math.log(prob)
+        return total
+
+    lo, hi = max(0.0, -delta) + 1e-13, (1 - delta) / 2 - 1e-13
+    p21 = minimize_scalar(negative_log_likelihood, bounds=(lo, hi), method="bounded", options={"xatol": 1e-14}).x
+    return (better - worse - n * delta) / math.sqrt(n * (2 * p21 + delta * (1 - delta)))
 
 
-@pytest.mark.parametrize(("x", "k"), [(0, 12), (3, 20), (12, 12), (50, 400)])
-def test_clopper_pearson_matches_scipy(x: int, k: int) -> None:
-    ci = binomtest(x, k).proportion_ci(confidence_level=0.95, method="exact")
-    low, high = stats.clopper_pearson(x, k, 0.025)
-    assert low == pytest.approx(ci.low, abs=1e-9)
-    assert high == pytest.approx(ci.high, abs=1e-9)
+@pytest.mark.parametrize(("better", "worse", "n"), [(3, 32, 1425), (10, 10, 100), (1, 7, 21), (0, 5, 50), (20, 4, 300)])
+def test_tango_statistic_and_interval_match_an_independent_implementation(better: int, worse: int, n: int) -> None:
+    for delta in (-0.05, -0.02, 0.0, 0.03):
+        if better + worse == 0 and delta == 0:
+            continue
+        assert stats.tango_statistic(better, worse, n, delta) == pytest.approx(
+            tango_reference(better, worse, n, delta), rel=1e-5
+        )
+    z = NormalDist().inv_cdf(0.975)
+    low = brentq(lambda d: tango_reference(better, worse, n, d) - z, -0.999, (better - worse) / n)
+    high = brentq(lambda d: tango_reference(better, worse, n, d) + z, (better - worse) / n, 0.999)
+    assert stats.tango_interval(better, worse, n, 0.025, 0.025) == pytest.approx((low, high), abs=1e-6)
 
 
-def test_exact_test_with_zero_margin_is_one_sided_mcnemar() -> None:
-    model, base = pairs(worse=12, better=3, both_right=30, both_wrong=15)
-    result = stats.exact_paired_binary(model, base, margin=0.0)
-    assert result.p_regression == pytest.approx(binomtest(12, 15, 0.5, alternative="greater").pvalue)
-    assert result.delta == pytest.approx((3 - 12) / 60)
-    assert result.n == 60
+def test_tango_interval_has_width_without_discordant_pairs() -> None:
+    """The plug-in conditional test gave [0, 0] here and called any k/n <= margin non-inferior; Tango's interval
+    for 0 of 1,425 discordant is about +-z^2/n: sqrt(n d / (1 - d)) = z at the bound."""
+    low, high = stats.tango_interval(0, 0, 1425, 0.025, 0.025)
+    z2 = NormalDist().inv_cdf(0.975) ** 2
+    assert high == pytest.approx(z2 / (1425 + z2), rel=1e-6) and low == pytest.approx(-high)
+
+
+def test_few_discordant_pairs_at_the_margin_are_not_automatically_non_inferior() -> None:
+    """k/n = 28/1425 < margin 0.02, all of them worse: the old plug-in test said non-inferior (its interval could
+    not reach below -k/n); the model is 2 points worse, which is exactly the margin."""
+    model, base = pairs(worse=28, better=0, both_right=1000, both_wrong=397)
+    result = stats.paired_binary(model, base)
+    assert result.verdict == "inconclusive" and result.ci_low < -0.02
 
 
 def test_clear_accuracy_regression_is_regressed() -> None:
     model, base = pairs(worse=25, better=1, both_right=40, both_wrong=34)
-    result = stats.exact_paired_binary(model, base)
+    result = stats.paired_binary(model, base)
     assert result.verdict == "regressed"
     assert result.ci_high < -0.02
     assert result.p_regression < 0.025
 
 
 def test_identical_models_are_non_inferior_not_improved() -> None:
-    model, base = pairs(worse=0, better=0, both_right=30, both_wrong=20)
-    result = stats.exact_paired_binary(model, base)
+    model, base = pairs(worse=0, better=0, both_right=300, both_wrong=200)
+    result = stats.paired_binary(model, base)
     assert result.verdict == "non-inferior"
-    assert (result.ci_low, result.ci_high) == (0.0, 0.0)
+    assert -0.02 < result.ci_low < 0 < result.ci_high < 0.02
 
 
 def test_clear_improvement_never_fails() -> None:
     model, base = pairs(worse=1, better=25, both_right=40, both_wrong=34)
-    assert stats.exact_paired_binary(model, base).verdict == "improved"
+    assert stats.paired_binary(model, base).verdict == "improved"
     assert stats.paired_bootstrap(model, base).verdict == "improved"
 
 
-def test_small_noisy_difference_is_inconclusive() -> None:
+def test_small_noisy_difference_is_inconclusive_and_says_why() -> None:
     model, base = pairs(worse=6, better=4, both_right=20, both_wrong=10)
-    assert stats.exact_paired_binary(model, base).verdict == "inconclusive"
+    result = stats.paired_binary(model, base)
+    assert result.verdict == "inconclusive"
+    assert "MDE" in result.reason() and result.mde > result.margin
 
 
 def test_too_few_pairs_are_inconclusive_whatever_they_show() -> None:
     model, base = pairs(worse=5, better=0, both_right=0, both_wrong=0)
-    assert stats.exact_paired_binary(model, base, min_samples=10).verdict == "inconclusive"
+    result = stats.paired_binary(model, base, min_samples=10)
+    assert result.verdict == "inconclusive" and "n = 5 pairs < min-samples 10" in result.describe()
 
 
-def test_exact_ci_and_p_value_agree() -> None:
-    """regressed <=> p(regression) < alpha, for many tables (the CI is the inverted test)."""
-    for worse in range(0, 20, 3):
-        for better in range(0, 20, 4):
-            model, base = pairs(worse, better, 30, 20)
-            r = stats.exact_paired_binary(model, base, margin=0.03)
+def test_binary_interval_and_p_values_agree() -> None:
+    """regressed <=> p(regression) < alpha and non-inferior-or-better <=> p(non-inferiority) < alpha."""
+    for worse in range(0, 40, 3):
+        for better in range(0, 40, 4):
+            model, base = pairs(worse, better, 300, 200)
+            r = stats.paired_binary(model, base, margin=0.03)
             assert (r.verdict == "regressed") == (r.p_regression < r.alpha), (worse, better)
+            assert (r.verdict in ("non-inferior", "improved")) == (r.p_noninferior < r.alpha), (worse, better)
+
+
+def test_bca_matches_scipy_paired_bca() -> None:
+    """clue's BCa interval against scipy.stats.bootstrap(method="BCa", paired=True) on skewed gains (candidate =
+    base except ~7 % failed samples): equal within Monte Carlo error."""
+    rng = np.random.default_rng(11)
+    base = rng.beta(2, 5, 237)
+    model = np.where(rng.random(237) < 0.07, 0.0, base)
+    ours = stats.paired_bootstrap(model, base, resamples=40_000, seed=3)
+    theirs = bootstrap(
+        (model, base),
+        lambda m, b, axis=-1: np.mean(m - b, axis=axis),
+        paired=True,
+        method="BCa",
+        confidence_level=0.95,
+        n_resamples=40_000,
+        random_state=np.random.default_rng(4),
+    ).confidence_interval
+    assert ours.ci_low == pytest.approx(theirs.low, abs=0.08 * ours.se)
+    assert ours.ci_high == pytest.approx(theirs.high, abs=0.08 * ours.se)
+    percentile = np.quantile(stats.bootstrap_replicates(model - base, np.ones(237), 40_000, 3), [0.025, 0.975])
+    assert abs(ours.ci_low - percentile[0]) > 0.1 * ours.se  # the correction matters on this data
+
+
+def test_bca_acceleration_of_a_mean_is_the_closed_form() -> None:
+    x = np.random.default_rng(2).exponential(size=50)
+    bca = stats.BCa.fit(np.array([x.mean()] * 10), x, np.ones(50))
+    d = x - x.mean()
+    assert bca.a == pytest.approx(np.sum(d**3) / (6 * np.sum(d**2) ** 1.5))
+
+
+def test_bca_p_values_invert_the_bounds() -> None:
+    rng = np.random.default_rng(5)
+    base = rng.random(150)
+    model = base - 0.03 + rng.normal(0, 0.1, 150)
+    r = stats.paired_bootstrap(model, base, margin=0.02)
+    at_its_own_level = stats.paired_bootstrap(model, base, margin=0.02, regression_alpha=min(r.p_regression, 0.49))
+    assert at_its_own_level.ci_high == pytest.approx(-0.02, abs=0.002)
+
+
+def test_holm_levels_by_hand() -> None:
+    # sorted 0.001 (tested at a/4, rejected), 0.004 (a/3, rejected), 0.02 (a/2, not rejected: stop), 0.5 (a/2)
+    assert stats.holm_levels([0.001, 0.02, 0.004, 0.5], 0.025) == pytest.approx([0.025 / 4, 0.0125, 0.025 / 3, 0.0125])
+    assert stats.holm_levels([0.3], 0.025) == [0.025]
+    assert stats.holm_levels([], 0.025) == []
 
 
 def test_bootstrap_is_seeded_and_reproducible() -> None:
@@ -127,8 +205,8 @@ def test_cluster_bootstrap_does_not_let_repetitions_inflate_n() -> None:
 
 def test_compare_picks_the_test_by_kind() -> None:
     model, base = pairs(3, 2, 20, 20)
-    assert stats.compare("binary", model, base).method.startswith("exact")
-    assert stats.compare("continuous", model, base).method.startswith("paired bootstrap")
+    assert stats.compare("binary", model, base).method.startswith("Tango")
+    assert stats.compare("continuous", model, base).method.startswith("paired BCa bootstrap")
     assert "clusters" in stats.compare("binary", model, base, clusters=[str(i % 9) for i in range(45)]).method
 
 
@@ -143,7 +221,7 @@ def test_compare_picks_the_test_by_kind() -> None:
 )
 def test_bad_input_is_named(model: list[float], base: list[float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        stats.exact_paired_binary(model, base)
+        stats.paired_binary(model, base)
 
 
 def test_bad_levels_are_rejected() -> None:

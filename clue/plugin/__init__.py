@@ -190,7 +190,7 @@ def clue_gate(
             show_samples=settings.report_samples,
             alpha=settings.alpha,
             resamples=settings.resamples,
-            seed=settings.seed,
+            seed=settings.bootstrap_seed,
         )
         path = results_report.write_json(
             results_report.result_path(settings.reports_dir, result.task, result.model), record
@@ -209,7 +209,11 @@ def clue_gate(
                 record_property(f"clue.{name}.delta", round(comparison["delta"], 6))
                 record_property(f"clue.{name}.ci_low", round(comparison["ci_low"], 6))
                 record_property(f"clue.{name}.ci_high", round(comparison["ci_high"], 6))
-                record_property(f"clue.{name}.p_regression", round(comparison["p_regression"], 6))
+                # significant digits, not decimals: a p-value of 1.7e-09 must not read 0.0
+                record_property(f"clue.{name}.p_regression", float(f"{comparison['p_regression']:.6g}"))
+                record_property(f"clue.{name}.margin", comparison["margin"])
+                record_property(f"clue.{name}.mde", round(comparison["mde"], 6))
+                record_property(f"clue.{name}.regression_alpha", float(f"{comparison['regression_alpha']:.6g}"))
                 record_property(f"clue.{name}.verdict", comparison["verdict"])
         if outcome is None:
             return None

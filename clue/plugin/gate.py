@@ -1,10 +1,12 @@
-"""The regression gate: pair a model's per-sample scores with its base model's and run the paired test per metric."""
+"""The regression gate in the plugin: pair a model's per-sample scores with its base model's by sample id and hand
+them to the task-level decision (`clue.decision.decide`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from clue import stats
+from clue.decision import GateConfig, MetricScores, decide, task_verdict
 from clue.errors import ClueError
 from clue.plugin.options import Settings
 from clue.types import TaskResult
@@ -30,12 +32,7 @@ class GateOutcome:
 
     @property
     def verdict(self) -> stats.Verdict:
-        verdicts = {c.verdict for c in self.comparisons if c.metric in self.gated}
-        order: tuple[stats.Verdict, ...] = ("regressed", "inconclusive", "non-inferior")
-        for v in order:
-            if v in verdicts:
-                return v
-        return "improved" if verdicts else "inconclusive"
+        return task_verdict(self.comparisons, self.gated)
 
     def message(self) -> str:
         head = f"{self.task}: model {self.model!r} vs base {self.base!r}"
@@ -57,23 +54,12 @@ def run_gate(result: TaskResult, base: TaskResult, settings: Settings) -> GateOu
             f"{result.task}: model {result.model!r} and base {base.model!r} were scored on different samples; "
             "both must use the same data file, seed and --clue-limit"
         )
-    comparisons = []
-    for metric in result.metrics:
-        comparisons.append(
-            stats.compare(
-                metric.kind,
-                result.values(metric.name),
-                base.values(metric.name),
-                metric=metric.name,
-                higher_is_better=metric.higher_is_better,
-                margin=settings.margin_for(metric.name),
-                alpha=settings.alpha,
-                resamples=settings.resamples,
-                seed=settings.seed,
-                min_samples=settings.min_samples,
-                clusters=result.clusters(),
-            )
-        )
-    gated = frozenset(m.name for m in result.metrics if m.gate)
+    metrics = [
+        MetricScores(m, result.values(m.name), base.values(m.name), settings.margin_for(m)) for m in result.metrics
+    ]
+    config = GateConfig(settings.alpha, settings.resamples, settings.bootstrap_seed, settings.min_samples)
+    decision = decide(metrics, config, result.clusters())
     failed = [sum(g.error is not None for g in r.generations) for r in (result, base)]
-    return GateOutcome(result.task, result.model, base.model, tuple(comparisons), gated, failed[0], failed[1])
+    return GateOutcome(
+        result.task, result.model, base.model, decision.comparisons, decision.gated, failed[0], failed[1]
+    )

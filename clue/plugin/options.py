@@ -16,6 +16,7 @@ import pytest
 
 from clue import stats
 from clue.errors import ConfigError
+from clue.types import MetricSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -77,9 +78,9 @@ OPTIONS: tuple[_Opt, ...] = (
     ),
     _Opt(
         "margin",
-        "non-inferiority margin on the metric's 0-1 scale: a model regresses when the whole CI of "
-        f"model minus base lies below -margin (default {stats.DEFAULT_MARGIN}); METRIC=VALUE overrides one "
-        "metric (repeatable)",
+        "non-inferiority margin on the metric's 0-1 scale: a model regresses when the upper confidence bound of "
+        "model minus base lies below -margin. VALUE sets every metric's margin; METRIC=VALUE one metric's "
+        f"(repeatable). Defaults: {stats.DEFAULT_MARGIN}, bertscore_f1 0.005 (README: margins)",
         metavar="[METRIC=]VALUE",
         action="append",
     ),
@@ -89,7 +90,13 @@ OPTIONS: tuple[_Opt, ...] = (
         f"1-2*alpha interval (default {stats.DEFAULT_ALPHA}, i.e. a 95 percent interval)",
         type=float,
     ),
-    _Opt("strict", "fail inconclusive comparisons too (default: pass with a warning)", action="store_true"),
+    _Opt(
+        "strict",
+        "fail inconclusive comparisons too (default: pass with a warning). A strict gate passes only when every "
+        "gated metric is shown non-inferior, which needs margins larger than the comparison's MDE (shown in the "
+        "report): at n = 237 to 500 that is rarely the case for the default margins",
+        action="store_true",
+    ),
     _Opt(
         "rescore",
         "recompute metrics from stored generations only: no weights are loaded, and a generation missing from the "
@@ -110,12 +117,23 @@ OPTIONS: tuple[_Opt, ...] = (
     ),
     _Opt(
         "min_samples",
-        f"fewer paired samples than this make a comparison inconclusive (default {stats.DEFAULT_MIN_SAMPLES})",
+        "fewer independent units than this (paired samples, or clusters where a task repeats a question) make a "
+        f"comparison inconclusive (default {stats.DEFAULT_MIN_SAMPLES})",
         type=int,
     ),
     _Opt(
         "seed",
-        "seed for the few-shot shuffle (1 reproduces CLUE's split), the bootstrap and sampling (default 1)",
+        "sampling seed when --clue-temperature > 0 (part of the generation store's key; default 1)",
+        type=int,
+    ),
+    _Opt(
+        "fewshot_seed",
+        "seed of the few-shot shuffle: 1 (default) is CLUE's split (random.seed(1); random.shuffle(data))",
+        type=int,
+    ),
+    _Opt(
+        "bootstrap_seed",
+        "seed of the bootstrap resamples: changes confidence intervals only, never the stored generations (default 1)",
         type=int,
     ),
     _Opt(
@@ -219,7 +237,7 @@ class Settings:
     data: dict[str, Path]
     reports_dir: Path
     cache_dir: Path
-    margin: float
+    margin: float | None  # None: each metric's own default
     margins: dict[str, float]
     alpha: float
     strict: bool
@@ -228,6 +246,8 @@ class Settings:
     resamples: int
     min_samples: int
     seed: int
+    fewshot_seed: int
+    bootstrap_seed: int
     limit: int | None
     batch_size: int
     longhealth_max_tokens: int
@@ -243,8 +263,13 @@ class Settings:
     umls_linker: str
     sources: dict[str, str] = field(default_factory=dict)
 
-    def margin_for(self, metric: str) -> float:
-        return self.margins.get(metric, self.margin)
+    def margin_for(self, metric: MetricSpec) -> float:
+        """A metric's margin: its own setting, else the global one, else the metric's default, else 0.02."""
+        if metric.name in self.margins:
+            return self.margins[metric.name]
+        if self.margin is not None:
+            return self.margin
+        return metric.margin if metric.margin is not None else stats.DEFAULT_MARGIN
 
 
 def _tool_clue(rootpath: Path) -> dict[str, Any]:
@@ -280,6 +305,34 @@ def _on_off(name: str, value: Any) -> bool:
     if text in ("off", "false", "0", "no"):
         return False
     raise ConfigError(f"{name} expects on or off, got {value!r}")
+
+
+def _margins(config: pytest.Config, tool: dict[str, Any]) -> tuple[float | None, dict[str, float]]:
+    """The global margin and per-metric margins, merged key by key: [tool.clue] (`margin`, `[tool.clue.margins]`),
+    then ini `clue_margin` lines, then --clue-margin; a later source overrides only the keys it sets."""
+    margin: float | None = None
+    margins: dict[str, float] = {}
+    for key, value in (tool.get("margins") or {}).items():
+        margins[str(key)] = _convert(f"[tool.clue.margins] {key}", value, float)
+    tool_items = tool.get("margin")
+    sources = [
+        ("[tool.clue] margin", tool_items if isinstance(tool_items, list) else [tool_items]),
+        ("ini clue_margin", config.getini("clue_margin") or []),
+        ("--clue-margin", config.getoption("clue_margin") or []),
+    ]
+    for where, items in sources:
+        for item in items:
+            if item is None:
+                continue
+            metric, sep, text = str(item).rpartition("=")
+            if sep:
+                margins[metric.strip()] = _convert(f"{where} {metric.strip()}", text, float)
+            else:
+                margin = _convert(where, text, float)
+    for name, value in [("margin", margin), *margins.items()]:
+        if value is not None and (value < 0 or value != value):
+            raise ConfigError(f"clue margin {name}: must be >= 0, got {value}")
+    return margin, margins
 
 
 def resolve(config: pytest.Config) -> Settings:
@@ -318,21 +371,8 @@ def resolve(config: pytest.Config) -> Settings:
                     raise ConfigError(f"--clue-data expects TASK=FILE, got {pair!r}")
                 values["data"][task.strip()] = (base / file.strip()).resolve()
 
-    margin, margins = stats.DEFAULT_MARGIN, {}
-    for key, value in (tool.get("margins") or {}).items():
-        margins[str(key)] = _convert(f"[tool.clue.margins] {key}", value, float)
-    raw = values.pop("margin")
-    for item in raw if isinstance(raw, list) else [raw]:
-        if item is None:
-            continue
-        metric, sep, text = str(item).rpartition("=")
-        if sep:
-            margins[metric.strip()] = _convert(f"margin for {metric}", text, float)
-        else:
-            margin = _convert("margin", text, float)
-    for name, value in [("margin", margin), *margins.items()]:
-        if value < 0:
-            raise ConfigError(f"clue margin {name}: must be >= 0, got {value}")
+    values.pop("margin")
+    margin, margins = _margins(config, tool)
 
     def number(name: str, kind: Any, default: Any) -> Any:
         value = values.get(name)
@@ -359,6 +399,8 @@ def resolve(config: pytest.Config) -> Settings:
         resamples=number("resamples", int, stats.DEFAULT_RESAMPLES),
         min_samples=number("min_samples", int, stats.DEFAULT_MIN_SAMPLES),
         seed=number("seed", int, 1),
+        fewshot_seed=number("fewshot_seed", int, 1),
+        bootstrap_seed=number("bootstrap_seed", int, 1),
         limit=number("limit", int, None),
         batch_size=number("batch_size", int, 8),
         longhealth_max_tokens=number("longhealth_max_tokens", int, 8140),

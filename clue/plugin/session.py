@@ -158,7 +158,7 @@ class ClueSession:
                 return None
             try:
                 samples = task.load(path)
-                shots, scored = task.split(samples, self.settings.seed)
+                shots, scored = task.split(samples, self.settings.fewshot_seed)
             except DataError as exc:
                 if exc.path == "<data>":
                     exc = DataError(path, exc.problem)
@@ -306,5 +306,7 @@ class ClueSession:
                 "scored": len(data.scored),
             },
             "seed": self.settings.seed,
+            "fewshot_seed": self.settings.fewshot_seed,
+            "bootstrap_seed": self.settings.bootstrap_seed,
             "limit": self.settings.limit,
         }

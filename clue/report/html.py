@@ -22,6 +22,7 @@ MARKS = {"regressed": "▼", "inconclusive": "?", "non-inferior": "=", "improved
 STROKES = {"regressed": "#c0392b", "inconclusive": "#b7950b", "non-inferior": "#4a7c3a", "improved": "#1e6b1e"}
 
 CSS = """
+.warn{color:#a15c00;font-weight:600}
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1400px}
 h1{margin-bottom:4px} h2{margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
 table{border-collapse:collapse;margin:8px 0} th,td{border:1px solid #ccc;padding:6px 8px;text-align:center}
@@ -151,16 +152,31 @@ def _detail_table(cells: list[Cell]) -> str:
     rows = []
     for c in cells:
         delta_ci = "–" if c.delta_ci is None else f"[{_fmt(c.delta_ci[0], True)}, {_fmt(c.delta_ci[1], True)}]"
+        p = "–" if c.p_regression is None else f"{c.p_regression:.3g}"
+        if c.regression_alpha is not None and c.gated:
+            p += f" (level {c.regression_alpha:.3g})"
+        mde = "–" if c.mde is None else _fmt(c.mde)
+        if c.underpowered:
+            mde = (
+                f'<span class="warn" title="this comparison cannot show non-inferiority at this margin with '
+                f'n = {c.n}">{mde} ⚠ &gt; margin</span>'
+            )
+        name = escape(c.metric) + ("" if c.gated else " <small>(information, not gated)</small>")
+        verdict = (
+            f'<td style="background:{COLORS[c.verdict]}">{escape(c.verdict)}</td>'
+            if c.gated or c.delta is None
+            else f"<td><i>{escape(c.verdict)}</i></td>"
+        )
         rows.append(
-            f'<tr><td class="left">{escape(c.metric)}</td><td class="left">{escape(c.model)}</td>'
+            f'<tr><td class="left">{name}</td><td class="left">{escape(c.model)}</td>'
             f"<td>{_fmt(c.value)}</td><td>[{_fmt(c.ci[0])}, {_fmt(c.ci[1])}]</td><td>{_fmt(c.base_value)}</td>"
-            f"<td>{_fmt(c.delta, True)}</td><td>{delta_ci}</td>"
-            f"<td>{'–' if c.p_regression is None else f'{c.p_regression:.3g}'}</td>"
-            f'<td style="background:{COLORS[c.verdict]}">{escape(c.verdict)}</td></tr>'
+            f"<td>{_fmt(c.delta, True)}</td><td>{delta_ci}</td><td>{_fmt(c.margin)}</td><td>{mde}</td>"
+            f"<td>{p}</td>{verdict}</tr>"
         )
     return (
         '<table class="detail"><tr><th>metric</th><th>model</th><th>value</th><th>CI</th><th>base</th>'
-        f"<th>Δ</th><th>Δ CI</th><th>p(regression)</th><th>verdict</th></tr>{''.join(rows)}</table>"
+        "<th>Δ</th><th>Δ CI</th><th>margin</th><th>MDE (80 % power)</th><th>p(regression)</th><th>verdict</th></tr>"
+        f"{''.join(rows)}</table>"
     )
 
 
@@ -261,7 +277,10 @@ def render_html(report: Report) -> str:
 <p class="legend">{legend}</p>
 <h2>Summary</h2>{summary_table(report)}
 <h2>Difference to the base model</h2>{delta_plot(report)}
-<h2>All metrics</h2>{details}
+<h2>All metrics</h2><p>Gated metrics decide the test case; a case with several is tested as one claim (Holm's
+procedure: each regression p-value is compared with the level shown). MDE: the smallest change this comparison finds
+with 80 % power at its n and variance; when it exceeds the margin (⚠), the comparison is too small to show
+non-inferiority at that margin.</p>{details}
 <h2>Flips</h2><p>Samples where the base model did better than the candidate, and the reverse (binary metrics: every
 discordant sample; continuous: differences of at least 0.1), with parse failures, missing or extra ICD codes and
 degenerate outputs. Sample ids are hashed and no text is shown unless the data set is public or the run used

@@ -37,5 +37,11 @@ def render_markdown(report: Report) -> str:
         )
     else:
         lines.append("No model regressed against its base model.")
+    small = [c for c in report.comparisons() if c.underpowered]
+    if small:
+        lines.append(
+            "\n**Too few samples for the margin** (MDE at 80 % power > margin: non-inferiority cannot be shown): "
+            + "; ".join(f"{c.model} on {c.task} ({c.metric}: MDE {c.mde:.3f} > {c.margin:g}, n = {c.n})" for c in small)
+        )
     lines.append(f"\nCI: {report.confidence:.0%}. Details: reports/index.html")
     return "\n".join(lines) + "\n"

@@ -30,6 +30,15 @@ class Cell:
     delta_ci: tuple[float, float] | None = None
     p_regression: float | None = None
     margin: float | None = None
+    mde: float | None = None  # minimum detectable effect at 80 % power
+    regression_alpha: float | None = None  # the level of the regression claim (Holm-adjusted in a family)
+    gated: bool = True
+    n: int | None = None
+
+    @property
+    def underpowered(self) -> bool:
+        """MDE > margin: this comparison cannot show non-inferiority at its margin (80 % power)."""
+        return self.mde is not None and self.margin is not None and self.mde > self.margin
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,10 @@ def _cell(record: Mapping[str, Any], metric: str) -> Cell:
         delta_ci=(comparison["ci_low"], comparison["ci_high"]) if comparison else None,
         p_regression=comparison["p_regression"] if comparison else None,
         margin=comparison["margin"] if comparison else None,
+        mde=comparison.get("mde") if comparison else None,
+        regression_alpha=comparison.get("regression_alpha") if comparison else None,
+        gated=bool(entry.get("gate", True)),
+        n=comparison.get("units") or comparison.get("n") if comparison else None,
     )
 
 

@@ -1,0 +1,95 @@
+"""Operating characteristics of the gate, by seeded simulation through the real decision code (`clue.decision`).
+
+Each scenario draws paired per-sample scores for one test case with a known true change, runs `decide` on them,
+and counts verdicts. Used by `benchmarks/perf/gate_calibration.py` (the table in docs/performance.md) and by a
+small CI test of the family-wise error rate. The shapes follow the tasks: several correlated continuous metrics
+(MeQSum, Problem Summary, MeDiSumQA), a binary accuracy with few disagreements (MedNLI), skewed continuous gains
+from failed samples.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from clue.decision import GateConfig, MetricScores, decide
+from clue.types import MetricSpec
+
+Draw = Callable[[np.random.Generator], list[MetricScores]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    draw: Draw
+    n: int
+
+
+def correlated_continuous(
+    n: int, sds: Sequence[float], margins: Sequence[float], rho: float, shift: Sequence[float]
+) -> Draw:
+    """Per-sample gains ~ N(shift_j, sd_j^2) with pairwise correlation rho between metrics; base fixed at 0.5."""
+    k = len(sds)
+    correlation = np.full((k, k), rho) + (1 - rho) * np.eye(k)
+    chol = np.linalg.cholesky(correlation)
+    specs = [MetricSpec(f"m{j}", "simulated") for j in range(k)]
+
+    def draw(rng: np.random.Generator) -> list[MetricScores]:
+        z = rng.standard_normal((n, k)) @ chol.T
+        base = np.full(n, 0.5)
+        return [MetricScores(specs[j], base + shift[j] + sds[j] * z[:, j], base, margins[j]) for j in range(k)]
+
+    return draw
+
+
+def paired_binary(n: int, discordance: float, delta: float, margin: float) -> Draw:
+    """0/1 pairs with P(model right, base wrong) - P(base right, model wrong) = delta and total discordance psi."""
+    better, worse = (discordance + delta) / 2, (discordance - delta) / 2
+    if min(better, worse) < 0:
+        raise ValueError(f"discordance {discordance} cannot carry a difference of {delta}")
+    spec = MetricSpec("accuracy", "simulated", kind="binary")
+
+    def draw(rng: np.random.Generator) -> list[MetricScores]:
+        cell = rng.choice(4, size=n, p=[better, worse, 0.7 * (1 - discordance), 0.3 * (1 - discordance)])
+        model = np.isin(cell, (0, 2)).astype(float)
+        base = np.isin(cell, (1, 2)).astype(float)
+        return [MetricScores(spec, model, base, margin)]
+
+    return draw
+
+
+def failed_samples(n: int, failure_rate: float, margin: float) -> Draw:
+    """Skewed gains: the candidate equals the base except on failed samples, which score 0 (base ~ Beta(2, 5))."""
+    spec = MetricSpec("f1", "simulated")
+
+    def draw(rng: np.random.Generator) -> list[MetricScores]:
+        base = rng.beta(2, 5, n)
+        model = np.where(rng.random(n) < failure_rate, 0.0, base)
+        return [MetricScores(spec, model, base, margin)]
+
+    return draw
+
+
+BETA_2_5_MEAN = 2 / 7  # a failure rate of margin / mean puts the true change exactly at -margin
+
+
+def simulate(scenario: Scenario, sims: int, *, seed: int, config: GateConfig) -> dict[str, float]:
+    """Shares of case verdicts over `sims` seeded draws, and the mean MDE of the first gated metric."""
+    rng = np.random.default_rng(seed)
+    verdicts: Counter[str] = Counter()
+    mdes: list[float] = []
+    for i in range(sims):
+        decision = decide(scenario.draw(rng), GateConfig(config.alpha, config.resamples, seed + i, config.min_samples))
+        verdicts[decision.verdict] += 1
+        mdes.append(decision.comparisons[0].mde)
+    shares = {v: verdicts[v] / sims for v in ("regressed", "inconclusive", "non-inferior", "improved")}
+    return {**shares, "mde": float(np.mean(mdes))}
+
+
+def shifts(margins: Sequence[float], extra: float = 0.0) -> npt.NDArray[np.float64]:
+    """A true change of -(margin + extra) on every metric."""
+    return -(np.asarray(margins, dtype=float) + extra)
