@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -24,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clue.files import PRIVATE, atomic_write
 from clue.types import Generation, GenerationSettings, Prompt
 
 if TYPE_CHECKING:
@@ -44,6 +46,20 @@ def package_version(package: str) -> str:
         return "missing"
 
 
+def hub_commit(repo_id: str, revision: str | None) -> str | None:
+    """The commit a hub id at `revision` resolves to now, or None when the hub cannot be asked (HF_HUB_OFFLINE,
+    no network, an unknown id). One quick request; no retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return None
+    try:
+        from huggingface_hub import model_info
+
+        sha = model_info(repo_id, revision=revision, timeout=10).sha
+    except Exception:  # offline, unknown id, gated repository: keyed by name, with a warning
+        return None
+    return str(sha) if sha else None
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
@@ -52,11 +68,22 @@ def memo_key(fingerprint: Mapping[str, Any], *inputs: str) -> str:
     return hashlib.sha256(_canonical({"metric": fingerprint, "inputs": inputs}).encode()).hexdigest()
 
 
-def generation_key(model_fingerprint: Mapping[str, Any], prompt: Prompt, settings: GenerationSettings) -> str:
-    """sha256 over everything that determines the output. Batch size is left out: greedy outputs do not depend on
-    it (tested), and a cache that missed whenever the batch size changed would be of little use."""
+def generation_key(
+    model_fingerprint: Mapping[str, Any],
+    prompt: Prompt,
+    settings: GenerationSettings,
+    *,
+    per_sample: bool = False,
+    batch_size: int | None = None,
+) -> str:
+    """sha256 over everything that determines the output.
+
+    `per_sample`: the output is not a function of the prompt alone (recorded outputs keyed by sample, or sampling,
+    where every repetition is its own draw), so the sample id is part of the key and identical prompts are not
+    shared. `batch_size`: for engines whose batching changes outputs (transformers pads batches on the left, which
+    changes greedy outputs in float16/bfloat16)."""
     decoding = {"temperature": settings.temperature, "top_p": settings.top_p, "seed": settings.seed}
-    payload = {
+    payload: dict[str, Any] = {
         "schema": SCHEMA,
         "model": model_fingerprint,
         "decoding": decoding,
@@ -65,6 +92,10 @@ def generation_key(model_fingerprint: Mapping[str, Any], prompt: Prompt, setting
         "max_new_tokens": prompt.max_new_tokens,
         "truncatable": prompt.truncatable,
     }
+    if per_sample:
+        payload["sample_id"] = prompt.sample_id
+    if batch_size is not None:
+        payload["batch_size"] = batch_size
     return hashlib.sha256(_canonical(payload).encode()).hexdigest()
 
 
@@ -72,6 +103,9 @@ class GenerationStore:
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        # outputs can echo patient text: the owner only. SQLite gives its -wal/-shm files the database's mode.
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE))
+        os.chmod(path, PRIVATE)  # also a store made before this rule
         self._local = threading.local()
         # Switching a new file to WAL takes an exclusive lock that SQLite does not wait for (no busy handler):
         # xdist workers creating the store at the same moment get "database is locked". Retry, with backoff.
@@ -144,9 +178,8 @@ class GenerationStore:
         return generation
 
     def put(self, key: str, model: str, task: str, generation: Generation) -> None:
-        """Persist one generation now (a failed generation is not stored: it should be retried next time)."""
-        if generation.error is not None:
-            return
+        """Persist one generation now. A failed one is stored as a failure: a normal run retries it, a rescore
+        scores it as failed (StoredRun)."""
         record = _canonical(asdict(generation))
         self._connect().execute(
             "INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -176,10 +209,28 @@ class GenerationStore:
             for f in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
         }
 
-    def location_fingerprint(self, location: str) -> dict[str, str]:
-        """A model or tokenizer location: its files' content hashes when it is a local folder, else the hub id."""
+    def location_fingerprint(self, location: str, revision: str | None = None) -> dict[str, str]:
+        """A model or tokenizer location: its files' content hashes when it is a local folder; for a hub id, the
+        commit its revision (default main) resolves to, so new weights pushed to the hub are a new key. Offline,
+        the id can only be keyed by name (and revision): that is warned about, loudly."""
         folder = Path(location)
-        return self.folder_fingerprint(folder) if folder.is_dir() else {"hub_id": location}
+        if folder.is_dir():
+            return self.folder_fingerprint(folder)
+        commit = hub_commit(location, revision)
+        if commit is not None:
+            return {"hub_id": location, "commit": commit}
+        pinned = revision is not None and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
+        if not pinned:
+            warnings.warn(
+                StoreWarning(
+                    f"{location}: the Hugging Face hub cannot be reached to resolve revision {revision or 'main'!r} "
+                    "to a commit, so stored generations are keyed by the model's name only: if the weights on the "
+                    'hub have changed, outputs of the old weights are reused. Pin revision = "<commit hash>" in '
+                    "the matrix entry, or point path at a local folder."
+                ),
+                stacklevel=2,
+            )
+        return {"hub_id": location, "revision": str(revision)}
 
     # -- metric memo: model-based metric values (BERTScore pairs, UMLS concepts of a text) keyed on the metric
     # model's fingerprint and the exact inputs, so a re-run neither recomputes them nor loads the metric models
@@ -204,6 +255,22 @@ class GenerationStore:
             db.execute("ROLLBACK")
             raise
 
+    def export(self, out: Path, *, model: str | None = None, task: str | None = None) -> int:
+        """Write the stored generations (optionally of one model / task) as JSON Lines, mode 0600, atomically:
+        {model, task, sample_id, text, finish_reason, prompt_tokens, completion_tokens, error}. Returns the count."""
+        query, args = "SELECT key, model, task, record, checksum FROM generations", []
+        conditions = [(column, value) for column, value in (("model", model), ("task", task)) if value is not None]
+        if conditions:
+            query += " WHERE " + " AND ".join(f"{column} = ?" for column, _ in conditions)
+            args = [value for _, value in conditions]
+        lines = []
+        for key, row_model, row_task, record, checksum in self._connect().execute(query + " ORDER BY rowid", args):
+            generation = self._decode(key, record, checksum)
+            if generation is not None:
+                lines.append(_canonical({"model": row_model, "task": row_task, **asdict(generation)}) + "\n")
+        atomic_write(out, "".join(lines).encode(), PRIVATE)
+        return len(lines)
+
     def count(self) -> int:
         return int(self._connect().execute("SELECT COUNT(*) FROM generations").fetchone()[0])
 
@@ -218,8 +285,9 @@ class GenerationStore:
 class StoredRun:
     """One model's prompts against the store: stored generations are reused, the rest generated and stored one by
     one as they arrive (an interrupted run resumes where it stopped). Identical prompts (LongHealth's repeated
-    questions can shuffle to the same order) are generated once; a generation answers for every sample with that
-    prompt, under the sample's own id."""
+    questions can shuffle to the same order) are generated once where the output is a function of the prompt alone
+    (greedy decoding on a model); a generation then answers for every sample with that prompt, under the sample's
+    own id. Recorded outputs (replay) and sampled outputs are per sample: their keys carry the sample id."""
 
     store: GenerationStore
     model: str
@@ -237,9 +305,21 @@ class StoredRun:
         fingerprint: Mapping[str, Any],
         prompts: Sequence[Prompt],
         settings: GenerationSettings,
+        *,
+        per_sample_outputs: bool = False,
+        batch_sensitive: bool = False,
+        retry_failures: bool = True,
     ) -> StoredRun:
-        keys = [generation_key(fingerprint, p, settings) for p in prompts]
-        stored = store.get_many(keys)
+        """Look every prompt up in the store. Stored failures are retried (`retry_failures`, a normal run) or used
+        as they are (a rescore, which must not generate)."""
+        per_sample = per_sample_outputs or not settings.greedy
+        batch = settings.batch_size if batch_sensitive else None
+        keys = [generation_key(fingerprint, p, settings, per_sample=per_sample, batch_size=batch) for p in prompts]
+        stored = {
+            key: generation
+            for key, generation in store.get_many(keys).items()
+            if not (retry_failures and generation.error is not None)
+        }
         outputs: list[Generation | None] = [
             replace(stored[key], sample_id=prompt.sample_id) if key in stored else None
             for key, prompt in zip(keys, prompts, strict=True)
@@ -260,7 +340,7 @@ class StoredRun:
         return sum(self.outputs[i] is not None for i in self.missing)
 
     def generate(self, backend: Backend, settings: GenerationSettings, desc: str) -> list[Generation]:
-        """Run what is missing (a failed generation is kept in the outputs but not stored: retried next run)."""
+        """Run what is missing; every result is stored as it arrives (a failure as a failure: retried next run)."""
         missing = self.missing
 
         def keep(j: int, generation: Generation) -> None:

@@ -1,8 +1,9 @@
-"""The `clue` command: data set builders and the data checker (the benchmark itself runs under pytest).
+"""The `clue` command: data set builders, the data checker and the store export (the benchmark runs under pytest).
 
     clue data check DIR
     clue data build medisumcode --mimic-notes discharge.csv.gz --mimic-diagnoses diagnoses_icd.csv.gz --out FILE
     clue data build medisumqa --mimic-notes discharge.csv.gz --matrix models.toml --model NAME --out FILE
+    clue store export --cache-dir .clue-cache [--model NAME] [--task TASK] --out FILE
 
 Errors in the input are printed as one line naming the file, the record and the field; exit status 1.
 """
@@ -33,6 +34,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("data_dir", type=Path, metavar="DIR", help="the folder given to --clue-data-dir")
     check.add_argument("--strict", action="store_true", help="also fail (exit 1) when a data set is missing")
+
+    store = commands.add_parser("store", help="the generation store (.clue-cache/generations.sqlite3)")
+    store_commands = store.add_subparsers(dest="store_command", required=True)
+    export = store_commands.add_parser(
+        "export",
+        help="write stored generations as JSON Lines (mode 0600: outputs may echo patient text)",
+        description="Export the raw model outputs the store holds, one JSON object per line: model, task, "
+        "sample_id, text, finish_reason, token counts, error. The file is readable by its owner only.",
+    )
+    export.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(".clue-cache"),
+        help="the --clue-cache-dir of the runs (default .clue-cache)",
+    )
+    export.add_argument("--model", help="only this model entry's generations")
+    export.add_argument("--task", help="only this task's generations (e.g. mednli)")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE", help="output JSON Lines file")
 
     build = data_commands.add_parser("build", help="build a MIMIC-IV derived data set from the PhysioNet files")
     builders = build.add_subparsers(dest="dataset", required=True)
@@ -93,6 +112,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "store":
+            from clue.cache import GenerationStore
+
+            path = args.cache_dir / "generations.sqlite3"
+            if not path.is_file():
+                raise ClueError(f"no generation store at {path} (pass the --clue-cache-dir of your runs)")
+            count = GenerationStore(path).export(args.out, model=args.model, task=args.task)
+            print(f"wrote {count} generations to {args.out} (mode 0600)")
+            return 0
         if args.data_command == "check":
             from clue.data.check import check, render
 

@@ -24,6 +24,7 @@ and "replay" (score outputs recorded elsewhere; `path` is a JSON Lines file).
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -86,7 +87,15 @@ _TYPES: dict[str, type] = {
 _KIND_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
 def _spec_from_table(name: str, table: Mapping[str, Any], origin: str, root: Path) -> ModelSpec:
+    if not _NAME.fullmatch(name):
+        raise ConfigError(
+            f"{origin}: model name {name!r}: use letters, digits, '.', '_' and '-' only (it names result files and "
+            'test ids); put a hub id such as "org/model" in path, e.g. [models.org-model] path = "org/model"'
+        )
     unknown = set(table) - _KEYS
     if unknown:
         raise ConfigError(

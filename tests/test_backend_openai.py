@@ -210,3 +210,15 @@ def test_plugin_run_against_a_server_that_dies_resumes_and_never_writes_the_key(
     leaked = [f for f in pytester.path.rglob("*") if f.is_file() and SECRET.encode() in f.read_bytes()]
     assert leaked == []
     assert "Authorization" not in "".join(resumed.outlines) and SECRET not in "".join(resumed.outlines)
+
+
+@pytest.mark.parametrize(
+    ("reported", "expected"),
+    [("stop", "stop"), ("length", "length"), ("eos", "stop"), ("abort", "error"), ("error", "error"),
+     ("content_filter", "error"), ("something-new", "error")],
+)  # fmt: skip
+def test_finish_reasons_other_than_stop_and_length_are_errors(reported: str, expected: str) -> None:
+    """vLLM's "abort"/"error" used to be recorded as "stop": a cut-off text then scored as a finished answer."""
+    from clue.backends.openai_server import finish_reason
+
+    assert finish_reason(reported) == expected

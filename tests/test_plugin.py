@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from clue.cache import GenerationStore
 from clue.report.results import hash_id
 from tests.conftest import REPO, write_replay_matrix
 
@@ -128,6 +129,19 @@ def test_regressed_candidate_fails_with_metric_base_model_delta_ci_p_n(project: 
     assert len(record["samples"]) == 50
 
 
+def test_tiny_p_values_keep_their_significant_digits_in_junit(project: pytest.Pytester) -> None:
+    """Rounded to 6 decimals, a p-value of 1.7e-09 read 0.0 in JUnit."""
+    write_models(project, base_wrong=set(), candidate_wrong=set(scored_indices()[:45]))
+    run(project, "-k", "mednli").assert_outcomes(passed=1, failed=1)
+    cases = ET.parse(project.path / "out/junit.xml").iter("testcase")
+    case = next(c for c in cases if "candidate" in c.get("name", ""))
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    record = json.loads((project.path / "out/results/mednli/candidate.json").read_text())
+    p_value = record["metrics"]["accuracy"]["comparison"]["p_regression"]
+    assert 0 < p_value < 1e-7
+    assert float(props["clue.accuracy.p_regression"]) == pytest.approx(p_value, rel=1e-5)
+
+
 def test_non_inferior_candidate_passes_and_reports_are_written(project: pytest.Pytester) -> None:
     write_models(project, base_wrong=set(scored_indices()[:10]), candidate_wrong=set(scored_indices()[:10]))
     result = run(project)
@@ -182,8 +196,9 @@ def test_dash_k_selects_one_task_and_generates_only_that(project: pytest.Pyteste
     result = run(project, "-k", "medisumcode")
     result.assert_outcomes(passed=2)
     assert not (project.path / "out/results/mednli").exists()
-    assert not (project.path / "cache/generations/mednli").exists()
-    assert (project.path / "cache/generations/medisumcode/candidate.jsonl").is_file()
+    stored = GenerationStore(project.path / "cache/generations.sqlite3")
+    tasks = {row[0] for row in stored._connect().execute("SELECT DISTINCT task FROM generations")}
+    assert tasks == {"medisumcode"}
     assert not (project.path / "out/generations").exists()  # outputs stay out of the published reports
 
 
@@ -244,6 +259,39 @@ def test_missing_replay_output_fails_that_sample_only(project: pytest.Pytester) 
     assert "generation_error" in failed[0]["flags"]
     assert failed[0]["scores"]["accuracy"] == 0.0  # a failed generation counts as a wrong answer
     result.assert_outcomes(passed=2, warnings=1)  # 1 worse of 50: inconclusive, not a crash
+
+
+def test_a_stored_deterministic_failure_is_retried_and_can_be_rescored(project: pytest.Pytester) -> None:
+    """Failures were not stored, so --clue-rescore could never succeed once a generation failed for good. Now a
+    normal run retries a stored failure, and a rescore scores it as failed without generating."""
+    write_models(project, base_wrong=set(), candidate_wrong=set())
+    rows = [json.loads(x) for x in (project.path / "candidate.jsonl").read_text().splitlines()]
+    (project.path / "candidate.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[1:]))
+    run(project, "-k", "mednli").assert_outcomes(passed=2, warnings=1)
+    again = run(project, "-k", "mednli")  # the failure is retried (and fails again), the rest reused
+    again.stdout.fnmatch_lines(["*generations reused from the store: base 50, candidate 49*"])
+    rescored = run(project, "-k", "mednli", "--clue-rescore")
+    rescored.assert_outcomes(passed=2, warnings=1)
+    record = json.loads((project.path / "out/results/mednli/candidate.json").read_text())
+    assert record["failed_generations"] == 1
+
+
+def test_a_systematic_failure_errors_instead_of_becoming_a_verdict(project: pytest.Pytester) -> None:
+    """A replay file with the wrong task names fails every sample: that is a broken run, not a regression."""
+    write_models(project, base_wrong=set(), candidate_wrong=set())
+    rows = [json.loads(x) for x in (project.path / "candidate.jsonl").read_text().splitlines()]
+    for row in rows:
+        row["task"] = "MedNLI-v2"
+    (project.path / "candidate.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = run(project, "-k", "mednli")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*model 'candidate', mednli: 50 of 50 generations failed (100% > --clue-max-failed-share 5%)*"
+         "not a verdict. First error (sample *): no recorded output*"]
+    )  # fmt: skip
+    assert "REGRESSED" not in result.stdout.str() and "p000" not in result.stdout.str()  # MIMIC id hashed
+    lenient = run(project, "-k", "mednli", "--clue-max-failed-share", "1")
+    lenient.assert_outcomes(passed=1, failed=1)  # explicitly allowed: scored as wrong answers
 
 
 def test_bad_matrix_is_a_usage_error_without_traceback(project: pytest.Pytester) -> None:
@@ -311,6 +359,19 @@ def test_margins_merge_per_key_across_configuration_sources(project: pytest.Pyte
     assert margin("medisumcode", "icd_exact_f1") == 0.05
 
 
+def test_an_ini_false_overrides_a_tool_clue_true(project: pytest.Pytester) -> None:
+    """[tool.clue] strict = true and clue_strict = false in the ini: the ini wins (it used to be ignored)."""
+    write_models(project, base_wrong=set(scored_indices()[:5]), candidate_wrong=set(scored_indices()[3:11]))
+    (project.path / "pyproject.toml").write_text(
+        '[tool.clue]\nmatrix = "models.toml"\ndata_dir = "data"\nreports_dir = "out"\nstrict = true\n'
+    )
+    (project.path / "tox.ini").unlink(missing_ok=True)
+    project.makeini("[pytest]\njunit_family = xunit1\nclue_strict = false\n")
+    project.runpytest("-p", "no:cacheprovider", "-k", "mednli").assert_outcomes(passed=2)
+    project.makeini("[pytest]\njunit_family = xunit1\n")
+    project.runpytest("-p", "no:cacheprovider", "-k", "mednli").assert_outcomes(passed=1, failed=1)
+
+
 def test_second_run_is_served_from_the_store_and_rescore_needs_no_model(project: pytest.Pytester) -> None:
     write_models(project, base_wrong=set(), candidate_wrong=set(scored_indices()[:3]))
     run(project, "-k", "mednli").assert_outcomes(passed=2, warnings=1)
@@ -370,3 +431,23 @@ ReplayBackend.generate = dying
     resumed = run(project, "-k", "mednli and base")
     resumed.assert_outcomes(passed=1)
     resumed.stdout.fnmatch_lines(["*generations reused from the store: base 20*"])
+
+
+def test_a_model_name_with_a_slash_is_a_usage_error_naming_the_fix(project: pytest.Pytester) -> None:
+    """`[models."org/cand"]` crashed with a raw FileNotFoundError when the results file was written."""
+    write_models(project, base_wrong=set(), candidate_wrong=set())
+    text = (project.path / "models.toml").read_text().replace("[models.candidate]", '[models."org/cand"]')
+    (project.path / "models.toml").write_text(text)
+    result = run(project, "-k", "mednli")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*model name 'org/cand': use letters, digits*put a hub id such as*in path*"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_xunit2_gets_no_per_test_warnings_and_one_note_on_where_the_metrics_are(project: pytest.Pytester) -> None:
+    write_models(project, base_wrong=set(), candidate_wrong=set())
+    project.makeini("[pytest]\njunit_family = xunit2\n")
+    result = run(project, "-k", "mednli")
+    result.assert_outcomes(passed=2)
+    assert "incompatible with junit_family" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*note: junit_family = xunit2 has no per-test <properties>*clue-results.json*"])

@@ -121,3 +121,18 @@ def test_longhealth_format_failures_are_wrong_but_shown_by_the_diagnostics(pytes
     metrics = json.loads((pytester.path / "out/results/longhealth_task1/candidate.json").read_text())["metrics"]
     assert metrics["accuracy"]["value"] == 0.0 and metrics["format_adherence"]["value"] == 0.0
     assert metrics["accuracy_lenient"]["value"] == 1.0
+
+
+def test_replay_scores_each_sample_on_its_own_recorded_output(pytester: pytest.Pytester) -> None:
+    """LongHealth repetitions can render to the same prompt; identical prompts used to share one generation, so
+    replayed outputs (recorded per sample) were scored against another sample's text."""
+    task = get_task("longhealth_task1")
+    samples = task.load(FIXTURE_DATA / "longhealth" / "benchmark_v5.json")
+    text = lambda s: f"The correct answer is {'ABCDE'[int(s.id.rsplit('/r', 1)[1])]}: rep"  # noqa: E731
+    outputs = [{"task": task.name, "sample_id": s.id, "text": text(s)} for s in samples]
+    setup(pytester, {"base": outputs, "candidate": outputs}, "test_longhealth.py")
+    (pytester.path / "data").symlink_to(FIXTURE_DATA)
+    run(pytester, "--clue-data-dir", "data", "-k", "task1").assert_outcomes(passed=2)
+    rows = json.loads((pytester.path / "out/results/longhealth_task1/base.json").read_text())["samples"]
+    by_id = {s.id: text(s) for s in samples}
+    assert all(row["output"] == by_id[row["id"]] for row in rows)  # public data set: ids and outputs shown

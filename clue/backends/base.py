@@ -34,6 +34,8 @@ class TokenCounter(Protocol):
 
 class Backend(Protocol):
     loads: int  # how many times the weights were loaded (0 when every prompt came from the store)
+    per_sample_outputs: bool  # outputs are keyed by sample, not determined by the prompt (replay)
+    batch_sensitive: bool  # the batch size changes outputs (left padding): it is part of the store key
 
     def generate(
         self,

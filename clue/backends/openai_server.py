@@ -33,7 +33,7 @@ from clue.backends.chat import ChatTokenizer, as_dicts, fit_all
 from clue.cache import GenerationStore
 from clue.errors import ClueError, ConfigError
 from clue.models import ModelSpec
-from clue.types import Generation, GenerationSettings, Prompt
+from clue.types import FinishReason, Generation, GenerationSettings, Prompt
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 FATAL_STATUSES = frozenset({401, 403, 404})  # wrong key, wrong model name: every request would fail the same way
@@ -63,6 +63,8 @@ class _RequestFailed(Exception):
 
 class OpenAIServerBackend:
     loads = 0  # nothing is loaded here: the server holds the weights
+    per_sample_outputs = False
+    batch_sensitive = False
 
     def __init__(self, spec: ModelSpec, location: str):
         if spec.base_url is None:  # pragma: no cover - ModelSpec validation prevents it
@@ -198,14 +200,18 @@ class OpenAIServerBackend:
                         generation = failed_generation(prompt, str(exc))
                     else:
                         consecutive_failures = 0
+                        reason = finish_reason(answer.finish_reason)
                         generation = Generation(
                             prompt.sample_id,
                             answer.text,
                             answer.prompt_tokens if answer.prompt_tokens is not None else prompt_tokens,
                             answer.completion_tokens if answer.completion_tokens is not None else 0,
-                            "length" if answer.finish_reason == "length" else "stop",
+                            reason,
                             answer.latency_s,
                             truncated_tokens=removed + prompt.truncated_tokens,
+                            error=None
+                            if reason != "error"
+                            else f"the server ended the generation with finish_reason {answer.finish_reason!r}",
                         )
                     results[i] = generation
                     if on_result:
@@ -278,6 +284,18 @@ class OpenAIServerBackend:
             delay = retry_after if retry_after is not None else min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)
             self._stop.wait(delay * (1 + random.random() * 0.25) if retry_after is None else delay)
         raise _RequestFailed(f"{last} (after {self.spec.max_retries} retries)", transport=transport)
+
+
+def finish_reason(reported: str) -> FinishReason:
+    """The server's finish reason in clue's terms. "stop" (and "eos", "stop_sequence", "end_turn", "tool_calls",
+    "function_call") ends a turn; "length" hit max_tokens; vLLM's "abort" and
+    "error", "content_filter" and anything unknown mean the text is not the model's finished answer: an error
+    (a failed sample), never a silent "stop"."""
+    if reported == "length":
+        return "length"
+    if reported in ("stop", "eos", "eos_token", "stop_sequence", "end_turn", "tool_calls", "function_call"):
+        return "stop"
+    return "error"
 
 
 def _parse(data: dict[str, Any], latency: float) -> _Answer:

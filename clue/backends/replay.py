@@ -39,6 +39,8 @@ class ReplayBackend:
             self.outputs[key] = text
 
     loads = 0
+    per_sample_outputs = True  # recorded per (task, sample_id): two samples with one prompt have their own outputs
+    batch_sensitive = False
 
     def fingerprint(self, store: GenerationStore) -> dict[str, Any]:
         return {"engine": "replay", "file": store.file_sha256(self.path)}

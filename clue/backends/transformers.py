@@ -23,6 +23,9 @@ from clue.types import Generation, GenerationSettings, Prompt
 
 
 class TransformersBackend:
+    per_sample_outputs = False
+    batch_sensitive = True  # left padding changes greedy outputs in float16/bfloat16
+
     def __init__(self, spec: ModelSpec, location: str):
         """Loads the tokenizer and config only; weights load on the first prompt that is not in the store."""
         import torch
@@ -61,7 +64,9 @@ class TransformersBackend:
         size and mtime), the revision for a hub id; plus tokenizer/chat template, context, dtype and engine."""
         return {
             "engine": f"transformers {package_version('transformers')}",
-            "files": store.location_fingerprint(self.location),
+            "torch": package_version("torch"),
+            "device": self.device,
+            "files": store.location_fingerprint(self.location, self.spec.revision),
             "revision": self.spec.revision,
             "dtype": self.spec.dtype,
             "context": self.context,

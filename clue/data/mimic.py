@@ -11,14 +11,13 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
 
 from clue.errors import DataError
+from clue.files import PRIVATE, atomic_write
 
 NOTE_COLUMNS = ("note_id", "subject_id", "hadm_id", "note_type", "note_seq", "charttime", "storetime", "text")
 DIAGNOSES_COLUMNS = ("subject_id", "hadm_id", "seq_num", "icd_code", "icd_version")
@@ -62,9 +61,5 @@ def read_rows(path: Path, required: tuple[str, ...], desc: str) -> Iterator[tupl
 def write_json_array(out: Path, records: Sequence[Any]) -> str:
     """Write records atomically (a crash leaves no half file) with mode 0600 (credentialed text); returns sha256."""
     payload = json.dumps(list(records), ensure_ascii=False, indent=1).encode()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name, suffix=".tmp", dir=out.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(payload)
-    os.replace(tmp, out)
+    atomic_write(out, payload, PRIVATE)
     return hashlib.sha256(payload).hexdigest()

@@ -166,11 +166,14 @@ def clue_result(
 
 
 @pytest.fixture
-def clue_gate(
-    request: pytest.FixtureRequest, clue_session: ClueSession, record_property: Callable[[str, object], None]
-) -> Callable[[TaskResult], GateOutcome | None]:
+def clue_gate(request: pytest.FixtureRequest, clue_session: ClueSession) -> Callable[[TaskResult], GateOutcome | None]:
     """Call with a TaskResult: records metrics, writes the results JSON, and fails if the model regressed
     against its base model (warns, or fails under --clue-strict, when the comparison is inconclusive)."""
+
+    def record_property(name: str, value: object) -> None:
+        # what pytest's record_property fixture does, without its per-test warning under junit_family xunit2
+        # (which has no per-test properties: the summary says once where the metrics are instead)
+        request.node.user_properties.append((name, value))
 
     def gate(result: TaskResult) -> GateOutcome | None:
         settings = clue_session.settings
@@ -279,7 +282,7 @@ class ResultsCollector:
 
     @property
     def reports_dir(self) -> Path:
-        return Path(str(self.rows[0]["clue.results_json"])).parents[2]
+        return _session(self.config).settings.reports_dir
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not self.rows:
@@ -319,6 +322,13 @@ class ResultsCollector:
             )
         tr.write_line(f"results JSON: {self.reports_dir / 'clue-results.json'}")
         tr.write_line(f"report: {self.reports_dir / 'index.html'} (summary: {self.reports_dir / 'summary.md'})")
+        family = self.config.getini("junit_family")
+        if self.config.option.xmlpath and family not in ("xunit1", "legacy"):
+            tr.write_line(
+                f"note: junit_family = {family} has no per-test <properties>, so the JUnit XML carries verdicts "
+                "but not clue's metrics; they are in clue-results.json (set junit_family = xunit1 to get them as "
+                "properties)"
+            )
 
 
 def _num(value: object) -> float:

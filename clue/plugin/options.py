@@ -144,6 +144,13 @@ OPTIONS: tuple[_Opt, ...] = (
     ),
     _Opt("batch_size", "prompts per generation batch (default 8)", type=int),
     _Opt(
+        "max_failed_share",
+        "when more than this share of a model's samples fail to generate, the test errors with the first error "
+        "instead of scoring the failures as wrong answers (a systematic failure is not a verdict; default 0.05)",
+        type=float,
+        metavar="SHARE",
+    ),
+    _Opt(
         "longhealth_max_tokens",
         "LongHealth's prompt budget in tokens (system prompt, instructions, question, options and documents; "
         "the model's context still applies): default 8140, CLUE's run_LongHealth8k.sh; 0 = the model's context",
@@ -250,6 +257,7 @@ class Settings:
     bootstrap_seed: int
     limit: int | None
     batch_size: int
+    max_failed_share: float
     longhealth_max_tokens: int
     gpus: str
     temperature: float
@@ -351,7 +359,8 @@ def resolve(config: pytest.Config) -> Settings:
         ini = config.getini(f"clue_{opt.name}")
         if cli not in (None, [], False):
             values[opt.name], base, sources[opt.name] = cli, invocation, "command line"
-        elif ini not in (None, [], "", False):
+        # an ini `false` is a setting too: it overrides [tool.clue]
+        elif ini is not None and ini != [] and ini != "":
             values[opt.name], base, sources[opt.name] = ini, rootpath, "ini"
         elif opt.name in tool:
             values[opt.name], base, sources[opt.name] = tool[opt.name], rootpath, "[tool.clue]"
@@ -403,6 +412,7 @@ def resolve(config: pytest.Config) -> Settings:
         bootstrap_seed=number("bootstrap_seed", int, 1),
         limit=number("limit", int, None),
         batch_size=number("batch_size", int, 8),
+        max_failed_share=number("max_failed_share", float, 0.05),
         longhealth_max_tokens=number("longhealth_max_tokens", int, 8140),
         gpus=str(values["gpus"]).strip() or "auto",
         temperature=number("temperature", float, 0.0),
@@ -425,6 +435,8 @@ def resolve(config: pytest.Config) -> Settings:
             raise ConfigError(f"--clue-{name.replace('_', '-')} must be at least 1")
     if settings.limit is not None and settings.limit < 1:
         raise ConfigError("--clue-limit must be at least 1")
+    if not 0 <= settings.max_failed_share <= 1:
+        raise ConfigError(f"--clue-max-failed-share must be between 0 and 1, got {settings.max_failed_share}")
     if settings.longhealth_max_tokens < 0:
         raise ConfigError("--clue-longhealth-max-tokens must be >= 0 (0: the model's context only)")
     if settings.temperature < 0:

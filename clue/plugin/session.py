@@ -8,13 +8,11 @@ and then released before the next one is loaded.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import platform
 import sys
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from clue.metrics.scorers import Scorers
 from clue.metrics.umls import ScispacyConfig
 from clue.models import ModelSpec, load_matrix, pair_from_cli
 from clue.plugin.options import Settings
+from clue.report.results import hash_id
 from clue.tasks import get_task
 from clue.tasks.base import Task
 from clue.types import Generation, GenerationSettings, Sample, TaskResult
@@ -227,22 +226,52 @@ class ClueSession:
         for task, data in todo:
             chunk = tuple(outputs[start : start + len(data.scored)])
             start += len(data.scored)
-            self._generations[(model, task.name)] = chunk
-            self._save_generations(model, task.name, chunk)
+            self._generations[(model, task.name)] = self._systematic_failure(model, task, chunk) or chunk
+
+    def _systematic_failure(self, model: str, task: Task, generations: tuple[Generation, ...]) -> str | None:
+        """An error message when more than --clue-max-failed-share of a model's samples failed: a wrong dtype, a
+        replay file with other task names or a bug fails every sample alike, and scoring those as wrong answers
+        would turn a broken run into a "regressed" (or, when the base fails, "improved") verdict."""
+        failed = [g for g in generations if g.error is not None]
+        limit = self.settings.max_failed_share
+        if not failed or len(failed) <= limit * len(generations):
+            return None
+        first = failed[0]
+        where = (
+            first.sample_id if task.public_data or self.settings.report_samples else hash_id(task.name, first.sample_id)
+        )
+        error = (first.error or "").replace(first.sample_id, where)
+        return (
+            f"model {model!r}, {task.name}: {len(failed)} of {len(generations)} generations failed "
+            f"({len(failed) / len(generations):.0%} > --clue-max-failed-share {limit:.0%}): a systematic failure, "
+            f"not a verdict. First error (sample {where}): {error}"
+        )
 
     def _generate_with_store(self, model: str, backend: Backend, todo: list[tuple[Task, TaskData]]) -> list[Generation]:
         """Prompts of all the model's tasks at once, through the store (StoredRun)."""
         counter = backend.token_counter()
         prompts = [p for task, data in todo for p in task.build_prompts(data.shots, data.scored, counter)]
         settings = self.generation_settings()
-        run = StoredRun.plan(self.store, model, backend.fingerprint(self.store), prompts, settings)
+        run = StoredRun.plan(
+            self.store,
+            model,
+            backend.fingerprint(self.store),
+            prompts,
+            settings,
+            per_sample_outputs=backend.per_sample_outputs,
+            batch_sensitive=backend.batch_sensitive,
+            retry_failures=not self.settings.rescore,  # a rescore scores stored failures as failed
+        )
         self.reused[model] += run.reused
         missing = run.missing
         if missing and self.settings.rescore:
+            first = prompts[missing[0]]
+            shown = first.sample_id
+            if not (self.task(first.task).public_data or self.settings.report_samples):
+                shown = hash_id(first.task, first.sample_id)  # JUnit carries this message: no raw MIMIC id
             raise ClueError(
                 f"--clue-rescore: {len(missing)} of {len(set(run.keys))} generations are not in the store "
-                f"{self.store.path} (first: {prompts[missing[0]].task}/{prompts[missing[0]].sample_id}); "
-                "run once without --clue-rescore to generate them"
+                f"{self.store.path} (first: {first.task}/{shown}); run once without --clue-rescore to generate them"
             )
         began = time.perf_counter()
         try:
@@ -251,16 +280,6 @@ class ClueSession:
             if missing:
                 self.backend_seconds += time.perf_counter() - began
                 self.generated[model] += run.generated
-
-    def _save_generations(self, model: str, task: str, generations: tuple[Generation, ...]) -> None:
-        # the cache, not reports/: outputs may echo credentialed text, and reports/ is what CI publishes
-        folder = self.settings.cache_dir / "generations" / task
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{model}.jsonl.{os.getpid()}.tmp"  # xdist workers may write the same model's file
-        with tmp.open("w", encoding="utf-8") as f:
-            for g in generations:
-                f.write(json.dumps(asdict(g), ensure_ascii=False) + "\n")
-        tmp.replace(folder / f"{model}.jsonl")
 
     # -- scoring ------------------------------------------------------------------------------------------------
     def result(self, model: str, task_name: str) -> TaskResult:
@@ -302,7 +321,12 @@ class ClueSession:
                 "path": str(data.path),
                 "sha256": data.sha256,
                 "records": data.total,
-                "few_shot_ids": [s.id for s in data.shots],
+                # hashed like every other id unless shown on purpose: MedNLI pairIDs, MIMIC hadm_ids and MeDiSumQA
+                # "note_id/question" ids (question text) are credentialed
+                "few_shot_ids": [
+                    s.id if task.public_data or self.settings.report_samples else hash_id(task.name, s.id)
+                    for s in data.shots
+                ],
                 "scored": len(data.scored),
             },
             "seed": self.settings.seed,

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from clue.files import SHARED, atomic_write
 from clue.report.html import render_html
 from clue.report.markdown import render_markdown
 from clue.report.model import build_report
@@ -17,9 +18,7 @@ def write_reports(reports_dir: Path, records: Sequence[Mapping[str, Any]]) -> tu
     reports_dir.mkdir(parents=True, exist_ok=True)
     html_path, md_path = reports_dir / "index.html", reports_dir / "summary.md"
     for path, text in ((html_path, render_html(report)), (md_path, render_markdown(report))):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        atomic_write(path, text.encode(), SHARED)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with open(step_summary, "a", encoding="utf-8") as f:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from clue import stats
+from clue.files import SHARED, atomic_write
 from clue.plugin.gate import GateOutcome
 from clue.report.flags import output_flags
 from clue.tasks import get_task
@@ -120,14 +119,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_json(path: Path, data: Any) -> Path:
-    """Atomic write: a crash leaves the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, ensure_ascii=False, allow_nan=False)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; CI uploads these as artefacts
-    os.replace(tmp, path)
-    return path
+    """Atomic write, readable by CI artefact uploaders (results hold hashed ids and scores only)."""
+    payload = json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False).encode()
+    return atomic_write(path, payload, SHARED)
 
 
 def result_path(reports_dir: Path, task: str, model: str) -> Path:
