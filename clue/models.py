@@ -88,6 +88,7 @@ _KIND_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "tru
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # "gpt2", "org/name": not "/x", "./x", "a/b/c"
 
 
 def _spec_from_table(name: str, table: Mapping[str, Any], origin: str, root: Path) -> ModelSpec:
@@ -151,6 +152,14 @@ def _spec_from_table(name: str, table: Mapping[str, Any], origin: str, root: Pat
             values[key] = str((root / value).resolve())
     if values.get("chat_template") and not Path(values["chat_template"]).is_file():
         raise ConfigError(f"{origin}: model {name!r}: chat_template file {values['chat_template']!r} not found")
+    for key in ("path", "adapter", "tokenizer"):
+        value = values.get(key)
+        if value and not Path(value).exists() and (backend == "replay" or not _HUB_ID.fullmatch(value)):
+            what = "file" if backend == "replay" and key == "path" else "folder"
+            raise ConfigError(
+                f"{origin}: model {name!r}: {key} {value!r}: no such {what}"
+                + ("" if backend == "replay" else " (and not a Hugging Face id, which looks like org/name)")
+            )
     return ModelSpec(name=name, **values)
 
 

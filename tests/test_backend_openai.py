@@ -222,3 +222,23 @@ def test_finish_reasons_other_than_stop_and_length_are_errors(reported: str, exp
     from clue.backends.openai_server import finish_reason
 
     assert finish_reason(reported) == expected
+
+
+def test_ctrl_c_returns_promptly_and_keeps_what_was_stored() -> None:
+    """Ctrl-C used to wait for every request in flight (up to request_timeout x retries): the executor's exit and
+    the interpreter's exit join its threads. Now queued requests are cancelled and in-flight ones abandoned."""
+    import os
+    import signal
+    import threading
+    import time
+
+    with FakeOpenAIServer(delay_s=20) as server:
+        backend = server_backend(server.base_url, max_concurrency=2, request_timeout=600)
+        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # what Ctrl-C sends
+        began = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            backend.generate(prompts(6), GenerationSettings())
+        assert time.perf_counter() - began < 4.0
+        assert len(server.state.requests) <= 2  # the queued four were never sent
+        stragglers = [t for t in threading.enumerate() if t.name.startswith("clue-openai") and not t.daemon]
+        assert not stragglers  # nothing the interpreter would wait for at exit

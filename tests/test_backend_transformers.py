@@ -134,3 +134,16 @@ def test_stops_at_the_generation_configs_turn_end_token_and_counts_it(tmp_path: 
 class _Store:
     def location_fingerprint(self, location: str, revision: str | None = None) -> str:
         return location
+
+
+def test_an_unreachable_hub_id_fails_at_once_with_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, transformers spent ~2 minutes retrying before its error; clue asks the hub once (quick), looks in
+    the local cache, and stops with how to point at a local folder."""
+    import time
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty local hub cache
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    began = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"model 'ghost': 'org/not-cached'.*cannot be reached.*set path to that"):
+        load_backend(ModelSpec("ghost", path="org/not-cached"), tmp_path)
+    assert time.perf_counter() - began < 20

@@ -229,6 +229,8 @@ MEDISUMCODE = [
     ("", ["I10"], (0, 0, 0, 0, 0), None, None),
     ("ICD-10 Codes: Z66, B20, F99, I10", ["Z66", "B20", "I10"], (3 / 4, 1, 6 / 7, 6 / 7, 1.0), None, None),
     ("ICD-10 Codes: I25.99, I10", ["I10"], (1 / 2, 1, 2 / 3, 2 / 3, 1 / 2), None, None),
+    # "B12" is read as a code by both parsers; it is not one, so it lowers precision and the valid share
+    ("Vitamin B12 deficiency: D51.9", ["D519"], (1 / 2, 1, 2 / 3, 2 / 3, 1 / 2), None, None),
     ("ICD-10 Codes: E11.9, I10, E11.9, E11.9", ["I10"], (1 / 4, 1, 0.4, 0.4, 1.0), "D4", (1 / 2, 1, 2 / 3, 2 / 3, 1.0)),
     ("ICD-10 Codes: U07.1, J12.82", ["U071", "J1282"], (1 / 1, 1 / 2, 2 / 3, 2 / 3, 1.0), "D3", (1, 1, 1, 1, 1)),
     ("ICD-10 Codes: C7A.010, I10", ["C7A010", "I10"], (1, 1 / 2, 2 / 3, 2 / 3, 1.0), "D3", (1, 1, 1, 1, 1)),

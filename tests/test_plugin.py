@@ -451,3 +451,11 @@ def test_xunit2_gets_no_per_test_warnings_and_one_note_on_where_the_metrics_are(
     result.assert_outcomes(passed=2)
     assert "incompatible with junit_family" not in result.stdout.str()
     result.stdout.fnmatch_lines(["*note: junit_family = xunit2 has no per-test <properties>*clue-results.json*"])
+
+
+def test_a_missing_model_folder_is_one_usage_error(project: pytest.Pytester) -> None:
+    """--clue-model /nonexistent gave one setup error per test quoting the hub's repo-id rules."""
+    result = project.runpytest("--clue-model", "/nonexistent", "--clue-data-dir", "data", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--clue-model: model 'candidate': path '/nonexistent': no such folder*"])
+    assert "repo id" not in result.stderr.str() + result.stdout.str()

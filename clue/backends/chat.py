@@ -44,6 +44,8 @@ class ChatTokenizer:
             "trust_remote_code": spec.trust_remote_code,
             "local_files_only": local,
         }
+        if not local:
+            self._check_hub(spec, location)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(location, **self.common)
         except (OSError, ValueError) as exc:
@@ -71,6 +73,27 @@ class ChatTokenizer:
         self.stop_token_ids = self._stop_token_ids()
         self.system_folded = False
         self._counts: dict[bytes, int] = {}
+
+    def _check_hub(self, spec: ModelSpec, location: str) -> None:
+        """One quick request must reach the hub for a hub id; if none can, the local Hugging Face cache is used
+        when it has the model, else the run stops at once with what to do (transformers would first retry for
+        about two minutes)."""
+        from transformers import AutoTokenizer
+
+        from clue.cache import hub_commit
+
+        if hub_commit(location, spec.revision) is not None:
+            return
+        try:
+            AutoTokenizer.from_pretrained(location, **{**self.common, "local_files_only": True})
+        except (OSError, ValueError):
+            raise ConfigError(
+                f"model {spec.name!r}: {location!r} is not a local folder, the Hugging Face hub cannot be reached "
+                "(offline, a typo, or a gated model without a token), and the local hub cache does not have it. "
+                "Download the model where there is network (huggingface-cli download ORG/NAME --local-dir DIR) "
+                "and set path to that folder."
+            ) from None
+        self.common["local_files_only"] = True  # offline, but cached: load from the cache without retries
 
     def _stop_token_ids(self) -> tuple[int, ...]:
         """Every id that ends a turn: the tokenizer's eos and the model's `generation_config.json` eos ids.

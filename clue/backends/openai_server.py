@@ -18,15 +18,17 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import queue
 import random
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from clue.backends.base import failed_generation
 from clue.backends.chat import ChatTokenizer, as_dicts, fit_all
@@ -150,6 +152,7 @@ class OpenAIServerBackend:
 
         consecutive_failures = 0
         abort: ServerUnavailable | ConfigError | None = None
+        pool = _DaemonPool(self.spec.max_concurrency)
         with (
             tqdm(
                 total=len(prompts),
@@ -158,7 +161,7 @@ class OpenAIServerBackend:
                 unit="prompt",
                 leave=False,
             ) as bar,
-            ThreadPoolExecutor(max_workers=self.spec.max_concurrency, thread_name_prefix="clue-openai") as pool,
+            pool.cancel_on_interrupt(self._stop),
         ):
             pending: dict[Future[_Answer], tuple[int, int, int]] = {}
             queue = iter(jobs)
@@ -284,6 +287,61 @@ class OpenAIServerBackend:
             delay = retry_after if retry_after is not None else min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)
             self._stop.wait(delay * (1 + random.random() * 0.25) if retry_after is None else delay)
         raise _RequestFailed(f"{last} (after {self.spec.max_retries} retries)", transport=transport)
+
+
+_T = TypeVar("_T")
+
+
+class _DaemonPool:
+    """A fixed set of daemon worker threads. Unlike ThreadPoolExecutor, whose exit waits for every request in
+    flight (up to request_timeout x retries) and whose threads the interpreter joins at exit, an interrupted run
+    returns at once: queued requests are cancelled, in-flight ones are abandoned (their answers would be lost
+    anyway), and what was already generated is in the store."""
+
+    def __init__(self, workers: int):
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._workers = [
+            threading.Thread(target=self._work, name=f"clue-openai-{i}", daemon=True) for i in range(workers)
+        ]
+        for worker in self._workers:
+            worker.start()
+
+    def submit(self, fn: Callable[..., _T], *args: Any) -> Future[_T]:
+        future: Future[_T] = Future()
+        self._queue.put((future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        for _ in self._workers:
+            self._queue.put(None)
+
+    @contextmanager
+    def cancel_on_interrupt(self, stop: threading.Event) -> Iterator[None]:
+        """On Ctrl-C (or any error): stop retries, cancel what has not started, return without waiting."""
+        try:
+            yield
+        finally:
+            stop.set()
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[0].cancel()
+            self.shutdown()
 
 
 def finish_reason(reported: str) -> FinishReason:

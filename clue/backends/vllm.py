@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import json
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,9 @@ class _Pool:
     def release(self) -> None:
         if self.engine is None:
             return
-        self.engine, self.key = None, None
+        engine, self.engine, self.key = self.engine, None, None
+        shutdown_engine(engine)
+        del engine
         gc.collect()
         try:  # the pattern vLLM's own tests use to free GPU memory between engines
             import torch
@@ -70,6 +73,20 @@ class _Pool:
 
 
 POOL = _Pool()
+
+
+def shutdown_engine(engine: Any) -> None:
+    """Stop an engine's background process. vLLM v1 runs the model in an EngineCore process that outlives the
+    `LLM` object and the parallel-state teardown: left running it holds GPU memory, slows later work in the same
+    process and can hang interpreter exit. `LLM.shutdown()` where vLLM has it, else the engine core's."""
+    shutdown = getattr(engine, "shutdown", None)
+    if not callable(shutdown):
+        shutdown = getattr(getattr(getattr(engine, "llm_engine", None), "engine_core", None), "shutdown", None)
+    if callable(shutdown):
+        try:
+            shutdown()
+        except Exception as exc:  # a dead engine must not hide the run's results
+            warnings.warn(f"vLLM engine shutdown failed: {type(exc).__name__}: {exc}", stacklevel=2)
 
 
 def release_all() -> None:

@@ -213,8 +213,10 @@ class ClueSession:
                 backend.close()
                 self.backend_seconds += time.perf_counter() - began
         except ClueError as exc:
+            prefix = f"model {model!r}: "
+            message = str(exc) if str(exc).startswith(prefix) else prefix + str(exc)
             for task, _ in todo:
-                self._generations[(model, task.name)] = f"model {model!r}: {exc}"
+                self._generations[(model, task.name)] = message
             return
         except Exception as exc:  # an engine failure must not become a bare traceback in every test
             for task, _ in todo:

@@ -60,7 +60,8 @@ class LLM:
         }
         self.tok = AutoTokenizer.from_pretrained(tokenizer or model)
         self.calls: list[dict[str, Any]] = []
-        self.alive = True
+        self.alive = True  # the EngineCore process: only its shutdown() ends it (vLLM v1)
+        self.llm_engine = SimpleNamespace(engine_core=_EngineCore(self))
         CREATED.append(self)
 
     def chat(
@@ -103,6 +104,17 @@ class LLM:
             completion = SimpleNamespace(index=0, text=f"{tag}:{len(ids)}", token_ids=answer, finish_reason=finish)
             outputs.append(SimpleNamespace(prompt_token_ids=ids, outputs=[completion]))
         return outputs
+
+
+class _EngineCore:
+    """vLLM v1's engine-core client: `shutdown()` stops the background EngineCore process."""
+
+    def __init__(self, owner: LLM) -> None:
+        self.owner = owner
+
+    def shutdown(self) -> None:
+        self.owner.alive = False
+        RELEASED.log.append("engine_core")
 
 
 @dataclass

@@ -4,8 +4,7 @@ import vllm
 
 
 def destroy_model_parallel() -> None:
-    for engine in vllm.CREATED:
-        engine.alive = False
+    # as in vLLM v1: tears down the parallel groups of this process; the EngineCore process lives on
     vllm.RELEASED.count += 1
 
 
