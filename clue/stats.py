@@ -10,8 +10,9 @@ Holm-adjusted level when a test case gates several metrics: `clue.decision`). Th
 - non-inferior:  the lower bound lies above -margin
 - inconclusive:  anything else, or fewer independent units (pairs, or clusters) than `min_samples`
 
-Binary metrics (accuracy) use Tango's asymptotic score interval for the difference of paired proportions
-(unconditional: the discordance is estimated under each hypothesis, not plugged in as if known); continuous
+Binary metrics (accuracy) use Tango's asymptotic score interval for the difference of paired proportions, with a
+continuity correction (unconditional: the discordance is estimated under each hypothesis, not plugged in as if
+known); continuous
 metrics use a seeded paired bootstrap with BCa intervals (bias correction from the resamples, acceleration from
 the jackknife), optionally resampling whole clusters (questions, patients) so that repeated measurements of one
 unit do not inflate n. The p-values are those of the same intervals, so interval and verdict always agree.
@@ -309,12 +310,18 @@ def paired_bootstrap(
 
 
 # -- binary: Tango's score interval ------------------------------------------------------------------------------
-def tango_statistic(better: int, worse: int, n: int, delta: float) -> float:
+CONTINUITY = 0.5  # on the discordant-count difference: measured to keep both sides at <= alpha (docs/performance.md)
+
+
+def tango_statistic(better: int, worse: int, n: int, delta: float, correction: float = CONTINUITY) -> float:
     """Tango's (1998) score statistic for H0: p(model right, base wrong) - p(base right, model wrong) = delta.
 
     The variance uses the restricted maximum-likelihood estimate of the discordant cell under H0 (closed form),
-    which is what makes the test unconditional. Decreasing in `delta`."""
+    which is what makes the test unconditional. `correction` shrinks the count difference towards H0 by 1/2 (a
+    continuity correction): without it the regression side reached 3.3-3.4 % at alpha = 2.5 % when few pairs
+    disagree (psi = 2 %, n = 1,425); with it both sides stay at or below alpha. Decreasing in `delta`."""
     numerator = better - worse - n * delta
+    numerator = math.copysign(max(abs(numerator) - correction, 0.0), numerator)
     a = 2.0 * n
     b = -better - worse + (2.0 * n - better + worse) * delta
     c = -worse * delta * (1 - delta)
@@ -367,7 +374,7 @@ def prepare_binary(
     discordance = (better + worse + 1) / (n + 1)  # smoothed: an SE of 0 would claim a perfect comparison
     return Prepared(
         metric=metric,
-        method=f"Tango score interval ({worse} worse, {better} better of {n} pairs)",
+        method=f"Tango score interval, continuity-corrected ({worse} worse, {better} better of {n} pairs)",
         model=m,
         base=b,
         higher_is_better=higher_is_better,

@@ -119,7 +119,7 @@ def test_regressed_candidate_fails_with_metric_base_model_delta_ci_p_n(project: 
             "*test_mednli*candidate*",
             "*REGRESSED mednli: model 'candidate' vs base 'base'*",
             "*accuracy: base=1.0000 model=0.6000 delta=-0.4000 95% CI [[]-0.*, -0.*[]] margin=0.02 p(regression)=*"
-            " n=50 (Tango score interval (20 worse, 0 better of 50 pairs)) MDE=0.* -> regressed",
+            " n=50 (Tango score interval, continuity-corrected (20 worse, 0 better of 50 pairs)) MDE=0.* -> regressed",
         ]
     )
     assert "Traceback" not in result.stdout.str()

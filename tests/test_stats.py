@@ -41,21 +41,30 @@ def test_tango_statistic_and_interval_match_an_independent_implementation(better
     for delta in (-0.05, -0.02, 0.0, 0.03):
         if better + worse == 0 and delta == 0:
             continue
-        assert stats.tango_statistic(better, worse, n, delta) == pytest.approx(
+        assert stats.tango_statistic(better, worse, n, delta, correction=0.0) == pytest.approx(
             tango_reference(better, worse, n, delta), rel=1e-5
         )
+        # the continuity correction moves the count difference 1/2 towards H0, nothing else
+        difference = better - worse - n * delta
+        shifted = 0.0 if difference == 0 else tango_reference(better, worse, n, delta) * (1 - 0.5 / abs(difference))
+        assert stats.tango_statistic(better, worse, n, delta) == pytest.approx(shifted, rel=1e-5)
     z = NormalDist().inv_cdf(0.975)
-    low = brentq(lambda d: tango_reference(better, worse, n, d) - z, -0.999, (better - worse) / n)
-    high = brentq(lambda d: tango_reference(better, worse, n, d) + z, (better - worse) / n, 0.999)
+
+    def corrected(d: float) -> float:
+        return tango_reference(better, worse, n, d) * max(0.0, 1 - 0.5 / abs(better - worse - n * d))
+
+    low = brentq(lambda d: corrected(d) - z, -0.999, (better - worse) / n - 0.6 / n)
+    high = brentq(lambda d: corrected(d) + z, (better - worse) / n + 0.6 / n, 0.999)
     assert stats.tango_interval(better, worse, n, 0.025, 0.025) == pytest.approx((low, high), abs=1e-6)
 
 
 def test_tango_interval_has_width_without_discordant_pairs() -> None:
     """The plug-in conditional test gave [0, 0] here and called any k/n <= margin non-inferior; Tango's interval
-    for 0 of 1,425 discordant is about +-z^2/n: sqrt(n d / (1 - d)) = z at the bound."""
+    for 0 of 1,425 discordant is about +-z^2/n: (n d - 1/2) / sqrt(n d (1 - d)) = z at the bound."""
     low, high = stats.tango_interval(0, 0, 1425, 0.025, 0.025)
-    z2 = NormalDist().inv_cdf(0.975) ** 2
-    assert high == pytest.approx(z2 / (1425 + z2), rel=1e-6) and low == pytest.approx(-high)
+    z = NormalDist().inv_cdf(0.975)
+    assert (1425 * high - 0.5) / math.sqrt(1425 * high * (1 - high)) == pytest.approx(z, rel=1e-6)
+    assert low == pytest.approx(-high) and 0.002 < high < 0.004
 
 
 def test_few_discordant_pairs_at_the_margin_are_not_automatically_non_inferior() -> None:
