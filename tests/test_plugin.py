@@ -459,3 +459,51 @@ def test_a_missing_model_folder_is_one_usage_error(project: pytest.Pytester) -> 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--clue-model: model 'candidate': path '/nonexistent': no such folder*"])
     assert "repo id" not in result.stderr.str() + result.stdout.str()
+
+
+def test_a_mistyped_data_folder_leaves_reports_of_this_run_and_can_fail(project: pytest.Pytester) -> None:
+    """--clue-data-dir /data/clu: everything skipped, exit 0, and index.html / summary.md / clue-results.json still
+    showed the previous run's "MeQSum ... improved". Now the reports describe this run, and --clue-require-data
+    (or --clue-strict) fails it."""
+    write_models(project, base_wrong=set(scored_indices()[:30]), candidate_wrong=set())
+    run(project).assert_outcomes(passed=4)
+    assert "improved" in (project.path / "out/summary.md").read_text()
+    typo = run(project, "--clue-data-dir", "nowhere")
+    typo.assert_outcomes(skipped=4)
+    summary = (project.path / "out/summary.md").read_text()
+    assert "improved" not in summary and "**Nothing was gated" in summary
+    assert "candidate on mednli: skipped (MedNLI: no data; put mli_test_v1.jsonl in" in summary
+    merged = json.loads((project.path / "out/clue-results.json").read_text())
+    assert merged["results"] == [] and {(n["task"], n["status"]) for n in merged["not_run"]} == {
+        ("mednli", "skipped"),
+        ("medisumcode", "skipped"),
+    }
+    assert "Nothing was gated" in (project.path / "out/index.html").read_text()
+    required = run(project, "--clue-data-dir", "nowhere", "--clue-require-data")
+    required.assert_outcomes(errors=4)  # a fixture that fails: an error; the exit status fails the CI job
+    assert required.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_an_errored_task_is_named_in_the_reports(project: pytest.Pytester) -> None:
+    """A truncated MeDiSumCode.json: the run failed with a good message, but summary.md listed only MedNLI and
+    said "No model regressed against its base model"."""
+    write_models(project, base_wrong=set(), candidate_wrong=set())
+    path = project.path / "data/medisumcode/MeDiSumCode.json"
+    path.write_text(path.read_text()[:500])
+    result = run(project)
+    result.assert_outcomes(passed=2, errors=2)
+    summary = (project.path / "out/summary.md").read_text()
+    assert "No model regressed" not in summary and "**Failing:**" in summary
+    assert "candidate on medisumcode: error (" in summary and "invalid JSON" in summary
+
+
+def test_the_junit_file_follows_the_reports_dir(project: pytest.Pytester) -> None:
+    """benchmarks/conftest.py wrote reports/junit.xml whatever --clue-reports-dir said."""
+    write_models(project, base_wrong=set(), candidate_wrong=set())
+    project.makeconftest((REPO / "benchmarks" / "conftest.py").read_text())
+    result = project.runpytest(
+        "--clue-matrix", "models.toml", "--clue-data-dir", "data", "--clue-reports-dir", "elsewhere",
+        "--clue-cache-dir", "cache", "-p", "no:cacheprovider", "-k", "mednli",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
+    assert (project.path / "elsewhere/junit.xml").is_file() and not (project.path / "reports").exists()

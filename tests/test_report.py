@@ -53,7 +53,7 @@ def test_flips_pair_samples_and_show_what_went_wrong(records: list[dict[str, Any
 
 def test_html_shows_every_task_model_verdict_plot_and_flips(records: list[dict[str, Any]]) -> None:
     html = render_html(build_report(records))
-    assert 'id="headline">Regressed: <b>candidate</b> on <b>mednli</b>' in html
+    assert 'id="headline">Failing: candidate on mednli: regressed (accuracy Δ -0.600)' in html
     for task in ("MedNLI", "MeQSum", "MeDiSumCode"):
         assert task in html
     assert len(re.findall(r'<td class="cell verdict-', html)) == 6
@@ -87,7 +87,7 @@ def test_markdown_summary(records: list[dict[str, Any]]) -> None:
     md = render_markdown(build_report(records))
     assert md.startswith("## clue results")
     assert "| candidate | 🔴 0.400 (Δ -0.600, regressed)" in md
-    assert "**Regressed:** candidate on mednli (accuracy Δ -0.600" in md
+    assert "**Failing:**\n- candidate on mednli: regressed (accuracy Δ -0.600)" in md
 
 
 @pytest.mark.parametrize(
@@ -134,3 +134,28 @@ def test_mde_margin_and_adjusted_level_are_in_the_json_the_report_and_the_summar
     assert "Too few samples for the margin" in md
     holm = [c for c in comparisons if c["regression_alpha"] < c["alpha"]]
     assert holm and any(f"(level {c['regression_alpha']:.3g})" in html for c in holm)
+
+
+def test_flips_are_counted_in_full_and_shown_up_to_the_limit(records: list[dict[str, Any]]) -> None:
+    """ "MedNLI · 20 lost" while the gate counted 30: the count was the display limit."""
+    html = render_html(build_report(records, flip_limit=5))
+    assert "18 lost, 0 gained on accuracy" in html
+    assert "base better than candidate (showing 5 of 18)" in html
+
+
+def test_summary_names_not_run_cases_strict_failures_and_says_when_nothing_was_gated(
+    records: list[dict[str, Any]],
+) -> None:
+    not_run = [
+        {"task": "medisumqa", "model": "candidate", "status": "skipped", "reason": "MeDiSumQA: no data"},
+        {"task": "problem_summary", "model": "candidate", "status": "error", "reason": "truncated file"},
+    ]
+    md = render_markdown(build_report(records, not_run=not_run, strict=True))
+    assert "candidate on problem_summary: error (truncated file)" in md
+    assert "candidate on medisumqa: skipped (MeDiSumQA: no data)" in md
+    assert "inconclusive (fails under --clue-strict)" in md
+    html = render_html(build_report(records, not_run=not_run))
+    assert "<h2>Not run</h2>" in html and "truncated file" in html
+    references_only = [r for r in records if r["model"] == "base"]
+    nothing = render_markdown(build_report(references_only, not_run=not_run[:1]))
+    assert "**Nothing was gated" in nothing and "No model regressed" not in nothing

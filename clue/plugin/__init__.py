@@ -132,13 +132,20 @@ def clue_task(request: pytest.FixtureRequest, clue_session: ClueSession) -> Task
     name = _task_name(request.node)
     if name is None:
         raise pytest.UsageError(f"{request.node.nodeid}: mark the test with @pytest.mark.clue_task('<task>')")
+    # before anything can skip or fail: the reports list every selected case of this run, with or without a result
+    request.node.user_properties.append(("clue.case", f"{name}\t{model.name}"))
     try:
         task = get_task(name)
         data = clue_session.data(task)
     except ClueError as exc:
         _fail(exc)
     if data is None:
-        pytest.skip(clue_session.missing_data_reason(task))
+        reason = clue_session.missing_data_reason(task)
+        settings = clue_session.settings
+        if settings.require_data or settings.strict:
+            flag = "--clue-require-data" if settings.require_data else "--clue-strict"
+            pytest.fail(f"{reason} ({flag}: a selected task without data fails)", pytrace=False)
+        pytest.skip(reason)
     return task
 
 
@@ -232,7 +239,7 @@ def clue_gate(request: pytest.FixtureRequest, clue_session: ClueSession) -> Call
     return gate
 
 
-_META = {"clue.task", "clue.model", "clue.base_model", "clue.verdict", "clue.n", "clue.results_json"}
+_META = {"clue.task", "clue.model", "clue.base_model", "clue.verdict", "clue.n", "clue.results_json", "clue.case"}
 
 
 class ResultsCollector:
@@ -243,14 +250,18 @@ class ResultsCollector:
         self.config = config
         self.xdist_hooks = xdist_hooks
         self.rows: list[dict[str, object]] = []
+        self.not_run: list[dict[str, str]] = []  # selected cases without a result: skipped or errored, and why
         self.started = time.perf_counter()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
-            return
         props = {k: v for k, v in report.user_properties if isinstance(k, str) and k.startswith("clue.")}
-        if "clue.task" in props:
+        if report.when == "call" and "clue.task" in props:
             self.rows.append({**props, "outcome": report.outcome})
+            return
+        if "clue.case" not in props or "clue.task" in props or report.passed or report.when == "teardown":
+            return
+        task, model = str(props["clue.case"]).split("\t", 1)
+        self.not_run.append({"task": task, "model": model, **_why_not_run(report)})
 
     def stats(self) -> dict[str, Any]:
         """This process's statistics plus those the xdist workers sent: loads, reuse and time per model."""
@@ -274,10 +285,12 @@ class ResultsCollector:
             if session_key in self.config.stash:
                 workeroutput["clue"] = _session(self.config).stats()
             return
-        if not self.rows:
-            return
-        records = results_report.merge(self.reports_dir, [Path(str(r["clue.results_json"])) for r in self.rows])
-        write_reports(self.reports_dir, records)
+        if not self.rows and not self.not_run:
+            return  # no clue test ran: a project without clue tests gets no reports
+        strict = _session(self.config).settings.strict
+        paths = [Path(str(r["clue.results_json"])) for r in self.rows]
+        records = results_report.merge(self.reports_dir, paths, not_run=self.not_run, strict=strict)
+        write_reports(self.reports_dir, records, not_run=self.not_run, strict=strict)
         results_report.write_json(self.reports_dir / "clue-session.json", self.stats())
 
     @property
@@ -329,6 +342,19 @@ class ResultsCollector:
                 "but not clue's metrics; they are in clue-results.json (set junit_family = xunit1 to get them as "
                 "properties)"
             )
+
+
+def _why_not_run(report: pytest.TestReport) -> dict[str, str]:
+    """status (skipped | error) and the reason, one line: pytest.skip's message, or the failure's (clue's own
+    messages carry no traceback and no raw sample id)."""
+    if report.skipped:
+        longrepr = report.longrepr
+        message = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        return {"status": "skipped", "reason": message.removeprefix("Skipped: ")}
+    text = report.longreprtext.strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    reason = " ".join(lines[:3]) if lines else "failed"
+    return {"status": "error", "reason": reason[:500]}
 
 
 def _num(value: object) -> float:

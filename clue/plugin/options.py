@@ -91,6 +91,12 @@ OPTIONS: tuple[_Opt, ...] = (
         type=float,
     ),
     _Opt(
+        "require_data",
+        "fail (instead of skip) a selected task whose data is missing: a mistyped --clue-data-dir must not pass a "
+        "CI gate (--clue-strict does this too)",
+        action="store_true",
+    ),
+    _Opt(
         "strict",
         "fail inconclusive comparisons too (default: pass with a warning). A strict gate passes only when every "
         "gated metric is shown non-inferior, which needs margins larger than the comparison's MDE (shown in the "
@@ -248,6 +254,7 @@ class Settings:
     margins: dict[str, float]
     alpha: float
     strict: bool
+    require_data: bool
     report_samples: bool
     rescore: bool
     resamples: int
@@ -403,6 +410,7 @@ def resolve(config: pytest.Config) -> Settings:
         margins=margins,
         alpha=number("alpha", float, stats.DEFAULT_ALPHA),
         strict=_flag(values["strict"]),
+        require_data=_flag(values["require_data"]),
         report_samples=_flag(values["report_samples"]),
         rescore=_flag(values["rescore"]),
         resamples=number("resamples", int, stats.DEFAULT_RESAMPLES),

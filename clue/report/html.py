@@ -217,14 +217,19 @@ def flips_section(report: Report) -> str:
             if key not in report.lost:
                 continue
             lost, gained = report.lost[key], report.gained[key]
+            total_lost, total_gained = report.flip_totals.get(key, (len(lost), len(gained)))
             base = report.cells[key].base
             head = (
                 "<tr><th>sample</th><th>base score</th><th>base output</th><th>model score</th>"
                 "<th>model output</th></tr>"
             )
             body = ""
-            for title, flips in ((f"base better than {model}", lost), (f"{model} better than base", gained)):
-                body += f"<h4>{escape(title)} ({len(flips)} shown)</h4>" + (
+            for title, flips, total in (
+                (f"base better than {model}", lost, total_lost),
+                (f"{model} better than base", gained, total_gained),
+            ):
+                shown = f"showing {len(flips)} of {total}" if len(flips) < total else f"{total}"
+                body += f"<h4>{escape(title)} ({shown})</h4>" + (
                     f'<table class="flips">{head}{_flip_rows(flips)}</table>' if flips else "<p>none</p>"
                 )
             counts = report.flag_counts.get(key, {})
@@ -233,10 +238,26 @@ def flips_section(report: Report) -> str:
             out.append(
                 f"<details{' open' if report.cells[key].verdict == 'regressed' else ''}>"
                 f"<summary>{escape(task.title)} · {escape(model)} vs {escape(base or '')}: "
-                f"{len(lost)} lost, {len(gained)} gained on {escape(task.primary)}</summary>"
+                f"{total_lost} lost, {total_gained} gained on {escape(task.primary)}</summary>"
                 f'<p class="flags">degenerate outputs: {escape(flags)}</p>{body}</details>'
             )
     return "".join(out) or "<p>No comparisons.</p>"
+
+
+def not_run_section(report: Report) -> str:
+    """Selected cases of this run that produced no result, with the reason: a report never looks complete when
+    a task was skipped for want of data or failed to run."""
+    if not report.not_run:
+        return ""
+    rows = "".join(
+        f'<tr><td class="left">{escape(n["task"])}</td><td class="left">{escape(n["model"])}</td>'
+        f'<td>{escape(n["status"])}</td><td class="left">{escape(n["reason"])}</td></tr>'
+        for n in report.not_run
+    )
+    return (
+        "<h2>Not run</h2><p>Selected in this run, but no result: skipped (no data) or an error.</p>"
+        f'<table class="detail"><tr><th>task</th><th>model</th><th>status</th><th>reason</th></tr>{rows}</table>'
+    )
 
 
 def provenance_section(report: Report) -> str:
@@ -251,16 +272,12 @@ def provenance_section(report: Report) -> str:
 
 def render_html(report: Report) -> str:
     counts = report.verdict_counts()
-    regressed = [c for c in report.comparisons() if c.verdict == "regressed"]
-    if regressed:
-        lines = "; ".join(
-            f"<b>{escape(c.model)}</b> on <b>{escape(c.task)}</b> ({escape(c.metric)} Δ {c.delta:+.3f})"
-            for c in regressed
-            if c.delta is not None
-        )
-        headline = f'<div class="headline" id="headline">Regressed: {lines}</div>'
+    state, lines = report.headline()
+    text = "<br>".join(escape(line) for line in lines)
+    if state == "failing":
+        headline = f'<div class="headline" id="headline">Failing: {text}</div>'
     else:
-        headline = '<div class="headline ok" id="headline">No model regressed against its base model.</div>'
+        headline = f'<div class="headline{" ok" if state == "ok" else ""}" id="headline">{text}</div>'
     legend = "".join(
         f'<span style="background:{COLORS[v]}">{MARKS[v]} {v} ({counts.get(v, 0)})</span>' for v in VERDICTS
     )
@@ -275,7 +292,7 @@ def render_html(report: Report) -> str:
 {report.confidence:.0%} CI. Cells are coloured by verdict (higher is better for every primary metric).</p>
 {headline}
 <p class="legend">{legend}</p>
-<h2>Summary</h2>{summary_table(report)}
+{not_run_section(report)}<h2>Summary</h2>{summary_table(report)}
 <h2>Difference to the base model</h2>{delta_plot(report)}
 <h2>All metrics</h2><p>Gated metrics decide the test case; a case with several is tested as one claim (Holm's
 procedure: each regression p-value is compared with the level shown). MDE: the smallest change this comparison finds

@@ -24,24 +24,19 @@ def render_markdown(report: Report) -> str:
             else:
                 cells.append(f"{ICONS[cell.verdict]} {cell.value:.3f} (Δ {cell.delta:+.3f}, {cell.verdict})")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    regressed = [c for c in report.comparisons() if c.verdict == "regressed"]
+    state, lines_out = report.headline()
     lines.append("")
-    if regressed:
-        lines.append(
-            "**Regressed:** "
-            + "; ".join(
-                f"{c.model} on {c.task} ({c.metric} Δ {c.delta:+.3f}, CI [{c.delta_ci[0]:+.3f}, {c.delta_ci[1]:+.3f}])"
-                for c in regressed
-                if c.delta is not None and c.delta_ci is not None
-            )
-        )
+    if state == "failing":
+        lines.append("**Failing:**")
+        lines += [f"- {line}" for line in lines_out]
     else:
-        lines.append("No model regressed against its base model.")
+        lines.append(f"**{lines_out[0]}**" if state == "nothing gated" else lines_out[0])
+        lines += [f"- {line}" for line in lines_out[1:]]
     small = [c for c in report.comparisons() if c.underpowered]
     if small:
         lines.append(
             "\n**Too few samples for the margin** (MDE at 80 % power > margin: non-inferiority cannot be shown): "
             + "; ".join(f"{c.model} on {c.task} ({c.metric}: MDE {c.mde:.3f} > {c.margin:g}, n = {c.n})" for c in small)
         )
-    lines.append(f"\nCI: {report.confidence:.0%}. Details: reports/index.html")
+    lines.append(f"\nCI: {report.confidence:.0%}. Details: index.html, next to this file.")
     return "\n".join(lines) + "\n"

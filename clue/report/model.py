@@ -69,6 +69,9 @@ class Report:
     flag_counts: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
     provenance: list[dict[str, Any]] = field(default_factory=list)
     confidence: float = 0.95
+    not_run: list[dict[str, str]] = field(default_factory=list)  # {task, model, status: skipped|error, reason}
+    strict: bool = False  # --clue-strict: inconclusive cases failed this run
+    flip_totals: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (lost, gained), all of them
 
     def averages(self, model: str) -> dict[str, float | None]:
         """Mean primary metric over the tasks this model has, per level and overall (None when it has none)."""
@@ -87,6 +90,35 @@ class Report:
         for cell in self.cells.values():
             counts[cell.verdict] = counts.get(cell.verdict, 0) + 1
         return counts
+
+    def headline(self) -> tuple[str, list[str]]:
+        """("failing" | "nothing gated" | "ok", plain-text lines): what this run says, in one place for the HTML
+        and the Markdown summary. Every failing case is named, whatever made it fail."""
+        failing = [
+            f"{c.model} on {c.task}: regressed ({c.metric} Δ {c.delta:+.3f})"
+            for c in self.comparisons()
+            if c.verdict == "regressed" and c.delta is not None
+        ]
+        if self.strict:
+            failing += [
+                f"{c.model} on {c.task}: inconclusive (fails under --clue-strict)"
+                for c in self.comparisons()
+                if c.verdict == "inconclusive"
+            ]
+        failing += [
+            f"{n['model']} on {n['task']}: error ({n['reason']})" for n in self.not_run if n["status"] == "error"
+        ]
+        skipped = [
+            f"{n['model']} on {n['task']}: skipped ({n['reason']})" for n in self.not_run if n["status"] != "error"
+        ]
+        if failing:
+            return "failing", failing + skipped
+        if not self.comparisons():
+            return "nothing gated", [
+                "Nothing was gated: no model was compared with a base model in this run.",
+                *skipped,
+            ]
+        return "ok", ["No model regressed against its base model.", *skipped]
 
     def comparisons(self) -> list[Cell]:
         return [
@@ -123,10 +155,8 @@ def _sample_view(sample: Mapping[str, Any]) -> dict[str, Any]:
     return {k: sample[k] for k in keys if sample.get(k)}
 
 
-def _flips(
-    record: Mapping[str, Any], base: Mapping[str, Any], metric: str, limit: int
-) -> tuple[list[Flip], list[Flip]]:
-    """Samples where the base did better (lost) and where the model did better (gained), largest first.
+def _flips(record: Mapping[str, Any], base: Mapping[str, Any], metric: str) -> tuple[list[Flip], list[Flip]]:
+    """All samples where the base did better (lost) and where the model did better (gained), largest first.
 
     Binary metrics: every discordant pair. Continuous: pairs whose scores differ by at least 0.1.
     """
@@ -145,10 +175,16 @@ def _flips(
         (lost if m < b else gained).append(flip)
     lost.sort(key=lambda f: f.model_score - f.base_score)
     gained.sort(key=lambda f: f.base_score - f.model_score)
-    return lost[:limit], gained[:limit]
+    return lost, gained
 
 
-def build_report(records: Sequence[Mapping[str, Any]], *, flip_limit: int = 20) -> Report:
+def build_report(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    flip_limit: int = 20,
+    not_run: Sequence[Mapping[str, str]] = (),
+    strict: bool = False,
+) -> Report:
     order = {name: i for i, name in enumerate(REGISTRY)}
     tasks: dict[str, TaskColumn] = {}
     models: list[str] = []
@@ -157,7 +193,9 @@ def build_report(records: Sequence[Mapping[str, Any]], *, flip_limit: int = 20) 
         if r["model"] not in models:
             models.append(r["model"])
     columns = sorted(tasks.values(), key=lambda t: (t.level, order.get(t.name, len(order)), t.name))
-    report = Report(tasks=columns, models=models, cells={}, details={})
+    report = Report(
+        tasks=columns, models=models, cells={}, details={}, not_run=[dict(n) for n in not_run], strict=strict
+    )
     by_key = {(r["model"], r["task"]): r for r in records}
     for r in records:
         task = tasks[r["task"]]
@@ -170,9 +208,10 @@ def build_report(records: Sequence[Mapping[str, Any]], *, flip_limit: int = 20) 
         report.flag_counts[(r["model"], r["task"])] = counts
         base = by_key.get((r.get("base_model"), r["task"])) if r.get("base_model") else None
         if base is not None:
-            lost, gained = _flips(r, base, task.primary, flip_limit)
-            report.lost[(r["model"], r["task"])] = lost
-            report.gained[(r["model"], r["task"])] = gained
+            lost, gained = _flips(r, base, task.primary)
+            report.flip_totals[(r["model"], r["task"])] = (len(lost), len(gained))  # counted in full, shown in part
+            report.lost[(r["model"], r["task"])] = lost[:flip_limit]
+            report.gained[(r["model"], r["task"])] = gained[:flip_limit]
         report.provenance.append(
             {
                 "task": r["task"],

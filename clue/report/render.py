@@ -13,8 +13,14 @@ from clue.report.markdown import render_markdown
 from clue.report.model import build_report
 
 
-def write_reports(reports_dir: Path, records: Sequence[Mapping[str, Any]]) -> tuple[Path, Path]:
-    report = build_report(records)
+def write_reports(
+    reports_dir: Path,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    not_run: Sequence[Mapping[str, str]] = (),
+    strict: bool = False,
+) -> tuple[Path, Path]:
+    report = build_report(records, not_run=not_run, strict=strict)
     reports_dir.mkdir(parents=True, exist_ok=True)
     html_path, md_path = reports_dir / "index.html", reports_dir / "summary.md"
     for path, text in ((html_path, render_html(report)), (md_path, render_markdown(report))):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +128,13 @@ def result_path(reports_dir: Path, task: str, model: str) -> Path:
     return reports_dir / "results" / task / f"{model}.json"
 
 
-def merge(reports_dir: Path, paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """Merge this session's per-test files into clue-results.json; returns the records."""
+def merge(
+    reports_dir: Path, paths: Iterable[Path], *, not_run: Sequence[Mapping[str, str]] = (), strict: bool = False
+) -> list[dict[str, Any]]:
+    """Merge this session's per-test files into clue-results.json, with the cases of this run that produced no
+    result (skipped: no data; errored: invalid data, a failed model load, a systematic failure) and their
+    reasons; returns the records. The file describes this run only."""
     records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(set(paths)) if p.is_file()]
-    write_json(reports_dir / "clue-results.json", {"schema": SCHEMA_VERSION, "results": records})
+    data = {"schema": SCHEMA_VERSION, "results": records, "not_run": list(not_run), "strict": strict}
+    write_json(reports_dir / "clue-results.json", data)
     return records

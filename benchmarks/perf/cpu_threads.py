@@ -1,0 +1,75 @@
+"""Generation time of the transformers backend on CPU by torch thread count, on an idle and on a busy machine.
+
+    python benchmarks/perf/cpu_threads.py              # the embedded tiny model, 24 MeQSum-length prompts
+
+torch uses every core for intra-op parallelism by default. On a small machine that other jobs share (a CI runner),
+those threads compete with the other jobs and with each other, and generation slows down several times. This
+script runs the real backend (clue.backends.transformers) on the embedded default's tiny Llama with 1, 2, ... up to
+the core count threads, first alone, then next to a CPU-bound competitor process per core minus one, and prints the
+times and their ratios to the 1-thread time, measured in this one run. The figures in docs/performance.md and the
+default of --clue-cpu-threads come from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+def _burn(stop: multiprocessing.synchronize.Event) -> None:
+    x = 0
+    while not stop.is_set():
+        for i in range(100_000):
+            x ^= i
+
+
+def _time_generation(threads: int, model_dir: Path, prompts: int, max_new: int) -> float:
+    import torch
+
+    from clue.backends.transformers import TransformersBackend
+    from clue.models import ModelSpec
+    from clue.types import ChatMessage, GenerationSettings, Prompt
+
+    torch.set_num_threads(threads)
+    backend = TransformersBackend(ModelSpec("tiny", path=str(model_dir)), str(model_dir))
+    question = "What are the side effects of metformin and how long do they last? " * 6
+    batch = [Prompt("t", f"s{i}", (ChatMessage("user", f"{i}: {question}"),), max_new) for i in range(prompts)]
+    backend.generate(batch[:2], GenerationSettings(batch_size=8))  # load weights, warm up
+    began = time.perf_counter()
+    backend.generate(batch, GenerationSettings(batch_size=8))
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=24)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    args = parser.parse_args()
+    from clue.tiny import build_tiny_llama
+
+    cores = os.cpu_count() or 1
+    model_dir = build_tiny_llama(Path(tempfile.mkdtemp()) / "tiny", seed=0)
+    counts = sorted({1, *range(2, cores + 1)})
+    print(f"{cores} cores; {args.prompts} prompts x {args.max_new_tokens} new tokens, tiny Llama, batch 8\n")
+    for label, competitors in (("idle machine", 0), (f"busy machine ({max(cores - 1, 1)} competing processes)", 1)):
+        stop = multiprocessing.Event()
+        burners = [multiprocessing.Process(target=_burn, args=(stop,)) for _ in range(max(cores - 1, 1) * competitors)]
+        for burner in burners:
+            burner.start()
+        try:
+            times = {n: _time_generation(n, model_dir, args.prompts, args.max_new_tokens) for n in counts}
+        finally:
+            stop.set()
+            for burner in burners:
+                burner.join()
+        print(label)
+        for n, seconds in times.items():
+            print(f"  {n} thread(s): {seconds:6.1f} s   ({seconds / times[1]:.2f} x the 1-thread time)")
+
+
+if __name__ == "__main__":
+    main()
