@@ -507,3 +507,22 @@ def test_the_junit_file_follows_the_reports_dir(project: pytest.Pytester) -> Non
     )  # fmt: skip
     result.assert_outcomes(passed=2)
     assert (project.path / "elsewhere/junit.xml").is_file() and not (project.path / "reports").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--clue-margin", "accurcy=0.05"), "*--clue-margin: unknown metric(s) accurcy; metrics: accuracy, *"),
+        (("--clue-limit", "0"), "*--clue-limit must be at least 1*"),
+        (("--clue-dtype", "float8"), "*--clue-dtype 'float8' is not one of auto, float32, float16, bfloat16*"),
+    ],
+)
+def test_typos_and_out_of_range_values_are_usage_errors(
+    project: pytest.Pytester, args: tuple[str, ...], message: str
+) -> None:
+    """Each of these was accepted silently (an unknown metric's margin ignored, limit 0 meaning no limit, a dtype
+    ignored unless a model was given on the command line)."""
+    write_models(project, base_wrong=set(), candidate_wrong=set())
+    result = run(project, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])

@@ -167,8 +167,16 @@ def test_medisumcode_bad_records(tmp_path: Path, record: dict[str, object], mess
 def test_medisumcode_invalid_json_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "MeDiSumCode.json"
     path.write_text('[\n {"text": "a",\n  "icd_codes": [}\n]')
-    with pytest.raises(DataError, match="invalid JSON at line 3"):
+    with pytest.raises(DataError, match="invalid JSON: Expecting value at line 3, column 17"):
         get_task("medisumcode").load(path)
+
+
+def test_an_unterminated_string_is_reported_with_its_position(tmp_path: Path) -> None:
+    """JSON Lines: the message used to end in "Unterminated string starting at", as if cut off."""
+    path = tmp_path / "mli_test_v1.jsonl"
+    path.write_text('{"sentence1": "a", "sentence2": "b", "gold_label": "neutral"}\n{"sentence1": "a\n')
+    with pytest.raises(DataError, match=r"line 2: invalid JSON: Unterminated string starting at column 15$"):
+        get_task("mednli").load(path)
 
 
 def test_medisumcode_prompt_and_scoring() -> None:

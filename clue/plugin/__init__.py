@@ -303,9 +303,10 @@ class ResultsCollector:
         tr = terminalreporter
         tr.section("clue results")
         for row in sorted(self.rows, key=lambda r: (str(r["clue.task"]), str(r["clue.model"]))):
-            base = row.get("clue.base_model") or "-"
+            base = row.get("clue.base_model")
+            against = f"vs {base}" if base else "(reference, not gated)"
             tr.write_line(
-                f"{row['clue.task']} [{row['clue.model']}] vs {base}: {str(row['clue.verdict']).upper()} "
+                f"{row['clue.task']} [{row['clue.model']}] {against}: {str(row['clue.verdict']).upper()} "
                 f"({row['outcome']}, n={row['clue.n']})"
             )
             for key in sorted(k for k in row if k.count(".") == 1 and k not in _META):

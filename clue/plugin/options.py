@@ -72,7 +72,7 @@ OPTIONS: tuple[_Opt, ...] = (
     _Opt("reports_dir", "where results JSON and JUnit XML go", default="reports", metavar="DIR"),
     _Opt(
         "cache_dir",
-        "where built tiny models (and later the generation store) live",
+        "where the generation store (generations.sqlite3, mode 0600), the metric memo and the built tiny models live",
         default=".clue-cache",
         metavar="DIR",
     ),
@@ -364,7 +364,7 @@ def resolve(config: pytest.Config) -> Settings:
     for opt in OPTIONS:
         cli = config.getoption(f"clue_{opt.name}")
         ini = config.getini(f"clue_{opt.name}")
-        if cli not in (None, [], False):
+        if cli is not None and cli is not False and cli != []:  # `0 in (None, [], False)` is True: 0 is a value
             values[opt.name], base, sources[opt.name] = cli, invocation, "command line"
         # an ini `false` is a setting too: it overrides [tool.clue]
         elif ini is not None and ini != [] and ini != "":
@@ -389,6 +389,15 @@ def resolve(config: pytest.Config) -> Settings:
 
     values.pop("margin")
     margin, margins = _margins(config, tool)
+    if margins:
+        from clue.tasks import metric_names
+
+        known = metric_names()
+        if set(margins) - known:
+            raise ConfigError(
+                f"--clue-margin: unknown metric(s) {', '.join(sorted(set(margins) - known))}; "
+                f"metrics: {', '.join(sorted(known))}"
+            )
 
     def number(name: str, kind: Any, default: Any) -> Any:
         value = values.get(name)
@@ -436,6 +445,10 @@ def resolve(config: pytest.Config) -> Settings:
     )
     if settings.bertscore_layers is None and settings.bertscore_model == BERTSCORE_DEFAULT_MODEL:
         settings = replace(settings, bertscore_layers=8)
+    from clue.models import DTYPES
+
+    if settings.dtype not in DTYPES:
+        raise ConfigError(f"--clue-dtype {settings.dtype!r} is not one of {', '.join(DTYPES)}")
     if not 0 < settings.alpha < 0.5:
         raise ConfigError(f"--clue-alpha must be between 0 and 0.5 (one-sided level), got {settings.alpha}")
     for name in ("resamples", "batch_size"):

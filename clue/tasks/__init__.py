@@ -35,3 +35,11 @@ def get_task(name: str) -> Task:
     module, cls = target.split(":")
     task: Task = getattr(importlib.import_module(module), cls)()
     return task
+
+
+def metric_names() -> set[str]:
+    """Every metric name a registered task can report (for validating per-metric options such as margins)."""
+    from clue.metrics.scorers import Scorers
+
+    scorers = Scorers()
+    return {spec.name for name in REGISTRY for spec in get_task(name).metrics(scorers)}

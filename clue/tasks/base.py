@@ -151,6 +151,14 @@ class Task(ABC):
         )
 
 
+def json_problem(exc: json.JSONDecodeError, *, one_line: bool = False) -> str:
+    """The decoder's message with its position: "Unterminated string starting at line 3, column 17" (its bare
+    `msg` ends in "starting at", which reads as cut off). `one_line`: a JSON Lines record, whose line the caller
+    names: the column only."""
+    where = f"column {exc.colno}" if one_line else f"line {exc.lineno}, column {exc.colno}"
+    return f"{exc.msg.removesuffix(' at')} at {where}"
+
+
 def read_json_records(path: Path) -> Iterator[tuple[str, Any]]:
     """Records of a JSON array file or a JSON Lines file, each with its location ("line 7" / "index 3")."""
     try:
@@ -162,7 +170,7 @@ def read_json_records(path: Path) -> Iterator[tuple[str, Any]]:
         try:
             records = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise DataError(path, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+            raise DataError(path, f"invalid JSON: {json_problem(exc)}") from None
         for index, record in enumerate(records):
             yield f"index {index}", record
         return
@@ -172,7 +180,8 @@ def read_json_records(path: Path) -> Iterator[tuple[str, Any]]:
         try:
             yield f"line {lineno}", json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(path, f"invalid JSON: {exc.msg}", record=f"line {lineno}") from None
+            problem = f"invalid JSON: {json_problem(exc, one_line=True)}"
+            raise DataError(path, problem, record=f"line {lineno}") from None
 
 
 def require_str(path: Path, where: str, record: Any, field: str, *, allow_empty: bool = False) -> str:

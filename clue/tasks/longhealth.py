@@ -40,7 +40,7 @@ from clue.backends.base import TokenCounter
 from clue.errors import DataError, DataWarning
 from clue.metrics.accuracy import ACCURACY, accuracy
 from clue.metrics.scorers import Scorers
-from clue.tasks.base import Task, strip_reasoning
+from clue.tasks.base import Task, json_problem, strip_reasoning
 from clue.types import ChatMessage, Generation, MetricSpec, Prompt, Sample, SampleScore
 
 UNANSWERABLE = "Question cannot be answered with provided documents"
@@ -108,7 +108,7 @@ def _benchmark(path: Path, mtime: float) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise DataError(path, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise DataError(path, f"invalid JSON: {json_problem(exc)}") from None
     if not isinstance(data, dict) or not data:
         raise DataError(path, "expected an object of patients {patient_id: {texts, questions}}")
     for pid, patient in data.items():
