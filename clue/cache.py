@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from pathlib import Path
@@ -339,15 +339,27 @@ class StoredRun:
     def generated(self) -> int:
         return sum(self.outputs[i] is not None for i in self.missing)
 
-    def generate(self, backend: Backend, settings: GenerationSettings, desc: str) -> list[Generation]:
-        """Run what is missing; every result is stored as it arrives (a failure as a failure: retried next run)."""
+    def generate(
+        self,
+        backend: Backend,
+        settings: GenerationSettings,
+        desc: str,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Generation]:
+        """Run what is missing; every result is stored as it arrives (a failure as a failure: retried next run).
+        `progress(done, total)` is called after each new generation."""
         missing = self.missing
+        done = 0
 
         def keep(j: int, generation: Generation) -> None:
+            nonlocal done
             i = missing[j]
             for twin in self.twins[self.keys[i]]:
                 self.outputs[twin] = replace(generation, sample_id=self.prompts[twin].sample_id)
             self.store.put(self.keys[i], self.model, self.prompts[i].task, generation)
+            done += 1
+            if progress is not None:
+                progress(done, len(missing))
 
         if missing:
             backend.generate([self.prompts[i] for i in missing], settings, desc=desc, on_result=keep)

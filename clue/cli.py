@@ -32,7 +32,20 @@ def _parser() -> argparse.ArgumentParser:
         description="Find each task's file in DIR (DIR/<task>/<published file name>), validate it with the task's "
         "loader, and print found / missing / invalid, record counts against the paper's, and a content hash.",
     )
-    check.add_argument("data_dir", type=Path, metavar="DIR", help="the folder given to --clue-data-dir")
+    check.add_argument(
+        "data_dir",
+        type=Path,
+        metavar="DIR",
+        nargs="?",
+        help="the folder given to --clue-data-dir (default: data_dir under [tool.clue] in ./pyproject.toml)",
+    )
+    check.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="TASK=FILE",
+        help="one task's file, as --clue-data (repeatable); [tool.clue] data in ./pyproject.toml is read too",
+    )
     check.add_argument("--strict", action="store_true", help="also fail (exit 1) when a data set is missing")
 
     store = commands.add_parser("store", help="the generation store (.clue-cache/generations.sqlite3)")
@@ -124,10 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.data_command == "check":
             from clue.data.check import check, render
 
-            if not args.data_dir.is_dir():
-                raise ClueError(f"{args.data_dir} is not a folder")
-            results = check(args.data_dir)
-            print("\n".join(render(args.data_dir, results)))
+            data_dir, explicit = _data_locations(args.data_dir, args.data)
+            if data_dir is not None and not data_dir.is_dir():
+                raise ClueError(f"{data_dir} is not a folder")
+            results = check(data_dir, explicit)
+            print("\n".join(render(data_dir, results, explicit)))
             bad = any(r.status == "invalid" for r in results)
             missing = any(r.status == "missing" for r in results)
             return 1 if bad or (args.strict and missing) else 0
@@ -157,6 +171,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"clue: {exc}", file=sys.stderr)
         return 1
     return 2  # pragma: no cover - argparse requires a command
+
+
+def _data_locations(data_dir: Path | None, pairs: Sequence[str]) -> tuple[Path | None, dict[str, Path]]:
+    """The data folder and the per-task files, resolved as the pytest suite resolves them: the command line,
+    then `data_dir` and `data` under [tool.clue] in ./pyproject.toml (relative to that file)."""
+    from clue.plugin.options import _tool_clue
+
+    root = Path.cwd()
+    tool = _tool_clue(root)
+    explicit: dict[str, Path] = {}
+    configured = tool.get("data") or []
+    for base, items in ((root, configured if isinstance(configured, list) else [configured]), (Path.cwd(), pairs)):
+        for pair in items:
+            task, sep, file = str(pair).partition("=")
+            if not sep or not task.strip() or not file.strip():
+                raise ClueError(f"--data expects TASK=FILE, got {pair!r}")
+            explicit[task.strip()] = (base / file.strip()).resolve()
+    if data_dir is None and tool.get("data_dir"):
+        data_dir = (root / str(tool["data_dir"])).resolve()
+    if data_dir is None and not explicit:
+        raise ClueError("no data folder: pass DIR, or set data_dir under [tool.clue] in ./pyproject.toml")
+    return data_dir, explicit
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,7 @@ import gzip
 import io
 import json
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -173,8 +174,12 @@ def test_help_explains_every_option() -> None:
     assert "ICD-10 rows only" in out
 
 
-def test_data_check_reports_found_missing_invalid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_data_check_reports_found_missing_invalid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
+
+    monkeypatch.chdir(tmp_path)  # no pyproject.toml naming data files here
 
     data = tmp_path / "data"
     shutil.copytree(FIXTURE_DATA, data)
@@ -241,3 +246,25 @@ def test_medisumqa_parsing_and_selection() -> None:
     pairs = [{"rouge_l": r, "bertscore": b} for r, b in [(0.9, 0.1), (0.1, 0.9), (0.5, 0.5), (0.0, 0.0)]]
     picked = medisumqa.select(pairs, 3)  # type: ignore[arg-type]
     assert picked == [pairs[3], pairs[0], pairs[1]]
+
+
+def test_data_check_resolves_data_as_the_suite_does(tmp_path: Path) -> None:
+    """`clue data check fixtures/data` reported MeQSum MISSING although [tool.clue] data named its file."""
+    import shutil
+    import subprocess
+    import sys
+
+    mednli = tmp_path / "elsewhere" / "mednli.jsonl"
+    mednli.parent.mkdir()
+    shutil.copy(FIXTURE_DATA / "mednli" / "mli_test_v1.jsonl", mednli)
+    (tmp_path / "data").mkdir()
+    config = '[tool.clue]\ndata_dir = "data"\ndata = ["mednli=elsewhere/mednli.jsonl"]\n'
+    (tmp_path / "pyproject.toml").write_text(config)
+    done = subprocess.run([sys.executable, "-m", "clue", "data", "check"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"found\s+MedNLI\s+33 pairs", done.stdout) and "MISSING  MeDiSumCode" in done.stdout
+    override = subprocess.run(
+        [sys.executable, "-m", "clue", "data", "check", "--data", "mednli=nowhere.jsonl"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert "MISSING  MedNLI" in override.stdout and "nowhere.jsonl (named by --clue-data" in override.stdout

@@ -526,3 +526,36 @@ def test_typos_and_out_of_range_values_are_usage_errors(
     result = run(project, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+def test_cpu_threads_default_to_half_the_cores_and_are_applied(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch's default (every core) oversubscribes a shared machine: docs/performance.md, cpu_threads.py."""
+    import torch
+
+    from clue.plugin.options import default_cpu_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
+    assert default_cpu_threads() == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # a pytest -n worker's share, or the user's choice
+    assert default_cpu_threads() == 3
+    before = torch.get_num_threads()
+    try:
+        write_models(project, base_wrong=set(), candidate_wrong=set())
+        run(project, "-k", "medisumcode", "--clue-cpu-threads", "1").assert_outcomes(passed=2)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_progress_shows_under_normal_capture_and_not_under_q_or_in_junit(project: pytest.Pytester) -> None:
+    """All of a model's generation happens inside its first test, where pytest captures output: the terminal
+    showed only the file name for the whole run. Progress now reaches the terminal, one line per model."""
+    write_models(project, base_wrong=set(), candidate_wrong={3})
+    result = run(project, "-k", "mednli", subprocess=True)
+    result.stdout.fnmatch_lines(["*clue: base (replay): 50/50 prompts, *, done in *", "*clue: candidate (replay): *"])
+    assert "prompts" not in (project.path / "out/junit.xml").read_text()
+    quiet = run(project, "-k", "mednli", "-q", "--clue-cache-dir", "cache2", subprocess=True)
+    assert "prompts," not in quiet.stdout.str()

@@ -27,7 +27,8 @@ def _burn(stop: multiprocessing.synchronize.Event) -> None:
             x ^= i
 
 
-def _time_generation(threads: int, model_dir: Path, prompts: int, max_new: int) -> float:
+def _time_generation(threads: int, model_dir: Path, prompts: int, max_new: int) -> tuple[float, int]:
+    """Seconds and generated tokens for `prompts` prompts at `threads` torch threads."""
     import torch
 
     from clue.backends.transformers import TransformersBackend
@@ -36,25 +37,38 @@ def _time_generation(threads: int, model_dir: Path, prompts: int, max_new: int) 
 
     torch.set_num_threads(threads)
     backend = TransformersBackend(ModelSpec("tiny", path=str(model_dir)), str(model_dir))
-    question = "What are the side effects of metformin and how long do they last? " * 6
-    batch = [Prompt("t", f"s{i}", (ChatMessage("user", f"{i}: {question}"),), max_new) for i in range(prompts)]
+    words = [
+        "patient",
+        "chest",
+        "pain",
+        "diabetes",
+        "metformin",
+        "side",
+        "effects",
+        "ICD-10",
+        "codes",
+        "discharge",
+        "summary",
+    ]
+    texts = [" ".join(words[(i + k) % len(words)] for k in range(60)) for i in range(prompts)]
+    batch = [Prompt("t", f"s{i}", (ChatMessage("user", text),), max_new) for i, text in enumerate(texts)]
     backend.generate(batch[:2], GenerationSettings(batch_size=8))  # load weights, warm up
     began = time.perf_counter()
-    backend.generate(batch, GenerationSettings(batch_size=8))
-    return time.perf_counter() - began
+    out = backend.generate(batch, GenerationSettings(batch_size=8))
+    return time.perf_counter() - began, sum(g.completion_tokens for g in out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prompts", type=int, default=24)
-    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
     args = parser.parse_args()
     from clue.tiny import build_tiny_llama
 
     cores = os.cpu_count() or 1
     model_dir = build_tiny_llama(Path(tempfile.mkdtemp()) / "tiny", seed=0)
     counts = sorted({1, *range(2, cores + 1)})
-    print(f"{cores} cores; {args.prompts} prompts x {args.max_new_tokens} new tokens, tiny Llama, batch 8\n")
+    print(f"{cores} cores; {args.prompts} prompts, up to {args.max_new_tokens} new tokens, tiny Llama, batch 8\n")
     for label, competitors in (("idle machine", 0), (f"busy machine ({max(cores - 1, 1)} competing processes)", 1)):
         stop = multiprocessing.Event()
         burners = [multiprocessing.Process(target=_burn, args=(stop,)) for _ in range(max(cores - 1, 1) * competitors)]
@@ -67,8 +81,10 @@ def main() -> None:
             for burner in burners:
                 burner.join()
         print(label)
-        for n, seconds in times.items():
-            print(f"  {n} thread(s): {seconds:6.1f} s   ({seconds / times[1]:.2f} x the 1-thread time)")
+        for n, (seconds, tokens) in times.items():
+            rate, one = tokens / seconds, times[1][1] / times[1][0]
+            print(f"  {n} thread(s): {seconds:6.1f} s, {tokens} tokens, {rate:7.0f} tokens/s", end="")
+            print(f" ({rate / one:.2f} x 1 thread)")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ what passes here loads in `pytest benchmarks`; an invalid file is reported with 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,12 +67,20 @@ class CheckResult:
         return self.records == self.dataset.paper_records
 
 
-def check_one(data_dir: Path, dataset: DataSet) -> CheckResult:
+def check_one(data_dir: Path | None, dataset: DataSet, explicit: Mapping[str, Path] | None = None) -> CheckResult:
+    """One data set, found as the suite finds it: a file named for the task (--clue-data / [tool.clue] data) is
+    taken as given, else the task's file in `data_dir`."""
     task = get_task(dataset.task)
-    try:
-        path = task.find_data(data_dir)  # refuses a file resolving outside data_dir
-    except DataError as exc:
-        return CheckResult(dataset, "invalid", Path(exc.path), problem=str(exc))
+    path: Path | None
+    if explicit and dataset.task in explicit:
+        path = explicit[dataset.task] if explicit[dataset.task].is_file() else None
+    elif data_dir is None:
+        path = None
+    else:
+        try:
+            path = task.find_data(data_dir)  # refuses a file resolving outside data_dir
+        except DataError as exc:
+            return CheckResult(dataset, "invalid", Path(exc.path), problem=str(exc))
     if path is None:
         return CheckResult(dataset, "missing")
     try:
@@ -84,16 +93,19 @@ def check_one(data_dir: Path, dataset: DataSet) -> CheckResult:
     return CheckResult(dataset, "found", path, records, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
-def check(data_dir: Path) -> list[CheckResult]:
-    return [check_one(data_dir, d) for d in DATASETS]
+def check(data_dir: Path | None, explicit: Mapping[str, Path] | None = None) -> list[CheckResult]:
+    return [check_one(data_dir, d, explicit) for d in DATASETS]
 
 
-def render(data_dir: Path, results: list[CheckResult]) -> list[str]:
-    lines = [f"clue data check {data_dir}", ""]
+def render(data_dir: Path | None, results: list[CheckResult], explicit: Mapping[str, Path] | None = None) -> list[str]:
+    lines = [f"clue data check {data_dir if data_dir is not None else '(no data folder)'}", ""]
     for r in results:
         d = r.dataset
         if r.status == "missing":
-            where = data_dir / d.task.split("_task")[0]
+            if explicit and d.task in explicit:
+                lines.append(f"MISSING  {d.name:<16} {explicit[d.task]} (named by --clue-data / [tool.clue] data)")
+                continue
+            where = (data_dir or Path("<data dir>")) / d.task.split("_task")[0]
             names = " or ".join(get_task(d.task).data_files)
             lines.append(f"MISSING  {d.name:<16} put {names} in {where}/  (source: {d.source})")
         elif r.status == "invalid":

@@ -52,6 +52,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(f"clue: {exc}") from None
     config.stash[session_key] = session
+    if config.option.verbose >= 0 and not hasattr(config, "workerinput"):
+        session.progress = TerminalProgress(config)
     hooks = None
     workers = int(getattr(config.option, "numprocesses", 0) or 0)
     if workers and not hasattr(config, "workerinput") and configured:
@@ -240,6 +242,44 @@ def clue_gate(request: pytest.FixtureRequest, clue_session: ClueSession) -> Call
 
 
 _META = {"clue.task", "clue.model", "clue.base_model", "clue.verdict", "clue.n", "clue.results_json", "clue.case"}
+
+
+class TerminalProgress:
+    """Generation progress on the terminal while a test generates: all of a model's generation happens inside its
+    first test, where pytest captures output, so a progress bar would show only with -s. This writes through the
+    terminal reporter with capture suspended: on a terminal one line per model, rewritten at most twice a second;
+    in a CI log a line every 30 s. Quiet under -q; never part of the captured output, so never in JUnit."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.last = 0.0
+
+    def __call__(self, model: str, engine: str, done: int, total: int, seconds: float) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None or capture is None:
+            return
+        tty = reporter.isatty()
+        now = time.perf_counter()
+        finished = done == total
+        if not finished and now - self.last < (0.5 if tty else 30.0):
+            return
+        self.last = now
+        rate = done / seconds if seconds > 0 else 0.0
+        eta = f", ETA {_duration((total - done) / rate)}" if rate > 0 and not finished else ""
+        line = f"clue: {model} ({engine}): {done}/{total} prompts, {rate:.1f}/s{eta}"
+        if finished:
+            line += f", done in {_duration(seconds)}"
+        with capture.global_and_fixture_disabled():
+            if tty:
+                reporter.write("\r" + line.ljust(100) + ("\n" if finished else ""), flush=True)
+            else:
+                reporter.write_line(line)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 class ResultsCollector:

@@ -150,6 +150,14 @@ OPTIONS: tuple[_Opt, ...] = (
     ),
     _Opt("batch_size", "prompts per generation batch (default 8)", type=int),
     _Opt(
+        "cpu_threads",
+        "torch threads for work on the CPU (generation, BERTScore). Default: OMP_NUM_THREADS if set (pytest -n "
+        "sets each worker's share), else half the cores, at least 1: measured on a 2-core machine, 2 threads were "
+        "no faster than 1 when idle and 3.3x slower when another job shared the machine (docs/performance.md)",
+        type=int,
+        metavar="N",
+    ),
+    _Opt(
         "max_failed_share",
         "when more than this share of a model's samples fail to generate, the test errors with the first error "
         "instead of scoring the failures as wrong answers (a systematic failure is not a verdict; default 0.05)",
@@ -264,6 +272,7 @@ class Settings:
     bootstrap_seed: int
     limit: int | None
     batch_size: int
+    cpu_threads: int
     max_failed_share: float
     longhealth_max_tokens: int
     gpus: str
@@ -285,6 +294,19 @@ class Settings:
         if self.margin is not None:
             return self.margin
         return metric.margin if metric.margin is not None else stats.DEFAULT_MARGIN
+
+
+def default_cpu_threads() -> int:
+    """OMP_NUM_THREADS when set (by the user, or by clue for each pytest -n worker: its share of the cores), else
+    half the cores this process may use, at least 1: torch's default of every core oversubscribes a machine that
+    other jobs share."""
+    import os
+
+    share = os.environ.get("OMP_NUM_THREADS", "")
+    if share.isdigit() and int(share) > 0:
+        return int(share)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // 2)
 
 
 def _tool_clue(rootpath: Path) -> dict[str, Any]:
@@ -429,6 +451,7 @@ def resolve(config: pytest.Config) -> Settings:
         bootstrap_seed=number("bootstrap_seed", int, 1),
         limit=number("limit", int, None),
         batch_size=number("batch_size", int, 8),
+        cpu_threads=number("cpu_threads", int, 0) or default_cpu_threads(),
         max_failed_share=number("max_failed_share", float, 0.05),
         longhealth_max_tokens=number("longhealth_max_tokens", int, 8140),
         gpus=str(values["gpus"]).strip() or "auto",
@@ -451,7 +474,7 @@ def resolve(config: pytest.Config) -> Settings:
         raise ConfigError(f"--clue-dtype {settings.dtype!r} is not one of {', '.join(DTYPES)}")
     if not 0 < settings.alpha < 0.5:
         raise ConfigError(f"--clue-alpha must be between 0 and 0.5 (one-sided level), got {settings.alpha}")
-    for name in ("resamples", "batch_size"):
+    for name in ("resamples", "batch_size", "cpu_threads"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"--clue-{name.replace('_', '-')} must be at least 1")
     if settings.limit is not None and settings.limit < 1:

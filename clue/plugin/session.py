@@ -12,6 +12,7 @@ import platform
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,9 @@ class ClueSession:
         self._backend_info: dict[str, dict[str, Any]] = {}
         self.reused: dict[str, int] = defaultdict(int)
         self._store: GenerationStore | None = None
+        self._threads_set = False
+        # (model, engine, done, total, seconds): set by the pytest plugin to show progress on the terminal
+        self.progress: Callable[[str, str, int, int, float], None] | None = None
         self.scorers = Scorers(
             rouge_stemmer=settings.rouge_stemmer,
             bertscore_config=BertScoreConfig(
@@ -182,6 +186,15 @@ class ClueSession:
             raise ClueError(entry)
         return entry
 
+    def _cpu_threads(self) -> None:
+        """Apply --clue-cpu-threads to torch once, before the first model or metric model runs on the CPU."""
+        if self._threads_set:
+            return
+        import torch
+
+        torch.set_num_threads(self.settings.cpu_threads)
+        self._threads_set = True
+
     def _generate(self, model: str, task_names: list[str]) -> None:
         spec = self.models[model]
         todo: list[tuple[Task, TaskData]] = []
@@ -202,6 +215,8 @@ class ClueSession:
             return
         began = time.perf_counter()
         try:
+            if spec.backend in ("transformers", "vllm"):
+                self._cpu_threads()
             backend = load_backend(spec, self.settings.cache_dir, self.models)
             self.backend_seconds += time.perf_counter() - began
             try:
@@ -276,8 +291,14 @@ class ClueSession:
                 f"{self.store.path} (first: {first.task}/{shown}); run once without --clue-rescore to generate them"
             )
         began = time.perf_counter()
+        engine = str(backend.describe().get("engine", self.models[model].backend))
+
+        def report(done: int, total: int) -> None:
+            if self.progress is not None:
+                self.progress(model, engine, done, total, time.perf_counter() - began)
+
         try:
-            return run.generate(backend, settings, desc=f"{model}: generating")
+            return run.generate(backend, settings, desc=f"{model}: generating", progress=report)
         finally:
             if missing:
                 self.backend_seconds += time.perf_counter() - began
@@ -292,6 +313,7 @@ class ClueSession:
             data = self.data(task)
             assert data is not None  # generations() would have raised
             self.scorers.store = self.store  # memoised BERTScore / UMLS values
+            self._cpu_threads()  # BERTScore runs on the CPU here
             began = time.perf_counter()
             try:
                 scores = tuple(task.score_all(data.scored, generations, self.scorers))
