@@ -132,6 +132,14 @@ class ClueSession:
         """The registry's task with this run's task options applied."""
         return get_task(name).configure(longhealth_max_tokens=self.settings.longhealth_max_tokens)
 
+    def shown_id(self, task: str, sample_id: str) -> str:
+        """A sample id as it may appear in results, reports, JUnit and messages: raw for public data sets or with
+        --clue-report-samples, else hashed (MedNLI pairIDs, MIMIC hadm_ids and MeDiSumQA "note_id/question" ids,
+        which hold question text, are credentialed)."""
+        if get_task(task).public_data or self.settings.report_samples:
+            return sample_id
+        return hash_id(task, sample_id)
+
     # -- data ---------------------------------------------------------------------------------------------------
     def data_path(self, task: Task) -> Path | None:
         if task.name in self.settings.data:
@@ -254,9 +262,7 @@ class ClueSession:
         if not failed or len(failed) <= limit * len(generations):
             return None
         first = failed[0]
-        where = (
-            first.sample_id if task.public_data or self.settings.report_samples else hash_id(task.name, first.sample_id)
-        )
+        where = self.shown_id(task.name, first.sample_id)
         error = (first.error or "").replace(first.sample_id, where)
         return (
             f"model {model!r}, {task.name}: {len(failed)} of {len(generations)} generations failed "
@@ -283,9 +289,7 @@ class ClueSession:
         missing = run.missing
         if missing and self.settings.rescore:
             first = prompts[missing[0]]
-            shown = first.sample_id
-            if not (self.task(first.task).public_data or self.settings.report_samples):
-                shown = hash_id(first.task, first.sample_id)  # JUnit carries this message: no raw MIMIC id
+            shown = self.shown_id(first.task, first.sample_id)  # JUnit carries this message
             raise ClueError(
                 f"--clue-rescore: {len(missing)} of {len(set(run.keys))} generations are not in the store "
                 f"{self.store.path} (first: {first.task}/{shown}); run once without --clue-rescore to generate them"
@@ -345,12 +349,7 @@ class ClueSession:
                 "path": str(data.path),
                 "sha256": data.sha256,
                 "records": data.total,
-                # hashed like every other id unless shown on purpose: MedNLI pairIDs, MIMIC hadm_ids and MeDiSumQA
-                # "note_id/question" ids (question text) are credentialed
-                "few_shot_ids": [
-                    s.id if task.public_data or self.settings.report_samples else hash_id(task.name, s.id)
-                    for s in data.shots
-                ],
+                "few_shot_ids": [self.shown_id(task.name, s.id) for s in data.shots],
                 "scored": len(data.scored),
             },
             "seed": self.settings.seed,
