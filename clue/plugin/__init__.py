@@ -52,7 +52,11 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(f"clue: {exc}") from None
     config.stash[session_key] = session
-    if config.option.verbose >= 0 and not hasattr(config, "workerinput"):
+    global _SESSIONS
+    _SESSIONS += 1
+    # a session run inside another in this process (pytester's in-process runs) writes no progress: suspending
+    # the nested capture from inside a test crashed the interpreter there (measured: segfault in the next run)
+    if config.option.verbose >= 0 and not hasattr(config, "workerinput") and _SESSIONS == 1:
         session.progress = TerminalProgress(config)
     hooks = None
     workers = int(getattr(config.option, "numprocesses", 0) or 0)
@@ -66,8 +70,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ResultsCollector(config, hooks), "clue-results-collector")
 
 
+_SESSIONS = 0  # clue sessions configured and not yet unconfigured in this process
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Free what the session holds: an idle vLLM engine kept for a LoRA entry, the store's connections."""
+    global _SESSIONS
+    if session_key in config.stash:
+        _SESSIONS -= 1
     vllm_backend = sys.modules.get("clue.backends.vllm")
     if vllm_backend is not None:
         vllm_backend.release_all()

@@ -8,6 +8,7 @@ and then released before the next one is loaded.
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import sys
 import time
@@ -57,7 +58,6 @@ class ClueSession:
         self._backend_info: dict[str, dict[str, Any]] = {}
         self.reused: dict[str, int] = defaultdict(int)
         self._store: GenerationStore | None = None
-        self._threads_set = False
         # (model, engine, done, total, seconds): set by the pytest plugin to show progress on the terminal
         self.progress: Callable[[str, str, int, int, float], None] | None = None
         self.scorers = Scorers(
@@ -195,13 +195,15 @@ class ClueSession:
         return entry
 
     def _cpu_threads(self) -> None:
-        """Apply --clue-cpu-threads to torch once, before the first model or metric model runs on the CPU."""
-        if self._threads_set:
-            return
-        import torch
-
-        torch.set_num_threads(self.settings.cpu_threads)
-        self._threads_set = True
+        """Apply --clue-cpu-threads before a model or metric model runs on the CPU, without importing torch: to
+        torch if it is loaded, else through OMP_NUM_THREADS, which torch reads when a backend or BERTScore first
+        imports it (importing torch here would load it for runs that never need it, e.g. replayed outputs)."""
+        threads = self.settings.cpu_threads
+        torch = sys.modules.get("torch")
+        if torch is None:
+            os.environ["OMP_NUM_THREADS"] = str(threads)
+        elif torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
     def _generate(self, model: str, task_names: list[str]) -> None:
         spec = self.models[model]
@@ -223,8 +225,7 @@ class ClueSession:
             return
         began = time.perf_counter()
         try:
-            if spec.backend in ("transformers", "vllm"):
-                self._cpu_threads()
+            self._cpu_threads()
             backend = load_backend(spec, self.settings.cache_dir, self.models)
             self.backend_seconds += time.perf_counter() - began
             try:
