@@ -559,3 +559,25 @@ def test_progress_shows_under_normal_capture_and_not_under_q_or_in_junit(project
     assert "prompts" not in (project.path / "out/junit.xml").read_text()
     quiet = run(project, "-k", "mednli", "-q", "--clue-cache-dir", "cache2", subprocess=True)
     assert "prompts," not in quiet.stdout.str()
+
+
+def test_ctrl_c_before_any_case_finished_rewrites_the_reports_as_interrupted(project: pytest.Pytester) -> None:
+    """pytest rewrites junit.xml on Ctrl-C; the HTML and Markdown reports kept the previous run's verdicts."""
+    write_models(project, base_wrong=set(scored_indices()[:30]), candidate_wrong=set())
+    run(project, "-k", "mednli").assert_outcomes(passed=2)
+    assert "improved" in (project.path / "out/summary.md").read_text()
+    project.makeconftest(
+        """
+from clue.backends.replay import ReplayBackend
+
+def interrupt(self, prompts, settings, **kwargs):
+    raise KeyboardInterrupt
+
+ReplayBackend.generate = interrupt
+"""
+    )
+    interrupted = run(project, "-k", "mednli", "--clue-cache-dir", "fresh-cache", subprocess=True)
+    assert interrupted.ret == pytest.ExitCode.INTERRUPTED
+    summary = (project.path / "out/summary.md").read_text()
+    assert "improved" not in summary and "interrupted before every selected case finished" in summary
+    assert json.loads((project.path / "out/clue-results.json").read_text())["interrupted"] is True

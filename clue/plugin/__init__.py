@@ -329,18 +329,22 @@ class ResultsCollector:
         return merged
 
     @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):  # an xdist worker: the controller merges
             workeroutput: dict[str, Any] = getattr(self.config, "workeroutput", {})
             if session_key in self.config.stash:
                 workeroutput["clue"] = _session(self.config).stats()
             return
-        if not self.rows and not self.not_run:
+        # Ctrl-C before any case finished still rewrites the reports (pytest rewrites junit.xml too), so that no
+        # folder holds a JUnit of this run next to a report of the previous one
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED and bool(_session(self.config).plan)
+        if not self.rows and not self.not_run and not interrupted:
             return  # no clue test ran: a project without clue tests gets no reports
         strict = _session(self.config).settings.strict
         paths = [Path(str(r["clue.results_json"])) for r in self.rows]
-        records = results_report.merge(self.reports_dir, paths, not_run=self.not_run, strict=strict)
-        write_reports(self.reports_dir, records, not_run=self.not_run, strict=strict)
+        meta: dict[str, Any] = {"not_run": self.not_run, "strict": strict, "interrupted": interrupted}
+        records = results_report.merge(self.reports_dir, paths, **meta)
+        write_reports(self.reports_dir, records, **meta)
         results_report.write_json(self.reports_dir / "clue-session.json", self.stats())
 
     @property

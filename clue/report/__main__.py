@@ -27,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clue.report: {args.results}: not a clue results file ({type(exc).__name__}: {exc})", file=sys.stderr)
         return 2
     html_path, md_path = write_reports(
-        args.out or args.results.parent, records, not_run=data.get("not_run", []), strict=data.get("strict", False)
+        args.out or args.results.parent,
+        records,
+        not_run=data.get("not_run", []),
+        strict=data.get("strict", False),
+        interrupted=data.get("interrupted", False),
     )
     print(f"wrote {html_path} and {md_path}")
     return 0

@@ -71,6 +71,7 @@ class Report:
     confidence: float = 0.95
     not_run: list[dict[str, str]] = field(default_factory=list)  # {task, model, status: skipped|error, reason}
     strict: bool = False  # --clue-strict: inconclusive cases failed this run
+    interrupted: bool = False  # Ctrl-C: not every selected case finished
     flip_totals: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (lost, gained), all of them
 
     def averages(self, model: str) -> dict[str, float | None]:
@@ -111,6 +112,12 @@ class Report:
         skipped = [
             f"{n['model']} on {n['task']}: skipped ({n['reason']})" for n in self.not_run if n["status"] != "error"
         ]
+        if self.interrupted:
+            failing.insert(
+                0,
+                "the run was interrupted before every selected case finished (what was generated is in the store: "
+                "a re-run resumes)",
+            )
         if failing:
             return "failing", failing + skipped
         if not self.comparisons():
@@ -184,6 +191,7 @@ def build_report(
     flip_limit: int = 20,
     not_run: Sequence[Mapping[str, str]] = (),
     strict: bool = False,
+    interrupted: bool = False,
 ) -> Report:
     order = {name: i for i, name in enumerate(REGISTRY)}
     tasks: dict[str, TaskColumn] = {}
@@ -194,7 +202,13 @@ def build_report(
             models.append(r["model"])
     columns = sorted(tasks.values(), key=lambda t: (t.level, order.get(t.name, len(order)), t.name))
     report = Report(
-        tasks=columns, models=models, cells={}, details={}, not_run=[dict(n) for n in not_run], strict=strict
+        tasks=columns,
+        models=models,
+        cells={},
+        details={},
+        not_run=[dict(n) for n in not_run],
+        strict=strict,
+        interrupted=interrupted,
     )
     by_key = {(r["model"], r["task"]): r for r in records}
     for r in records:

@@ -19,8 +19,9 @@ def write_reports(
     *,
     not_run: Sequence[Mapping[str, str]] = (),
     strict: bool = False,
+    interrupted: bool = False,
 ) -> tuple[Path, Path]:
-    report = build_report(records, not_run=not_run, strict=strict)
+    report = build_report(records, not_run=not_run, strict=strict, interrupted=interrupted)
     reports_dir.mkdir(parents=True, exist_ok=True)
     html_path, md_path = reports_dir / "index.html", reports_dir / "summary.md"
     for path, text in ((html_path, render_html(report)), (md_path, render_markdown(report))):

@@ -129,12 +129,23 @@ def result_path(reports_dir: Path, task: str, model: str) -> Path:
 
 
 def merge(
-    reports_dir: Path, paths: Iterable[Path], *, not_run: Sequence[Mapping[str, str]] = (), strict: bool = False
+    reports_dir: Path,
+    paths: Iterable[Path],
+    *,
+    not_run: Sequence[Mapping[str, str]] = (),
+    strict: bool = False,
+    interrupted: bool = False,
 ) -> list[dict[str, Any]]:
     """Merge this session's per-test files into clue-results.json, with the cases of this run that produced no
     result (skipped: no data; errored: invalid data, a failed model load, a systematic failure) and their
     reasons; returns the records. The file describes this run only."""
     records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(set(paths)) if p.is_file()]
-    data = {"schema": SCHEMA_VERSION, "results": records, "not_run": list(not_run), "strict": strict}
+    data = {
+        "schema": SCHEMA_VERSION,
+        "results": records,
+        "not_run": list(not_run),
+        "strict": strict,
+        "interrupted": interrupted,
+    }
     write_json(reports_dir / "clue-results.json", data)
     return records
