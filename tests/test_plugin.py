@@ -581,3 +581,24 @@ ReplayBackend.generate = interrupt
     summary = (project.path / "out/summary.md").read_text()
     assert "improved" not in summary and "interrupted before every selected case finished" in summary
     assert json.loads((project.path / "out/clue-results.json").read_text())["interrupted"] is True
+
+
+def test_github_actions_gets_annotations_and_failures_start_with_one_readable_line(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under GITHUB_ACTIONS, a regressed case is an error annotation and an inconclusive one a warning; a failure
+    message starts with task, model, base, verdict and the primary metric's Δ and CI."""
+    write_models(project, base_wrong=set(), candidate_wrong=set(scored_indices()[:20]))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    result = run(project, "-k", "mednli")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "REGRESSED mednli: model 'candidate' vs base 'base': regressed; accuracy 0.6000 vs 1.0000, "
+            "Δ -0.4000, 95% CI [[]-0.*, -0.*[]]",
+            "::error title=clue mednli [[]candidate[]]%3A regressed::mednli: model 'candidate' vs base 'base': "
+            "regressed; accuracy *",
+        ]
+    )
+    monkeypatch.delenv("GITHUB_ACTIONS")
+    assert "::error" not in run(project, "-k", "mednli").stdout.str()

@@ -8,6 +8,7 @@ its base model sample by sample.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -239,6 +240,7 @@ def clue_gate(request: pytest.FixtureRequest, clue_session: ClueSession) -> Call
                 record_property(f"clue.{name}.verdict", comparison["verdict"])
         if outcome is None:
             return None
+        record_property("clue.headline", outcome.headline())
         if outcome.regressed:
             pytest.fail("REGRESSED " + outcome.message(), pytrace=False)
         if outcome.inconclusive:
@@ -251,7 +253,16 @@ def clue_gate(request: pytest.FixtureRequest, clue_session: ClueSession) -> Call
     return gate
 
 
-_META = {"clue.task", "clue.model", "clue.base_model", "clue.verdict", "clue.n", "clue.results_json", "clue.case"}
+_META = {
+    "clue.task",
+    "clue.model",
+    "clue.base_model",
+    "clue.verdict",
+    "clue.n",
+    "clue.results_json",
+    "clue.case",
+    "clue.headline",
+}
 
 
 class TerminalProgress:
@@ -390,6 +401,9 @@ class ResultsCollector:
             )
         tr.write_line(f"results JSON: {self.reports_dir / 'clue-results.json'}")
         tr.write_line(f"report: {self.reports_dir / 'index.html'} (summary: {self.reports_dir / 'summary.md'})")
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            for line in _annotations(self.rows):
+                tr.write_line(line)
         family = self.config.getini("junit_family")
         if self.config.option.xmlpath and family not in ("xunit1", "legacy"):
             tr.write_line(
@@ -397,6 +411,25 @@ class ResultsCollector:
                 "but not clue's metrics; they are in clue-results.json (set junit_family = xunit1 to get them as "
                 "properties)"
             )
+
+
+def _annotations(rows: list[dict[str, object]]) -> list[str]:
+    """GitHub Actions workflow commands: an error annotation per regressed case, a warning per inconclusive one,
+    so verdicts show in the run's summary and on the pull request, not only in a passed test's log."""
+    out = []
+    for row in rows:
+        level = {"regressed": "error", "inconclusive": "warning"}.get(str(row.get("clue.verdict")))
+        if level is None:
+            continue
+        title = _escape(f"clue {row['clue.task']} [{row['clue.model']}]: {row['clue.verdict']}", title=True)
+        out.append(f"::{level} title={title}::{_escape(str(row.get('clue.headline', row['clue.verdict'])))}")
+    return out
+
+
+def _escape(text: str, *, title: bool = False) -> str:
+    """GitHub's escaping for workflow command data (and, in properties such as title, also ':' and ',')."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if title else text
 
 
 def _why_not_run(report: pytest.TestReport) -> dict[str, str]:

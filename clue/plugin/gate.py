@@ -9,6 +9,7 @@ from clue import stats
 from clue.decision import GateConfig, MetricScores, decide, task_verdict
 from clue.errors import ClueError
 from clue.plugin.options import Settings
+from clue.tasks import get_task
 from clue.types import TaskResult
 
 
@@ -21,6 +22,7 @@ class GateOutcome:
     gated: frozenset[str]
     failed_model: int = 0  # samples whose generation failed: scored as wrong answers (0) on every metric
     failed_base: int = 0
+    primary: str | None = None  # the task's primary metric: the one the first line of a message shows
 
     @property
     def regressed(self) -> list[stats.Comparison]:
@@ -34,8 +36,19 @@ class GateOutcome:
     def verdict(self) -> stats.Verdict:
         return task_verdict(self.comparisons, self.gated)
 
+    def headline(self) -> str:
+        """One readable line: task, model, base, verdict, and the primary metric's difference with its CI."""
+        head = f"{self.task}: model {self.model!r} vs base {self.base!r}: {self.verdict}"
+        primary = next((c for c in self.comparisons if c.metric == self.primary), None)
+        if primary is not None:
+            head += (
+                f"; {primary.metric} {primary.model_mean:.4f} vs {primary.base_mean:.4f}, Δ {primary.delta:+.4f}, "
+                f"{primary.confidence:.0%} CI [{primary.ci_low:+.4f}, {primary.ci_high:+.4f}]"
+            )
+        return head
+
     def message(self) -> str:
-        head = f"{self.task}: model {self.model!r} vs base {self.base!r}"
+        head = self.headline()
         lines = [c.describe() for c in self.comparisons if c.metric in self.gated]
         if self.failed_model or self.failed_base:
             lines.append(
@@ -61,5 +74,12 @@ def run_gate(result: TaskResult, base: TaskResult, settings: Settings) -> GateOu
     decision = decide(metrics, config, result.clusters())
     failed = [sum(g.error is not None for g in r.generations) for r in (result, base)]
     return GateOutcome(
-        result.task, result.model, base.model, decision.comparisons, decision.gated, failed[0], failed[1]
+        result.task,
+        result.model,
+        base.model,
+        decision.comparisons,
+        decision.gated,
+        failed[0],
+        failed[1],
+        primary=get_task(result.task).primary_metric,
     )
