@@ -70,6 +70,7 @@ class Comparison:
     se: float = 0.0  # standard error of the mean gain
     mde: float = 0.0  # minimum detectable effect at 80 % power
     units: int = 0  # independent units: pairs, or clusters
+    unit: str = "pairs"  # what a unit is: "pairs", or "clusters" (repetitions of one question move together)
     min_samples: int = DEFAULT_MIN_SAMPLES
     regression_alpha: float = DEFAULT_ALPHA  # one-sided level of the regression claim (Holm-adjusted in a family)
 
@@ -94,11 +95,10 @@ class Comparison:
         """Why an inconclusive comparison is inconclusive: the interval alone can read as a verdict."""
         if self.verdict != "inconclusive":
             return ""
-        unit = "clusters" if "cluster" in self.method else "pairs"
         if self.units < self.min_samples:
-            return f" (n = {self.units} {unit} < min-samples {self.min_samples})"
+            return f" (n = {self.units} {self.unit} < min-samples {self.min_samples})"
         if self.mde > self.margin:
-            return f" (MDE {self.mde:.4f} > margin {self.margin:g}: too few {unit} for this margin)"
+            return f" (MDE {self.mde:.4f} > margin {self.margin:g}: too few {self.unit} for this margin)"
         return " (the CI straddles -margin)"
 
 
@@ -149,6 +149,7 @@ class Prepared:
     p_superior: float
     se: float
     units: int
+    unit: str = "pairs"
 
     def at(self, regression_alpha: float | None = None) -> Comparison:
         level = self.alpha if regression_alpha is None else regression_alpha
@@ -177,6 +178,7 @@ class Prepared:
             se=float(self.se),
             mde=minimum_detectable_effect(self.se, self.alpha),
             units=self.units,
+            unit=self.unit,
             min_samples=self.min_samples,
             regression_alpha=level,
         )
@@ -294,6 +296,7 @@ def prepare_bootstrap(
         p_superior=bca.level_at(0.0),
         se=float(np.std(replicates, ddof=1)) if resamples > 1 else 0.0,
         units=len(sums),
+        unit="pairs" if clusters is None else "clusters",
     )
 
 
