@@ -176,18 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _data_locations(data_dir: Path | None, pairs: Sequence[str]) -> tuple[Path | None, dict[str, Path]]:
     """The data folder and the per-task files, resolved as the pytest suite resolves them: the command line,
     then `data_dir` and `data` under [tool.clue] in ./pyproject.toml (relative to that file)."""
-    from clue.plugin.options import _tool_clue
+    from clue.plugin.options import data_files, tool_clue
 
     root = Path.cwd()
-    tool = _tool_clue(root)
-    explicit: dict[str, Path] = {}
-    configured = tool.get("data") or []
-    for base, items in ((root, configured if isinstance(configured, list) else [configured]), (Path.cwd(), pairs)):
-        for pair in items:
-            task, sep, file = str(pair).partition("=")
-            if not sep or not task.strip() or not file.strip():
-                raise ClueError(f"--data expects TASK=FILE, got {pair!r}")
-            explicit[task.strip()] = (base / file.strip()).resolve()
+    tool = tool_clue(root)
+    explicit = data_files(tool.get("data") or [], root, "[tool.clue] data")
+    explicit.update(data_files(list(pairs), root, "--data"))
     if data_dir is None and tool.get("data_dir"):
         data_dir = (root / str(tool["data_dir"])).resolve()
     if data_dir is None and not explicit:

@@ -309,7 +309,20 @@ def default_cpu_threads() -> int:
     return max(1, cores // 2)
 
 
-def _tool_clue(rootpath: Path) -> dict[str, Any]:
+def data_files(pairs: Any, base: Path, flag: str) -> dict[str, Path]:
+    """TASK=FILE pairs (a list, or one string from a configuration file) as task -> file, relative to `base`;
+    the suite and `clue data check` read them the same way."""
+    files: dict[str, Path] = {}
+    for pair in pairs if isinstance(pairs, list) else [pairs]:
+        task, sep, file = str(pair).partition("=")
+        if not sep or not task.strip() or not file.strip():
+            raise ConfigError(f"{flag} expects TASK=FILE, got {pair!r}")
+        files[task.strip()] = (base / file.strip()).resolve()
+    return files
+
+
+def tool_clue(rootpath: Path) -> dict[str, Any]:
+    """The [tool.clue] table of rootpath/pyproject.toml ({} when there is none)."""
     pyproject = rootpath / "pyproject.toml"
     if not pyproject.is_file():
         return {}
@@ -375,7 +388,7 @@ def _margins(config: pytest.Config, tool: dict[str, Any]) -> tuple[float | None,
 def resolve(config: pytest.Config) -> Settings:
     """Merge the command line, ini options and [tool.clue] into Settings (raises ConfigError)."""
     rootpath = Path(config.rootpath)
-    tool = _tool_clue(rootpath)
+    tool = tool_clue(rootpath)
     known = {o.name for o in OPTIONS} | {"margins"}
     unknown = set(tool) - known
     if unknown:
@@ -400,14 +413,7 @@ def resolve(config: pytest.Config) -> Settings:
         if opt.name in ("matrix", "data_dir", "reports_dir", "cache_dir", "chat_template") and values[opt.name]:
             values[opt.name] = (base / str(values[opt.name])).resolve()
         if opt.name == "data":
-            raw_pairs = values["data"] or []
-            pairs = raw_pairs if isinstance(raw_pairs, list) else [raw_pairs]
-            values["data"] = {}
-            for pair in pairs:
-                task, sep, file = str(pair).partition("=")
-                if not sep or not task or not file:
-                    raise ConfigError(f"--clue-data expects TASK=FILE, got {pair!r}")
-                values["data"][task.strip()] = (base / file.strip()).resolve()
+            values["data"] = data_files(values["data"] or [], base, "--clue-data")
 
     values.pop("margin")
     margin, margins = _margins(config, tool)
