@@ -335,21 +335,31 @@ def tango_statistic(better: int, worse: int, n: int, delta: float, correction: f
     return numerator / math.sqrt(variance)
 
 
+def _tango_solve(better: int, worse: int, n: int, target: float) -> float:
+    """The difference at which Tango's (decreasing) statistic equals `target` (bisection to 1e-12)."""
+    lo, hi = -1.0 + 1e-12, 1.0 - 1e-12
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if tango_statistic(better, worse, n, mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def tango_lower(better: int, worse: int, n: int, alpha: float) -> float:
+    """Lower bound of the difference (model - base) at one-sided level `alpha`."""
+    return _tango_solve(better, worse, n, _NORMAL.inv_cdf(1 - alpha))
+
+
+def tango_upper(better: int, worse: int, n: int, alpha: float) -> float:
+    """Upper bound of the difference (model - base) at one-sided level `alpha`."""
+    return _tango_solve(better, worse, n, -_NORMAL.inv_cdf(1 - alpha))
+
+
 def tango_interval(better: int, worse: int, n: int, low_alpha: float, high_alpha: float) -> tuple[float, float]:
-    """Bounds of the difference (model - base) by inverting Tango's statistic: the lower bound at one-sided level
-    `low_alpha`, the upper at `high_alpha` (bisection to 1e-12)."""
-
-    def solve(target: float) -> float:
-        lo, hi = -1.0 + 1e-12, 1.0 - 1e-12
-        for _ in range(80):
-            mid = (lo + hi) / 2
-            if tango_statistic(better, worse, n, mid) > target:
-                lo = mid
-            else:
-                hi = mid
-        return (lo + hi) / 2
-
-    return solve(_NORMAL.inv_cdf(1 - low_alpha)), solve(-_NORMAL.inv_cdf(1 - high_alpha))
+    """Bounds of the difference by inverting Tango's statistic: lower at `low_alpha`, upper at `high_alpha`."""
+    return tango_lower(better, worse, n, low_alpha), tango_upper(better, worse, n, high_alpha)
 
 
 def prepare_binary(
@@ -384,8 +394,8 @@ def prepare_binary(
         margin=margin,
         alpha=alpha,
         min_samples=min_samples,
-        low=tango_interval(better, worse, n, alpha, alpha)[0],
-        upper=lambda level: tango_interval(better, worse, n, alpha, level)[1],
+        low=tango_lower(better, worse, n, alpha),
+        upper=lambda level: tango_upper(better, worse, n, level),
         p_regression=_NORMAL.cdf(at_margin),
         p_noninferior=1 - _NORMAL.cdf(at_margin),
         p_superior=1 - _NORMAL.cdf(tango_statistic(better, worse, n, 0.0)),
