@@ -10,6 +10,7 @@ template override and the name of its base model (another entry). The matrix is 
     [models.my-clinical-ft]
     path = "/models/clinical-ft"          # local paths work offline; relative ones are relative to this file
     base = "llama3-8b"                    # the gate compares this model against that one
+    baseline = ["baselines/release-1.2.json"]  # ... and against stored scores (--clue-save-baseline), each its own case
     dtype = "bfloat16"
     chat_template = "templates/llama3.jinja"
 
@@ -58,6 +59,8 @@ class ModelSpec:
     build: str | None = None
     seed: int = 0
     adapter: str | None = None  # LoRA adapter folder, applied on top of `path`
+    # stored baselines (`FILE` or `FILE#MODEL`, absolute) this model is gated against, each in its own test case
+    baselines: tuple[str, ...] = ()
     # vllm
     tensor_parallel_size: int = 1
     distributed_executor_backend: str | None = None
@@ -79,10 +82,11 @@ class ModelSpec:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-_KEYS = {f.name for f in fields(ModelSpec)} - {"name"}
+_KEYS = {f.name for f in fields(ModelSpec)} - {"name", "baselines"} | {"baseline"}
 _TYPES: dict[str, type] = {
     f.name: {"str": str, "int": int, "float": float, "bool": bool}[str(f.type).split(" | ")[0]]
     for f in fields(ModelSpec)
+    if f.name != "baselines"
 }
 _KIND_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
@@ -103,6 +107,7 @@ def _spec_from_table(name: str, table: Mapping[str, Any], origin: str, root: Pat
             f"{origin}: model {name!r}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}"
         )
     values = dict(table)
+    baselines = _baselines(values.pop("baseline", []), f"{origin}: model {name!r}", root)
     for key, value in values.items():
         kind = _TYPES[key]
         ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
@@ -160,7 +165,25 @@ def _spec_from_table(name: str, table: Mapping[str, Any], origin: str, root: Pat
                 f"{origin}: model {name!r}: {key} {value!r}: no such {what}"
                 + ("" if backend == "replay" else " (and not a Hugging Face id, which looks like org/name)")
             )
-    return ModelSpec(name=name, **values)
+    return ModelSpec(name=name, baselines=baselines, **values)
+
+
+def _baselines(value: Any, where: str, root: Path) -> tuple[str, ...]:
+    """`baseline = "FILE"` or a list of them (`FILE#MODEL` picks a model of a file holding several), as absolute
+    paths; relative ones are relative to `root` (the matrix file's folder, or where pytest was started)."""
+    from clue.baseline import split_spec
+
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) and v.strip() for v in items):
+        raise ConfigError(f'{where}: baseline must be a file name or a list of them, e.g. "baselines/base.json"')
+    out = []
+    for item in items:
+        file, model = split_spec(item.strip())
+        path = (root / file).resolve()
+        if not path.is_file():
+            raise ConfigError(f"{where}: baseline {file!r}: no such file (write one with --clue-save-baseline FILE)")
+        out.append(f"{path}#{model}" if model else str(path))
+    return tuple(out)
 
 
 def check_matrix(models: Mapping[str, ModelSpec], origin: str) -> None:
@@ -202,7 +225,8 @@ def load_matrix(path: Path) -> dict[str, ModelSpec]:
 
 
 def pair_from_cli(model: str, base: str | None, **common: Any) -> dict[str, ModelSpec]:
-    """`--clue-model X [--clue-base-model Y]`: entries named "candidate" and "base"."""
+    """`--clue-model X [--clue-base-model Y]`: entries named "candidate" and "base" (--clue-baseline is added by
+    the session, to every model that is no other model's base)."""
     models = {}
     if base:
         models["base"] = _spec_from_table("base", {"path": base, **common}, "--clue-base-model", Path.cwd())

@@ -28,3 +28,12 @@ def write_replay_matrix(directory: Path, outputs: dict[str, list[dict[str, str]]
         '[models.base]\npath = "base.jsonl"\nbackend = "replay"\n\n'
         '[models.candidate]\npath = "candidate.jsonl"\nbackend = "replay"\nbase = "base"\n'
     )
+
+
+def junit_suite_properties(path: Path) -> dict[str, str]:
+    """The test suite's <properties> of a JUnit file: where clue puts each case's metrics (clue/report/junit.py)."""
+    import xml.etree.ElementTree as ET
+
+    suite = next(ET.parse(path).getroot().iter("testsuite"))
+    properties = suite.find("properties")
+    return {} if properties is None else {p.get("name", ""): p.get("value", "") for p in properties}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from clue.baseline import Reference
 from clue.metrics.bertscore import BertScoreConfig
 from clue.metrics.scorers import Scorers
 from clue.plugin.gate import run_gate
@@ -44,7 +45,7 @@ def recorded_results(show_samples: bool = False) -> list[dict[str, Any]]:
     def pair(task_name: str, samples: list[Sample], base_texts: list[str], cand_texts: list[str]) -> None:
         base = _result(task_name, "base", samples, base_texts, scorers)
         cand = _result(task_name, "candidate", samples, cand_texts, scorers)
-        outcome = run_gate(cand, base, settings())  # type: ignore[arg-type]
+        outcome = run_gate(cand, Reference.from_result(base), settings())  # type: ignore[arg-type]
         for result, out in ((base, None), (cand, outcome)):
             records.append(
                 result_record(

@@ -1,5 +1,6 @@
 """PHI-safe by default: after a real run of the plugin on every credentialed task (MedNLI, Problem Summary,
-MeDiSumQA, MeDiSumCode), no artefact holds a raw sample id or a piece of the data's text.
+MeDiSumQA, MeDiSumCode), no artefact holds a raw sample id or a piece of the data's text: reports, JUnit, and the
+stored baseline meant to be committed.
 
 The candidate's recorded outputs echo the reference text (real models do), one sample fails (error messages name
 samples), and a rescore misses a generation (its message goes into JUnit). Every file the run writes outside the
@@ -71,7 +72,7 @@ def test_no_artefact_of_a_default_run_holds_a_raw_id_or_credentialed_text(pytest
     write_replay_matrix(pytester.path, {"base": _outputs(samples, echo=False), "candidate": candidate})
     for name in CREDENTIALED:
         pytester.makepyfile(**{f"test_{name}": (REPO / "benchmarks" / f"test_{name}.py").read_text()})
-    pytester.makeini("[pytest]\njunit_family = xunit1\n")
+    pytester.makeini("[pytest]\nclue_max_identical_share = 1\n")
     (pytester.path / "data").symlink_to(FIXTURE_DATA)
     options = [
         "-W", "ignore::pytest.PytestAssertRewriteWarning",
@@ -80,7 +81,7 @@ def test_no_artefact_of_a_default_run_holds_a_raw_id_or_credentialed_text(pytest
         "--clue-bertscore-model", "tiny-bert", "--clue-umls-spacy-model", "ruler",
         "--clue-umls-linker", str(REPO / "fixtures/umls/kb.jsonl"),
     ]  # fmt: skip
-    first = pytester.runpytest_subprocess(*options)
+    first = pytester.runpytest_subprocess(*options, "--clue-save-baseline", "out/baseline.json")
     assert first.ret in (0, 1), first.stdout.str()
     # a rescore that misses generations: its error message (naming the first missing sample) lands in JUnit
     (pytester.path / "candidate.jsonl").write_text(json.dumps(candidate[0]) + "\n")
@@ -88,7 +89,7 @@ def test_no_artefact_of_a_default_run_holds_a_raw_id_or_credentialed_text(pytest
         *options, "--clue-rescore", "--clue-temperature", "0.5", "--junitxml", "out/junit-rescore.xml"
     )
     artefacts = [p for p in (pytester.path / "out").rglob("*") if p.is_file()]
-    assert {"index.html", "summary.md", "junit.xml", "junit-rescore.xml", "clue-results.json"} <= {
+    assert {"index.html", "summary.md", "junit.xml", "junit-rescore.xml", "clue-results.json", "baseline.json"} <= {
         p.name for p in artefacts
     }
     leaks = []
@@ -109,7 +110,7 @@ def test_the_store_and_an_export_of_it_are_private_files(pytester: pytest.Pytest
     samples = {"mednli": _samples()["mednli"]}
     write_replay_matrix(pytester.path, {"base": _outputs(samples, False), "candidate": _outputs(samples, True)})
     pytester.makepyfile(test_mednli=(REPO / "benchmarks" / "test_mednli.py").read_text())
-    pytester.makeini("[pytest]\njunit_family = xunit1\n")
+    pytester.makeini("[pytest]\nclue_max_identical_share = 1\n")
     (pytester.path / "data").symlink_to(FIXTURE_DATA)
     pytester.runpytest_subprocess(
         "--clue-matrix", "models.toml", "--clue-data-dir", "data", "--clue-reports-dir", "out",

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +160,23 @@ def test_summary_names_not_run_cases_strict_failures_and_says_when_nothing_was_g
     references_only = [r for r in records if r["model"] == "base"]
     nothing = render_markdown(build_report(references_only, not_run=not_run[:1]))
     assert "**Nothing was gated" in nothing and "No model regressed" not in nothing
+
+
+def test_junit_conform_moves_test_properties_to_the_suite_and_drops_xunit1_attributes(tmp_path: Path) -> None:
+    """junit-10.xsd allows neither <properties> in a <testcase> (record_property) nor xunit1's file/line."""
+    from clue.report.junit import conform
+
+    path = tmp_path / "junit.xml"
+    path.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" errors="0" failures="1" '
+        'skipped="0" tests="1" time="0.1"><testcase classname="test_x" name="test_a" file="test_x.py" line="3" '
+        'time="0.01"><properties><property name="own" value="1"/></properties><failure message="Failed: REGRESSED '
+        'mednli: model">text</failure></testcase></testsuite></testsuites>'
+    )
+    conform(path)
+    suite = next(ET.parse(path).getroot().iter("testsuite"))
+    case = suite.find("testcase")
+    assert case is not None and set(case.attrib) == {"classname", "name", "time"} and case.find("properties") is None
+    assert [(p.get("name"), p.get("value")) for p in suite.iter("property")] == [("test_x.test_a.own", "1")]
+    failure = case.find("failure")
+    assert failure is not None and failure.get("message") == "REGRESSED mednli: model"

@@ -8,6 +8,7 @@ its base model sample by sample.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -18,12 +19,14 @@ from typing import Any, NoReturn
 
 import pytest
 
+from clue import baseline
 from clue.errors import ClueError, ConfigError
 from clue.models import ModelSpec
 from clue.plugin import xdist
 from clue.plugin.gate import GateOutcome, run_gate
 from clue.plugin.options import add_options, resolve
 from clue.plugin.session import ClueSession
+from clue.report import junit
 from clue.report import results as results_report
 from clue.report.render import write_reports
 from clue.tasks import get_task
@@ -49,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
         session = ClueSession(resolve(config))
         configured = bool(session.settings.model or session.settings.base_model or session.settings.matrix)
         if configured:
-            session.models  # noqa: B018 - validate the matrix now: a bad entry is a usage error, not 2 test errors
+            session.cases  # noqa: B018 - validate the matrix and baselines now: a usage error, not N test errors
     except ConfigError as exc:
         raise pytest.UsageError(f"clue: {exc}") from None
     config.stash[session_key] = session
@@ -112,12 +115,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     session = _session(metafunc.config)
     try:
-        models = session.models
+        cases = session.cases
     except ConfigError as exc:
         # no model configured at all: one failing case that says how to configure one
         metafunc.parametrize("clue_model", [pytest.param(str(exc), id="no-model")])
         return
-    metafunc.parametrize("clue_model", list(models.values()), ids=list(models))
+    metafunc.parametrize("clue_model", list(cases.values()), ids=list(cases))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -127,7 +130,22 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         model = callspec.params.get("clue_model") if callspec is not None else None
         task = _task_name(item)
         if isinstance(model, ModelSpec) and task is not None:
-            _session(session.config).need(model.name, task)
+            _session(session.config).need(model, task)
+
+
+case_key = pytest.StashKey[dict[str, Any]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A clue case's record rides on its reports as `report.clue` (xdist sends it to the controller with the
+    report), so results reach the summary, the reports and the JUnit properties as data, not as property
+    strings parsed back."""
+    report = yield
+    info = item.stash.get(case_key, None)
+    if info is not None:
+        report.clue = dict(info)
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -146,7 +164,7 @@ def clue_task(request: pytest.FixtureRequest, clue_session: ClueSession) -> Task
     if name is None:
         raise pytest.UsageError(f"{request.node.nodeid}: mark the test with @pytest.mark.clue_task('<task>')")
     # before anything can skip or fail: the reports list every selected case of this run, with or without a result
-    request.node.user_properties.append(("clue.case", f"{name}\t{model.name}"))
+    request.node.stash[case_key] = {"task": name, "model": model.name, "case": _case_id(request.node, model)}
     try:
         task = get_task(name)
         data = clue_session.data(task)
@@ -187,23 +205,23 @@ def clue_result(
 
 @pytest.fixture
 def clue_gate(request: pytest.FixtureRequest, clue_session: ClueSession) -> Callable[[TaskResult], GateOutcome | None]:
-    """Call with a TaskResult: records metrics, writes the results JSON, and fails if the model regressed
-    against its base model (warns, or fails under --clue-strict, when the comparison is inconclusive)."""
-
-    def record_property(name: str, value: object) -> None:
-        # what pytest's record_property fixture does, without its per-test warning under junit_family xunit2
-        # (which has no per-test properties: the summary says once where the metrics are instead)
-        request.node.user_properties.append((name, value))
+    """Call with a TaskResult: writes the results JSON, and fails if the model regressed against its base model or
+    stored baseline (warns, or fails under --clue-strict, when the comparison is inconclusive), or if its outputs
+    are its base's (the new weights were not applied)."""
 
     def gate(result: TaskResult) -> GateOutcome | None:
         settings = clue_session.settings
-        spec = clue_session.models[result.model]
+        case: ModelSpec = request.getfixturevalue("clue_model")
+        info = request.node.stash.setdefault(case_key, {"task": result.task, "model": result.model})
+        case_id = str(info.get("case") or result.model)
         outcome = None
         try:
-            if spec.base:
-                outcome = run_gate(result, clue_session.result(spec.base, result.task), settings)
+            reference = clue_session.reference(case, result)
+            if reference is not None:
+                outcome = run_gate(result, reference, settings)
         except ClueError as exc:
-            _fail(exc, f"base model {spec.base!r}: ")
+            what = f"base model {case.base!r}: " if case.base else ""
+            _fail(exc, what)
         data = clue_session.data(get_task(result.task))
         assert data is not None  # the result exists, so the data did
         record = results_report.result_record(
@@ -214,37 +232,28 @@ def clue_gate(request: pytest.FixtureRequest, clue_session: ClueSession) -> Call
             alpha=settings.alpha,
             resamples=settings.resamples,
             seed=settings.bootstrap_seed,
+            case=case_id,
+            max_identical_share=settings.max_identical_share,
         )
-        path = results_report.write_json(
-            results_report.result_path(settings.reports_dir, result.task, result.model), record
-        )
-        record_property("clue.task", result.task)
-        record_property("clue.model", result.model)
-        record_property("clue.base_model", spec.base or "")
-        record_property("clue.verdict", record["verdict"])
-        record_property("clue.n", result.n)
-        record_property("clue.results_json", str(path))
-        for name, entry in record["metrics"].items():
-            record_property(f"clue.{name}", round(entry["value"], 6))
-            comparison = entry.get("comparison")
-            if comparison:
-                record_property(f"clue.{name}.base", round(comparison["base_mean"], 6))
-                record_property(f"clue.{name}.delta", round(comparison["delta"], 6))
-                record_property(f"clue.{name}.ci_low", round(comparison["ci_low"], 6))
-                record_property(f"clue.{name}.ci_high", round(comparison["ci_high"], 6))
-                # significant digits, not decimals: a p-value of 1.7e-09 must not read 0.0
-                record_property(f"clue.{name}.p_regression", float(f"{comparison['p_regression']:.6g}"))
-                record_property(f"clue.{name}.margin", comparison["margin"])
-                record_property(f"clue.{name}.mde", round(comparison["mde"], 6))
-                record_property(f"clue.{name}.regression_alpha", float(f"{comparison['regression_alpha']:.6g}"))
-                record_property(f"clue.{name}.verdict", comparison["verdict"])
+        path = results_report.write_json(results_report.result_path(settings.reports_dir, result.task, case_id), record)
+        info.update(_case_record(record, path))
+        if settings.save_baseline is not None:
+            entry = results_report.write_json(
+                results_report.result_path(settings.reports_dir, result.task, case_id, ".baseline-entry"),
+                clue_session.baseline_entry(result),
+            )
+            info["baseline_entry"] = str(entry)
         if outcome is None:
             return None
-        record_property("clue.headline", outcome.headline())
+        info["headline"] = outcome.headline()
+        identical = outcome.identical_outputs(settings.max_identical_share)
+        if identical:
+            info["headline"] = outcome.headline("identical outputs")
+            pytest.fail(f"{outcome.headline('identical outputs')}\n  {identical}", pytrace=False)
         if outcome.regressed:
-            pytest.fail("REGRESSED " + outcome.message(), pytrace=False)
+            pytest.fail(outcome.message(), pytrace=False)
         if outcome.inconclusive:
-            text = "INCONCLUSIVE " + outcome.message()
+            text = outcome.message()
             if settings.strict:
                 pytest.fail(text + "\n(--clue-strict: inconclusive comparisons fail)", pytrace=False)
             warnings.warn(ClueInconclusiveWarning(text), stacklevel=2)
@@ -253,16 +262,39 @@ def clue_gate(request: pytest.FixtureRequest, clue_session: ClueSession) -> Call
     return gate
 
 
-_META = {
-    "clue.task",
-    "clue.model",
-    "clue.base_model",
-    "clue.verdict",
-    "clue.n",
-    "clue.results_json",
-    "clue.case",
-    "clue.headline",
-}
+def _case_id(node: pytest.Item, model: ModelSpec) -> str:
+    """The case's test id: the parameter id of `clue_model` (the model's name, or "<model>-vs-<baseline>")."""
+    callspec = getattr(node, "callspec", None)
+    if callspec is None:
+        return model.name
+    for case_id, spec in _session(node.config).cases.items():
+        if spec == model:
+            return case_id
+    return model.name
+
+
+def _case_record(record: dict[str, Any], path: Path) -> dict[str, Any]:
+    """What the summary, the annotations and the JUnit properties show of a finished case (plain data: it travels
+    from xdist workers on the test report)."""
+    metrics: dict[str, dict[str, Any]] = {}
+    for name, entry in record["metrics"].items():
+        shown: dict[str, Any] = {"value": entry["value"]}
+        comparison = entry.get("comparison")
+        if comparison:
+            for key in ("base_mean", "delta", "ci_low", "ci_high", "p_regression", "margin", "mde"):
+                shown[key] = comparison[key]
+            shown["regression_alpha"] = comparison["regression_alpha"]
+            shown["verdict"] = comparison["verdict"]
+        metrics[name] = shown
+    return {
+        "base": record["base_model"] or "",
+        "base_kind": record.get("base_kind") or "",
+        "verdict": record["verdict"],
+        "n": record["n"],
+        "results_json": str(path),
+        "identical_outputs": record.get("identical_outputs"),
+        "metrics": metrics,
+    }
 
 
 class TerminalProgress:
@@ -310,19 +342,22 @@ class ResultsCollector:
     def __init__(self, config: pytest.Config, xdist_hooks: xdist.XdistHooks | None = None):
         self.config = config
         self.xdist_hooks = xdist_hooks
-        self.rows: list[dict[str, object]] = []
+        self.rows: list[dict[str, Any]] = []
         self.not_run: list[dict[str, str]] = []  # selected cases without a result: skipped or errored, and why
         self.started = time.perf_counter()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = {k: v for k, v in report.user_properties if isinstance(k, str) and k.startswith("clue.")}
-        if report.when == "call" and "clue.task" in props:
-            self.rows.append({**props, "outcome": report.outcome})
+        info: dict[str, Any] | None = getattr(report, "clue", None)
+        if info is None:
             return
-        if "clue.case" not in props or "clue.task" in props or report.passed or report.when == "teardown":
+        if report.when == "call" and "verdict" in info:
+            row = {**info, "outcome": report.outcome}
+            self.rows.append(row)
+            junit.add_case_properties(self.config, row)
             return
-        task, model = str(props["clue.case"]).split("\t", 1)
-        self.not_run.append({"task": task, "model": model, **_why_not_run(report)})
+        if "verdict" in info or report.passed or report.when == "teardown":
+            return
+        self.not_run.append({"task": info["task"], "model": info.get("case") or info["model"], **_why_not_run(report)})
 
     def stats(self) -> dict[str, Any]:
         """This process's statistics plus those the xdist workers sent: loads, reuse and time per model."""
@@ -351,12 +386,17 @@ class ResultsCollector:
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED and bool(_session(self.config).plan)
         if not self.rows and not self.not_run and not interrupted:
             return  # no clue test ran: a project without clue tests gets no reports
-        strict = _session(self.config).settings.strict
-        paths = [Path(str(r["clue.results_json"])) for r in self.rows]
-        meta: dict[str, Any] = {"not_run": self.not_run, "strict": strict, "interrupted": interrupted}
+        settings = _session(self.config).settings
+        paths = [Path(str(r["results_json"])) for r in self.rows]
+        meta: dict[str, Any] = {"not_run": self.not_run, "strict": settings.strict, "interrupted": interrupted}
         records = results_report.merge(self.reports_dir, paths, **meta)
         write_reports(self.reports_dir, records, **meta)
         results_report.write_json(self.reports_dir / "clue-session.json", self.stats())
+        if settings.save_baseline is not None:
+            self.saved_baseline = save_baseline(settings.save_baseline, self.rows)
+        xmlpath = self.config.option.xmlpath
+        if xmlpath and Path(xmlpath).is_file():
+            junit.conform(Path(xmlpath))
 
     @property
     def reports_dir(self) -> Path:
@@ -367,22 +407,24 @@ class ResultsCollector:
             return
         tr = terminalreporter
         tr.section("clue results")
-        for row in sorted(self.rows, key=lambda r: (str(r["clue.task"]), str(r["clue.model"]))):
-            base = row.get("clue.base_model")
-            against = f"vs {base}" if base else "(reference, not gated)"
+        for row in sorted(self.rows, key=lambda r: (str(r["task"]), str(r["case"]))):
+            kind = "baseline " if row["base_kind"] == "baseline" else ""
+            against = f"vs {kind}{row['base']}" if row["base"] else "(reference, not gated)"
             tr.write_line(
-                f"{row['clue.task']} [{row['clue.model']}] {against}: {str(row['clue.verdict']).upper()} "
-                f"({row['outcome']}, n={row['clue.n']})"
+                f"{row['task']} [{row['case']}] {against}: {str(row['verdict']).upper()} "
+                f"({row['outcome']}, n={row['n']})"
             )
-            for key in sorted(k for k in row if k.count(".") == 1 and k not in _META):
-                line = f"    {key.split('.', 1)[1]:<22} {_num(row[key]):.4f}"
-                if f"{key}.delta" in row:
+            for name, m in sorted(row["metrics"].items()):
+                line = f"    {name:<22} {m['value']:.4f}"
+                if "delta" in m:
                     line += (
-                        f"  base {_num(row[f'{key}.base']):.4f}  delta {_num(row[f'{key}.delta']):+.4f}"
-                        f"  CI [{_num(row[f'{key}.ci_low']):+.4f}, {_num(row[f'{key}.ci_high']):+.4f}]"
-                        f"  {row[f'{key}.verdict']}"
+                        f"  base {m['base_mean']:.4f}  delta {m['delta']:+.4f}"
+                        f"  CI [{m['ci_low']:+.4f}, {m['ci_high']:+.4f}]  {m['verdict']}"
                     )
                 tr.write_line(line)
+            identical = row.get("identical_outputs")
+            if identical and identical.get("failed"):
+                tr.write_line(f"    outputs identical to the base on {identical['n']} of {identical['of']} samples")
         stats = self.stats()
         if stats["loads"] or stats["reused"]:
             names = sorted(set(stats["loads"]) | set(stats["reused"]))
@@ -401,28 +443,38 @@ class ResultsCollector:
             )
         tr.write_line(f"results JSON: {self.reports_dir / 'clue-results.json'}")
         tr.write_line(f"report: {self.reports_dir / 'index.html'} (summary: {self.reports_dir / 'summary.md'})")
+        saved = getattr(self, "saved_baseline", None)
+        if saved is not None:
+            tr.write_line(f"baseline saved: {saved[0]} ({saved[1]} task x model entries)")
         if os.environ.get("GITHUB_ACTIONS") == "true":
             for line in _annotations(self.rows):
                 tr.write_line(line)
-        family = self.config.getini("junit_family")
-        if self.config.option.xmlpath and family not in ("xunit1", "legacy"):
-            tr.write_line(
-                f"note: junit_family = {family} has no per-test <properties>, so the JUnit XML carries verdicts "
-                "but not clue's metrics; they are in clue-results.json (set junit_family = xunit1 to get them as "
-                "properties)"
-            )
 
 
-def _annotations(rows: list[dict[str, object]]) -> list[str]:
-    """GitHub Actions workflow commands: an error annotation per regressed case, a warning per inconclusive one,
-    so verdicts show in the run's summary and on the pull request, not only in a passed test's log."""
+def save_baseline(path: Path, rows: list[dict[str, Any]]) -> tuple[Path, int]:
+    """--clue-save-baseline: the entries the finished cases wrote (one per task x model), merged into one file."""
+    entries: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        file = row.get("baseline_entry")
+        if file and Path(file).is_file():
+            entry = json.loads(Path(file).read_text(encoding="utf-8"))
+            entries[(entry["task"], entry["model"])] = entry
+    return baseline.write(path, list(entries.values())), len(entries)
+
+
+def _annotations(rows: list[dict[str, Any]]) -> list[str]:
+    """GitHub Actions workflow commands: an error annotation per regressed case (or one whose outputs are its
+    base's), a warning per inconclusive one, so verdicts show in the run's summary and on the pull request, not
+    only in a passed test's log."""
     out = []
     for row in rows:
-        level = {"regressed": "error", "inconclusive": "warning"}.get(str(row.get("clue.verdict")))
+        identical = bool((row.get("identical_outputs") or {}).get("failed"))
+        verdict = "identical outputs" if identical else str(row.get("verdict"))
+        level = "error" if identical else {"regressed": "error", "inconclusive": "warning"}.get(verdict)
         if level is None:
             continue
-        title = _escape(f"clue {row['clue.task']} [{row['clue.model']}]: {row['clue.verdict']}", title=True)
-        out.append(f"::{level} title={title}::{_escape(str(row.get('clue.headline', row['clue.verdict'])))}")
+        title = _escape(f"clue {row['task']} [{row['case']}]: {verdict}", title=True)
+        out.append(f"::{level} title={title}::{_escape(str(row.get('headline', verdict)))}")
     return out
 
 
@@ -443,7 +495,3 @@ def _why_not_run(report: pytest.TestReport) -> dict[str, str]:
     lines = [line for line in text.splitlines() if line.strip()]
     reason = " ".join(lines[:3]) if lines else "failed"
     return {"status": "error", "reason": reason[:500]}
-
-
-def _num(value: object) -> float:
-    return float(value)  # type: ignore[arg-type]

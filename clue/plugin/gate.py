@@ -1,11 +1,12 @@
-"""The regression gate in the plugin: pair a model's per-sample scores with its base model's by sample id and hand
-them to the task-level decision (`clue.decision.decide`)."""
+"""The regression gate in the plugin: pair a model's per-sample scores with its reference's (its base model's, or a
+stored baseline's) by sample id and hand them to the task-level decision (`clue.decision.decide`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from clue import stats
+from clue.baseline import Reference, output_hashes
 from clue.decision import GateConfig, MetricScores, decide, task_verdict
 from clue.errors import ClueError
 from clue.plugin.options import Settings
@@ -23,6 +24,20 @@ class GateOutcome:
     failed_model: int = 0  # samples whose generation failed: scored as wrong answers (0) on every metric
     failed_base: int = 0
     primary: str | None = None  # the task's primary metric: the one the first line of a message shows
+    identical: int = 0  # samples whose output is the reference's, character for character
+    n: int = 0
+    kind: str = "model"  # what the base is: "model" (generated in this run) or "baseline" (stored scores)
+
+    def identical_outputs(self, max_share: float) -> str | None:
+        """The failure message when more than `max_share` of the outputs equal the reference's: a fine-tune whose
+        adapter or weights were never applied produces its base's outputs and would pass as "non-inferior"."""
+        if self.n == 0 or self.identical <= max_share * self.n:
+            return None
+        what = "the base" if self.kind == "model" else "the baseline"
+        return (
+            f"outputs identical to {what} on {self.identical} of {self.n} samples — was the adapter or the new "
+            f"weights applied? (more than --clue-max-identical-share {max_share:.0%}; set it to 1 to allow)"
+        )
 
     @property
     def regressed(self) -> list[stats.Comparison]:
@@ -36,9 +51,11 @@ class GateOutcome:
     def verdict(self) -> stats.Verdict:
         return task_verdict(self.comparisons, self.gated)
 
-    def headline(self) -> str:
-        """One readable line: task, model, base, verdict, and the primary metric's difference with its CI."""
-        head = f"{self.task}: model {self.model!r} vs base {self.base!r}: {self.verdict}"
+    def headline(self, verdict: str | None = None) -> str:
+        """One readable line: verdict, task, model, base, and the primary metric's difference with its CI, e.g.
+        "REGRESSED mednli: model 'ft' vs base 'llama'; accuracy 0.6000 vs 1.0000, Δ -0.4000, 95% CI [...]"."""
+        base = f"base {self.base!r}" if self.kind == "model" else f"baseline {self.base!r}"
+        head = f"{(verdict or self.verdict).upper()} {self.task}: model {self.model!r} vs {base}"
         primary = next((c for c in self.comparisons if c.metric == self.primary), None)
         if primary is not None:
             head += (
@@ -47,8 +64,8 @@ class GateOutcome:
             )
         return head
 
-    def message(self) -> str:
-        head = self.headline()
+    def message(self, verdict: str | None = None) -> str:
+        head = self.headline(verdict)
         lines = [c.describe() for c in self.comparisons if c.metric in self.gated]
         if self.failed_model or self.failed_base:
             lines.append(
@@ -58,13 +75,12 @@ class GateOutcome:
         return head + "\n  " + "\n  ".join(lines)
 
 
-def run_gate(result: TaskResult, base: TaskResult, settings: Settings) -> GateOutcome:
-    """Compare every metric of `result` with `base`, sample by sample (paired by sample id)."""
+def run_gate(result: TaskResult, base: Reference, settings: Settings) -> GateOutcome:
+    """Compare every metric of `result` with the reference's, sample by sample (paired by sample id)."""
     ids = [s.sample_id for s in result.samples]
-    base_ids = [s.sample_id for s in base.samples]
-    if ids != base_ids:
+    if ids != list(base.sample_ids):
         raise ClueError(
-            f"{result.task}: model {result.model!r} and base {base.model!r} were scored on different samples; "
+            f"{result.task}: model {result.model!r} and base {base.label!r} were scored on different samples; "
             "both must use the same data file, seed and --clue-limit"
         )
     metrics = [
@@ -72,14 +88,17 @@ def run_gate(result: TaskResult, base: TaskResult, settings: Settings) -> GateOu
     ]
     config = GateConfig(settings.alpha, settings.resamples, settings.bootstrap_seed, settings.min_samples)
     decision = decide(metrics, config, result.clusters())
-    failed = [sum(g.error is not None for g in r.generations) for r in (result, base)]
+    outputs = output_hashes(result)
     return GateOutcome(
         result.task,
         result.model,
-        base.model,
+        base.label,
         decision.comparisons,
         decision.gated,
-        failed[0],
-        failed[1],
+        sum(o is None for o in outputs),
+        base.failed,
         primary=get_task(result.task).primary_metric,
+        identical=sum(o is not None and o == b for o, b in zip(outputs, base.outputs, strict=True)),
+        n=len(outputs),
+        kind=base.kind,
     )

@@ -91,6 +91,28 @@ OPTIONS: tuple[_Opt, ...] = (
         type=float,
     ),
     _Opt(
+        "baseline",
+        "gate every model that is no other model's base against this stored baseline (written by "
+        "--clue-save-baseline), without loading or generating the baseline's model; each baseline is its own test "
+        "case, '<model>-vs-<file name>'. FILE#MODEL picks one model of a file holding several (repeatable)",
+        metavar="FILE[#MODEL]",
+        action="append",
+    ),
+    _Opt(
+        "save_baseline",
+        "after the run, write every finished task x model's per-sample scores, with hashed sample ids, prompts and "
+        "outputs and what produced them (data hash, protocol, decoding, metric fingerprints), to FILE: no text, "
+        "small enough to commit",
+        metavar="FILE",
+    ),
+    _Opt(
+        "max_identical_share",
+        "fail a case whose outputs are identical to its base's (or the baseline's) on more than this share of "
+        "samples: the adapter or the new weights were probably not applied (default 0.95; 1 turns the check off)",
+        type=float,
+        metavar="SHARE",
+    ),
+    _Opt(
         "require_data",
         "fail (instead of skip) a selected task whose data is missing: a mistyped --clue-data-dir must not pass a "
         "CI gate (--clue-strict does this too)",
@@ -258,6 +280,9 @@ class Settings:
     data: dict[str, Path]
     reports_dir: Path
     cache_dir: Path
+    baselines: tuple[str, ...]  # absolute FILE or FILE#MODEL
+    save_baseline: Path | None
+    max_identical_share: float
     margin: float | None  # None: each metric's own default
     margins: dict[str, float]
     alpha: float
@@ -319,6 +344,20 @@ def data_files(pairs: Any, base: Path, flag: str) -> dict[str, Path]:
             raise ConfigError(f"{flag} expects TASK=FILE, got {pair!r}")
         files[task.strip()] = (base / file.strip()).resolve()
     return files
+
+
+def _baseline_files(items: Any, base: Path) -> tuple[str, ...]:
+    """--clue-baseline values (a list, or one string from [tool.clue]) as absolute FILE or FILE#MODEL."""
+    from clue.baseline import split_spec
+
+    out = []
+    for item in items if isinstance(items, list) else [items]:
+        file, model = split_spec(str(item).strip())
+        path = (base / file).resolve()
+        if not path.is_file():
+            raise ConfigError(f"--clue-baseline {item}: no such file (write one with --clue-save-baseline FILE)")
+        out.append(f"{path}#{model}" if model else str(path))
+    return tuple(out)
 
 
 def tool_clue(rootpath: Path) -> dict[str, Any]:
@@ -414,6 +453,10 @@ def resolve(config: pytest.Config) -> Settings:
             values[opt.name] = (base / str(values[opt.name])).resolve()
         if opt.name == "data":
             values["data"] = data_files(values["data"] or [], base, "--clue-data")
+        if opt.name == "save_baseline" and values[opt.name]:
+            values[opt.name] = (base / str(values[opt.name])).resolve()
+        if opt.name == "baseline":
+            values["baseline"] = _baseline_files(values["baseline"] or [], base)
 
     values.pop("margin")
     margin, margins = _margins(config, tool)
@@ -443,6 +486,9 @@ def resolve(config: pytest.Config) -> Settings:
         data=values["data"],
         reports_dir=values["reports_dir"],
         cache_dir=values["cache_dir"],
+        baselines=values["baseline"],
+        save_baseline=values["save_baseline"],
+        max_identical_share=number("max_identical_share", float, 0.95),
         margin=margin,
         margins=margins,
         alpha=number("alpha", float, stats.DEFAULT_ALPHA),
@@ -487,6 +533,8 @@ def resolve(config: pytest.Config) -> Settings:
         raise ConfigError("--clue-limit must be at least 1")
     if not 0 <= settings.max_failed_share <= 1:
         raise ConfigError(f"--clue-max-failed-share must be between 0 and 1, got {settings.max_failed_share}")
+    if not 0 <= settings.max_identical_share <= 1:
+        raise ConfigError(f"--clue-max-identical-share must be between 0 and 1, got {settings.max_identical_share}")
     if settings.longhealth_max_tokens < 0:
         raise ConfigError("--clue-longhealth-max-tokens must be >= 0 (0: the model's context only)")
     if settings.temperature < 0:

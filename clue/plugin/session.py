@@ -14,11 +14,12 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import clue
+from clue import baseline
 from clue.backends import load_backend
 from clue.backends.base import Backend
 from clue.cache import GenerationStore, StoredRun
@@ -28,7 +29,7 @@ from clue.metrics.scorers import Scorers
 from clue.metrics.umls import ScispacyConfig
 from clue.models import ModelSpec, load_matrix, pair_from_cli
 from clue.plugin.options import Settings
-from clue.report.results import hash_id
+from clue.pseudonyms import hash_id
 from clue.tasks import get_task
 from clue.tasks.base import Task
 from clue.types import Generation, GenerationSettings, Sample, TaskResult
@@ -47,6 +48,9 @@ class ClueSession:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._models: dict[str, ModelSpec] | None = None
+        self._cases: dict[str, ModelSpec] | None = None
+        self._baseline_files: dict[Path, baseline.BaselineFile] | None = None
+        self._prompt_hashes: dict[str, dict[str, str]] = {}
         self.plan: dict[str, set[str]] = defaultdict(set)
         self.loads: dict[str, int] = defaultdict(int)
         self.backend_seconds: float = 0.0  # constructing backends, loading weights, generating
@@ -97,6 +101,41 @@ class ClueSession:
         return self._models
 
     @property
+    def cases(self) -> dict[str, ModelSpec]:
+        """Test id -> the model's entry narrowed to the one thing its case compares it with: its base model
+        (`base` set, id = the model's name), one stored baseline (`baselines` holds that one, id
+        "<model>-vs-<baseline label>"), or nothing (a reference case, id = the model's name). --clue-baseline
+        applies to every model that is no other model's base."""
+        if self._cases is None:
+            models = self.models
+            bases = {m.base for m in models.values() if m.base}
+            files = self.baseline_files
+            cases: dict[str, ModelSpec] = {}
+            for name, spec in models.items():
+                named = list(dict.fromkeys([*spec.baselines, *(self.settings.baselines if name not in bases else ())]))
+                refs = [baseline.resolve_ref(text, spec.base, files) for text in named]
+                labels = [r.label for r in refs]
+                if len(set(labels)) < len(labels):
+                    raise ConfigError(f"model {name!r}: two baselines are labelled alike ({', '.join(labels)})")
+                views = [(name, replace(spec, baselines=()))] if spec.base or not refs else []
+                views += [(f"{name}-vs-{r.label}", replace(spec, base=None, baselines=(r.spec,))) for r in refs]
+                for case_id, view in views:
+                    if case_id in cases:
+                        raise ConfigError(f"two test cases would be named {case_id!r}: rename a model or baseline")
+                    cases[case_id] = view
+            self._cases = cases
+        return self._cases
+
+    @property
+    def baseline_files(self) -> dict[Path, baseline.BaselineFile]:
+        """Every baseline file the run names, read and checked once."""
+        if self._baseline_files is None:
+            named = [*self.settings.baselines, *(b for m in self.models.values() for b in m.baselines)]
+            paths = dict.fromkeys(Path(baseline.split_spec(text)[0]) for text in named)
+            self._baseline_files = {path: baseline.load(path) for path in paths}
+        return self._baseline_files
+
+    @property
     def store(self) -> GenerationStore:
         if self._store is None:
             self._store = GenerationStore(self.settings.cache_dir / "generations.sqlite3")
@@ -121,12 +160,12 @@ class ClueSession:
         s = self.settings
         return GenerationSettings(temperature=s.temperature, top_p=s.top_p, seed=s.seed, batch_size=s.batch_size)
 
-    def need(self, model: str, task: str) -> None:
-        """Called for each selected item: the model's and its base's outputs for this task will be needed."""
-        self.plan[model].add(task)
-        base = self.models[model].base
-        if base:
-            self.plan[base].add(task)
+    def need(self, case: ModelSpec, task: str) -> None:
+        """Called for each selected item with its case's entry: the model's outputs for this task will be needed,
+        and its base model's when the case compares with one (a stored baseline needs no generation)."""
+        self.plan[case.name].add(task)
+        if case.base:
+            self.plan[case.base].add(task)
 
     def task(self, name: str) -> Task:
         """The registry's task with this run's task options applied."""
@@ -308,6 +347,52 @@ class ClueSession:
             if missing:
                 self.backend_seconds += time.perf_counter() - began
                 self.generated[model] += run.generated
+
+    # -- references: what a case compares its model with -------------------------------------------------------------
+    def prompt_hashes(self, task_name: str) -> dict[str, str]:
+        """Sample id -> hash of the prompt the task builds for it, before any model's template or context budget:
+        a baseline whose prompts differ measured something else."""
+        if task_name not in self._prompt_hashes:
+            task = self.task(task_name)
+            data = self.data(task)
+            assert data is not None
+            prompts = task.build_prompts(data.shots, data.scored, None)
+            self._prompt_hashes[task_name] = {p.sample_id: baseline.prompt_hash(p) for p in prompts}
+        return self._prompt_hashes[task_name]
+
+    def baseline_entry(self, result: TaskResult) -> dict[str, Any]:
+        """This run's baseline entry for a result: what --clue-save-baseline writes and a stored one must match."""
+        task = self.task(result.task)
+        data = self.data(task)
+        assert data is not None  # the result exists, so the data did
+        protocol = {**task.protocol(), "few_shot_ids": [hash_id(task.name, s.id) for s in data.shots]}
+        return baseline.entry(result, protocol=protocol, prompts=self.prompt_hashes(result.task))
+
+    def reference(self, case: ModelSpec, result: TaskResult) -> baseline.Reference | None:
+        """What this case compares `result` with: its base model's result (generated in this session) or a stored
+        baseline's scores, refused (ClueError naming every difference) when the baseline measured something else.
+        None for a reference case."""
+        if case.base:
+            return baseline.Reference.from_result(self.result(case.base, result.task))
+        if not case.baselines:
+            return None
+        ref = baseline.resolve_ref(case.baselines[0], None, self.baseline_files)
+        stored = self.baseline_files[ref.path].entry(result.task, ref.model)
+        if stored is None:
+            raise ClueError(
+                f"baseline {ref.path} holds no {result.task} scores for {ref.model!r} (it was saved from a run "
+                "without this task; save it again with this task selected)"
+            )
+        current = self.baseline_entry(result)
+        problems = baseline.differences(stored, current)
+        if problems:
+            raise ClueError(
+                f"baseline {ref.path} ({ref.model!r}) does not match this run of {result.task}, so its scores "
+                "cannot be compared with this model's:\n  - "
+                + "\n  - ".join(problems)
+                + "\nSave the baseline again with this clue, data and settings (docs/ci.md: refreshing a baseline)"
+            )
+        return baseline.reference(stored, current, ref.label, [s.sample_id for s in result.samples])
 
     # -- scoring ------------------------------------------------------------------------------------------------
     def result(self, model: str, task_name: str) -> TaskResult:

@@ -73,6 +73,8 @@ class Report:
     strict: bool = False  # --clue-strict: inconclusive cases failed this run
     interrupted: bool = False  # Ctrl-C: not every selected case finished
     flip_totals: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (lost, gained), all of them
+    # (row, task) -> (identical, of): cases failed because the outputs were the base's (--clue-max-identical-share)
+    identical: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
 
     def averages(self, model: str) -> dict[str, float | None]:
         """Mean primary metric over the tasks this model has, per level and overall (None when it has none)."""
@@ -107,6 +109,10 @@ class Report:
                 if c.verdict == "inconclusive"
             ]
         failing += [
+            f"{row} on {task}: outputs identical to the base on {n} of {of} samples (adapter or weights not applied?)"
+            for (row, task), (n, of) in self.identical.items()
+        ]
+        failing += [
             f"{n['model']} on {n['task']}: error ({n['reason']})" for n in self.not_run if n["status"] == "error"
         ]
         skipped = [
@@ -125,7 +131,7 @@ class Report:
                 "Nothing was gated: no model was compared with a base model in this run.",
                 *skipped,
             ]
-        return "ok", ["No model regressed against its base model.", *skipped]
+        return "ok", ["No model regressed against its base model or baseline.", *skipped]
 
     def comparisons(self) -> list[Cell]:
         return [
@@ -133,18 +139,24 @@ class Report:
         ]
 
 
+def row_of(record: Mapping[str, Any]) -> str:
+    """The report row of a results record: its case (the model, or "<model>-vs-<baseline>")."""
+    return str(record.get("case") or record["model"])
+
+
 def _cell(record: Mapping[str, Any], metric: str) -> Cell:
     entry = record["metrics"][metric]
     comparison = entry.get("comparison")
     verdict = comparison["verdict"] if comparison else "reference"
+    base = record.get("base_model")
     return Cell(
         task=record["task"],
-        model=record["model"],
+        model=row_of(record),
         metric=metric,
         value=entry["value"],
         ci=(entry["ci_low"], entry["ci_high"]),
         verdict=verdict,
-        base=record.get("base_model"),
+        base=f"{base} (baseline)" if base and record.get("base_kind") == "baseline" else base,
         base_value=comparison["base_mean"] if comparison else None,
         delta=comparison["delta"] if comparison else None,
         delta_ci=(comparison["ci_low"], comparison["ci_high"]) if comparison else None,
@@ -198,8 +210,8 @@ def build_report(
     models: list[str] = []
     for r in records:
         tasks.setdefault(r["task"], TaskColumn(r["task"], r["task_title"], r["level"], r["primary_metric"]))
-        if r["model"] not in models:
-            models.append(r["model"])
+        if row_of(r) not in models:
+            models.append(row_of(r))
     columns = sorted(tasks.values(), key=lambda t: (t.level, order.get(t.name, len(order)), t.name))
     report = Report(
         tasks=columns,
@@ -210,26 +222,32 @@ def build_report(
         strict=strict,
         interrupted=interrupted,
     )
-    by_key = {(r["model"], r["task"]): r for r in records}
+    by_key = {(row_of(r), r["task"]): r for r in records}
     for r in records:
         task = tasks[r["task"]]
-        report.cells[(r["model"], r["task"])] = _cell(r, task.primary)
+        key = (row_of(r), r["task"])
+        report.cells[key] = _cell(r, task.primary)
         report.details.setdefault(r["task"], []).extend(_cell(r, m) for m in r["metrics"])
         counts: dict[str, int] = {}
         for sample in r["samples"]:
             for flag in sample.get("flags", []):
                 counts[flag] = counts.get(flag, 0) + 1
-        report.flag_counts[(r["model"], r["task"])] = counts
-        base = by_key.get((r.get("base_model"), r["task"])) if r.get("base_model") else None
+        report.flag_counts[key] = counts
+        identical = r.get("identical_outputs") or {}
+        if identical.get("failed"):
+            report.identical[key] = (identical["n"], identical["of"])
+        # a stored baseline has scores, not outputs: flips are shown against a base model of this run only
+        live_base = r.get("base_model") and r.get("base_kind", "model") == "model"
+        base = by_key.get((r["base_model"], r["task"])) if live_base else None
         if base is not None:
             lost, gained = _flips(r, base, task.primary)
-            report.flip_totals[(r["model"], r["task"])] = (len(lost), len(gained))  # counted in full, shown in part
-            report.lost[(r["model"], r["task"])] = lost[:flip_limit]
-            report.gained[(r["model"], r["task"])] = gained[:flip_limit]
+            report.flip_totals[key] = (len(lost), len(gained))  # counted in full, shown in part
+            report.lost[key] = lost[:flip_limit]
+            report.gained[key] = gained[:flip_limit]
         report.provenance.append(
             {
                 "task": r["task"],
-                "model": r["model"],
+                "model": row_of(r),
                 "n": r["n"],
                 "settings": r["generation_settings"],
                 "provenance": r["provenance"],

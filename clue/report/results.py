@@ -8,7 +8,6 @@ under `generations/`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -17,17 +16,13 @@ from typing import Any
 from clue import stats
 from clue.files import SHARED, atomic_write
 from clue.plugin.gate import GateOutcome
+from clue.pseudonyms import hash_id
 from clue.report.flags import output_flags
 from clue.tasks import get_task
 from clue.tasks.base import split_reasoning
 from clue.types import Sample, TaskResult
 
 SCHEMA_VERSION = 1
-
-
-def hash_id(task: str, sample_id: str) -> str:
-    """A stable pseudonym for a sample id (MIMIC ids are identifiers): pairs still match across models."""
-    return hashlib.sha256(f"{task}\0{sample_id}".encode()).hexdigest()[:16]
 
 
 def result_record(
@@ -39,9 +34,12 @@ def result_record(
     alpha: float,
     resamples: int,
     seed: int,
+    case: str | None = None,
+    max_identical_share: float = 1.0,
 ) -> dict[str, Any]:
-    """The results JSON of one task x model. Sample ids are hashed and no sample text is written unless
-    `show_samples` (--clue-report-samples) or the task's data set is public."""
+    """The results JSON of one case (task x model, and what it is compared with). Sample ids are hashed and no
+    sample text is written unless `show_samples` (--clue-report-samples) or the task's data set is public.
+    `case` is the test id ("<model>" or "<model>-vs-<baseline>"), the report's row."""
     task = get_task(result.task)
     show = show_samples or task.public_data
     comparisons = {c.metric: c for c in outcome.comparisons} if outcome else {}
@@ -94,8 +92,17 @@ def result_record(
         "task_title": task.title,
         "level": task.level,
         "model": result.model,
+        "case": case or result.model,
         "base_model": outcome.base if outcome else None,
+        "base_kind": outcome.kind if outcome else None,  # "model" (generated in this run) or "baseline" (stored)
         "verdict": outcome.verdict if outcome else "reference",
+        "identical_outputs": {
+            "n": outcome.identical,
+            "of": outcome.n,
+            "failed": outcome.identical_outputs(max_identical_share) is not None,
+        }
+        if outcome
+        else None,
         "n": result.n,
         "parse_failures": sum(not s.parse_ok for s in result.samples),
         "truncated_samples": sum(g.truncated_tokens > 0 for g in result.generations),
@@ -124,8 +131,8 @@ def write_json(path: Path, data: Any) -> Path:
     return atomic_write(path, payload, SHARED)
 
 
-def result_path(reports_dir: Path, task: str, model: str) -> Path:
-    return reports_dir / "results" / task / f"{model}.json"
+def result_path(reports_dir: Path, task: str, case: str, suffix: str = "") -> Path:
+    return reports_dir / "results" / task / f"{case}{suffix}.json"
 
 
 def merge(

@@ -57,11 +57,18 @@ class Task(ABC):
     system_prompt: ClassVar[str]
     primary_metric: ClassVar[str]  # the one number per task in the summary table
     public_data: ClassVar[bool] = False  # True: sample text may appear in reports without --clue-report-samples
+    # bump when this task's prompts, output parsing or scoring change: a stored baseline saved under another
+    # version measured something else and is refused (clue/baseline.py)
+    protocol_version: ClassVar[int] = 1
 
     def configure(self, **options: Any) -> Task:
         """This task with the run's task options applied (a copy when any applies; the registry's instance is
         shared by every session of the process and never changed)."""
         return self
+
+    def protocol(self) -> dict[str, Any]:
+        """What defines this task's measurement besides its data, decoding and metrics (a baseline must match)."""
+        return {"version": self.protocol_version, "n_shots": self.n_shots, "max_new_tokens": self.max_new_tokens}
 
     def detail(self, sample: Sample, score: SampleScore) -> dict[str, Any]:
         """Structured, text-free facts about one answer for the report (parsed label, missing codes, ...)."""

@@ -211,6 +211,9 @@ class LongHealthBase(Task):
             configured.max_prompt_tokens = options["longhealth_max_tokens"] or None
         return configured
 
+    def protocol(self) -> dict[str, Any]:
+        return {**super().protocol(), "max_prompt_tokens": self.max_prompt_tokens}
+
     def find_data(self, data_dir: Path) -> Path | None:
         for folder in (data_dir / "longhealth", data_dir / "LongHealth"):
             for name in self.data_files:

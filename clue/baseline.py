@@ -1,0 +1,308 @@
+"""Stored baselines: a model's per-sample scores, saved by one run (`--clue-save-baseline FILE`) and gated against by
+later runs (`--clue-baseline FILE`) without loading or generating that model.
+
+A baseline holds no text: sample ids, prompts and outputs are hashed, so it can be committed next to the code it
+gates (MIMIC-derived outputs may echo patient text). It also holds what made those scores: the data file's hash,
+the task's protocol, the decoding settings and every metric's fingerprint. A run that would measure something else
+(other data, prompts, decoding or metric models, samples the baseline never scored) is refused with every
+difference named: a gate against scores of another measurement gives a confident, wrong verdict.
+
+The file is JSON with one sample per line and entries in (task, model) order, so a refreshed baseline diffs
+readably in review.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import clue
+from clue.errors import ConfigError
+from clue.files import SHARED, atomic_write
+from clue.pseudonyms import hash_id, hash_text
+from clue.types import Prompt, TaskResult
+
+FORMAT = 1
+KIND = "clue-baseline"
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def output_hash(task: str, text: str) -> str:
+    return hash_text("output", task, text)
+
+
+def prompt_hash(prompt: Prompt) -> str:
+    """The prompt as the task built it, before any model's chat template or context budget."""
+    payload = json.dumps([[m.role, m.content] for m in prompt.messages] + [prompt.max_new_tokens])
+    return hash_text("prompt", prompt.task, payload)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What the gate compares a model with, sample by sample: a base model run in this session or a stored
+    baseline. `outputs` are output hashes (None where the generation failed)."""
+
+    label: str
+    kind: Literal["model", "baseline"]
+    sample_ids: tuple[str, ...]
+    scores: tuple[Mapping[str, float], ...]
+    outputs: tuple[str | None, ...]
+
+    @property
+    def failed(self) -> int:
+        return sum(o is None for o in self.outputs)
+
+    def values(self, metric: str) -> list[float]:
+        return [float(s[metric]) for s in self.scores]
+
+    @classmethod
+    def from_result(cls, result: TaskResult) -> Reference:
+        return cls(
+            result.model,
+            "model",
+            tuple(s.sample_id for s in result.samples),
+            tuple(s.scores for s in result.samples),
+            output_hashes(result),
+        )
+
+
+def output_hashes(result: TaskResult) -> tuple[str | None, ...]:
+    return tuple(None if g.error is not None else output_hash(result.task, g.text) for g in result.generations)
+
+
+def entry(
+    result: TaskResult,
+    *,
+    protocol: Mapping[str, Any],
+    prompts: Mapping[str, str],
+) -> dict[str, Any]:
+    """A model's baseline entry for one task: what was measured and the per-sample scores, without any text.
+    `protocol` is the task's protocol with the few-shot examples; `prompts` maps sample ids to prompt hashes."""
+    provenance = result.provenance
+    data = provenance.get("data", {})
+    settings = result.settings
+    cluster = {s.sample_id: s.cluster for s in result.samples}
+    return {
+        "task": result.task,
+        "model": result.model,
+        "clue": clue.__version__,
+        "protocol": dict(protocol),
+        "data": {"sha256": data.get("sha256"), "records": data.get("records")},
+        "decoding": {key: settings.get(key) for key in ("temperature", "top_p", "seed")},
+        "metrics": {
+            m.name: {"kind": m.kind, "higher_is_better": m.higher_is_better, "fingerprint": dict(m.fingerprint)}
+            for m in result.metrics
+        },
+        "model_fingerprint": {"model": provenance.get("model", {}), "backend": provenance.get("backend", {})},
+        "n": result.n,
+        "samples": [
+            {
+                "id": hash_id(result.task, s.sample_id),
+                "prompt": prompts.get(s.sample_id),
+                "output": output,
+                "cluster": None if cluster[s.sample_id] is None else hash_id(result.task, str(cluster[s.sample_id])),
+                "scores": dict(s.scores),
+            }
+            for s, output in zip(result.samples, output_hashes(result), strict=True)
+        ],
+    }
+
+
+def differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Everything that makes a stored entry measure something other than this run would (empty: it matches)."""
+    out: list[str] = []
+    if stored["data"].get("sha256") != current["data"].get("sha256"):
+        out.append(
+            f"data: the file's sha256 is {_short(stored['data'].get('sha256'))} in the baseline, "
+            f"{_short(current['data'].get('sha256'))} now"
+        )
+    for key in sorted(set(stored["protocol"]) | set(current["protocol"])):
+        was, now = stored["protocol"].get(key), current["protocol"].get(key)
+        if was == now:
+            continue
+        if key == "few_shot_ids":
+            changed = len(set(now or ()) - set(was or ())) or len(now or ())
+            out.append(f"protocol: {changed} of the {len(now or ())} few-shot examples differ (few-shot seed?)")
+        else:
+            out.append(f"protocol: {key} is {was!r} in the baseline, {now!r} now")
+    sampling = any(float(d.get("temperature") or 0) > 0 for d in (stored["decoding"], current["decoding"]))
+    for key in ("temperature", "top_p", "seed") if sampling else ("temperature",):
+        was, now = stored["decoding"].get(key), current["decoding"].get(key)
+        if was != now:
+            out.append(f"decoding: {key} is {was!r} in the baseline, {now!r} now")
+    for name, spec in current["metrics"].items():
+        old = stored["metrics"].get(name)
+        if old is None:
+            out.append(f"metric {name}: not in the baseline (it has {', '.join(sorted(stored['metrics'])) or 'none'})")
+        elif old != spec:
+            keys = [k for k in ("kind", "higher_is_better", "fingerprint") if old.get(k) != spec.get(k)]
+            detail = "; ".join(f"{k} {old.get(k)!r} in the baseline, {spec.get(k)!r} now" for k in keys)
+            out.append(f"metric {name}: {detail}")
+    by_id = {s["id"]: s for s in stored["samples"]}
+    missing = [s for s in current["samples"] if s["id"] not in by_id]
+    if missing:
+        out.append(
+            f"samples: {len(missing)} of this run's {len(current['samples'])} samples are not in the baseline, which "
+            f"holds {len(by_id)} (saved with --clue-limit, or from other data?)"
+        )
+    shared = [s for s in current["samples"] if s["id"] in by_id]
+    changed_prompts = sum(by_id[s["id"]].get("prompt") != s.get("prompt") for s in shared)
+    if changed_prompts:
+        out.append(
+            f"prompts: {changed_prompts} of {len(shared)} samples' prompts differ from the baseline's (a changed "
+            "template, few-shot examples or documents)"
+        )
+    return out
+
+
+def reference(stored: Mapping[str, Any], current: Mapping[str, Any], label: str, run_ids: Sequence[str]) -> Reference:
+    """The stored scores and output hashes of this run's samples, in this run's order (`run_ids`: the raw ids of
+    `current`'s samples; the baseline knows only their hashes). Call after `differences` came back empty."""
+    by_id = {s["id"]: s for s in stored["samples"]}
+    rows = [by_id[s["id"]] for s in current["samples"]]
+    return Reference(
+        label,
+        "baseline",
+        tuple(run_ids),
+        tuple({k: float(v) for k, v in r["scores"].items()} for r in rows),
+        tuple(r.get("output") for r in rows),
+    )
+
+
+def _short(digest: object) -> str:
+    return f"{str(digest)[:12]}…" if digest else "unknown"
+
+
+# -- files ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BaselineFile:
+    path: Path
+    entries: Mapping[tuple[str, str], Mapping[str, Any]]  # (task, model) -> entry
+
+    @property
+    def models(self) -> list[str]:
+        return sorted({model for _, model in self.entries})
+
+    def entry(self, task: str, model: str) -> Mapping[str, Any] | None:
+        return self.entries.get((task, model))
+
+
+_ENTRY_KEYS = ("task", "model", "protocol", "data", "decoding", "metrics", "samples")
+_SAMPLE_KEYS = ("id", "scores")
+
+
+def load(path: Path) -> BaselineFile:
+    """Read and check a baseline file; every problem is a ConfigError naming the file and the entry."""
+    where = f"baseline {path}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such file (write one with --clue-save-baseline {path})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: cannot be read: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        from clue.tasks.base import json_problem
+
+        raise ConfigError(f"{where}: invalid JSON: {json_problem(exc)}") from None
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        raise ConfigError(f"{where}: not a clue baseline (written by --clue-save-baseline)")
+    if data.get("format") != FORMAT:
+        raise ConfigError(
+            f"{where}: format {data.get('format')!r}; this clue (version {clue.__version__}) reads format {FORMAT}: "
+            "save the baseline again"
+        )
+    entries: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for index, item in enumerate(data.get("entries") or []):
+        label = f"{where}, entry {index}"
+        if not isinstance(item, dict) or any(k not in item for k in _ENTRY_KEYS):
+            raise ConfigError(f"{label}: needs the keys {', '.join(_ENTRY_KEYS)}")
+        label = f"{where}, entry {item['task']}/{item['model']}"
+        samples = item["samples"]
+        if not isinstance(samples, list) or not all(
+            isinstance(s, dict) and all(k in s for k in _SAMPLE_KEYS) and isinstance(s["scores"], dict) for s in samples
+        ):
+            raise ConfigError(f"{label}: every sample needs an id and a scores table")
+        for s in samples:
+            bad = [k for k, v in s["scores"].items() if not isinstance(v, int | float) or isinstance(v, bool)]
+            if bad:
+                raise ConfigError(f"{label}, sample {s['id']}: score {bad[0]} is not a number")
+        key = (str(item["task"]), str(item["model"]))
+        if key in entries:
+            raise ConfigError(f"{label}: listed twice")
+        entries[key] = item
+    if not entries:
+        raise ConfigError(f"{where}: holds no entries")
+    return BaselineFile(path, entries)
+
+
+def write(path: Path, entries: Sequence[Mapping[str, Any]]) -> Path:
+    """Write the entries sorted by (task, model), one sample per line, keys sorted: a stable, diffable file."""
+    ordered = sorted(entries, key=lambda e: (e["task"], e["model"]))
+    marked: list[dict[str, Any]] = []
+    lines: dict[str, str] = {}
+    for e in ordered:
+        rows = []
+        for sample in e["samples"]:
+            mark = f"@@sample{len(lines)}@@"
+            lines[f'"{mark}"'] = json.dumps(sample, sort_keys=True, separators=(", ", ": "), allow_nan=False)
+            rows.append(mark)
+        marked.append({**e, "samples": rows})
+    document = {"kind": KIND, "format": FORMAT, "clue": clue.__version__, "entries": marked}
+    text = json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    text = re.sub(r'"@@sample\d+@@"', lambda m: lines[m.group(0)], text)
+    return atomic_write(path, (text + "\n").encode(), SHARED)
+
+
+# -- naming a baseline ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BaselineRef:
+    """One baseline a model is gated against: the file, the model in it, and the label its test case carries."""
+
+    path: Path
+    model: str
+    label: str
+
+    @property
+    def spec(self) -> str:
+        return f"{self.path}#{self.model}"
+
+
+def split_spec(text: str) -> tuple[str, str | None]:
+    """`FILE` or `FILE#MODEL` -> (file, model or None)."""
+    file, sep, model = text.rpartition("#")
+    if sep and file and _MODEL.fullmatch(model):
+        return file, model
+    return text, None
+
+
+def resolve_ref(text: str, base_name: str | None, files: Mapping[Path, BaselineFile]) -> BaselineRef:
+    """Which model of a loaded baseline file `text` (an absolute `FILE[#MODEL]`) names: the one given, the file's
+    only model, or the gated model's base model by name."""
+    file, model = split_spec(text)
+    path = Path(file)
+    baseline = files[path]
+    where = f"baseline {path}"
+    if model is not None:
+        if model not in baseline.models:
+            raise ConfigError(f"{where}: holds no model {model!r}; it holds {', '.join(baseline.models)}")
+    elif len(baseline.models) == 1:
+        model = baseline.models[0]
+    elif base_name in baseline.models:
+        model = base_name
+    else:
+        raise ConfigError(
+            f"{where} holds the models {', '.join(baseline.models)}: name one as {path}#MODEL"
+            + (f" (none is named like the base model {base_name!r})" if base_name else "")
+        )
+    label = path.stem if len(baseline.models) == 1 else f"{path.stem}.{model}"
+    return BaselineRef(path, model, label)
