@@ -59,6 +59,20 @@ class Reference:
     def values(self, metric: str) -> list[float]:
         return [float(s[metric]) for s in self.scores]
 
+    def restrict(self, sample_ids: Sequence[str]) -> Reference:
+        """The reference on these samples, in this order (a subset: a sequential case's samples so far)."""
+        if list(sample_ids) == list(self.sample_ids):
+            return self
+        where = {sample_id: i for i, sample_id in enumerate(self.sample_ids)}
+        rows = [where[s] for s in sample_ids if s in where]
+        return Reference(
+            self.label,
+            self.kind,
+            tuple(self.sample_ids[i] for i in rows),
+            tuple(self.scores[i] for i in rows),
+            tuple(self.outputs[i] for i in rows),
+        )
+
     @classmethod
     def from_result(cls, result: TaskResult) -> Reference:
         return cls(

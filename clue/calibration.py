@@ -90,6 +90,28 @@ def simulate(scenario: Scenario, sims: int, *, seed: int, config: GateConfig) ->
     return {**shares, "mde": float(np.mean(mdes))}
 
 
+def simulate_sequential(
+    scenario: Scenario, sims: int, *, seed: int, config: GateConfig, look_every: int
+) -> dict[str, float]:
+    """As `simulate`, through the group-sequential gate (`clue.sequential.run`) on the same draws: shares of final
+    verdicts, the mean share of samples used, and the mean number of looks."""
+    from clue.sequential import run
+
+    rng = np.random.default_rng(seed)
+    verdicts: Counter[str] = Counter()
+    used: list[float] = []
+    looks: list[int] = []
+    for i in range(sims):
+        config_i = GateConfig(config.alpha, config.resamples, seed + i, config.min_samples)
+        stop = run(scenario.draw(rng), config_i, look_every)
+        assert stop.decision is not None
+        verdicts[stop.decision.verdict] += 1
+        used.append(stop.units / scenario.n)
+        looks.append(stop.index)
+    shares = {v: verdicts[v] / sims for v in ("regressed", "inconclusive", "non-inferior", "improved")}
+    return {**shares, "used": float(np.mean(used)), "looks": float(np.mean(looks))}
+
+
 def shifts(margins: Sequence[float], extra: float = 0.0) -> npt.NDArray[np.float64]:
     """A true change of -(margin + extra) on every metric."""
     return -(np.asarray(margins, dtype=float) + extra)

@@ -217,13 +217,22 @@ def bootstrap_replicates(
     return replicates
 
 
+TAIL_REPLICATES = 10  # fewer replicates than this beyond a bound: the bootstrap cannot place it (normal tail instead)
+
+
 @dataclass(frozen=True)
 class BCa:
-    """A BCa bootstrap distribution: sorted replicates, bias correction z0 and acceleration a."""
+    """A BCa bootstrap distribution: sorted replicates, bias correction z0 and acceleration a.
+
+    A bound further out than the replicates reach (level x resamples < TAIL_REPLICATES, e.g. a sequential gate's
+    early look at a nominal level of 1e-7) would be read off the most extreme replicates, which lie well inside the
+    true quantile: such bounds, and the p-values beyond them, use the normal approximation estimate + z x SE."""
 
     replicates: npt.NDArray[np.float64]  # sorted
     z0: float
     a: float
+    estimate: float = 0.0
+    se: float = 0.0
 
     @classmethod
     def fit(cls, replicates: npt.NDArray[np.float64], sums: Any, counts: Any) -> BCa:
@@ -240,16 +249,26 @@ class BCa:
             d = jack.mean() - jack
             denominator = 6.0 * float(np.sum(d**2)) ** 1.5
             a = float(np.sum(d**3)) / denominator if denominator > 0 else 0.0
-        return cls(r, z0, a)
+        se = float(np.std(r, ddof=1)) if len(r) > 1 else 0.0
+        return cls(r, z0, a, float(estimate), se)
+
+    def _in_tail(self, level: float) -> bool:
+        return min(level, 1 - level) * len(self.replicates) < TAIL_REPLICATES and self.se > 0
 
     def bound(self, level: float) -> float:
         """The BCa quantile at nominal level `level` (alpha for a lower bound, 1 - alpha for an upper one)."""
+        if self._in_tail(level):
+            return self.estimate + _NORMAL.inv_cdf(level) * self.se
         z = self.z0 + _NORMAL.inv_cdf(level)
         shifted = _NORMAL.cdf(self.z0 + z / (1 - self.a * z)) if 1 - self.a * z > 0 else 1.0
         return float(np.quantile(self.replicates, min(max(shifted, 0.0), 1.0)))
 
     def level_at(self, value: float) -> float:
         """The nominal level whose bound equals `value` (the inverse of `bound`): a one-sided p-value."""
+        if self.se > 0:
+            normal = _NORMAL.cdf((value - self.estimate) / self.se)
+            if self._in_tail(normal):
+                return normal
         r = self.replicates
         share = float(np.searchsorted(r, value, side="right")) / len(r)
         share = min(max(share, 0.5 / len(r)), 1 - 0.5 / len(r))

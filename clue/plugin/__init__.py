@@ -14,6 +14,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -215,10 +216,15 @@ def clue_gate(request: pytest.FixtureRequest, clue_session: ClueSession) -> Call
         info = request.node.stash.setdefault(case_key, {"task": result.task, "model": result.model})
         case_id = str(info.get("case") or result.model)
         outcome = None
+        stop = clue_session.stops.get((case_id, result.task))
+        if stop is not None:  # the sequential gate stopped here: the samples it used, at its look's level
+            result = replace(
+                result, samples=result.samples[: stop.samples], generations=result.generations[: stop.samples]
+            )
         try:
             reference = clue_session.reference(case, result)
             if reference is not None:
-                outcome = run_gate(result, reference, settings)
+                outcome = run_gate(result, reference, settings, stop.level if stop else None)
         except ClueError as exc:
             what = f"base model {case.base!r}: " if case.base else ""
             _fail(exc, what)
@@ -227,7 +233,8 @@ def clue_gate(request: pytest.FixtureRequest, clue_session: ClueSession) -> Call
         record = results_report.result_record(
             result,
             outcome,
-            samples=data.scored,
+            samples=data.scored[: result.n],
+            sequential=stop.as_dict() if stop else None,
             show_samples=settings.report_samples,
             alpha=settings.alpha,
             resamples=settings.resamples,
@@ -293,6 +300,7 @@ def _case_record(record: dict[str, Any], path: Path) -> dict[str, Any]:
         "n": record["n"],
         "results_json": str(path),
         "identical_outputs": record.get("identical_outputs"),
+        "sequential": record.get("sequential"),
         "metrics": metrics,
     }
 
@@ -422,6 +430,8 @@ class ResultsCollector:
                         f"  CI [{m['ci_low']:+.4f}, {m['ci_high']:+.4f}]  {m['verdict']}"
                     )
                 tr.write_line(line)
+            if row.get("sequential"):
+                tr.write_line("    " + sequential_line(row["sequential"]))
             identical = row.get("identical_outputs")
             if identical and identical.get("failed"):
                 tr.write_line(f"    outputs identical to the base on {identical['n']} of {identical['of']} samples")
@@ -449,6 +459,17 @@ class ResultsCollector:
         if os.environ.get("GITHUB_ACTIONS") == "true":
             for line in _annotations(self.rows):
                 tr.write_line(line)
+
+
+def sequential_line(stop: dict[str, Any]) -> str:
+    """`--clue-sequential`: where the case stopped, in one line."""
+    crossed = {"regressed": "crossed the regression boundary", "non-inferior": "crossed the non-inferiority boundary"}
+    how = crossed.get(str(stop["boundary"]), "no boundary crossed before the data ran out")
+    return (
+        f"sequential: look {stop['look']} of {stop['looks_planned']}, {stop['samples_used']} of "
+        f"{stop['samples_available']} samples ({stop['saved']:.0%} not generated), {how} "
+        f"(nominal level {stop['nominal_alpha']:.2g})"
+    )
 
 
 def save_baseline(path: Path, rows: list[dict[str, Any]]) -> tuple[Path, int]:

@@ -75,19 +75,28 @@ class GateOutcome:
         return head + "\n  " + "\n  ".join(lines)
 
 
-def run_gate(result: TaskResult, base: Reference, settings: Settings) -> GateOutcome:
-    """Compare every metric of `result` with the reference's, sample by sample (paired by sample id)."""
+def metric_scores(result: TaskResult, base: Reference, settings: Settings) -> list[MetricScores]:
+    """Every metric's paired scores (the reference's samples in the result's order) with its margin."""
     ids = [s.sample_id for s in result.samples]
     if ids != list(base.sample_ids):
         raise ClueError(
             f"{result.task}: model {result.model!r} and base {base.label!r} were scored on different samples; "
             "both must use the same data file, seed and --clue-limit"
         )
-    metrics = [
-        MetricScores(m, result.values(m.name), base.values(m.name), settings.margin_for(m)) for m in result.metrics
-    ]
-    config = GateConfig(settings.alpha, settings.resamples, settings.bootstrap_seed, settings.min_samples)
-    decision = decide(metrics, config, result.clusters())
+    return [MetricScores(m, result.values(m.name), base.values(m.name), settings.margin_for(m)) for m in result.metrics]
+
+
+def gate_config(settings: Settings, alpha: float | None = None) -> GateConfig:
+    """The decision's settings; `alpha`: a sequential look's nominal level instead of --clue-alpha."""
+    level = settings.alpha if alpha is None else alpha
+    return GateConfig(level, settings.resamples, settings.bootstrap_seed, settings.min_samples)
+
+
+def run_gate(result: TaskResult, base: Reference, settings: Settings, alpha: float | None = None) -> GateOutcome:
+    """Compare every metric of `result` with the reference's, sample by sample (paired by sample id), at
+    --clue-alpha or, for a sequential case, at the nominal level of the look it stopped at."""
+    metrics = metric_scores(result, base, settings)
+    decision = decide(metrics, gate_config(settings, alpha), result.clusters())
     outputs = output_hashes(result)
     return GateOutcome(
         result.task,

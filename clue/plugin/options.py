@@ -113,6 +113,19 @@ OPTIONS: tuple[_Opt, ...] = (
         metavar="SHARE",
     ),
     _Opt(
+        "sequential",
+        "group-sequential gate: generate each gated model's samples in a seeded order, look at the comparison every "
+        "--clue-sequential-look-every units and stop generating once every gated metric crossed a boundary "
+        "(O'Brien-Fleming alpha spending, same error rates as the fixed gate; docs/performance.md)",
+        action="store_true",
+    ),
+    _Opt(
+        "sequential_look_every",
+        "with --clue-sequential: units (samples, or LongHealth questions) between looks (default 100)",
+        type=int,
+        metavar="N",
+    ),
+    _Opt(
         "require_data",
         "fail (instead of skip) a selected task whose data is missing: a mistyped --clue-data-dir must not pass a "
         "CI gate (--clue-strict does this too)",
@@ -287,6 +300,8 @@ class Settings:
     margins: dict[str, float]
     alpha: float
     strict: bool
+    sequential: bool
+    sequential_look_every: int
     require_data: bool
     report_samples: bool
     rescore: bool
@@ -493,6 +508,8 @@ def resolve(config: pytest.Config) -> Settings:
         margins=margins,
         alpha=number("alpha", float, stats.DEFAULT_ALPHA),
         strict=_flag(values["strict"]),
+        sequential=_flag(values["sequential"]),
+        sequential_look_every=number("sequential_look_every", int, 100),
         require_data=_flag(values["require_data"]),
         report_samples=_flag(values["report_samples"]),
         rescore=_flag(values["rescore"]),
@@ -526,7 +543,7 @@ def resolve(config: pytest.Config) -> Settings:
         raise ConfigError(f"--clue-dtype {settings.dtype!r} is not one of {', '.join(DTYPES)}")
     if not 0 < settings.alpha < 0.5:
         raise ConfigError(f"--clue-alpha must be between 0 and 0.5 (one-sided level), got {settings.alpha}")
-    for name in ("resamples", "batch_size", "cpu_threads"):
+    for name in ("resamples", "batch_size", "cpu_threads", "sequential_look_every"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"--clue-{name.replace('_', '-')} must be at least 1")
     if settings.limit is not None and settings.limit < 1:

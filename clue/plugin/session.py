@@ -13,13 +13,13 @@ import platform
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import clue
-from clue import baseline
+from clue import baseline, sequential
 from clue.backends import load_backend
 from clue.backends.base import Backend
 from clue.cache import GenerationStore, StoredRun
@@ -28,11 +28,12 @@ from clue.metrics.bertscore import BertScoreConfig
 from clue.metrics.scorers import Scorers
 from clue.metrics.umls import ScispacyConfig
 from clue.models import ModelSpec, load_matrix, pair_from_cli
+from clue.plugin.gate import gate_config, metric_scores
 from clue.plugin.options import Settings
 from clue.pseudonyms import hash_id
 from clue.tasks import get_task
 from clue.tasks.base import Task
-from clue.types import Generation, GenerationSettings, Sample, TaskResult
+from clue.types import Generation, GenerationSettings, Prompt, Sample, SampleScore, TaskResult
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,34 @@ class TaskData:
     total: int
 
 
+@dataclass(frozen=True)
+class SequentialStop:
+    """Where a case's sequential gate stopped: the look, the units (pairs, or clusters) and samples it used of those
+    available, the nominal level of that look and the boundary crossed (None: the data ran out first)."""
+
+    look: int
+    looks: int
+    units: int
+    units_available: int
+    samples: int
+    samples_available: int
+    level: float
+    boundary: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "look": self.look,
+            "looks_planned": self.looks,
+            "units_used": self.units,
+            "units_available": self.units_available,
+            "samples_used": self.samples,
+            "samples_available": self.samples_available,
+            "nominal_alpha": self.level,
+            "boundary": self.boundary,
+            "saved": 1 - self.samples / self.samples_available if self.samples_available else 0.0,
+        }
+
+
 class ClueSession:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -51,6 +80,8 @@ class ClueSession:
         self._cases: dict[str, ModelSpec] | None = None
         self._baseline_files: dict[Path, baseline.BaselineFile] | None = None
         self._prompt_hashes: dict[str, dict[str, str]] = {}
+        self.selected: set[tuple[ModelSpec, str]] = set()  # (case entry, task) of every selected test
+        self.stops: dict[tuple[str, str], SequentialStop] = {}  # (case id, task) -> where its sequential gate stopped
         self.plan: dict[str, set[str]] = defaultdict(set)
         self.loads: dict[str, int] = defaultdict(int)
         self.backend_seconds: float = 0.0  # constructing backends, loading weights, generating
@@ -164,6 +195,7 @@ class ClueSession:
         """Called for each selected item with its case's entry: the model's outputs for this task will be needed,
         and its base model's when the case compares with one (a stored baseline needs no generation)."""
         self.plan[case.name].add(task)
+        self.selected.add((case, task))
         if case.base:
             self.plan[case.base].add(task)
 
@@ -214,9 +246,14 @@ class ClueSession:
                     exc = DataError(path, exc.problem)
                 self._data[task.name] = exc
             else:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                if self.settings.sequential:  # a seeded order fixed by task and data: every model sees the same
+                    ranks = sequential.order(
+                        [s.id for s in scored], [task.cluster_of(s) for s in scored], f"{task.name}\0{digest}"
+                    )
+                    scored = [scored[i] for i in ranks]
                 if self.settings.limit:
                     scored = scored[: self.settings.limit]
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
                 self._data[task.name] = TaskData(path, digest, tuple(shots), tuple(scored), len(samples))
         entry = self._data[task.name]
         if isinstance(entry, ClueError):
@@ -262,14 +299,23 @@ class ClueSession:
             todo.append((task, data))
         if not todo:
             return
+        gated = {task.name: cases for task, _ in todo if (cases := self._sequential_cases(model, task.name))}
+        for cases in gated.values():  # live bases first: one model is loaded at a time
+            for _, case in cases:
+                if case.base and (case.base, task.name) not in self._generations:
+                    self._generate(case.base, sorted(self.plan[case.base]))
+        fixed = [(task, data) for task, data in todo if task.name not in gated]
         began = time.perf_counter()
         try:
             self._cpu_threads()
             backend = load_backend(spec, self.settings.cache_dir, self.models)
             self.backend_seconds += time.perf_counter() - began
             try:
-                outputs = self._generate_with_store(model, backend, todo)
                 self._backend_info[model] = backend.describe()
+                outputs = self._generate_with_store(model, backend, fixed) if fixed else []
+                for task, data in todo:
+                    if task.name in gated:
+                        self._generate_sequential(model, backend, task, data, gated[task.name])
             finally:
                 self.loads[model] += backend.loads
                 began = time.perf_counter()
@@ -288,10 +334,64 @@ class ClueSession:
                 )
             return
         start = 0
-        for task, data in todo:
+        for task, data in fixed:
             chunk = tuple(outputs[start : start + len(data.scored)])
             start += len(data.scored)
             self._generations[(model, task.name)] = self._systematic_failure(model, task, chunk) or chunk
+
+    def _sequential_cases(self, model: str, task: str) -> list[tuple[str, ModelSpec]]:
+        """The selected cases gating `model` on `task` when the sequential gate applies: --clue-sequential, and the
+        model is no selected case's live base (that case needs all of its outputs)."""
+        if not self.settings.sequential or any(case.base == model for case, _ in self.selected):
+            return []
+        return [
+            (case_id, case)
+            for case_id, case in self.cases.items()
+            if case.name == model and (case.base or case.baselines) and (case, task) in self.selected
+        ]
+
+    def _generate_sequential(
+        self, model: str, backend: Backend, task: Task, data: TaskData, cases: list[tuple[str, ModelSpec]]
+    ) -> None:
+        """Generate the task in chunks of --clue-sequential-look-every units (whole clusters), look at every open
+        case after each chunk, and stop when all of them have crossed a boundary or the data ran out."""
+        prompts = task.build_prompts(data.shots, data.scored, backend.token_counter())
+        labels = [task.cluster_of(s) for s in data.scored]
+        clusters = (
+            None if all(c is None for c in labels) else [c or s.id for c, s in zip(labels, data.scored, strict=True)]
+        )
+        units = len(data.scored) if clusters is None else len(dict.fromkeys(clusters))
+        plan = sequential.Plan.make(units, self.settings.sequential_look_every, self.settings.alpha)
+        generations: list[Generation] = []
+        scores: list[SampleScore] = []
+        open_cases = dict(cases)
+        result = None
+        for index, seen in enumerate(plan.looks):
+            upto = sequential.unit_prefix(clusters, len(data.scored), seen)
+            new = self._run_prompts(model, backend, prompts[len(generations) : upto])
+            scores += self._score(task, data.scored[len(generations) : upto], new)
+            generations += new
+            result = self._task_result(model, task, data, tuple(scores), tuple(generations))
+            for case_id, case in list(open_cases.items()):
+                try:
+                    reference = self.reference(case, result)
+                    assert reference is not None
+                    metrics = metric_scores(result, reference, self.settings)
+                    look = sequential.look(plan, index, metrics, gate_config(self.settings), result.clusters())
+                except ClueError:  # the case's own gate reports it, on the samples generated so far
+                    look = sequential.Look(index + 1, seen, plan.levels[index], None, True, None)
+                if look.stop:
+                    self.stops[(case_id, task.name)] = SequentialStop(
+                        look.index, len(plan.looks), seen, units, upto, len(data.scored), look.level, look.boundary
+                    )
+                    del open_cases[case_id]
+            if not open_cases:
+                break
+        done = tuple(generations)
+        failure = self._systematic_failure(model, task, done)
+        self._generations[(model, task.name)] = failure or done
+        if result is not None and failure is None:
+            self._results[(model, task.name)] = result
 
     def _systematic_failure(self, model: str, task: Task, generations: tuple[Generation, ...]) -> str | None:
         """An error message when more than --clue-max-failed-share of a model's samples failed: a wrong dtype, a
@@ -314,6 +414,12 @@ class ClueSession:
         """Prompts of all the model's tasks at once, through the store (StoredRun)."""
         counter = backend.token_counter()
         prompts = [p for task, data in todo for p in task.build_prompts(data.shots, data.scored, counter)]
+        return self._run_prompts(model, backend, prompts)
+
+    def _run_prompts(self, model: str, backend: Backend, prompts: list[Prompt]) -> list[Generation]:
+        """Generations of `prompts` through the store: stored ones reused, the rest generated and stored."""
+        if not prompts:
+            return []
         settings = self.generation_settings()
         run = StoredRun.plan(
             self.store,
@@ -373,7 +479,8 @@ class ClueSession:
         baseline's scores, refused (ClueError naming every difference) when the baseline measured something else.
         None for a reference case."""
         if case.base:
-            return baseline.Reference.from_result(self.result(case.base, result.task))
+            reference = baseline.Reference.from_result(self.result(case.base, result.task))
+            return reference.restrict([s.sample_id for s in result.samples])
         if not case.baselines:
             return None
         ref = baseline.resolve_ref(case.baselines[0], None, self.baseline_files)
@@ -400,29 +507,44 @@ class ClueSession:
         if key not in self._results:
             task = self.task(task_name)
             generations = self.generations(model, task_name)
+            if key in self._results:  # a sequential generation scored as it went
+                return self._results[key]
             data = self.data(task)
             assert data is not None  # generations() would have raised
-            self.scorers.store = self.store  # memoised BERTScore / UMLS values
-            self._cpu_threads()  # BERTScore runs on the CPU here
-            began = time.perf_counter()
-            try:
-                scores = tuple(task.score_all(data.scored, generations, self.scorers))
-            finally:
-                self.scoring_seconds += time.perf_counter() - began
-            self._results[key] = TaskResult(
-                task=task_name,
-                model=model,
-                metrics=task.metrics(self.scorers),
-                samples=scores,
-                generations=generations,
-                settings={
-                    **self.generation_settings().as_dict(),
-                    "n_shots": task.n_shots,
-                    "max_new_tokens": task.max_new_tokens,
-                },
-                provenance=self._provenance(model, task, data),
-            )
+            scores = tuple(self._score(task, data.scored, generations))
+            self._results[key] = self._task_result(model, task, data, scores, generations)
         return self._results[key]
+
+    def _score(self, task: Task, samples: Sequence[Sample], generations: Sequence[Generation]) -> list[SampleScore]:
+        self.scorers.store = self.store  # memoised BERTScore / UMLS values
+        self._cpu_threads()  # BERTScore runs on the CPU here
+        began = time.perf_counter()
+        try:
+            return task.score_all(samples, generations, self.scorers)
+        finally:
+            self.scoring_seconds += time.perf_counter() - began
+
+    def _task_result(
+        self,
+        model: str,
+        task: Task,
+        data: TaskData,
+        scores: tuple[SampleScore, ...],
+        generations: tuple[Generation, ...],
+    ) -> TaskResult:
+        return TaskResult(
+            task=task.name,
+            model=model,
+            metrics=task.metrics(self.scorers),
+            samples=scores,
+            generations=generations,
+            settings={
+                **self.generation_settings().as_dict(),
+                "n_shots": task.n_shots,
+                "max_new_tokens": task.max_new_tokens,
+            },
+            provenance=self._provenance(model, task, data),
+        )
 
     def _provenance(self, model: str, task: Task, data: TaskData) -> dict[str, Any]:
         return {

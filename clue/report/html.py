@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
-from clue.report.model import VERDICTS, Cell, Flip, Report
+from clue.report.model import VERDICTS, Cell, Flip, Report, sequential_text
 
 COLORS = {
     "regressed": "#f4c7c3",
@@ -270,6 +270,21 @@ def provenance_section(report: Report) -> str:
     return "".join(items)
 
 
+def sequential_section(report: Report) -> str:
+    """Where --clue-sequential stopped each case: its CI and verdict are at that look's nominal level."""
+    if not report.sequential:
+        return ""
+    items = "".join(
+        f"<li>{escape(row)} on {escape(task)}: {escape(sequential_text(stop))} "
+        f"(nominal level {stop['nominal_alpha']:.2g})</li>"
+        for (row, task), stop in report.sequential.items()
+    )
+    return (
+        "<p>Sequential gate: generation stopped once every gated metric had crossed a boundary (O'Brien–Fleming "
+        f"alpha spending); each case's interval is at its look's nominal level.</p><ul>{items}</ul>"
+    )
+
+
 def render_html(report: Report) -> str:
     counts = report.verdict_counts()
     state, lines = report.headline()
@@ -292,7 +307,7 @@ def render_html(report: Report) -> str:
 {report.confidence:.0%} CI. Cells are coloured by verdict (higher is better for every primary metric).</p>
 {headline}
 <p class="legend">{legend}</p>
-{not_run_section(report)}<h2>Summary</h2>{summary_table(report)}
+{not_run_section(report)}<h2>Summary</h2>{summary_table(report)}{sequential_section(report)}
 <h2>Difference to the base model</h2>{delta_plot(report)}
 <h2>All metrics</h2><p>Gated metrics decide the test case; a case with several is tested as one claim (Holm's
 procedure: each regression p-value is compared with the level shown). MDE: the smallest change this comparison finds

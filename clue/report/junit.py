@@ -36,6 +36,9 @@ def case_properties(row: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     if row.get("headline"):
         out.append((f"{prefix}.headline", str(row["headline"])))
+    for key, value in (row.get("sequential") or {}).items():
+        shown = str(value) if value is None or isinstance(value, str) else f"{value:.6g}"
+        out.append((f"{prefix}.sequential.{key}", shown))
     identical = row.get("identical_outputs")
     if identical:
         out.append((f"{prefix}.identical_outputs", f"{identical['n']}/{identical['of']}"))

@@ -5,7 +5,7 @@ When `GITHUB_STEP_SUMMARY` is set (GitHub Actions), the same text is appended to
 
 from __future__ import annotations
 
-from clue.report.model import Report
+from clue.report.model import Report, sequential_text
 
 ICONS = {"regressed": "🔴", "inconclusive": "🟡", "non-inferior": "🟢", "improved": "🟩", "reference": "⚪"}
 
@@ -37,6 +37,11 @@ def render_markdown(report: Report) -> str:
         lines.append(
             "\n**Too few samples for the margin** (MDE at 80 % power > margin: non-inferiority cannot be shown): "
             + "; ".join(f"{c.model} on {c.task} ({c.metric}: MDE {c.mde:.3f} > {c.margin:g}, n = {c.n})" for c in small)
+        )
+    if report.sequential:
+        lines.append(
+            "\n**Sequential gate** (--clue-sequential): "
+            + "; ".join(f"{row} on {task}: {sequential_text(stop)}" for (row, task), stop in report.sequential.items())
         )
     lines.append(f"\nCI: {report.confidence:.0%}. Details: index.html, next to this file.")
     return "\n".join(lines) + "\n"

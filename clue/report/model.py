@@ -75,6 +75,8 @@ class Report:
     flip_totals: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (lost, gained), all of them
     # (row, task) -> (identical, of): cases failed because the outputs were the base's (--clue-max-identical-share)
     identical: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    # (row, task) -> where --clue-sequential stopped the case (look, samples used of available, boundary, level)
+    sequential: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def averages(self, model: str) -> dict[str, float | None]:
         """Mean primary metric over the tasks this model has, per level and overall (None when it has none)."""
@@ -137,6 +139,16 @@ class Report:
         return [
             c for t in self.tasks for m in self.models if (c := self.cells.get((m, t.name))) and c.delta is not None
         ]
+
+
+def sequential_text(stop: Mapping[str, Any]) -> str:
+    """Where a sequential case stopped, in words (the summary, the HTML report)."""
+    crossed = {"regressed": "the regression boundary", "non-inferior": "the non-inferiority boundary"}
+    how = crossed.get(str(stop["boundary"]), "no boundary (the data ran out)")
+    return (
+        f"look {stop['look']} of {stop['looks_planned']}: {stop['samples_used']} of {stop['samples_available']} "
+        f"samples, {stop['saved']:.0%} not generated; crossed {how}"
+    )
 
 
 def row_of(record: Mapping[str, Any]) -> str:
@@ -233,6 +245,8 @@ def build_report(
             for flag in sample.get("flags", []):
                 counts[flag] = counts.get(flag, 0) + 1
         report.flag_counts[key] = counts
+        if r.get("sequential"):
+            report.sequential[key] = dict(r["sequential"])
         identical = r.get("identical_outputs") or {}
         if identical.get("failed"):
             report.identical[key] = (identical["n"], identical["of"])

@@ -36,6 +36,7 @@ def result_record(
     seed: int,
     case: str | None = None,
     max_identical_share: float = 1.0,
+    sequential: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The results JSON of one case (task x model, and what it is compared with). Sample ids are hashed and no
     sample text is written unless `show_samples` (--clue-report-samples) or the task's data set is public.
@@ -108,6 +109,8 @@ def result_record(
         "truncated_samples": sum(g.truncated_tokens > 0 for g in result.generations),
         "failed_generations": sum(g.error is not None for g in result.generations),
         "confidence": 1 - 2 * alpha,
+        # the group-sequential gate's stop (--clue-sequential): look, samples used of available, boundary, level
+        "sequential": sequential,
         "metrics": metrics,
         "generation_settings": dict(result.settings),
         "provenance": dict(result.provenance),

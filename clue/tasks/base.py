@@ -66,6 +66,11 @@ class Task(ABC):
         shared by every session of the process and never changed)."""
         return self
 
+    def cluster_of(self, sample: Sample) -> str | None:
+        """The cluster a sample belongs to (samples asking one question several times move together in the gate
+        and the sequential order), or None."""
+        return None
+
     def protocol(self) -> dict[str, Any]:
         """What defines this task's measurement besides its data, decoding and metrics (a baseline must match)."""
         return {"version": self.protocol_version, "n_shots": self.n_shots, "max_new_tokens": self.max_new_tokens}

@@ -214,6 +214,10 @@ class LongHealthBase(Task):
     def protocol(self) -> dict[str, Any]:
         return {**super().protocol(), "max_prompt_tokens": self.max_prompt_tokens}
 
+    def cluster_of(self, sample: Sample) -> str:
+        """The question: its repetitions (the same question, documents shuffled) share one id before the "/"."""
+        return sample.id.rsplit("/", 1)[0]
+
     def find_data(self, data_dir: Path) -> Path | None:
         for folder in (data_dir / "longhealth", data_dir / "LongHealth"):
             for name in self.data_files:
@@ -308,7 +312,7 @@ class LongHealthBase(Task):
     def score(self, sample: Sample, generation: Generation) -> SampleScore:
         choice = parse_choice(generation.text)
         lenient = parse_choice_lenient(generation.text, dict(sample.fields["options"]))
-        cluster = sample.id.rsplit("/", 1)[0]
+        cluster = self.cluster_of(sample)
         scores = {
             "accuracy": accuracy(choice, sample.reference),
             "format_adherence": float(choice is not None),
