@@ -550,6 +550,11 @@ def resolve(config: pytest.Config) -> Settings:
         raise ConfigError("--clue-limit must be at least 1")
     if not 0 <= settings.max_failed_share <= 1:
         raise ConfigError(f"--clue-max-failed-share must be between 0 and 1, got {settings.max_failed_share}")
+    if settings.sequential and settings.save_baseline is not None:
+        raise ConfigError(
+            "--clue-save-baseline with --clue-sequential: a sequential run scores only the samples it generated "
+            "before stopping; save baselines from a full run"
+        )
     if not 0 <= settings.max_identical_share <= 1:
         raise ConfigError(f"--clue-max-identical-share must be between 0 and 1, got {settings.max_identical_share}")
     if settings.longhealth_max_tokens < 0:
