@@ -85,7 +85,7 @@ def run(work: Path, matrix: Path, extra: list[str]) -> tuple[float, dict[str, An
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--look-every", type=int, default=10, help="units between looks (the fixtures are small)")
+    parser.add_argument("--look-every", type=int, default=100, help="units between looks (default 100, as the option)")
     parser.add_argument("pytest_args", nargs="*", help="after --: passed to pytest")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -376,7 +376,8 @@ class ClueSession:
                 try:
                     reference = self.reference(case, result)
                     assert reference is not None
-                    metrics = metric_scores(result, reference, self.settings)
+                    # gated metrics only: the others inform and never stop a case (the test's gate shows them all)
+                    metrics = [m for m in metric_scores(result, reference, self.settings) if m.spec.gate]
                     look = sequential.look(plan, index, metrics, gate_config(self.settings), result.clusters())
                 except ClueError:  # the case's own gate reports it, on the samples generated so far
                     look = sequential.Look(index + 1, seen, plan.levels[index], None, True, None)
