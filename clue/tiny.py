@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3  # 3: a fixed corpus (2 trained on the tasks' prompts: editing a prompt changed the models)
 VOCAB_SIZE = 1024
 CONTEXT = 4096
 
@@ -43,15 +43,24 @@ _CORPUS = [
     "Labs notable for creatinine 2.1, hemoglobin 8.9, troponin 0.45, white blood cell count 14.2.",
     "Summary of the question: what are the side effects of the medication and how long do they last?",
     "Assessment and plan: sepsis secondary to urinary tract infection, continue ceftriaxone, follow cultures.",
+    "You are a helpful medical assistant. Answer the question using the patient's documents only.",
+    "Summarize the consumer health question in one short sentence. List the patient's problems and diagnoses.",
+    "Determine whether the second sentence follows from the first: entailment, neutral or contradiction.",
+    "Extract the ICD-10 codes of the admission from the discharge summary. The correct answer is B: anemia.",
 ]
 
 
 def _corpus() -> list[str]:
-    from clue.tasks import REGISTRY, get_task
+    """The tokenizers' training text: fixed here, so editing a task's prompt never changes the models' bytes."""
+    return _CORPUS * 4
 
-    texts = list(_CORPUS)
-    texts.extend(get_task(name).system_prompt for name in sorted(REGISTRY))
-    return texts * 4
+
+def bertscore_stand_in(model: str, cache_dir: Path) -> Callable[[], tuple[Path, int]] | None:
+    """For BERTScore model "tiny-bert" (the offline stand-in for SciBERT in the embedded default): a builder of its
+    folder (made in the cache on first use) and layer; None for a real model, loaded as named."""
+    if model != "tiny-bert":
+        return None
+    return lambda: (build_tiny_bert(tiny_model_dir(cache_dir, 0, "bert")), 2)
 
 
 def _build_atomically(out_dir: Path, write: Callable[[Path], None]) -> Path:

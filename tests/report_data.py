@@ -12,6 +12,7 @@ from clue.metrics.scorers import Scorers
 from clue.plugin.gate import run_gate
 from clue.report.results import result_record
 from clue.tasks import get_task
+from clue.tiny import bertscore_stand_in
 from clue.types import Generation, MetricSpec, Sample, TaskResult
 from tests.conftest import FIXTURE_DATA, REPO
 
@@ -38,7 +39,13 @@ def _result(task_name: str, model: str, samples: list[Sample], texts: list[str],
 
 
 def recorded_results(show_samples: bool = False) -> list[dict[str, Any]]:
-    scorers = Scorers(bertscore_config=BertScoreConfig("tiny-bert"), umls_config=None, cache_dir=REPO / ".clue-cache")
+    cache = REPO / ".clue-cache"
+    scorers = Scorers(
+        bertscore_config=BertScoreConfig("tiny-bert"),
+        umls_config=None,
+        cache_dir=cache,
+        bertscore_build=bertscore_stand_in("tiny-bert", cache),
+    )
     records = []
     rng = random.Random(3)
 

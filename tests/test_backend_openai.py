@@ -13,9 +13,9 @@ import pytest
 import clue.backends.openai_server as openai_server
 from clue.backends.openai_server import OpenAIServerBackend, ServerUnavailable
 from clue.backends.transformers import TransformersBackend
-from clue.cache import GenerationStore
 from clue.errors import ConfigError
 from clue.models import ModelSpec
+from clue.store import GenerationStore
 from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
 from tests.openai_server import FakeOpenAIServer, tiny_model_responder
 

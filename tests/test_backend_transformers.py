@@ -12,6 +12,7 @@ from clue.backends.chat import TRUNCATION_MARK
 from clue.backends.transformers import TransformersBackend
 from clue.errors import ConfigError
 from clue.models import ModelSpec
+from clue.store import GenerationStore
 from clue.tiny import build_tiny_llama, folder_digest
 from clue.types import ChatMessage, GenerationSettings, Prompt
 
@@ -128,12 +129,8 @@ def test_stops_at_the_generation_configs_turn_end_token_and_counts_it(tmp_path: 
     (out,) = backend.generate([prompt("s", "the patient has chest pain", max_new=20)], GenerationSettings())
     # the turn-end token is counted as generated (as vLLM and OpenAI-compatible servers count it), not shown
     assert (out.finish_reason, out.completion_tokens, out.text) == ("stop", 1, "")
-    assert backend.fingerprint(_Store())["stop_token_ids"] == list(backend.chat.stop_token_ids)
-
-
-class _Store:
-    def location_fingerprint(self, location: str, revision: str | None = None) -> str:
-        return location
+    store = GenerationStore(tmp_path / "store.sqlite3")
+    assert backend.fingerprint(store)["stop_token_ids"] == list(backend.chat.stop_token_ids)
 
 
 def test_an_unreachable_hub_id_fails_at_once_with_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

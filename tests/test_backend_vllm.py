@@ -175,7 +175,7 @@ def test_an_engine_nobody_shares_is_released_on_close(fake_vllm: Any, tiny_model
 
 def test_adapter_fingerprint_and_rank_limits(fake_vllm: Any, tiny_model_dir: Path, tmp_path: Path) -> None:
     from clue.backends.vllm import VLLMBackend
-    from clue.cache import GenerationStore
+    from clue.store import GenerationStore
 
     store = GenerationStore(tmp_path / "s.sqlite3")
     plain = VLLMBackend(ModelSpec("a", path=str(tiny_model_dir), backend="vllm"), str(tiny_model_dir))

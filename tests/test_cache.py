@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from clue.cache import GenerationStore, StoredRun, StoreWarning, generation_key
+from clue.fingerprint import folder_fingerprint, generation_key, location_fingerprint
+from clue.generation import StoredRun
+from clue.store import GenerationStore, StoreWarning
 from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
 
 PROMPT = Prompt("mednli", "s1", (ChatMessage("system", "sys"), ChatMessage("user", "SENTENCE_1: a")), 20)
@@ -159,10 +161,10 @@ def test_weight_files_are_hashed_once_per_version(tmp_path: Path) -> None:
     weights = tmp_path / "model" / "model.safetensors"
     weights.parent.mkdir()
     weights.write_bytes(b"weights v1")
-    first = store.folder_fingerprint(weights.parent)
-    assert store.folder_fingerprint(weights.parent) == first
+    first = folder_fingerprint(weights.parent, store)
+    assert folder_fingerprint(weights.parent, store) == first
     weights.write_bytes(b"weights v2!")
-    assert store.folder_fingerprint(weights.parent) != first
+    assert folder_fingerprint(weights.parent, store) != first
 
 
 @pytest.mark.parametrize(
@@ -213,8 +215,8 @@ def test_hub_ids_are_keyed_by_the_commit_they_resolve_to(tmp_path: Path, monkeyp
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     commits = iter(["a" * 40, "b" * 40])
     monkeypatch.setattr(huggingface_hub, "model_info", lambda *a, **k: type("Info", (), {"sha": next(commits)}))
-    before = store.location_fingerprint("org/model")
-    after = store.location_fingerprint("org/model")  # new weights pushed: another commit, another key
+    before = location_fingerprint("org/model", None, store)
+    after = location_fingerprint("org/model", None, store)  # new weights pushed: another commit, another key
     assert before == {"hub_id": "org/model", "commit": "a" * 40} and after != before
 
 
@@ -224,12 +226,12 @@ def test_an_unresolvable_hub_id_warns_that_it_is_keyed_by_name_only(
     store = GenerationStore(tmp_path / "g.sqlite3")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.warns(StoreWarning, match="keyed by the model's name only.*Pin revision"):
-        assert store.location_fingerprint("org/model") == {"hub_id": "org/model", "revision": "None"}
+        assert location_fingerprint("org/model", None, store) == {"hub_id": "org/model", "revision": "None"}
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        pinned = store.location_fingerprint("org/model", "c" * 40)  # a pinned commit needs no warning
+        pinned = location_fingerprint("org/model", "c" * 40, store)  # a pinned commit needs no warning
     assert pinned == {"hub_id": "org/model", "revision": "c" * 40}
 
 

@@ -13,8 +13,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from clue.cache import GenerationStore
 from clue.report.results import hash_id
+from clue.store import GenerationStore
 from tests.conftest import REPO, junit_suite_properties, write_replay_matrix
 
 pytest_plugins = ["pytester"]

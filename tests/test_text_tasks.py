@@ -15,6 +15,7 @@ from clue.metrics.bertscore import BertScoreConfig
 from clue.metrics.scorers import Scorers
 from clue.tasks import get_task
 from clue.tasks.problem_summary import clean_summary
+from clue.tiny import bertscore_stand_in
 from clue.types import Generation
 from tests.conftest import FIXTURE_DATA, REPO
 
@@ -133,7 +134,8 @@ def scorers(tmp_path_factory: pytest.TempPathFactory) -> Scorers:
         rouge_stemmer=True,
         bertscore_config=BertScoreConfig("tiny-bert"),
         umls_config=ScispacyConfig("ruler", str(REPO / "fixtures/umls/kb.jsonl")),
-        cache_dir=tmp_path_factory.mktemp("cache"),
+        cache_dir=(cache := tmp_path_factory.mktemp("cache")),
+        bertscore_build=bertscore_stand_in("tiny-bert", cache),
     )
 
 
@@ -166,8 +168,8 @@ def test_umls_off_drops_the_metric() -> None:
 def test_metric_memo_serves_a_rerun_without_loading_metric_models(tmp_path: Path) -> None:
     """BERTScore pairs and UMLS concepts are memoised in the store: a new session with the same metric models
     scores identically without loading them; a changed BERTScore layer recomputes."""
-    from clue.cache import GenerationStore
     from clue.metrics.umls import ScispacyConfig
+    from clue.store import GenerationStore
 
     store = GenerationStore(tmp_path / "store.sqlite3")
 
@@ -177,6 +179,7 @@ def test_metric_memo_serves_a_rerun_without_loading_metric_models(tmp_path: Path
             umls_config=ScispacyConfig("ruler", str(REPO / "fixtures/umls/kb.jsonl")),
             cache_dir=tmp_path / "cache",
             store=store,
+            bertscore_build=bertscore_stand_in("tiny-bert", tmp_path / "cache"),
         )
 
     task = get_task("medisumqa")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
 
 if TYPE_CHECKING:
-    from clue.cache import GenerationStore
+    from clue.store import GenerationStore
 
 
 def failed_generation(prompt: Prompt, error: str, prompt_tokens: int = 0) -> Generation:

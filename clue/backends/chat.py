@@ -80,7 +80,7 @@ class ChatTokenizer:
         about two minutes)."""
         from transformers import AutoTokenizer
 
-        from clue.cache import hub_commit
+        from clue.fingerprint import hub_commit
 
         if hub_commit(location, spec.revision) is not None:
             return

@@ -32,9 +32,10 @@ from typing import Any, TypeVar
 
 from clue.backends.base import failed_generation
 from clue.backends.chat import ChatTokenizer, as_dicts, fit_all
-from clue.cache import GenerationStore
 from clue.errors import ClueError, ConfigError
+from clue.fingerprint import location_fingerprint
 from clue.models import ModelSpec
+from clue.store import GenerationStore
 from clue.types import FinishReason, Generation, GenerationSettings, Prompt
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -94,7 +95,7 @@ class OpenAIServerBackend:
         tokenizer: Any = None
         if self.chat is not None:
             tokenizer = {
-                "files": store.location_fingerprint(self.chat.location),
+                "files": location_fingerprint(self.chat.location, None, store),
                 "chat_template": self.chat.template_sha256,
                 "context": self.chat.context,
             }

@@ -11,9 +11,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from clue.cache import GenerationStore
 from clue.errors import ConfigError, DataError
+from clue.fingerprint import file_sha256
 from clue.models import ModelSpec
+from clue.store import GenerationStore
 from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
 
 
@@ -43,7 +44,7 @@ class ReplayBackend:
     batch_sensitive = False
 
     def fingerprint(self, store: GenerationStore) -> dict[str, Any]:
-        return {"engine": "replay", "file": store.file_sha256(self.path)}
+        return {"engine": "replay", "file": file_sha256(self.path, store)}
 
     def generate(
         self,

@@ -16,9 +16,10 @@ from typing import Any
 
 from clue.backends.base import failed_generation
 from clue.backends.chat import ChatTokenizer, fit_all
-from clue.cache import GenerationStore, package_version
 from clue.errors import ConfigError
+from clue.fingerprint import location_fingerprint, package_version
 from clue.models import ModelSpec
+from clue.store import GenerationStore
 from clue.types import Generation, GenerationSettings, Prompt
 
 
@@ -66,7 +67,7 @@ class TransformersBackend:
             "engine": f"transformers {package_version('transformers')}",
             "torch": package_version("torch"),
             "device": self.device,
-            "files": store.location_fingerprint(self.location, self.spec.revision),
+            "files": location_fingerprint(self.location, self.spec.revision, store),
             "revision": self.spec.revision,
             "dtype": self.spec.dtype,
             "context": self.context,

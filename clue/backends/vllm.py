@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from clue.backends.chat import ChatTokenizer, fit_all
-from clue.cache import GenerationStore, package_version
 from clue.errors import ConfigError
+from clue.fingerprint import folder_fingerprint, location_fingerprint, package_version
 from clue.models import ModelSpec
+from clue.store import GenerationStore
 from clue.types import Generation, GenerationSettings, Prompt
 
 CHUNK = 1024
@@ -171,9 +172,9 @@ class VLLMBackend:
     def fingerprint(self, store: GenerationStore) -> dict[str, Any]:
         return {
             "engine": f"vllm {vllm_version()}",
-            "files": store.location_fingerprint(self.location, self.spec.revision),
-            "tokenizer": store.location_fingerprint(self.spec.tokenizer) if self.spec.tokenizer else None,
-            "adapter": store.folder_fingerprint(Path(self.spec.adapter)) if self.spec.adapter else None,
+            "files": location_fingerprint(self.location, self.spec.revision, store),
+            "tokenizer": location_fingerprint(self.spec.tokenizer, None, store) if self.spec.tokenizer else None,
+            "adapter": folder_fingerprint(Path(self.spec.adapter), store) if self.spec.adapter else None,
             "revision": self.spec.revision,
             "dtype": self.spec.dtype,
             "context": self.context,

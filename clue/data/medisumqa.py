@@ -24,13 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clue.backends import load_backend
-from clue.cache import GenerationStore, StoredRun
 from clue.data.mimic import NOTE_COLUMNS, read_rows, write_json_array
 from clue.errors import ConfigError, DataError
+from clue.generation import StoredRun
 from clue.metrics import rouge
 from clue.metrics.bertscore import SCIBERT, SCIBERT_LAYER, BertScoreConfig
 from clue.metrics.scorers import Scorers
 from clue.models import load_matrix
+from clue.store import GenerationStore
+from clue.tiny import bertscore_stand_in
 from clue.types import ChatMessage, GenerationSettings, Prompt
 
 TASK = "medisumqa_build"
@@ -186,7 +188,12 @@ def build(
     if pairs:
         scores = rouge.rouge([str(p["Question"]) for p in pairs], [str(p["Answer"]) for p in pairs])
         layers = SCIBERT_LAYER if bertscore_model == SCIBERT else None
-        scorers = Scorers(bertscore_config=BertScoreConfig(bertscore_model, layers), cache_dir=cache_dir, store=store)
+        scorers = Scorers(
+            bertscore_config=BertScoreConfig(bertscore_model, layers),
+            cache_dir=cache_dir,
+            store=store,
+            bertscore_build=bertscore_stand_in(bertscore_model, cache_dir),
+        )
         berts = scorers.bertscore_pairs([str(p["Question"]) for p in pairs], [str(p["Answer"]) for p in pairs])
         for p, r, b in zip(pairs, scores, berts, strict=True):
             p["rouge_l"], p["bertscore"] = r["rougeL"], b[2]

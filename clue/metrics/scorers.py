@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clue.cache import memo_key, package_version
+from clue.fingerprint import file_sha256, folder_fingerprint, memo_key, package_version
 from clue.metrics.bertscore import BertScoreConfig, BertScorer
 from clue.metrics.umls import EntityExtractor, ScispacyConfig
 
 if TYPE_CHECKING:
-    from clue.cache import GenerationStore
+    from clue.store import GenerationStore
 
 
 MEMO_VERSION = 1  # bump when clue's own BERTScore/UMLS code changes what it computes
@@ -28,6 +28,9 @@ class Scorers:
     _umls: EntityExtractor | None = None
     loads: dict[str, int] = field(default_factory=dict)
     store: GenerationStore | None = None  # memoises model-based metric values across runs (None: no memo)
+    # a stand-in BERTScore model chosen by the configuration (clue.tiny.bertscore_stand_in): builds its folder on
+    # first use and gives its layer; None: bertscore_config.model is loaded as named
+    bertscore_build: Callable[[], tuple[Path, int]] | None = None
     memo_hits: int = 0
 
     def bertscore_pairs(self, candidates: Sequence[str], references: Sequence[str]) -> list[tuple[float, float, float]]:
@@ -73,17 +76,14 @@ class Scorers:
         identity: dict[str, Any] = {**self.bertscore_config.fingerprint(), "memo": MEMO_VERSION}
         folder = self._bertscore_location()
         if folder.is_dir() and self.store is not None:
-            identity["files"] = self.store.folder_fingerprint(folder)
+            identity["files"] = folder_fingerprint(folder, self.store)
         return identity
 
     def _bertscore_location(self) -> Path:
-        """The BERTScore model's folder or hub id; "tiny-bert" (the offline stand-in for SciBERT used by the
-        embedded default) is built in the cache on first use."""
-        if self.bertscore_config.model != "tiny-bert":
+        """The BERTScore model's folder or hub id (a stand-in is built on first use)."""
+        if self.bertscore_build is None:
             return Path(self.bertscore_config.model)
-        from clue.tiny import build_tiny_bert, tiny_model_dir
-
-        return build_tiny_bert(tiny_model_dir(self.cache_dir, 0, "bert"))
+        return self.bertscore_build()[0]
 
     def _umls_identity(self) -> dict[str, Any]:
         assert self.umls_config is not None
@@ -97,20 +97,21 @@ class Scorers:
         }
         if self.store is not None:
             if Path(config.linker).is_file():
-                identity["linker_sha256"] = self.store.file_sha256(Path(config.linker))
+                identity["linker_sha256"] = file_sha256(Path(config.linker), self.store)
             elif Path(config.linker).is_dir():
-                identity["linker_files"] = self.store.folder_fingerprint(Path(config.linker))
+                identity["linker_files"] = folder_fingerprint(Path(config.linker), self.store)
             if Path(config.spacy_model).is_dir():
-                identity["model_files"] = self.store.folder_fingerprint(Path(config.spacy_model))
+                identity["model_files"] = folder_fingerprint(Path(config.spacy_model), self.store)
         return identity
 
     def bertscore(self) -> BertScorer:
         if self._bertscore is None:
             config = self.bertscore_config
-            if config.model == "tiny-bert":
+            if self.bertscore_build is not None:
                 # resolved for loading only: bertscore_config stays as configured, so the metric's fingerprint
                 # and memo keys are the same before and after the model is loaded
-                config = BertScoreConfig(str(self._bertscore_location()), 2, config.batch_size, config.device)
+                folder, layer = self.bertscore_build()
+                config = BertScoreConfig(str(folder), layer, config.batch_size, config.device)
             self.loads["bertscore"] = self.loads.get("bertscore", 0) + 1
             self._bertscore = BertScorer(config)
         return self._bertscore

@@ -22,8 +22,8 @@ import clue
 from clue import baseline, sequential
 from clue.backends import load_backend
 from clue.backends.base import Backend
-from clue.cache import GenerationStore, StoredRun
 from clue.errors import ClueError, ConfigError, DataError
+from clue.generation import StoredRun
 from clue.metrics.bertscore import BertScoreConfig
 from clue.metrics.scorers import Scorers
 from clue.metrics.umls import ScispacyConfig
@@ -31,8 +31,10 @@ from clue.models import ModelSpec, load_matrix, pair_from_cli
 from clue.plugin.gate import gate_config, metric_scores
 from clue.plugin.options import Settings
 from clue.pseudonyms import hash_id
+from clue.store import GenerationStore
 from clue.tasks import get_task
 from clue.tasks.base import Task
+from clue.tiny import bertscore_stand_in
 from clue.types import Generation, GenerationSettings, Prompt, Sample, SampleScore, TaskResult
 
 
@@ -106,6 +108,7 @@ class ClueSession:
                 settings.umls_spacy_model, settings.umls_linker, resolve_abbreviations=settings.umls_abbreviations
             ),
             cache_dir=settings.cache_dir,
+            bertscore_build=bertscore_stand_in(settings.bertscore_model, settings.cache_dir),
         )
 
     # -- models -------------------------------------------------------------------------------------------------

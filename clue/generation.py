@@ -1,0 +1,99 @@
+"""The generation loop: drive a backend through the store. Stored generations are reused, the rest generated and
+stored one by one as they arrive, so an interrupted run resumes where it stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from clue.backends.base import Backend
+from clue.fingerprint import generation_key
+from clue.store import GenerationStore
+from clue.types import Generation, GenerationSettings, Prompt
+
+
+@dataclass
+class StoredRun:
+    """One model's prompts against the store: stored generations are reused, the rest generated and stored one by
+    one as they arrive (an interrupted run resumes where it stopped). Identical prompts (LongHealth's repeated
+    questions can shuffle to the same order) are generated once where the output is a function of the prompt alone
+    (greedy decoding on a model); a generation then answers for every sample with that prompt, under the sample's
+    own id. Recorded outputs (replay) and sampled outputs are per sample: their keys carry the sample id."""
+
+    store: GenerationStore
+    model: str
+    prompts: Sequence[Prompt]
+    keys: list[str]
+    outputs: list[Generation | None]
+    twins: dict[str, list[int]]  # key of a prompt to generate -> every index with that key, the first is generated
+    reused: int
+
+    @classmethod
+    def plan(
+        cls,
+        store: GenerationStore,
+        model: str,
+        fingerprint: Mapping[str, Any],
+        prompts: Sequence[Prompt],
+        settings: GenerationSettings,
+        *,
+        per_sample_outputs: bool = False,
+        batch_sensitive: bool = False,
+        retry_failures: bool = True,
+    ) -> StoredRun:
+        """Look every prompt up in the store. Stored failures are retried (`retry_failures`, a normal run) or used
+        as they are (a rescore, which must not generate)."""
+        per_sample = per_sample_outputs or not settings.greedy
+        batch = settings.batch_size if batch_sensitive else None
+        keys = [generation_key(fingerprint, p, settings, per_sample=per_sample, batch_size=batch) for p in prompts]
+        stored = {
+            key: generation
+            for key, generation in store.get_many(keys).items()
+            if not (retry_failures and generation.error is not None)
+        }
+        outputs: list[Generation | None] = [
+            replace(stored[key], sample_id=prompt.sample_id) if key in stored else None
+            for key, prompt in zip(keys, prompts, strict=True)
+        ]
+        twins: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            if key not in stored:
+                twins.setdefault(key, []).append(i)
+        return cls(store, model, prompts, keys, outputs, twins, len(keys) - sum(map(len, twins.values())))
+
+    @property
+    def missing(self) -> list[int]:
+        """Indices of the prompts to generate, one per distinct prompt."""
+        return [indices[0] for indices in self.twins.values()]
+
+    @property
+    def generated(self) -> int:
+        return sum(self.outputs[i] is not None for i in self.missing)
+
+    def generate(
+        self,
+        backend: Backend,
+        settings: GenerationSettings,
+        desc: str,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Generation]:
+        """Run what is missing; every result is stored as it arrives (a failure as a failure: retried next run).
+        `progress(done, total)` is called after each new generation."""
+        missing = self.missing
+        done = 0
+
+        def keep(j: int, generation: Generation) -> None:
+            nonlocal done
+            i = missing[j]
+            for twin in self.twins[self.keys[i]]:
+                self.outputs[twin] = replace(generation, sample_id=self.prompts[twin].sample_id)
+            self.store.put(self.keys[i], self.model, self.prompts[i].task, generation)
+            done += 1
+            if progress is not None:
+                progress(done, len(missing))
+
+        if missing:
+            backend.generate([self.prompts[i] for i in missing], settings, desc=desc, on_result=keep)
+        assert all(o is not None for o in self.outputs)
+        return [o for o in self.outputs if o is not None]
