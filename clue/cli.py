@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _data_locations(data_dir: Path | None, pairs: Sequence[str]) -> tuple[Path | None, dict[str, Path]]:
     """The data folder and the per-task files, resolved as the pytest suite resolves them: the command line,
     then `data_dir` and `data` under [tool.clue] in ./pyproject.toml (relative to that file)."""
-    from clue.plugin.options import data_files, tool_clue
+    from clue.config import data_files, tool_clue
 
     root = Path.cwd()
     tool = tool_clue(root)

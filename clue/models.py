@@ -40,7 +40,15 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-BACKENDS = ("transformers", "vllm", "openai", "replay")
+
+
+def backend_names() -> list[str]:
+    """clue's engines and those installed packages add (entry-point group clue.backends)."""
+    from clue.registry import BACKENDS
+
+    return BACKENDS.names()
+
+
 EXECUTORS = ("mp", "ray", "uni", "external_launcher")
 BUILDERS = ("tiny-llama",)
 
@@ -118,8 +126,9 @@ def _spec_from_table(name: str, table: Mapping[str, Any], origin: str, root: Pat
     if values.get("dtype", "auto") not in DTYPES:
         raise ConfigError(f"{origin}: model {name!r}: dtype {values['dtype']!r} is not one of {', '.join(DTYPES)}")
     backend = values.get("backend", "transformers")
-    if backend not in BACKENDS:
-        raise ConfigError(f"{origin}: model {name!r}: backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    known = backend_names()
+    if backend not in known:
+        raise ConfigError(f"{origin}: model {name!r}: backend {backend!r} is not one of {', '.join(known)}")
     if "build" in values:
         if values["build"] not in BUILDERS:
             raise ConfigError(f"{origin}: model {name!r}: build {values['build']!r} is not one of {BUILDERS}")

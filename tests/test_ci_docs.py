@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clue.plugin.options import OPTIONS
+from clue.config import OPTIONS
 from tests.conftest import REPO
 
 WORKFLOWS = [REPO / "docs/ci/github-clue-gate.yml", REPO / "docs/ci/gitlab-ci.yml"]

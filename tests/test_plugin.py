@@ -314,7 +314,7 @@ def test_no_model_configured_fails_with_how_to(project: pytest.Pytester) -> None
 
 
 def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
-    from clue.plugin.options import OPTIONS
+    from clue.config import OPTIONS
 
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["clue: clinical LLM benchmark and regression gate:"])
@@ -558,7 +558,7 @@ def test_cpu_threads_default_to_half_the_cores_and_are_applied(
     """torch's default (every core) oversubscribes a shared machine: docs/performance.md, cpu_threads.py."""
     import torch
 
-    from clue.plugin.options import default_cpu_threads
+    from clue.config import default_cpu_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))

@@ -35,7 +35,7 @@ WRONG = {"mednli": "The relation is NEUTRAL.", "medisumcode": "ICD-10 Codes: non
 
 
 def data_file(task: str) -> Path | None:
-    from clue.plugin.options import data_files, tool_clue
+    from clue.config import data_files, tool_clue
 
     tool = tool_clue(REPO)
     explicit = data_files(tool.get("data", []), REPO, "data")

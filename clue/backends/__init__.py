@@ -1,25 +1,19 @@
 """Backends turn prompts into generations. Each is one file, imported only when a model uses it, so that
-`import clue` never imports torch or vLLM."""
+`import clue` never imports torch or vLLM; installed packages add backends under the entry-point group
+`clue.backends` (clue/registry.py)."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clue.errors import ConfigError
+from clue.registry import BACKENDS
 
 if TYPE_CHECKING:
     from clue.backends.base import Backend
     from clue.models import ModelSpec
-
-REGISTRY: dict[str, str] = {
-    "transformers": "clue.backends.transformers:TransformersBackend",
-    "vllm": "clue.backends.vllm:VLLMBackend",
-    "openai": "clue.backends.openai_server:OpenAIServerBackend",
-    "replay": "clue.backends.replay:ReplayBackend",
-}
 
 
 def resolve_location(spec: ModelSpec, cache_dir: Path) -> str:
@@ -35,11 +29,10 @@ def resolve_location(spec: ModelSpec, cache_dir: Path) -> str:
 
 def load_backend(spec: ModelSpec, cache_dir: Path, peers: Mapping[str, ModelSpec] | None = None) -> Backend:
     """The entry's backend; `peers` (the whole matrix) lets an engine be shared by entries on the same weights."""
-    target = REGISTRY.get(spec.backend)
-    if target is None:
-        raise ConfigError(f"model {spec.name!r}: unknown backend {spec.backend!r}; known: {', '.join(REGISTRY)}")
-    module, cls = target.split(":")
-    backend_cls = getattr(importlib.import_module(module), cls)
+    try:
+        backend_cls = BACKENDS.load(spec.backend, "backend")
+    except ConfigError as exc:
+        raise ConfigError(f"model {spec.name!r}: {exc}") from None
     extra = {"peers": peers} if getattr(backend_cls, "uses_peers", False) else {}
     backend: Backend = backend_cls(spec, resolve_location(spec, cache_dir), **extra)
     return backend

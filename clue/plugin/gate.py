@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from clue import stats
 from clue.baseline import Reference, output_hashes
+from clue.config import Settings
 from clue.decision import GateConfig, MetricScores, decide, task_verdict
 from clue.errors import ClueError
-from clue.plugin.options import Settings
 from clue.tasks import get_task
 from clue.types import TaskResult
 

@@ -22,6 +22,7 @@ import clue
 from clue import baseline, sequential
 from clue.backends import load_backend
 from clue.backends.base import Backend
+from clue.config import Settings
 from clue.errors import ClueError, ConfigError, DataError
 from clue.generation import StoredRun
 from clue.metrics.bertscore import BertScoreConfig
@@ -29,7 +30,6 @@ from clue.metrics.scorers import Scorers
 from clue.metrics.umls import ScispacyConfig
 from clue.models import ModelSpec, load_matrix, pair_from_cli
 from clue.plugin.gate import gate_config, metric_scores
-from clue.plugin.options import Settings
 from clue.pseudonyms import hash_id
 from clue.store import GenerationStore
 from clue.tasks import get_task

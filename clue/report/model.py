@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from clue.tasks import REGISTRY
+from clue.tasks import task_names
 
 VERDICTS = ("regressed", "inconclusive", "non-inferior", "improved", "reference")
 
@@ -217,7 +217,7 @@ def build_report(
     strict: bool = False,
     interrupted: bool = False,
 ) -> Report:
-    order = {name: i for i, name in enumerate(REGISTRY)}
+    order = {name: i for i, name in enumerate(task_names())}
     tasks: dict[str, TaskColumn] = {}
     models: list[str] = []
     for r in records:

@@ -1,40 +1,31 @@
-"""The task registry: name -> "module:Class", imported only when a task is used (lm-eval-harness style).
+"""Tasks by name (clue/registry.py): CLUE's own, imported only when used, and installed packages' (entry points).
 
-A new task is one file in this package plus one line here.
+A new task of clue's is one file in this package plus one line in clue/registry.py.
 """
 
 from __future__ import annotations
 
-import importlib
 from functools import cache
 from typing import TYPE_CHECKING
 
-from clue.errors import ConfigError
+from clue.registry import TASKS
 
 if TYPE_CHECKING:
     from clue.tasks.base import Task
 
-REGISTRY: dict[str, str] = {
-    "mednli": "clue.tasks.mednli:MedNLI",
-    "meqsum": "clue.tasks.meqsum:MeQSum",
-    "problem_summary": "clue.tasks.problem_summary:ProblemSummary",
-    "longhealth_task1": "clue.tasks.longhealth:LongHealthTask1",
-    "longhealth_task2": "clue.tasks.longhealth:LongHealthTask2",
-    "longhealth_task3": "clue.tasks.longhealth:LongHealthTask3",
-    "medisumqa": "clue.tasks.medisumqa:MeDiSumQA",
-    "medisumcode": "clue.tasks.medisumcode:MeDiSumCode",
-}
+REGISTRY = TASKS.builtin  # CLUE's own tasks, in the paper's order
 
 
 @cache
 def get_task(name: str) -> Task:
-    try:
-        target = REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(sorted(REGISTRY))}") from None
-    module, cls = target.split(":")
-    task: Task = getattr(importlib.import_module(module), cls)()
+    """A task by name: CLUE's own, or one an installed package declares (entry-point group `clue.tasks`)."""
+    task: Task = TASKS.load(name, "task")()
     return task
+
+
+def task_names() -> list[str]:
+    """Every task: CLUE's own, then installed ones."""
+    return TASKS.names()
 
 
 def metric_names() -> set[str]:
@@ -42,4 +33,4 @@ def metric_names() -> set[str]:
     from clue.metrics.scorers import Scorers
 
     scorers = Scorers()
-    return {spec.name for name in REGISTRY for spec in get_task(name).metrics(scorers)}
+    return {spec.name for name in task_names() for spec in get_task(name).metrics(scorers)}
