@@ -1,6 +1,25 @@
-"""clue: the CLUE clinical LLM benchmark as a pytest suite, with a paired regression gate against a base model.
+"""clue: the CLUE clinical LLM benchmark as a pytest suite, with a paired regression gate against a base model, and
+the same evaluation from Python:
 
-Importing clue imports neither torch nor any inference engine: backends are loaded when a model needs them.
+    import clue
+    run = clue.evaluate(tasks=["mednli"], limit=50)
+
+Importing clue imports neither torch, pytest nor any inference engine: backends are loaded when a model needs them,
+and `clue.evaluate` when it is first used.
 """
 
-__version__ = "0.1.0"
+from typing import Any
+
+from clue.version import __version__
+
+__all__ = ["Evaluation", "__version__", "evaluate"]
+
+
+def __getattr__(name: str) -> Any:
+    """`clue.evaluate` and `clue.Evaluation`, imported on first use (the evaluation core imports numpy and the
+    task registry)."""
+    if name in ("evaluate", "Evaluation"):
+        from clue import evaluation
+
+        return getattr(evaluation, name)
+    raise AttributeError(f"module 'clue' has no attribute {name!r}")

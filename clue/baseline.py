@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import clue
 from clue.errors import ConfigError
 from clue.files import SHARED, atomic_write
 from clue.pseudonyms import hash_id, hash_text
 from clue.types import Prompt, TaskResult
+from clue.version import __version__
 
 FORMAT = 1
 KIND = "clue-baseline"
@@ -103,7 +103,7 @@ def entry(
     return {
         "task": result.task,
         "model": result.model,
-        "clue": clue.__version__,
+        "clue": __version__,
         "protocol": dict(protocol),
         "data": {"sha256": data.get("sha256"), "records": data.get("records")},
         "decoding": {key: settings.get(key) for key in ("temperature", "top_p", "seed")},
@@ -230,7 +230,7 @@ def load(path: Path) -> BaselineFile:
         raise ConfigError(f"{where}: not a clue baseline (written by --clue-save-baseline)")
     if data.get("format") != FORMAT:
         raise ConfigError(
-            f"{where}: format {data.get('format')!r}; this clue (version {clue.__version__}) reads format {FORMAT}: "
+            f"{where}: format {data.get('format')!r}; this clue (version {__version__}) reads format {FORMAT}: "
             "save the baseline again"
         )
     entries: dict[tuple[str, str], Mapping[str, Any]] = {}
@@ -269,7 +269,7 @@ def write(path: Path, entries: Sequence[Mapping[str, Any]]) -> Path:
             lines[f'"{mark}"'] = json.dumps(sample, sort_keys=True, separators=(", ", ": "), allow_nan=False)
             rows.append(mark)
         marked.append({**e, "samples": rows})
-    document = {"kind": KIND, "format": FORMAT, "clue": clue.__version__, "entries": marked}
+    document = {"kind": KIND, "format": FORMAT, "clue": __version__, "entries": marked}
     text = json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False)
     text = re.sub(r'"@@sample\d+@@"', lambda m: lines[m.group(0)], text)
     return atomic_write(path, (text + "\n").encode(), SHARED)

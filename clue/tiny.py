@@ -9,11 +9,10 @@ initialised from `seed` and saved with `save_pretrained`. Same seed, same files 
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from clue.files import build_folder
 
 BUILDER_VERSION = 3  # 3: a fixed corpus (2 trained on the tasks' prompts: editing a prompt changed the models)
 VOCAB_SIZE = 1024
@@ -63,29 +62,9 @@ def bertscore_stand_in(model: str, cache_dir: Path) -> Callable[[], tuple[Path, 
     return lambda: (build_tiny_bert(tiny_model_dir(cache_dir, 0, "bert")), 2)
 
 
-def _build_atomically(out_dir: Path, write: Callable[[Path], None]) -> Path:
-    """Run `write` into a temporary sibling folder and rename it into place: a half-built folder is never used,
-    and concurrent builders (xdist workers) race harmlessly, since their outputs are identical."""
-    if out_dir.is_dir():
-        return out_dir
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
-    tmp.chmod(0o755)
-    try:
-        write(tmp)
-        try:
-            os.replace(tmp, out_dir)
-        except OSError:
-            if not out_dir.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
-
-
 def build_tiny_llama(out_dir: Path, seed: int) -> Path:
     """Write tokenizer + random 2-layer Llama to `out_dir`."""
-    return _build_atomically(out_dir, lambda tmp: _write_tiny_llama(tmp, seed))
+    return build_folder(out_dir, lambda tmp: _write_tiny_llama(tmp, seed))
 
 
 def _write_tiny_llama(tmp: Path, seed: int) -> None:
@@ -138,7 +117,7 @@ def _write_tiny_llama(tmp: Path, seed: int) -> None:
 
 def build_tiny_bert(out_dir: Path, seed: int = 0) -> Path:
     """A WordPiece tokenizer + random 2-layer BERT: the offline stand-in for SciBERT in BERTScore."""
-    return _build_atomically(out_dir, lambda tmp: _write_tiny_bert(tmp, seed))
+    return build_folder(out_dir, lambda tmp: _write_tiny_bert(tmp, seed))
 
 
 def _write_tiny_bert(tmp: Path, seed: int) -> None:
@@ -185,9 +164,11 @@ def tiny_model_dir(cache_dir: Path, seed: int, kind: str = "llama") -> Path:
 
 
 def folder_digest(folder: Path) -> str:
-    """sha256 over every file's relative name and bytes: equal digests mean identical models."""
+    """sha256 over every file's relative name and content hash: equal digests mean identical models."""
+    from clue.fingerprint import file_sha256
+
     digest = hashlib.sha256()
     for file in sorted(p for p in folder.rglob("*") if p.is_file()):
         digest.update(file.relative_to(folder).as_posix().encode())
-        digest.update(hashlib.sha256(file.read_bytes()).digest())
+        digest.update(file_sha256(file).encode())
     return digest.hexdigest()

@@ -7,9 +7,9 @@ import random
 from typing import Any
 
 from clue.baseline import Reference
+from clue.gate import run_gate
 from clue.metrics.bertscore import BertScoreConfig
 from clue.metrics.scorers import Scorers
-from clue.plugin.gate import run_gate
 from clue.report.results import result_record
 from clue.tasks import get_task
 from clue.tiny import bertscore_stand_in

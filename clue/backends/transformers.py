@@ -8,7 +8,6 @@ removed is recorded per sample.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 from clue.backends.base import failed_generation
 from clue.backends.chat import ChatTokenizer, fit_all
 from clue.errors import ConfigError
-from clue.fingerprint import location_fingerprint, package_version
+from clue.fingerprint import file_sha256, location_fingerprint, package_version
 from clue.models import ModelSpec
 from clue.store import GenerationStore
 from clue.types import Generation, GenerationSettings, Prompt
@@ -205,7 +204,7 @@ class TransformersBackend:
             "revision": self.spec.revision,
             "context": self.context,
             "system_prompt_folded_into_user_turn": self.system_folded,
-            "config_sha256": hashlib.sha256(config_path.read_bytes()).hexdigest() if config_path.is_file() else None,
+            "config_sha256": file_sha256(config_path) if config_path.is_file() else None,
             "chat_template_sha256": self.chat.template_sha256,
         }
 

@@ -7,12 +7,12 @@ what passes here loads in `pytest benchmarks`; an invalid file is reported with 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from clue.errors import DataError
+from clue.fingerprint import file_sha256
 from clue.tasks import get_task
 
 
@@ -90,7 +90,7 @@ def check_one(data_dir: Path | None, dataset: DataSet, explicit: Mapping[str, Pa
     records = len(samples)
     if dataset.task.startswith("longhealth"):
         records //= type(task).repetitions  # type: ignore[attr-defined]
-    return CheckResult(dataset, "found", path, records, hashlib.sha256(path.read_bytes()).hexdigest())
+    return CheckResult(dataset, "found", path, records, file_sha256(path))
 
 
 def check(data_dir: Path | None, explicit: Mapping[str, Path] | None = None) -> list[CheckResult]:

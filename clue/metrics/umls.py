@@ -173,17 +173,16 @@ def prepare_offline_config(config: ScispacyConfig, cache_dir: Path) -> ScispacyC
     """Resolve the offline forms: a KB file as `linker` gets its index built (cached by content hash), and
     `spacy_model = "ruler"` becomes a blank English pipeline with an EntityRuler over the KB's aliases, the
     stand-in for en_core_sci_sm's NER that the embedded default and the tests use."""
-    import hashlib
     import json
+
+    from clue.files import build_folder
+    from clue.fingerprint import file_sha256
 
     linker = Path(config.linker)
     if not linker.is_file():
         return config
-    digest = hashlib.sha256(linker.read_bytes()).hexdigest()[:16]
-    folder = cache_dir / "umls" / digest
-    index = folder / "linker"
-    if not (index / "nmslib_index.bin").is_file():
-        build_custom_linker(linker, index)
+    folder = cache_dir / "umls" / file_sha256(linker)[:16]
+    index = build_folder(folder / "linker", lambda tmp: build_custom_linker(linker, tmp))
     spacy_model = config.spacy_model
     if spacy_model == "ruler":
         import spacy

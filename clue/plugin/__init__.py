@@ -14,7 +14,6 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -22,14 +21,15 @@ import pytest
 
 from clue import baseline
 from clue.errors import ClueError, ConfigError
+from clue.evaluation import evaluate_case
+from clue.gate import GateOutcome
 from clue.models import ModelSpec
 from clue.plugin import xdist
-from clue.plugin.gate import GateOutcome, run_gate
 from clue.plugin.options import add_options, resolve
-from clue.plugin.session import ClueSession
 from clue.report import junit
 from clue.report import results as results_report
 from clue.report.render import write_reports
+from clue.session import ClueSession
 from clue.tasks import get_task
 from clue.tasks.base import Task
 from clue.types import Generation, TaskResult
@@ -45,12 +45,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from clue.plugin import hooks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "clue_task(name): the CLUE task this test evaluates (mednli, medisumcode, ...)")
     if hasattr(config, "workerinput"):
         xdist.configure_worker(config)  # GPUs and threads first: nothing has imported torch yet
     try:
-        session = ClueSession(resolve(config))
+        extras = [m for found in config.hook.pytest_clue_metrics(config=config) for m in found]
+        session = ClueSession(resolve(config), extras)
         configured = bool(session.settings.model or session.settings.base_model or session.settings.matrix)
         if configured:
             session.cases  # noqa: B018 - validate the matrix and baselines now: a usage error, not N test errors
@@ -215,56 +222,30 @@ def clue_gate(request: pytest.FixtureRequest, clue_session: ClueSession) -> Call
         case: ModelSpec = request.getfixturevalue("clue_model")
         info = request.node.stash.setdefault(case_key, {"task": result.task, "model": result.model})
         case_id = str(info.get("case") or result.model)
-        outcome = None
-        stop = clue_session.stops.get((case_id, result.task))
-        if stop is not None:  # the sequential gate stopped here: the samples it used, at its look's level
-            result = replace(
-                result, samples=result.samples[: stop.samples], generations=result.generations[: stop.samples]
-            )
+
+        def headline(outcome: GateOutcome, default: str) -> str:
+            styled = request.config.hook.pytest_clue_headline(outcome=outcome, headline=default)
+            return str(styled) if styled else default
+
         try:
-            reference = clue_session.reference(case, result)
-            if reference is not None:
-                outcome = run_gate(result, reference, settings, stop.level if stop else None)
+            done = evaluate_case(clue_session, case_id, case, result, headline)
         except ClueError as exc:
-            what = f"base model {case.base!r}: " if case.base else ""
-            _fail(exc, what)
-        data = clue_session.data(get_task(result.task))
-        assert data is not None  # the result exists, so the data did
-        record = results_report.result_record(
-            result,
-            outcome,
-            samples=data.scored[: result.n],
-            sequential=stop.as_dict() if stop else None,
-            show_samples=settings.report_samples,
-            alpha=settings.alpha,
-            resamples=settings.resamples,
-            seed=settings.bootstrap_seed,
-            case=case_id,
-            max_identical_share=settings.max_identical_share,
+            _fail(exc)
+        path = results_report.write_json(
+            results_report.result_path(settings.reports_dir, result.task, case_id), done.record
         )
-        path = results_report.write_json(results_report.result_path(settings.reports_dir, result.task, case_id), record)
-        info.update(_case_record(record, path))
+        info.update(_case_record(done.record, path))
         if settings.save_baseline is not None:
             entry = results_report.write_json(
                 results_report.result_path(settings.reports_dir, result.task, case_id, ".baseline-entry"),
                 clue_session.baseline_entry(result),
             )
             info["baseline_entry"] = str(entry)
-        if outcome is None:
-            return None
-        info["headline"] = outcome.headline()
-        identical = outcome.identical_outputs(settings.max_identical_share)
-        if identical:
-            info["headline"] = outcome.headline("identical outputs")
-            pytest.fail(f"{outcome.headline('identical outputs')}\n  {identical}", pytrace=False)
-        if outcome.regressed:
-            pytest.fail(outcome.message(), pytrace=False)
-        if outcome.inconclusive:
-            text = outcome.message()
-            if settings.strict:
-                pytest.fail(text + "\n(--clue-strict: inconclusive comparisons fail)", pytrace=False)
-            warnings.warn(ClueInconclusiveWarning(text), stacklevel=2)
-        return outcome
+        if done.failure is not None:
+            pytest.fail(done.failure, pytrace=False)
+        if done.warning is not None:
+            warnings.warn(ClueInconclusiveWarning(done.warning), stacklevel=2)
+        return done.outcome
 
     return gate
 
@@ -301,6 +282,7 @@ def _case_record(record: dict[str, Any], path: Path) -> dict[str, Any]:
         "results_json": str(path),
         "identical_outputs": record.get("identical_outputs"),
         "sequential": record.get("sequential"),
+        "headline": record.get("headline"),
         "metrics": metrics,
     }
 
@@ -362,6 +344,7 @@ class ResultsCollector:
             row = {**info, "outcome": report.outcome}
             self.rows.append(row)
             junit.add_case_properties(self.config, row)
+            self.config.hook.pytest_clue_case_result(config=self.config, case=row)
             return
         if "verdict" in info or report.passed or report.when == "teardown":
             return

@@ -15,7 +15,7 @@ from typing import Any
 
 from clue import stats
 from clue.files import SHARED, atomic_write
-from clue.plugin.gate import GateOutcome
+from clue.gate import GateOutcome
 from clue.pseudonyms import hash_id
 from clue.report.flags import output_flags
 from clue.tasks import get_task

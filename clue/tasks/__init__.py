@@ -33,4 +33,7 @@ def metric_names() -> set[str]:
     from clue.metrics.scorers import Scorers
 
     scorers = Scorers()
-    return {spec.name for name in task_names() for spec in get_task(name).metrics(scorers)}
+    from clue.metrics.extra import installed
+
+    names = {spec.name for name in task_names() for spec in get_task(name).metrics(scorers)}
+    return names | {m.spec.name for m in installed()}

@@ -7,7 +7,6 @@ and then released before the next one is loaded.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import sys
@@ -18,24 +17,27 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import clue
 from clue import baseline, sequential
 from clue.backends import load_backend
 from clue.backends.base import Backend
 from clue.config import Settings
 from clue.errors import ClueError, ConfigError, DataError
+from clue.fingerprint import file_sha256
+from clue.gate import gate_config, metric_scores
 from clue.generation import StoredRun
+from clue.metrics import extra
 from clue.metrics.bertscore import BertScoreConfig
+from clue.metrics.extra import ExtraMetric
 from clue.metrics.scorers import Scorers
 from clue.metrics.umls import ScispacyConfig
 from clue.models import ModelSpec, load_matrix, pair_from_cli
-from clue.plugin.gate import gate_config, metric_scores
 from clue.pseudonyms import hash_id
 from clue.store import GenerationStore
 from clue.tasks import get_task
 from clue.tasks.base import Task
 from clue.tiny import bertscore_stand_in
 from clue.types import Generation, GenerationSettings, Prompt, Sample, SampleScore, TaskResult
+from clue.version import __version__
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,10 @@ class SequentialStop:
 
 
 class ClueSession:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, extra_metrics: Sequence[ExtraMetric] = ()):
         self.settings = settings
+        # metrics added to tasks by installed packages (entry points) and by conftests (pytest_clue_metrics)
+        self.extra_metrics = [*extra.installed(), *extra_metrics]
         self._models: dict[str, ModelSpec] | None = None
         self._cases: dict[str, ModelSpec] | None = None
         self._baseline_files: dict[Path, baseline.BaselineFile] | None = None
@@ -249,7 +253,7 @@ class ClueSession:
                     exc = DataError(path, exc.problem)
                 self._data[task.name] = exc
             else:
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                digest = file_sha256(path)
                 if self.settings.sequential:  # a seeded order fixed by task and data: every model sees the same
                     ranks = sequential.order(
                         [s.id for s in scored], [task.cluster_of(s) for s in scored], f"{task.name}\0{digest}"
@@ -524,7 +528,8 @@ class ClueSession:
         self._cpu_threads()  # BERTScore runs on the CPU here
         began = time.perf_counter()
         try:
-            return task.score_all(samples, generations, self.scorers)
+            scores = task.score_all(samples, generations, self.scorers)
+            return extra.apply(self.extra_metrics, task.name, samples, generations, scores)
         finally:
             self.scoring_seconds += time.perf_counter() - began
 
@@ -539,7 +544,7 @@ class ClueSession:
         return TaskResult(
             task=task.name,
             model=model,
-            metrics=task.metrics(self.scorers),
+            metrics=task.metrics(self.scorers) + extra.specs(self.extra_metrics, task.name),
             samples=scores,
             generations=generations,
             settings={
@@ -552,7 +557,7 @@ class ClueSession:
 
     def _provenance(self, model: str, task: Task, data: TaskData) -> dict[str, Any]:
         return {
-            "clue": clue.__version__,
+            "clue": __version__,
             "python": sys.version.split()[0],
             "platform": platform.platform(),
             "model": self.models[model].describe(),

@@ -1,0 +1,47 @@
+"""clue's pytest hooks (registered with `pytest_addhooks`): a conftest.py can add metrics, restyle a verdict's first
+line, or receive every finished case's results.
+
+    # conftest.py
+    from clue.metrics.extra import ExtraMetric
+    from clue.types import MetricSpec
+
+    def pytest_clue_metrics(config):
+        length = MetricSpec("answer_chars", "characters in the answer", higher_is_better=False, gate=False)
+        return [ExtraMetric(("meqsum",), length, lambda sample, generation: len(generation.text))]
+
+    def pytest_clue_case_result(config, case):
+        print(case["task"], case["case"], case["verdict"])
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+import pytest
+
+if TYPE_CHECKING:
+    from clue.gate import GateOutcome
+    from clue.metrics.extra import ExtraMetric
+
+hookspec = pluggy.HookspecMarker("pytest")
+
+
+@hookspec
+def pytest_clue_metrics(config: pytest.Config) -> list[ExtraMetric]:
+    """Extra per-sample metrics for existing tasks (each names its tasks); gated like a task's own when their
+    MetricSpec says gate=True. Called once, when clue's session is configured."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def pytest_clue_headline(outcome: GateOutcome, headline: str) -> str | None:
+    """The first line of a gated case's failure or warning message (and of its annotation): return a replacement,
+    or None to keep `headline`."""
+    raise NotImplementedError
+
+
+@hookspec
+def pytest_clue_case_result(config: pytest.Config, case: dict[str, Any]) -> None:
+    """A case finished (on the xdist controller too): its task, case id, model, base, verdict, the path of its
+    results JSON, and each metric's value and comparison."""

@@ -1,0 +1,3 @@
+"""clue's version (results, baselines and provenance record it)."""
+
+__version__ = "0.1.0"

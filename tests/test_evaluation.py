@@ -1,0 +1,44 @@
+"""`clue.evaluate` (the README's notebook example, run literally) gives the numbers and verdicts of a pytest run of
+the same tasks on the embedded default."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+
+def readme_example() -> str:
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"<!-- evaluate-example -->\n```python\n(.*?)```\n<!-- /evaluate-example -->", text, re.S)
+    assert block is not None, "README: the evaluate example is gone"
+    return block.group(1)
+
+
+def test_the_readme_example_gives_the_numbers_of_the_pytest_run(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks", "-q", "-p", "no:cacheprovider", "-k", "mednli or medisumcode",
+         "--clue-limit", "6", "--clue-reports-dir", str(reports), "--junitxml", str(reports / "junit.xml")],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stdout[-2000:] + done.stderr[-2000:]
+    expected = {(r["task"], r["case"]): r for r in json.loads((reports / "clue-results.json").read_text())["results"]}
+    dump = "\nimport json\nprint('RECORDS', json.dumps([c.record for c in run.results]))\n"
+    done = subprocess.run([sys.executable, "-c", readme_example() + dump], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = done.stdout.splitlines()
+    records = json.loads(next(line for line in printed if line.startswith("RECORDS ")).removeprefix("RECORDS "))
+    assert {(r["task"], r["case"]) for r in records} == set(expected) and len(records) == 4
+    for record in records:
+        pytest_record = expected[(record["task"], record["case"])]
+        assert record["verdict"] == pytest_record["verdict"]
+        assert record["metrics"] == pytest_record["metrics"], record["task"]
+        assert record["samples"] == pytest_record["samples"]
+    primary = {(r["task"], r["case"]): r["metrics"][r["primary_metric"]]["value"] for r in records}
+    for (task, case), value in primary.items():
+        assert f"{task} {case} {expected[(task, case)]['verdict']} {round(value, 4)}" in printed
