@@ -14,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from clue.errors import ClueError
 
@@ -26,6 +27,16 @@ def _parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="build and check the benchmark's data sets")
     data_commands = data.add_subparsers(dest="data_command", required=True)
 
+    _add_check(data_commands)
+    _add_store(commands)
+    build = data_commands.add_parser("build", help="build a MIMIC-IV derived data set from the PhysioNet files")
+    builders = build.add_subparsers(dest="dataset", required=True)
+    _add_build_medisumcode(builders)
+    _add_build_medisumqa(builders)
+    return parser
+
+
+def _add_check(data_commands: Any) -> None:
     check = data_commands.add_parser(
         "check",
         help="validate every task's data in DIR against the published format",
@@ -48,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--strict", action="store_true", help="also fail (exit 1) when a data set is missing")
 
+
+def _add_store(commands: Any) -> None:
     store = commands.add_parser("store", help="the generation store (.clue-cache/generations.sqlite3)")
     store_commands = store.add_subparsers(dest="store_command", required=True)
     export = store_commands.add_parser(
@@ -66,8 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--task", help="only this task's generations (e.g. mednli)")
     export.add_argument("--out", type=Path, required=True, metavar="FILE", help="output JSON Lines file")
 
-    build = data_commands.add_parser("build", help="build a MIMIC-IV derived data set from the PhysioNet files")
-    builders = build.add_subparsers(dest="dataset", required=True)
+
+def _add_build_medisumcode(builders: Any) -> None:
     code = builders.add_parser(
         "medisumcode",
         help="discharge summaries + the admission's ICD-10 codes",
@@ -90,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     code.add_argument("--size", type=int, default=500, help="notes to sample (default 500, as in the paper)")
     code.add_argument("--seed", type=int, default=44, help="shuffle seed (default 44, CLUE's)")
 
+
+def _add_build_medisumqa(builders: Any) -> None:
     qa = builders.add_parser(
         "medisumqa",
         help="question-answer pairs generated from discharge summaries by an LLM",
@@ -119,7 +134,6 @@ def _parser() -> argparse.ArgumentParser:
         default="allenai/scibert_scivocab_uncased",
         help="BERTScore model for the filter (a local folder works offline; 'tiny-bert' for tests)",
     )
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

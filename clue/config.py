@@ -436,6 +436,20 @@ def _is_set(value: Any) -> bool:
 def settings_from(rootpath: Path, layers: Sequence[Layer]) -> Settings:
     """Settings from layers, highest precedence first (the command line, ini options, [tool.clue]; or evaluate()'s
     arguments, [tool.clue]), each option taken from the first layer that sets it (raises ConfigError)."""
+    values = _pick(rootpath, layers)
+    margin, margins = _checked_margins(layers)
+    settings = _build(rootpath, values, margin, margins)
+    if settings.bertscore_layers is None and settings.bertscore_model == BERTSCORE_DEFAULT_MODEL:
+        settings = replace(settings, bertscore_layers=8)
+    _validate(settings)
+    return settings
+
+
+_PATHS = ("matrix", "data_dir", "reports_dir", "cache_dir", "chat_template", "save_baseline")
+
+
+def _pick(rootpath: Path, layers: Sequence[Layer]) -> dict[str, Any]:
+    """Each option's value from the first layer that sets it, paths resolved against that layer's folder."""
     for layer in layers:
         unknown = set(layer.values) - KNOWN
         if unknown:
@@ -443,19 +457,19 @@ def settings_from(rootpath: Path, layers: Sequence[Layer]) -> Settings:
     values: dict[str, Any] = {}
     for opt in OPTIONS:
         source = next((la for la in layers if _is_set(la.values.get(opt.name))), None)
-        values[opt.name], base = (opt.default, rootpath) if source is None else (source.values[opt.name], source.base)
-        if opt.name == "umls_linker" and values[opt.name] and str(values[opt.name]).endswith(".jsonl"):
-            values[opt.name] = (base / str(values[opt.name])).resolve()
-        if opt.name in ("matrix", "data_dir", "reports_dir", "cache_dir", "chat_template") and values[opt.name]:
-            values[opt.name] = (base / str(values[opt.name])).resolve()
-        if opt.name == "data":
-            values["data"] = data_files(values["data"] or [], base, "--clue-data")
-        if opt.name == "save_baseline" and values[opt.name]:
-            values[opt.name] = (base / str(values[opt.name])).resolve()
-        if opt.name == "baseline":
-            values["baseline"] = _baseline_files(values["baseline"] or [], base)
+        value, base = (opt.default, rootpath) if source is None else (source.values[opt.name], source.base)
+        if (opt.name == "umls_linker" and value and str(value).endswith(".jsonl")) or (opt.name in _PATHS and value):
+            value = (base / str(value)).resolve()
+        elif opt.name == "data":
+            value = data_files(value or [], base, "--clue-data")
+        elif opt.name == "baseline":
+            value = _baseline_files(value or [], base)
+        values[opt.name] = value
+    values.pop("margin")  # margins merge key by key across layers: _checked_margins
+    return values
 
-    values.pop("margin")
+
+def _checked_margins(layers: Sequence[Layer]) -> tuple[float | None, dict[str, float]]:
     margin, margins = _margins(layers)
     if margins:
         from clue.tasks import metric_names
@@ -466,12 +480,15 @@ def settings_from(rootpath: Path, layers: Sequence[Layer]) -> Settings:
                 f"--clue-margin: unknown metric(s) {', '.join(sorted(set(margins) - known))}; "
                 f"metrics: {', '.join(sorted(known))}"
             )
+    return margin, margins
 
+
+def _build(rootpath: Path, values: dict[str, Any], margin: float | None, margins: dict[str, float]) -> Settings:
     def number(name: str, kind: Any, default: Any) -> Any:
         value = values.get(name)
         return default if value is None else _convert(name, value, kind)
 
-    settings = Settings(
+    return Settings(
         rootpath=rootpath,
         model=values["model"],
         base_model=values["base_model"],
@@ -516,8 +533,9 @@ def settings_from(rootpath: Path, layers: Sequence[Layer]) -> Settings:
         umls_abbreviations=_on_off("--clue-umls-abbreviations", values["umls_abbreviations"]),
         umls_linker=str(values["umls_linker"] or "umls"),
     )
-    if settings.bertscore_layers is None and settings.bertscore_model == BERTSCORE_DEFAULT_MODEL:
-        settings = replace(settings, bertscore_layers=8)
+
+
+def _validate(settings: Settings) -> None:
     from clue.models import DTYPES
 
     if settings.dtype not in DTYPES:
@@ -542,4 +560,3 @@ def settings_from(rootpath: Path, layers: Sequence[Layer]) -> Settings:
         raise ConfigError("--clue-longhealth-max-tokens must be >= 0 (0: the model's context only)")
     if settings.temperature < 0:
         raise ConfigError("--clue-temperature must be >= 0")
-    return settings

@@ -104,6 +104,7 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # "gpt2", "or
 
 
 def _spec_from_table(name: str, table: Mapping[str, Any], origin: str, root: Path) -> ModelSpec:
+    where = f"{origin}: model {name!r}"
     if not _NAME.fullmatch(name):
         raise ConfigError(
             f"{origin}: model name {name!r}: use letters, digits, '.', '_' and '-' only (it names result files and "
@@ -111,70 +112,82 @@ def _spec_from_table(name: str, table: Mapping[str, Any], origin: str, root: Pat
         )
     unknown = set(table) - _KEYS
     if unknown:
-        raise ConfigError(
-            f"{origin}: model {name!r}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}"
-        )
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}")
     values = dict(table)
-    baselines = _baselines(values.pop("baseline", []), f"{origin}: model {name!r}", root)
+    baselines = _baselines(values.pop("baseline", []), where, root)
+    _check_types(values, where)
+    _check_engine(values, where)
+    _check_locations(values, where, root)
+    return ModelSpec(name=name, baselines=baselines, **values)
+
+
+def _check_types(values: dict[str, Any], where: str) -> None:
+    """Every value of the kind its key takes (an integer is accepted, and converted, where a number is)."""
     for key, value in values.items():
         kind = _TYPES[key]
         ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             ok, values[key] = True, float(value)
         if not ok:
-            raise ConfigError(f"{origin}: model {name!r}: {key} must be {_KIND_WORDS[kind]}, not {value!r}")
+            raise ConfigError(f"{where}: {key} must be {_KIND_WORDS[kind]}, not {value!r}")
+
+
+def _check_engine(values: dict[str, Any], where: str) -> None:
+    """dtype, backend, build or path, the server URL and the engines' numeric settings."""
     if values.get("dtype", "auto") not in DTYPES:
-        raise ConfigError(f"{origin}: model {name!r}: dtype {values['dtype']!r} is not one of {', '.join(DTYPES)}")
+        raise ConfigError(f"{where}: dtype {values['dtype']!r} is not one of {', '.join(DTYPES)}")
     backend = values.get("backend", "transformers")
     known = backend_names()
     if backend not in known:
-        raise ConfigError(f"{origin}: model {name!r}: backend {backend!r} is not one of {', '.join(known)}")
+        raise ConfigError(f"{where}: backend {backend!r} is not one of {', '.join(known)}")
     if "build" in values:
         if values["build"] not in BUILDERS:
-            raise ConfigError(f"{origin}: model {name!r}: build {values['build']!r} is not one of {BUILDERS}")
+            raise ConfigError(f"{where}: build {values['build']!r} is not one of {BUILDERS}")
         if "path" in values:
-            raise ConfigError(f"{origin}: model {name!r}: give either path or build, not both")
+            raise ConfigError(f"{where}: give either path or build, not both")
     elif "path" not in values:
-        raise ConfigError(f"{origin}: model {name!r}: needs a path (local folder or Hugging Face id)")
+        raise ConfigError(f"{where}: needs a path (local folder or Hugging Face id)")
     if backend == "openai":
         url = values.get("base_url", "")
         if not url.startswith(("http://", "https://")):
-            raise ConfigError(f'{origin}: model {name!r}: backend "openai" needs base_url = "http(s)://host:port/v1"')
+            raise ConfigError(f'{where}: backend "openai" needs base_url = "http(s)://host:port/v1"')
         if "@" in url.split("//", 1)[1].split("/", 1)[0]:
             raise ConfigError(
-                f"{origin}: model {name!r}: base_url must not carry credentials; put the key in the environment "
+                f"{where}: base_url must not carry credentials; put the key in the environment "
                 f"variable named by api_key_env ({values.get('api_key_env', 'OPENAI_API_KEY')})"
             )
     elif "base_url" in values:
-        raise ConfigError(f'{origin}: model {name!r}: base_url is only used with backend = "openai"')
+        raise ConfigError(f'{where}: base_url is only used with backend = "openai"')
     executor = values.get("distributed_executor_backend")
     if executor is not None and executor not in EXECUTORS:
-        raise ConfigError(
-            f"{origin}: model {name!r}: distributed_executor_backend {executor!r} is not one of {', '.join(EXECUTORS)}"
-        )
+        raise ConfigError(f"{where}: distributed_executor_backend {executor!r} is not one of {', '.join(EXECUTORS)}")
     for key in ("tensor_parallel_size", "max_concurrency", "request_timeout"):
         if key in values and values[key] <= 0:
-            raise ConfigError(f"{origin}: model {name!r}: {key} must be positive")
+            raise ConfigError(f"{where}: {key} must be positive")
     if values.get("max_retries", 0) < 0:
-        raise ConfigError(f"{origin}: model {name!r}: max_retries must be 0 or more")
+        raise ConfigError(f"{where}: max_retries must be 0 or more")
     if not 0 < values.get("gpu_memory_utilization", 0.9) <= 1:
-        raise ConfigError(f"{origin}: model {name!r}: gpu_memory_utilization must be in (0, 1]")
-    # a relative path that exists next to the matrix file is local; anything else is a hub id
+        raise ConfigError(f"{where}: gpu_memory_utilization must be in (0, 1]")
+
+
+def _check_locations(values: dict[str, Any], where: str, root: Path) -> None:
+    """A relative path that exists next to the matrix file is local (made absolute); anything else must look like
+    a hub id (a replay file must exist)."""
+    backend = values.get("backend", "transformers")
     for key in ("path", "chat_template", "adapter", "tokenizer"):
         value = values.get(key)
         if value and not Path(value).is_absolute() and (root / value).exists():
             values[key] = str((root / value).resolve())
     if values.get("chat_template") and not Path(values["chat_template"]).is_file():
-        raise ConfigError(f"{origin}: model {name!r}: chat_template file {values['chat_template']!r} not found")
+        raise ConfigError(f"{where}: chat_template file {values['chat_template']!r} not found")
     for key in ("path", "adapter", "tokenizer"):
         value = values.get(key)
         if value and not Path(value).exists() and (backend == "replay" or not _HUB_ID.fullmatch(value)):
             what = "file" if backend == "replay" and key == "path" else "folder"
             raise ConfigError(
-                f"{origin}: model {name!r}: {key} {value!r}: no such {what}"
+                f"{where}: {key} {value!r}: no such {what}"
                 + ("" if backend == "replay" else " (and not a Hugging Face id, which looks like org/name)")
             )
-    return ModelSpec(name=name, baselines=baselines, **values)
 
 
 def _baselines(value: Any, where: str, root: Path) -> tuple[str, ...]:

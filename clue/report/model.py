@@ -236,39 +236,49 @@ def build_report(
     )
     by_key = {(row_of(r), r["task"]): r for r in records}
     for r in records:
-        task = tasks[r["task"]]
-        key = (row_of(r), r["task"])
-        report.cells[key] = _cell(r, task.primary)
-        report.details.setdefault(r["task"], []).extend(_cell(r, m) for m in r["metrics"])
-        counts: dict[str, int] = {}
-        for sample in r["samples"]:
-            for flag in sample.get("flags", []):
-                counts[flag] = counts.get(flag, 0) + 1
-        report.flag_counts[key] = counts
-        if r.get("sequential"):
-            report.sequential[key] = dict(r["sequential"])
-        identical = r.get("identical_outputs") or {}
-        if identical.get("failed"):
-            report.identical[key] = (identical["n"], identical["of"])
-        # a stored baseline has scores, not outputs: flips are shown against a base model of this run only
-        live_base = r.get("base_model") and r.get("base_kind", "model") == "model"
-        base = by_key.get((r["base_model"], r["task"])) if live_base else None
-        if base is not None:
-            lost, gained = _flips(r, base, task.primary)
-            report.flip_totals[key] = (len(lost), len(gained))  # counted in full, shown in part
-            report.lost[key] = lost[:flip_limit]
-            report.gained[key] = gained[:flip_limit]
-        report.provenance.append(
-            {
-                "task": r["task"],
-                "model": row_of(r),
-                "n": r["n"],
-                "settings": r["generation_settings"],
-                "provenance": r["provenance"],
-                "fingerprints": {m: e.get("fingerprint", {}) for m, e in r["metrics"].items()},
-            }
-        )
-        report.confidence = r.get("confidence", report.confidence)
+        _add_record(report, r, tasks[r["task"]], by_key, flip_limit)
     for cells in report.details.values():
         cells.sort(key=lambda c: (c.metric, models.index(c.model)))
     return report
+
+
+def _add_record(
+    report: Report,
+    r: Mapping[str, Any],
+    task: TaskColumn,
+    by_key: Mapping[tuple[str, str], Mapping[str, Any]],
+    flip_limit: int,
+) -> None:
+    """One results record's cells, detail rows, flags, flips against a live base model, and provenance."""
+    key = (row_of(r), r["task"])
+    report.cells[key] = _cell(r, task.primary)
+    report.details.setdefault(r["task"], []).extend(_cell(r, m) for m in r["metrics"])
+    counts: dict[str, int] = {}
+    for sample in r["samples"]:
+        for flag in sample.get("flags", []):
+            counts[flag] = counts.get(flag, 0) + 1
+    report.flag_counts[key] = counts
+    if r.get("sequential"):
+        report.sequential[key] = dict(r["sequential"])
+    identical = r.get("identical_outputs") or {}
+    if identical.get("failed"):
+        report.identical[key] = (identical["n"], identical["of"])
+    # a stored baseline has scores, not outputs: flips are shown against a base model of this run only
+    live_base = r.get("base_model") and r.get("base_kind", "model") == "model"
+    base = by_key.get((r["base_model"], r["task"])) if live_base else None
+    if base is not None:
+        lost, gained = _flips(r, base, task.primary)
+        report.flip_totals[key] = (len(lost), len(gained))  # counted in full, shown in part
+        report.lost[key] = lost[:flip_limit]
+        report.gained[key] = gained[:flip_limit]
+    report.provenance.append(
+        {
+            "task": r["task"],
+            "model": row_of(r),
+            "n": r["n"],
+            "settings": r["generation_settings"],
+            "provenance": r["provenance"],
+            "fingerprints": {m: e.get("fingerprint", {}) for m, e in r["metrics"].items()},
+        }
+    )
+    report.confidence = r.get("confidence", report.confidence)

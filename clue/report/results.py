@@ -19,7 +19,7 @@ from clue.gate import GateOutcome
 from clue.pseudonyms import hash_id
 from clue.report.flags import output_flags
 from clue.tasks import get_task
-from clue.tasks.base import split_reasoning
+from clue.tasks.base import Task, split_reasoning
 from clue.types import Sample, TaskResult
 
 SCHEMA_VERSION = 1
@@ -43,50 +43,8 @@ def result_record(
     `case` is the test id ("<model>" or "<model>-vs-<baseline>"), the report's row."""
     task = get_task(result.task)
     show = show_samples or task.public_data
-    comparisons = {c.metric: c for c in outcome.comparisons} if outcome else {}
-    metrics: dict[str, Any] = {}
-    for m in result.metrics:
-        low, high = stats.mean_ci(result.values(m.name), alpha=alpha, resamples=resamples, seed=seed)
-        entry: dict[str, Any] = {
-            "value": result.aggregate(m.name),
-            "ci_low": low,
-            "ci_high": high,
-            "higher_is_better": m.higher_is_better,
-            "kind": m.kind,
-            "gate": m.gate,
-            "description": m.description,
-            "fingerprint": dict(m.fingerprint),
-        }
-        if m.name in comparisons:
-            entry["comparison"] = comparisons[m.name].as_dict()
-        metrics[m.name] = entry
-    rows = []
-    for sample, score, generation in zip(samples, result.samples, result.generations, strict=True):
-        detail = task.detail(sample, score)
-        row: dict[str, Any] = {
-            "id": sample.id if show else hash_id(result.task, sample.id),
-            "scores": dict(score.scores),
-            "parse_ok": score.parse_ok,
-            "flags": output_flags(generation, score, detail),
-            "detail": _jsonable(detail),
-            "finish_reason": generation.finish_reason,
-            "prompt_tokens": generation.prompt_tokens,
-            "completion_tokens": generation.completion_tokens,
-            "truncated_tokens": generation.truncated_tokens,
-            "reasoning": split_reasoning(generation.text)[1],  # "stripped" / "unclosed" / None
-            "error": generation.error
-            if show or not generation.error
-            else generation.error.replace(sample.id, hash_id(result.task, sample.id)),
-        }
-        if score.cluster is not None:
-            row["cluster"] = score.cluster if show else hash_id(result.task, score.cluster)
-        if show:
-            row["input"] = task.render_user(sample)
-            row["output"] = generation.text
-            row["reference"] = _jsonable(sample.reference)
-            if score.parsed is not None and not isinstance(score.parsed, str):
-                row["parsed"] = _jsonable(score.parsed)
-        rows.append(row)
+    metrics = _metric_entries(result, outcome, alpha=alpha, resamples=resamples, seed=seed)
+    rows = _sample_rows(task, result, samples, show)
     return {
         "schema": SCHEMA_VERSION,
         "task": result.task,
@@ -118,6 +76,62 @@ def result_record(
         "samples_shown": show,
         "samples": rows,
     }
+
+
+def _metric_entries(
+    result: TaskResult, outcome: GateOutcome | None, *, alpha: float, resamples: int, seed: int
+) -> dict[str, Any]:
+    """Per metric: the model's mean with its CI, the metric's definition, and the paired comparison when gated."""
+    comparisons = {c.metric: c for c in outcome.comparisons} if outcome else {}
+    metrics: dict[str, Any] = {}
+    for m in result.metrics:
+        low, high = stats.mean_ci(result.values(m.name), alpha=alpha, resamples=resamples, seed=seed)
+        entry: dict[str, Any] = {
+            "value": result.aggregate(m.name),
+            "ci_low": low,
+            "ci_high": high,
+            "higher_is_better": m.higher_is_better,
+            "kind": m.kind,
+            "gate": m.gate,
+            "description": m.description,
+            "fingerprint": dict(m.fingerprint),
+        }
+        if m.name in comparisons:
+            entry["comparison"] = comparisons[m.name].as_dict()
+        metrics[m.name] = entry
+    return metrics
+
+
+def _sample_rows(task: Task, result: TaskResult, samples: Sequence[Sample], show: bool) -> list[dict[str, Any]]:
+    """Per sample: (hashed) id, scores, flags and text-free details; inputs, outputs and references when `show`."""
+    rows = []
+    for sample, score, generation in zip(samples, result.samples, result.generations, strict=True):
+        detail = task.detail(sample, score)
+        row: dict[str, Any] = {
+            "id": sample.id if show else hash_id(result.task, sample.id),
+            "scores": dict(score.scores),
+            "parse_ok": score.parse_ok,
+            "flags": output_flags(generation, score, detail),
+            "detail": _jsonable(detail),
+            "finish_reason": generation.finish_reason,
+            "prompt_tokens": generation.prompt_tokens,
+            "completion_tokens": generation.completion_tokens,
+            "truncated_tokens": generation.truncated_tokens,
+            "reasoning": split_reasoning(generation.text)[1],  # "stripped" / "unclosed" / None
+            "error": generation.error
+            if show or not generation.error
+            else generation.error.replace(sample.id, hash_id(result.task, sample.id)),
+        }
+        if score.cluster is not None:
+            row["cluster"] = score.cluster if show else hash_id(result.task, score.cluster)
+        if show:
+            row["input"] = task.render_user(sample)
+            row["output"] = generation.text
+            row["reference"] = _jsonable(sample.reference)
+            if score.parsed is not None and not isinstance(score.parsed, str):
+                row["parsed"] = _jsonable(score.parsed)
+        rows.append(row)
+    return rows
 
 
 def _jsonable(value: Any) -> Any:
