@@ -142,17 +142,9 @@ class OpenAIServerBackend:
 
         self._stop.clear()
         results: dict[int, Generation] = {}
-        jobs: list[tuple[int, list[dict[str, str]], int, int]]  # index, chat, prompt tokens, removed
-        if self.chat is None:
-            jobs = [(i, as_dicts(p.messages), 0, 0) for i, p in enumerate(prompts)]
-        else:
-            jobs = [
-                (i, self.chat.chat(fitted.messages), len(fitted.ids), fitted.removed)
-                for i, fitted in fit_all(self.chat, prompts, results, on_result)
-            ]
+        jobs = self._jobs(prompts, results, on_result)
 
-        consecutive_failures = 0
-        abort: ServerUnavailable | ConfigError | None = None
+        state = _RunState()
         pool = _DaemonPool(self.spec.max_concurrency)
         with (
             tqdm(
@@ -183,55 +175,73 @@ class OpenAIServerBackend:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     i, prompt_tokens, removed = pending.pop(future)
-                    prompt = prompts[i]
-                    try:
-                        answer = future.result()
-                    except _RequestFailed as exc:
-                        if exc.fatal:
-                            abort = abort or ConfigError(f"model {self.spec.name!r}: {exc}")
-                            self._stop.set()
-                            continue
-                        if exc.transport:
-                            abort = abort or ServerUnavailable(f"{exc}")
-                            self._stop.set()
-                            continue
-                        consecutive_failures += 1
-                        if consecutive_failures >= CONSECUTIVE_FAILURES_TO_ABORT:
-                            abort = abort or ServerUnavailable(
-                                f"{consecutive_failures} requests in a row failed after retries (last: {exc})"
-                            )
-                            self._stop.set()
-                        generation = failed_generation(prompt, str(exc))
-                    else:
-                        consecutive_failures = 0
-                        reason = finish_reason(answer.finish_reason)
-                        generation = Generation(
-                            prompt.sample_id,
-                            answer.text,
-                            answer.prompt_tokens if answer.prompt_tokens is not None else prompt_tokens,
-                            answer.completion_tokens if answer.completion_tokens is not None else 0,
-                            reason,
-                            answer.latency_s,
-                            truncated_tokens=removed + prompt.truncated_tokens,
-                            error=None
-                            if reason != "error"
-                            else f"the server ended the generation with finish_reason {answer.finish_reason!r}",
-                        )
+                    generation = self._outcome(future, prompts[i], prompt_tokens, removed, state)
+                    if generation is None:
+                        continue
                     results[i] = generation
                     if on_result:
                         on_result(i, generation)
                     bar.update(1)
-                    if abort is None:
+                    if state.abort is None:
                         submit_next()
-        if abort is not None:
-            done_count = len(results)
-            if isinstance(abort, ConfigError):
-                raise abort
+        if state.abort is not None:
+            if isinstance(state.abort, ConfigError):
+                raise state.abort
             raise ServerUnavailable(
-                f"{abort}; {done_count} of {len(prompts)} "
+                f"{state.abort}; {len(results)} of {len(prompts)} "
                 "generations were finished and stored, a re-run resumes from there"
             )
         return [results[i] for i in range(len(prompts))]
+
+    def _jobs(
+        self,
+        prompts: Sequence[Prompt],
+        results: dict[int, Generation],
+        on_result: Callable[[int, Generation], None] | None,
+    ) -> list[tuple[int, list[dict[str, str]], int, int]]:
+        """(index, chat, prompt tokens, tokens removed) per request: prompts fitted to the tokenizer's context (one
+        that cannot fit fails here, into `results`), or sent as they are without a tokenizer."""
+        if self.chat is None:
+            return [(i, as_dicts(p.messages), 0, 0) for i, p in enumerate(prompts)]
+        return [
+            (i, self.chat.chat(fitted.messages), len(fitted.ids), fitted.removed)
+            for i, fitted in fit_all(self.chat, prompts, results, on_result)
+        ]
+
+    def _outcome(
+        self, future: Future[_Answer], prompt: Prompt, prompt_tokens: int, removed: int, state: _RunState
+    ) -> Generation | None:
+        """The generation a finished request gives; None when it stops the run (a fatal answer such as 401, or the
+        server gone), which `state.abort` then says. Many failures in a row stop the run too."""
+        try:
+            answer = future.result()
+        except _RequestFailed as exc:
+            if exc.fatal or exc.transport:
+                stop = ConfigError(f"model {self.spec.name!r}: {exc}") if exc.fatal else ServerUnavailable(f"{exc}")
+                state.abort = state.abort or stop
+                self._stop.set()
+                return None
+            state.consecutive_failures += 1
+            if state.consecutive_failures >= CONSECUTIVE_FAILURES_TO_ABORT:
+                state.abort = state.abort or ServerUnavailable(
+                    f"{state.consecutive_failures} requests in a row failed after retries (last: {exc})"
+                )
+                self._stop.set()
+            return failed_generation(prompt, str(exc))
+        state.consecutive_failures = 0
+        reason = finish_reason(answer.finish_reason)
+        return Generation(
+            prompt.sample_id,
+            answer.text,
+            answer.prompt_tokens if answer.prompt_tokens is not None else prompt_tokens,
+            answer.completion_tokens if answer.completion_tokens is not None else 0,
+            reason,
+            answer.latency_s,
+            truncated_tokens=removed + prompt.truncated_tokens,
+            error=None
+            if reason != "error"
+            else f"the server ended the generation with finish_reason {answer.finish_reason!r}",
+        )
 
     def _payload(self, chat: list[dict[str, str]], max_tokens: int, settings: GenerationSettings) -> dict[str, Any]:
         return {
@@ -291,6 +301,14 @@ class OpenAIServerBackend:
 
 
 _T = TypeVar("_T")
+
+
+@dataclass
+class _RunState:
+    """What one generate() call tracks across requests: failures in a row, and the error that stopped it."""
+
+    consecutive_failures: int = 0
+    abort: ServerUnavailable | ConfigError | None = None
 
 
 class _DaemonPool:

@@ -22,6 +22,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from clue.backends import load_backend
 from clue.data.mimic import NOTE_COLUMNS, read_rows, write_json_array
@@ -130,6 +131,30 @@ def build(
     models = load_matrix(matrix)
     if model not in models:
         raise ConfigError(f"model matrix {matrix}: no entry {model!r}; entries: {', '.join(models)}")
+    order, sources = _sample_notes(notes_path, notes, seed, report)
+    store = GenerationStore(cache_dir / "generations.sqlite3")
+    texts = _write_questions(models, model, order, sources, store, cache_dir, report)
+    pairs: list[dict[str, object]] = []
+    for note_id in order:
+        hadm, text, _ = sources[note_id]
+        for q, a in parse_pairs(texts.get(note_id, "")):
+            pairs.append({"note_id": note_id, "hadm_id": hadm, "discharge_summary": text, "Question": q, "Answer": a})
+    report.pairs_parsed = len(pairs)
+    if pairs:
+        _score_pairs(pairs, bertscore_model, cache_dir, store)
+    chosen = select(pairs, top_k)
+    if len(chosen) < top_k:
+        report.warnings.append(f"warning: only {len(chosen)} pairs, fewer than the {top_k} asked for (paper: 453)")
+    records = [{k: v for k, v in p.items() if k not in ("rouge_l", "bertscore")} for p in chosen]
+    report.written, report.sha256 = len(records), write_json_array(out, records)
+    return report
+
+
+def _sample_notes(
+    notes_path: Path, notes: int, seed: int, report: QABuildReport
+) -> tuple[list[str], dict[str, tuple[str, str, str]]]:
+    """The sampled notes with Discharge Instructions, in sampling order, and note_id -> (hadm_id, the note without
+    its instructions, the instructions). Two passes over the file: ids first, texts of the sampled ones second."""
     ids: list[str] = []
     for line, row in read_rows(notes_path, NOTE_COLUMNS, "discharge notes (ids)"):
         report.notes_read += 1
@@ -139,7 +164,7 @@ def build(
     random.Random(seed).shuffle(ids)
     wanted = set(ids[:notes])
     report.sampled = len(wanted)
-    sources: dict[str, tuple[str, str, str]] = {}  # note_id -> (hadm_id, input text, instructions)
+    sources: dict[str, tuple[str, str, str]] = {}
     for _, row in read_rows(notes_path, NOTE_COLUMNS, "discharge notes (texts)"):
         note_id = row["note_id"].strip()
         if note_id in wanted:
@@ -148,7 +173,20 @@ def build(
                 report.without_instructions += 1
             else:
                 sources[note_id] = (row["hadm_id"].strip(), *parts)
-    order = [i for i in ids[:notes] if i in sources]
+    return [i for i in ids[:notes] if i in sources], sources
+
+
+def _write_questions(
+    models: dict[str, Any],
+    model: str,
+    order: list[str],
+    sources: dict[str, tuple[str, str, str]],
+    store: GenerationStore,
+    cache_dir: Path,
+    report: QABuildReport,
+) -> dict[str, str]:
+    """note_id -> the model's question-answer text, generated through the store (an interrupted build resumes, a
+    repeated one reuses); a failed generation's text is empty, so it gives no pairs."""
     prompts = [
         Prompt(
             TASK,
@@ -159,8 +197,6 @@ def build(
         )
         for note_id in order
     ]
-    # generate through the store: an interrupted build resumes, a repeated one reuses
-    store = GenerationStore(cache_dir / "generations.sqlite3")
     backend = load_backend(models[model], cache_dir, models)
     settings = GenerationSettings()
     try:
@@ -178,28 +214,19 @@ def build(
     finally:
         backend.close()
     report.failed_generations = sum(g.error is not None for g in generations)
-    texts = {g.sample_id: g.text for g in generations}  # a failed generation's text is empty: no pairs
-    pairs: list[dict[str, object]] = []
-    for note_id in order:
-        hadm, text, _ = sources[note_id]
-        for q, a in parse_pairs(texts.get(note_id, "")):
-            pairs.append({"note_id": note_id, "hadm_id": hadm, "discharge_summary": text, "Question": q, "Answer": a})
-    report.pairs_parsed = len(pairs)
-    if pairs:
-        scores = rouge.rouge([str(p["Question"]) for p in pairs], [str(p["Answer"]) for p in pairs])
-        layers = SCIBERT_LAYER if bertscore_model == SCIBERT else None
-        scorers = Scorers(
-            bertscore_config=BertScoreConfig(bertscore_model, layers),
-            cache_dir=cache_dir,
-            store=store,
-            bertscore_build=bertscore_stand_in(bertscore_model, cache_dir),
-        )
-        berts = scorers.bertscore_pairs([str(p["Question"]) for p in pairs], [str(p["Answer"]) for p in pairs])
-        for p, r, b in zip(pairs, scores, berts, strict=True):
-            p["rouge_l"], p["bertscore"] = r["rougeL"], b[2]
-    chosen = select(pairs, top_k)
-    if len(chosen) < top_k:
-        report.warnings.append(f"warning: only {len(chosen)} pairs, fewer than the {top_k} asked for (paper: 453)")
-    records = [{k: v for k, v in p.items() if k not in ("rouge_l", "bertscore")} for p in chosen]
-    report.written, report.sha256 = len(records), write_json_array(out, records)
-    return report
+    return {g.sample_id: g.text for g in generations}
+
+
+def _score_pairs(pairs: list[dict[str, object]], bertscore_model: str, cache_dir: Path, store: GenerationStore) -> None:
+    """ROUGE-L and BERTScore F1 between each question and its answer: how much the answer repeats the question."""
+    scores = rouge.rouge([str(p["Question"]) for p in pairs], [str(p["Answer"]) for p in pairs])
+    layers = SCIBERT_LAYER if bertscore_model == SCIBERT else None
+    scorers = Scorers(
+        bertscore_config=BertScoreConfig(bertscore_model, layers),
+        cache_dir=cache_dir,
+        store=store,
+        bertscore_build=bertscore_stand_in(bertscore_model, cache_dir),
+    )
+    berts = scorers.bertscore_pairs([str(p["Question"]) for p in pairs], [str(p["Answer"]) for p in pairs])
+    for p, r, b in zip(pairs, scores, berts, strict=True):
+        p["rouge_l"], p["bertscore"] = r["rougeL"], b[2]
