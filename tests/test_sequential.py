@@ -94,7 +94,7 @@ def test_a_clearly_regressed_candidate_stops_early_and_a_full_run_extends_it(pro
     options = ["-k", "mednli", "--clue-sequential", "--clue-sequential-look-every", "10"]
     result = run(project, *options)
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*sequential: look * of 5, * of 50 samples (*% not generated), crossed the regr*"])
+    result.stdout.fnmatch_lines(["*sequential: look * of 5: * of 50 samples, *% not generated; crossed the regr*"])
     record = json.loads((project.path / "out/results/mednli/candidate.json").read_text())
     stop = record["sequential"]
     assert stop["boundary"] == "regressed" and stop["samples_used"] < 50 and record["n"] == stop["samples_used"]

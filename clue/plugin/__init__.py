@@ -28,6 +28,7 @@ from clue.plugin import xdist
 from clue.plugin.options import add_options, resolve
 from clue.report import junit
 from clue.report import results as results_report
+from clue.report.model import sequential_text
 from clue.report.render import write_reports
 from clue.session import ClueSession
 from clue.tasks import get_task
@@ -414,7 +415,8 @@ class ResultsCollector:
                     )
                 tr.write_line(line)
             if row.get("sequential"):
-                tr.write_line("    " + sequential_line(row["sequential"]))
+                stop = row["sequential"]
+                tr.write_line(f"    sequential: {sequential_text(stop)} (nominal level {stop['nominal_alpha']:.2g})")
             identical = row.get("identical_outputs")
             if identical and identical.get("failed"):
                 tr.write_line(f"    outputs identical to the base on {identical['n']} of {identical['of']} samples")
@@ -442,17 +444,6 @@ class ResultsCollector:
         if os.environ.get("GITHUB_ACTIONS") == "true":
             for line in _annotations(self.rows):
                 tr.write_line(line)
-
-
-def sequential_line(stop: dict[str, Any]) -> str:
-    """`--clue-sequential`: where the case stopped, in one line."""
-    crossed = {"regressed": "crossed the regression boundary", "non-inferior": "crossed the non-inferiority boundary"}
-    how = crossed.get(str(stop["boundary"]), "no boundary crossed before the data ran out")
-    return (
-        f"sequential: look {stop['look']} of {stop['looks_planned']}, {stop['samples_used']} of "
-        f"{stop['samples_available']} samples ({stop['saved']:.0%} not generated), {how} "
-        f"(nominal level {stop['nominal_alpha']:.2g})"
-    )
 
 
 def save_baseline(path: Path, rows: list[dict[str, Any]]) -> tuple[Path, int]:
