@@ -307,10 +307,9 @@ class ClueSession:
         if not todo:
             return
         gated = {task.name: cases for task, _ in todo if (cases := self._sequential_cases(model, task.name))}
-        for cases in gated.values():  # live bases first: one model is loaded at a time
-            for _, case in cases:
-                if case.base and (case.base, task.name) not in self._generations:
-                    self._generate(case.base, sorted(self.plan[case.base]))
+        # live bases first, one model loaded at a time (_generate skips what a base has generated already)
+        for base in sorted({case.base for cases in gated.values() for _, case in cases if case.base}):
+            self._generate(base, sorted(self.plan[base]))
         fixed = [(task, data) for task, data in todo if task.name not in gated]
         began = time.perf_counter()
         try:
