@@ -299,6 +299,16 @@ def split_spec(text: str) -> tuple[str, str | None]:
     return text, None
 
 
+def absolute_spec(text: str, base: Path, where: str) -> str:
+    """`FILE` or `FILE#MODEL` with FILE made absolute against `base` (the matrix file's folder, or where the option
+    was given); a ConfigError naming `where` when there is no such file."""
+    file, model = split_spec(text.strip())
+    path = (base / file).resolve()
+    if not path.is_file():
+        raise ConfigError(f"{where}: baseline {file!r}: no such file (write one with --clue-save-baseline FILE)")
+    return f"{path}#{model}" if model else str(path)
+
+
 def resolve_ref(text: str, base_name: str | None, files: Mapping[Path, BaselineFile]) -> BaselineRef:
     """Which model of a loaded baseline file `text` (an absolute `FILE[#MODEL]`) names: the one given, the file's
     only model, or the gated model's base model by name."""

@@ -344,16 +344,11 @@ def data_files(pairs: Any, base: Path, flag: str) -> dict[str, Path]:
 
 def _baseline_files(items: Any, base: Path) -> tuple[str, ...]:
     """--clue-baseline values (a list, or one string from [tool.clue]) as absolute FILE or FILE#MODEL."""
-    from clue.baseline import split_spec
+    from clue.baseline import absolute_spec
 
-    out = []
-    for item in items if isinstance(items, list) else [items]:
-        file, model = split_spec(str(item).strip())
-        path = (base / file).resolve()
-        if not path.is_file():
-            raise ConfigError(f"--clue-baseline {item}: no such file (write one with --clue-save-baseline FILE)")
-        out.append(f"{path}#{model}" if model else str(path))
-    return tuple(out)
+    return tuple(
+        absolute_spec(str(item), base, "--clue-baseline") for item in (items if isinstance(items, list) else [items])
+    )
 
 
 def tool_clue(rootpath: Path) -> dict[str, Any]:

@@ -193,19 +193,12 @@ def _check_locations(values: dict[str, Any], where: str, root: Path) -> None:
 def _baselines(value: Any, where: str, root: Path) -> tuple[str, ...]:
     """`baseline = "FILE"` or a list of them (`FILE#MODEL` picks a model of a file holding several), as absolute
     paths; relative ones are relative to `root` (the matrix file's folder, or where pytest was started)."""
-    from clue.baseline import split_spec
+    from clue.baseline import absolute_spec
 
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(v, str) and v.strip() for v in items):
         raise ConfigError(f'{where}: baseline must be a file name or a list of them, e.g. "baselines/base.json"')
-    out = []
-    for item in items:
-        file, model = split_spec(item.strip())
-        path = (root / file).resolve()
-        if not path.is_file():
-            raise ConfigError(f"{where}: baseline {file!r}: no such file (write one with --clue-save-baseline FILE)")
-        out.append(f"{path}#{model}" if model else str(path))
-    return tuple(out)
+    return tuple(absolute_spec(item, root, where) for item in items)
 
 
 def check_matrix(models: Mapping[str, ModelSpec], origin: str) -> None:
