@@ -239,6 +239,7 @@ class BCa:
         """z0 from the share of replicates below the estimate (ties count half); a from the jackknife of the
         pooled mean over units (for single samples that is the closed form for a mean)."""
         estimate = sums.sum() / counts.sum()
+        se = float(np.std(replicates, ddof=1)) if len(replicates) > 1 else 0.0
         r = np.sort(replicates)
         below = (np.count_nonzero(r < estimate) + 0.5 * np.count_nonzero(r == estimate)) / len(r)
         below = min(max(below, 0.5 / len(r)), 1 - 0.5 / len(r))
@@ -249,7 +250,6 @@ class BCa:
             d = jack.mean() - jack
             denominator = 6.0 * float(np.sum(d**2)) ** 1.5
             a = float(np.sum(d**3)) / denominator if denominator > 0 else 0.0
-        se = float(np.std(r, ddof=1)) if len(r) > 1 else 0.0
         return cls(r, z0, a, float(estimate), se)
 
     def _in_tail(self, level: float) -> bool:
@@ -313,7 +313,7 @@ def prepare_bootstrap(
         p_regression=1 - p_below_margin,
         p_noninferior=p_below_margin,
         p_superior=bca.level_at(0.0),
-        se=float(np.std(replicates, ddof=1)) if resamples > 1 else 0.0,
+        se=bca.se,
         units=len(sums),
         unit="pairs" if clusters is None else "clusters",
     )
