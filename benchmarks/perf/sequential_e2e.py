@@ -35,13 +35,13 @@ WRONG = {"mednli": "The relation is NEUTRAL.", "medisumcode": "ICD-10 Codes: non
 
 
 def data_file(task: str) -> Path | None:
-    from clue.config import data_files, tool_clue
+    """The task's data file as `pytest benchmarks` finds it ([tool.clue] of this repository)."""
+    from clue.config import Layer, settings_from, tool_clue
+    from clue.session import ClueSession
 
-    tool = tool_clue(REPO)
-    explicit = data_files(tool.get("data", []), REPO, "data")
-    if task in explicit:
-        return explicit[task] if explicit[task].is_file() else None
-    return get_task(task).find_data(REPO / str(tool.get("data_dir", "fixtures/data")))
+    session = ClueSession(settings_from(REPO, [Layer("[tool.clue]", tool_clue(REPO), REPO)]))
+    path = session.data_path(get_task(task))
+    return path if path is not None and path.is_file() else None
 
 
 def answers(right_share: float, seed: int) -> list[dict[str, str]]:
