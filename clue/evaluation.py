@@ -141,6 +141,7 @@ def evaluate(
         options["data"] = [f"{task}={file}" for task, file in options["data"].items()]
     layers = [Layer("evaluate()", options, Path.cwd()), Layer("[tool.clue]", tool_clue(rootpath), rootpath)]
     session = ClueSession(settings_from(rootpath, layers))
+    session.check_models()
     selected = [(i, c) for i, c in session.cases.items() if cases is None or i in cases]
     names = list(tasks) if tasks is not None else task_names()
     for _, case in selected:

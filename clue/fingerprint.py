@@ -77,6 +77,8 @@ def location_fingerprint(
     folder = Path(location)
     if folder.is_dir():
         return folder_fingerprint(folder, store)
+    if folder.is_file():  # one file holding the whole model (GGUF)
+        return {folder.name: file_sha256(folder, store)}
     commit = hub_commit(location, revision)
     if commit is not None:
         return {"hub_id": location, "commit": commit}

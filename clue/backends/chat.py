@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from clue.backends.base import failed_generation
+from clue.backends.weights import locate
 from clue.errors import ConfigError
 from clue.models import ModelSpec
 from clue.types import ChatMessage, Generation, Prompt
@@ -39,15 +40,18 @@ class ChatTokenizer:
 
         self.spec, self.location = spec, location
         local = Path(location).exists()
+        # a GGUF file (or a folder holding one) loads from its folder with gguf_file=: tokenizer, config and weights
+        self.weights = locate(location, f"model {spec.name!r}")
         self.common: dict[str, Any] = {
             "revision": spec.revision,
             "trust_remote_code": spec.trust_remote_code,
             "local_files_only": local,
+            **self.weights.kwargs,
         }
         if not local:
             self._check_hub(spec, location)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(location, **self.common)
+            self.tokenizer = AutoTokenizer.from_pretrained(self.weights.location, **self.common)
         except (OSError, ValueError) as exc:
             where = "local folder" if local else "Hugging Face id (no such local folder)"
             raise ConfigError(f"model {spec.name!r}: cannot load tokenizer from {location} ({where}): {exc}") from None
@@ -61,14 +65,18 @@ class ChatTokenizer:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
+        self.config_dtype: str | None = None  # the dtype the weights are stored in, when the config says
         if context is None:
             context = spec.max_model_len
-        if context is None:
+        if context is None or spec.backend == "transformers":
             try:
-                config = AutoConfig.from_pretrained(location, **self.common)
+                config = AutoConfig.from_pretrained(self.weights.location, **self.common)
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"model {spec.name!r}: cannot load config from {location}: {exc}") from None
-            context = getattr(config, "max_position_embeddings", None) or self.tokenizer.model_max_length
+            if context is None:
+                context = getattr(config, "max_position_embeddings", None) or self.tokenizer.model_max_length
+            stored = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+            self.config_dtype = None if stored is None else str(stored).removeprefix("torch.")
         self.context = int(context)
         self.stop_token_ids = self._stop_token_ids()
         self.system_folded = False
@@ -106,8 +114,9 @@ class ChatTokenizer:
         ids: list[int] = []
         if self.tokenizer.eos_token_id is not None:
             ids.append(int(self.tokenizer.eos_token_id))
+        common = {k: v for k, v in self.common.items() if k != "gguf_file"}  # a GGUF file holds no generation config
         try:
-            config = GenerationConfig.from_pretrained(self.location, **self.common)
+            config = GenerationConfig.from_pretrained(self.weights.location, **common)
         except (OSError, ValueError):  # no generation_config.json: the tokenizer's eos only
             config = None
         eos = getattr(config, "eos_token_id", None)

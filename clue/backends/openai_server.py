@@ -69,14 +69,19 @@ class OpenAIServerBackend:
     per_sample_outputs = False
     batch_sensitive = False
 
-    def __init__(self, spec: ModelSpec, location: str):
-        if spec.base_url is None:  # pragma: no cover - ModelSpec validation prevents it
-            raise ConfigError(f"model {spec.name!r}: backend 'openai' needs base_url")
+    @staticmethod
+    def check(spec: ModelSpec, location: str) -> None:
+        """Start-up: the server applies adapters, so an adapter here would silently not be applied."""
         if spec.adapter:
             raise ConfigError(
                 f"model {spec.name!r}: with backend 'openai' the server applies adapters; serve the adapter under a "
                 "name (vllm serve --lora-modules NAME=PATH) and set served_name = NAME"
             )
+
+    def __init__(self, spec: ModelSpec, location: str):
+        if spec.base_url is None:  # pragma: no cover - ModelSpec validation prevents it
+            raise ConfigError(f"model {spec.name!r}: backend 'openai' needs base_url")
+        self.check(spec, location)
         self.spec = spec
         self.url = spec.base_url.rstrip("/")
         self.served_name = spec.served_name or location

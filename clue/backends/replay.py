@@ -19,6 +19,12 @@ from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
 
 
 class ReplayBackend:
+    @staticmethod
+    def check(spec: ModelSpec, location: str) -> None:
+        """Start-up: recorded outputs have no weights an adapter could change."""
+        if spec.adapter:
+            raise ConfigError(f"model {spec.name!r}: backend 'replay' scores recorded outputs; it takes no adapter")
+
     def __init__(self, spec: ModelSpec, location: str):
         self.spec, self.path = spec, Path(location)
         if not self.path.is_file():

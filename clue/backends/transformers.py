@@ -9,14 +9,16 @@ removed is recorded per sample.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from clue.backends.base import failed_generation
 from clue.backends.chat import ChatTokenizer, fit_all
+from clue.backends.weights import check_adapter, check_gguf, locate
 from clue.errors import ConfigError
-from clue.fingerprint import file_sha256, location_fingerprint, package_version
+from clue.fingerprint import file_sha256, folder_fingerprint, location_fingerprint, package_version
 from clue.models import ModelSpec
 from clue.store import GenerationStore
 from clue.types import Generation, GenerationSettings, Prompt
@@ -26,15 +28,21 @@ class TransformersBackend:
     per_sample_outputs = False
     batch_sensitive = True  # left padding changes greedy outputs in float16/bfloat16
 
+    @staticmethod
+    def check(spec: ModelSpec, location: str) -> None:
+        """Start-up checks that need no weights: a GGUF file's architecture and quantisation, an adapter's config,
+        rank and base model (clue/backends/weights.py)."""
+        where = f"model {spec.name!r}"
+        weights = locate(location, where)
+        if weights.file is not None:
+            check_gguf(weights.file, where)
+        if spec.adapter:
+            check_adapter(spec.adapter, location, where, needs_peft=True)
+
     def __init__(self, spec: ModelSpec, location: str):
         """Loads the tokenizer and config only; weights load on the first prompt that is not in the store."""
         import torch
 
-        if spec.adapter:
-            raise ConfigError(
-                f"model {spec.name!r}: the transformers backend does not load LoRA adapters; use backend = "
-                '"vllm", or merge the adapter into the weights (peft merge_and_unload) and point path at the result'
-            )
         self.spec, self.location = spec, location
         self.loads = 0
         self.model: Any = None
@@ -42,33 +50,61 @@ class TransformersBackend:
         self.tokenizer = self.chat.tokenizer
         self.context = self.chat.context
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.dtype, self.dtype_reason = resolve_dtype(spec.dtype, self.chat.config_dtype, self.device)
+        if spec.dtype == "auto" and self.device == "cpu" and self.chat.config_dtype not in (None, self.dtype):
+            warnings.warn(DtypeNotice(f"model {spec.name!r}: {self.dtype_reason}"), stacklevel=2)
         self._torch = torch
 
     def _ensure_model(self) -> Any:
         if self.model is None:
             from transformers import AutoModelForCausalLM
 
-            dtype: Any = "auto" if self.spec.dtype == "auto" else getattr(self._torch, self.spec.dtype)
+            weights = self.chat.weights
             try:
-                model = AutoModelForCausalLM.from_pretrained(self.location, dtype=dtype, **self.chat.common)
+                model = AutoModelForCausalLM.from_pretrained(
+                    weights.location, dtype=getattr(self._torch, self.dtype), **self.chat.common
+                )
             except (OSError, ValueError) as exc:
                 raise ConfigError(
                     f"model {self.spec.name!r}: cannot load weights from {self.location}: {exc}"
                 ) from None
+            if self.spec.adapter:
+                model = self._apply_adapter(model)
             self.model = model.to(self.device).eval()
             self.loads += 1
         return self.model
 
+    def _apply_adapter(self, model: Any) -> Any:
+        """The LoRA adapter on the loaded base weights (peft), unmerged, as vLLM applies it."""
+        try:
+            from peft import PeftModel
+        except ImportError:
+            raise ConfigError(
+                f"model {self.spec.name!r}: adapter {self.spec.adapter}: loading it needs peft: "
+                'pip install "peft>=0.13"'
+            ) from None
+        try:
+            with warnings.catch_warnings():  # peft calls a transformers property deprecated in 5.x: noise to users
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+                return PeftModel.from_pretrained(model, str(self.spec.adapter), is_trainable=False)
+        except Exception as exc:  # target modules missing in the base, shape mismatches: peft raises several kinds
+            raise ConfigError(
+                f"model {self.spec.name!r}: adapter {self.spec.adapter} does not fit the weights at {self.location}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+
     def fingerprint(self, store: GenerationStore) -> dict[str, Any]:
-        """What identifies this model's outputs, without loading weights: file hashes for a local folder (cached by
-        size and mtime), the revision for a hub id; plus tokenizer/chat template, context, dtype and engine."""
+        """What identifies this model's outputs, without loading weights: file hashes for a local folder or GGUF
+        file (cached by size and mtime), the revision for a hub id, the adapter's file hashes; plus tokenizer/chat
+        template, context, the dtype the weights run in and engine."""
         return {
             "engine": f"transformers {package_version('transformers')}",
             "torch": package_version("torch"),
             "device": self.device,
             "files": location_fingerprint(self.location, self.spec.revision, store),
+            "adapter": folder_fingerprint(Path(self.spec.adapter), store) if self.spec.adapter else None,
             "revision": self.spec.revision,
-            "dtype": self.spec.dtype,
+            "dtype": self.dtype,
             "context": self.context,
             "chat_template": self.chat.template_sha256,
             "stop_token_ids": list(self.chat.stop_token_ids),
@@ -200,7 +236,12 @@ class TransformersBackend:
             "transformers": package_version("transformers"),
             "torch": package_version("torch"),
             "device": self.device,
+            "dtype": self.dtype,
+            "dtype_reason": self.dtype_reason,
             "location": self.location,
+            "gguf_file": self.chat.weights.gguf_file,
+            "adapter": self.spec.adapter,
+            "peft": package_version("peft") if self.spec.adapter else None,
             "revision": self.spec.revision,
             "context": self.context,
             "system_prompt_folded_into_user_turn": self.system_folded,
@@ -212,3 +253,40 @@ class TransformersBackend:
         self.model = None
         if self.device == "cuda":
             self._torch.cuda.empty_cache()
+
+
+class DtypeNotice(UserWarning):
+    """dtype = "auto" chose another dtype than the checkpoint's, and why (a CPU without native bfloat16)."""
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (x86 AVX512-BF16 or AMX, Arm BF16); without it torch emulates
+    bfloat16 matmuls, measured about 8x slower than float32 on a 2-core x86 machine."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags.update(line.split(":", 1)[-1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def resolve_dtype(requested: str, stored: str | None, device: str) -> tuple[str, str]:
+    """The dtype the weights run in and why. An explicit dtype is kept. "auto" is the checkpoint's dtype on a GPU;
+    on a CPU it is float32 unless the checkpoint is bfloat16 and the CPU has native bfloat16 (float16 is slower
+    than float32 on every CPU torch runs on)."""
+    if requested != "auto":
+        return requested, "set in the model entry"
+    if device != "cpu":
+        dtype = stored if stored in ("float32", "float16", "bfloat16") else "float32"
+        return dtype, f"the checkpoint's dtype ({stored or 'not recorded: float32'})"
+    if stored == "bfloat16" and cpu_has_native_bf16():
+        return "bfloat16", "the checkpoint's dtype; this CPU has native bfloat16"
+    if stored in ("bfloat16", "float16"):
+        return "float32", (
+            f'dtype "auto" runs this {stored} checkpoint in float32 on this CPU: it has no native {stored}, where '
+            f'torch emulates it about 8x slower (set dtype = "{stored}" in the entry to force it)'
+        )
+    return "float32", "float32 on the CPU"

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from clue.backends.chat import ChatTokenizer, fit_all
+from clue.backends.weights import check_adapter, check_gguf, locate
 from clue.errors import ConfigError
 from clue.fingerprint import folder_fingerprint, location_fingerprint, package_version
 from clue.models import ModelSpec
@@ -124,6 +125,17 @@ class VLLMBackend:
     per_sample_outputs = False
     batch_sensitive = False  # continuous batching: clue's batch size is not used
 
+    @staticmethod
+    def check(spec: ModelSpec, location: str) -> None:
+        """Start-up: an adapter's config, rank (within vLLM's maximum) and base model, a GGUF file's header."""
+        where = f"model {spec.name!r}"
+        weights = locate(location, where)
+        if weights.file is not None:
+            check_gguf(weights.file, where)
+        if spec.adapter:
+            check_adapter(spec.adapter, location, where, needs_peft=False)
+            _lora_rank(spec.adapter)
+
     def __init__(self, spec: ModelSpec, location: str, peers: Mapping[str, ModelSpec] | None = None):
         """Tokenizer and config only; the engine starts on the first prompt that is not in the store."""
         self.spec, self.location = spec, location
@@ -133,8 +145,9 @@ class VLLMBackend:
         # entries on the same weights share this engine; LoRA must be enabled when any of them has an adapter
         sharing = [p for p in (peers or {}).values() if p.path == spec.path and p.backend == "vllm"]
         adapters = [p.adapter for p in [spec, *sharing] if p.adapter]
+        gguf = locate(location, f"model {spec.name!r}").file  # vLLM takes a GGUF model as the file's path
         self.engine_args: dict[str, Any] = {
-            "model": location,
+            "model": str(gguf) if gguf else location,
             "tokenizer": spec.tokenizer or location,
             "revision": spec.revision,
             "dtype": spec.dtype,

