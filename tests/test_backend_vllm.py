@@ -49,9 +49,19 @@ def prompts(n: int, max_new: int = 8) -> list[Prompt]:
 
 
 def adapter_dir(tmp_path: Path, rank: int) -> Path:
+    """A LoRA adapter folder of the given rank: its config and (zero) weights of that rank on one q_proj, which the
+    start-up check reads (clue/backends/weights.py)."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
     folder = tmp_path / f"adapter-r{rank}"
     folder.mkdir()
-    (folder / "adapter_config.json").write_text(json.dumps({"r": rank, "peft_type": "LORA"}))
+    config = {"r": rank, "peft_type": "LORA", "target_modules": ["q_proj"]}
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    prefix = "base_model.model.model.layers.0.self_attn.q_proj"
+    tensors = {f"{prefix}.lora_A.weight": np.zeros((rank, 64), np.float32)}
+    tensors[f"{prefix}.lora_B.weight"] = np.zeros((64, rank), np.float32)
+    save_file(tensors, str(folder / "adapter_model.safetensors"))
     return folder
 
 

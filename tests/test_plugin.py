@@ -603,7 +603,7 @@ ReplayBackend.generate = interrupt
     interrupted = run(project, "-k", "mednli", "--clue-cache-dir", "fresh-cache", subprocess=True)
     assert interrupted.ret == pytest.ExitCode.INTERRUPTED
     summary = (project.path / "out/summary.md").read_text()
-    assert "improved" not in summary and "interrupted before every selected case finished" in summary
+    assert "improved" not in summary and "stopped (Ctrl-C or SIGTERM) before every selected case finished" in summary
     assert json.loads((project.path / "out/clue-results.json").read_text())["interrupted"] is True
 
 
