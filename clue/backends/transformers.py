@@ -16,7 +16,7 @@ from typing import Any
 
 from clue.backends.base import failed_generation
 from clue.backends.chat import ChatTokenizer, fit_all
-from clue.backends.weights import check_adapter, check_gguf, locate
+from clue.backends.weights import check_weights
 from clue.errors import ConfigError
 from clue.fingerprint import file_sha256, folder_fingerprint, location_fingerprint, package_version
 from clue.models import ModelSpec
@@ -32,12 +32,7 @@ class TransformersBackend:
     def check(spec: ModelSpec, location: str) -> None:
         """Start-up checks that need no weights: a GGUF file's architecture and quantisation, an adapter's config,
         rank and base model (clue/backends/weights.py)."""
-        where = f"model {spec.name!r}"
-        weights = locate(location, where)
-        if weights.file is not None:
-            check_gguf(weights.file, where)
-        if spec.adapter:
-            check_adapter(spec.adapter, location, where, needs_peft=True)
+        check_weights(spec.name, location, spec.adapter, needs_peft=True)
 
     def __init__(self, spec: ModelSpec, location: str):
         """Loads the tokenizer and config only; weights load on the first prompt that is not in the store."""

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from clue.backends.chat import ChatTokenizer, fit_all
-from clue.backends.weights import check_adapter, check_gguf, locate
+from clue.backends.weights import check_weights, locate
 from clue.errors import ConfigError
 from clue.fingerprint import folder_fingerprint, location_fingerprint, package_version
 from clue.models import ModelSpec
@@ -128,12 +128,8 @@ class VLLMBackend:
     @staticmethod
     def check(spec: ModelSpec, location: str) -> None:
         """Start-up: an adapter's config, rank (within vLLM's maximum) and base model, a GGUF file's header."""
-        where = f"model {spec.name!r}"
-        weights = locate(location, where)
-        if weights.file is not None:
-            check_gguf(weights.file, where)
+        check_weights(spec.name, location, spec.adapter, needs_peft=False)
         if spec.adapter:
-            check_adapter(spec.adapter, location, where, needs_peft=False)
             _lora_rank(spec.adapter)
 
     def __init__(self, spec: ModelSpec, location: str, peers: Mapping[str, ModelSpec] | None = None):

@@ -68,6 +68,17 @@ def locate(location: str, where: str) -> Weights:
     return Weights(location)
 
 
+def check_weights(name: str, location: str, adapter: str | None, *, needs_peft: bool) -> None:
+    """An entry's start-up checks, for every engine that loads weights itself: a GGUF file's header, an adapter's
+    config, rank, target modules and base model."""
+    where = f"model {name!r}"
+    file = locate(location, where).file
+    if file is not None:
+        check_gguf(file, where)
+    if adapter:
+        check_adapter(adapter, location, where, needs_peft=needs_peft)
+
+
 def check_gguf(file: Path, where: str) -> dict[str, Any]:
     """Read the GGUF header: its architecture must be one transformers converts and every tensor type one the `gguf`
     package dequantises. Returns what was read (architecture, tensor types) for the provenance."""
