@@ -51,6 +51,7 @@ class Reference:
     sample_ids: tuple[str, ...]
     scores: tuple[Mapping[str, float], ...]
     outputs: tuple[str | None, ...]
+    probe: str | None = None  # a stored baseline's weights probe (session.same_weights), where it was recorded
 
     @property
     def failed(self) -> int:
@@ -71,6 +72,7 @@ class Reference:
             tuple(self.sample_ids[i] for i in rows),
             tuple(self.scores[i] for i in rows),
             tuple(self.outputs[i] for i in rows),
+            self.probe,
         )
 
     @classmethod
@@ -112,6 +114,7 @@ def entry(
             for m in result.metrics
         },
         "model_fingerprint": {"model": provenance.get("model", {}), "backend": provenance.get("backend", {})},
+        "weights_probe": provenance.get("weights_probe"),
         "n": result.n,
         "samples": [
             {
@@ -184,6 +187,7 @@ def reference(stored: Mapping[str, Any], current: Mapping[str, Any], label: str,
         tuple(run_ids),
         tuple({k: float(v) for k, v in r["scores"].items()} for r in rows),
         tuple(r.get("output") for r in rows),
+        stored.get("weights_probe"),
     )
 
 
@@ -288,31 +292,41 @@ class BaselineRef:
 
     @property
     def spec(self) -> str:
-        return f"{self.path}#{self.model}"
+        return f"{self.path}#{self.model}" + (f"={self.label}" if self.label != self.model else "")
 
 
 def split_spec(text: str) -> tuple[str, str | None]:
-    """`FILE` or `FILE#MODEL` -> (file, model or None)."""
-    file, sep, model = text.rpartition("#")
+    """`FILE[#MODEL][=LABEL]` -> (file, model or None)."""
+    file, sep, model = split_label(text)[0].rpartition("#")
     if sep and file and _MODEL.fullmatch(model):
         return file, model
+    return split_label(text)[0], None
+
+
+def split_label(text: str) -> tuple[str, str | None]:
+    """`SPEC=LABEL` -> (spec, label); the label names the baseline's test case (`<model>-vs-<label>`)."""
+    spec, sep, label = text.rpartition("=")
+    if sep and spec and _MODEL.fullmatch(label):
+        return spec, label
     return text, None
 
 
 def absolute_spec(text: str, base: Path, where: str) -> str:
-    """`FILE` or `FILE#MODEL` with FILE made absolute against `base` (the matrix file's folder, or where the option
+    """`FILE[#MODEL][=LABEL]` with FILE made absolute against `base` (the matrix file's folder, or where the option
     was given); a ConfigError naming `where` when there is no such file."""
     file, model = split_spec(text.strip())
+    label = split_label(text.strip())[1]
     path = (base / file).resolve()
     if not path.is_file():
         raise ConfigError(f"{where}: baseline {file!r}: no such file (write one with --clue-save-baseline FILE)")
-    return f"{path}#{model}" if model else str(path)
+    return (f"{path}#{model}" if model else str(path)) + (f"={label}" if label else "")
 
 
 def resolve_ref(text: str, base_name: str | None, files: Mapping[Path, BaselineFile]) -> BaselineRef:
     """Which model of a loaded baseline file `text` (an absolute `FILE[#MODEL]`) names: the one given, the file's
     only model, or the gated model's base model by name."""
     file, model = split_spec(text)
+    label = split_label(text)[1]
     path = Path(file)
     baseline = files[path]
     where = f"baseline {path}"
@@ -328,5 +342,6 @@ def resolve_ref(text: str, base_name: str | None, files: Mapping[Path, BaselineF
             f"{where} holds the models {', '.join(baseline.models)}: name one as {path}#MODEL"
             + (f" (none is named like the base model {base_name!r})" if base_name else "")
         )
-    label = path.stem if len(baseline.models) == 1 else f"{path.stem}.{model}"
-    return BaselineRef(path, model, label)
+    # the case id is "<model>-vs-<label>": the recorded model's name unless one is given, never the file's name,
+    # which `-k` would match (`-k mednli` selected every task of a baseline file called "...-mednli16.json")
+    return BaselineRef(path, model, label or model)

@@ -106,13 +106,6 @@ OPTIONS: tuple[_Opt, ...] = (
         metavar="FILE",
     ),
     _Opt(
-        "max_identical_share",
-        "fail a case whose outputs are identical to its base's (or the baseline's) on more than this share of "
-        "samples: the adapter or the new weights were probably not applied (default 0.95; 1 turns the check off)",
-        type=float,
-        metavar="SHARE",
-    ),
-    _Opt(
         "sequential",
         "group-sequential gate: generate each gated model's samples in a seeded order, look at the comparison every "
         "--clue-sequential-look-every units and stop generating once every gated metric crossed a boundary "
@@ -277,7 +270,6 @@ class Settings:
     cache_dir: Path
     baselines: tuple[str, ...]  # absolute FILE or FILE#MODEL
     save_baseline: Path | None
-    max_identical_share: float
     margin: float | None  # None: each metric's own default
     margins: dict[str, float]
     alpha: float
@@ -497,7 +489,6 @@ def _build(rootpath: Path, values: dict[str, Any], margin: float | None, margins
         cache_dir=values["cache_dir"],
         baselines=values["baseline"],
         save_baseline=values["save_baseline"],
-        max_identical_share=number("max_identical_share", float, 0.95),
         margin=margin,
         margins=margins,
         alpha=number("alpha", float, stats.DEFAULT_ALPHA),
@@ -549,8 +540,6 @@ def _validate(settings: Settings) -> None:
             "--clue-save-baseline with --clue-sequential: a sequential run scores only the samples it generated "
             "before stopping; save baselines from a full run"
         )
-    if not 0 <= settings.max_identical_share <= 1:
-        raise ConfigError(f"--clue-max-identical-share must be between 0 and 1, got {settings.max_identical_share}")
     if settings.longhealth_max_tokens < 0:
         raise ConfigError("--clue-longhealth-max-tokens must be >= 0 (0: the model's context only)")
     if settings.temperature < 0:

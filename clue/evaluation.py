@@ -60,7 +60,7 @@ def evaluate_case(
     if stop is not None:  # the sequential gate stopped here: the samples it used, at its look's level
         kept = stop.samples
         result = replace(result, samples=result.samples[:kept], generations=result.generations[:kept])
-    outcome = None
+    outcome, reference = None, None
     try:
         reference = session.reference(case, result)
         if reference is not None:
@@ -80,24 +80,26 @@ def evaluate_case(
         resamples=settings.resamples,
         seed=settings.bootstrap_seed,
         case=case_id,
-        max_identical_share=settings.max_identical_share,
     )
+    state, same = session.weights_check(case, reference)
+    record["weights_check"] = None if outcome is None else state
     done = CaseResult(case_id, result.task, result.model, record, outcome)
-    return done if outcome is None else _verdict(done, headline, settings.max_identical_share, settings.strict)
+    if outcome is not None and same is not None:
+        first = outcome.headline("weights not applied")
+        record["headline"] = first
+        return replace(done, failure=f"{first}\n  {same}")
+    return done if outcome is None else _verdict(done, headline, settings.strict)
 
 
-def _verdict(
-    case: CaseResult, headline: Callable[[GateOutcome, str], str] | None, max_identical: float, strict: bool
-) -> CaseResult:
+def _verdict(case: CaseResult, headline: Callable[[GateOutcome, str], str] | None, strict: bool) -> CaseResult:
     """How the case's test ends: the message of a failure or a warning, each starting with its one-line headline."""
     outcome = case.outcome
     assert outcome is not None
-    identical = outcome.identical_outputs(max_identical)
-    first = outcome.headline("identical outputs" if identical else None)
+    first = outcome.headline()
     first = headline(outcome, first) if headline is not None else first
     case.record["headline"] = first
-    text = first + ("\n  " + identical if identical else "\n" + outcome.message().partition("\n")[2])
-    if identical or outcome.regressed:
+    text = first + "\n" + outcome.message().partition("\n")[2]
+    if outcome.regressed:
         return replace(case, failure=text)
     if outcome.inconclusive:
         if strict:

@@ -24,20 +24,12 @@ class GateOutcome:
     failed_model: int = 0  # samples whose generation failed: scored as wrong answers (0) on every metric
     failed_base: int = 0
     primary: str | None = None  # the task's primary metric: the one the first line of a message shows
-    identical: int = 0  # samples whose output is the reference's, character for character
+    # samples whose output is the reference's, character for character: information (a conversion to another dtype,
+    # or two models copying the same few-shot answer, are identical for good reasons), never a verdict by itself
+    identical: int = 0
     n: int = 0
     kind: str = "model"  # what the base is: "model" (generated in this run) or "baseline" (stored scores)
-
-    def identical_outputs(self, max_share: float) -> str | None:
-        """The failure message when more than `max_share` of the outputs equal the reference's: a fine-tune whose
-        adapter or weights were never applied produces its base's outputs and would pass as "non-inferior"."""
-        if self.n == 0 or self.identical <= max_share * self.n:
-            return None
-        what = "the base" if self.kind == "model" else "the baseline"
-        return (
-            f"outputs identical to {what} on {self.identical} of {self.n} samples — was the adapter or the new "
-            f"weights applied? (more than --clue-max-identical-share {max_share:.0%}; set it to 1 to allow)"
-        )
+    floor_ceiling: str | None = None  # both sides at 0 (or 1) on almost every sample of the primary metric
 
     @property
     def regressed(self) -> list[stats.Comparison]:
@@ -98,6 +90,7 @@ def run_gate(result: TaskResult, base: Reference, settings: Settings, alpha: flo
     metrics = metric_scores(result, base, settings)
     decision = decide(metrics, gate_config(settings, alpha), result.clusters())
     outputs = output_hashes(result)
+    primary = get_task(result.task).primary_metric
     return GateOutcome(
         result.task,
         result.model,
@@ -106,8 +99,27 @@ def run_gate(result: TaskResult, base: Reference, settings: Settings, alpha: flo
         decision.gated,
         sum(o is None for o in outputs),
         base.failed,
-        primary=get_task(result.task).primary_metric,
+        primary=primary,
         identical=sum(o is not None and o == b for o, b in zip(outputs, base.outputs, strict=True)),
         n=len(outputs),
         kind=base.kind,
+        floor_ceiling=floor_or_ceiling(next((m for m in metrics if m.spec.name == primary), None)),
     )
+
+
+FLOOR_SHARE = 0.95  # "almost every sample"
+
+
+def floor_or_ceiling(metric: MetricScores | None) -> str | None:
+    """A note when model and base both score 0 (or both 1) on at least FLOOR_SHARE of the pairs: such a comparison
+    measures nothing at this size, whatever its interval says (both at accuracy 0, CI [0, 0], is "non-inferior")."""
+    if metric is None or not len(metric.model):
+        return None
+    for value, where in ((0.0, "floor"), (1.0, "ceiling")):
+        both = sum(m == value and b == value for m, b in zip(metric.model, metric.base, strict=True))
+        if both >= FLOOR_SHARE * len(metric.model):
+            return (
+                f"both models score {value:g} on {both} of {len(metric.model)} samples on {metric.spec.name} (the "
+                f"{where}): at this size the comparison measures nothing"
+            )
+    return None

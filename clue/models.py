@@ -217,12 +217,33 @@ def check_matrix(models: Mapping[str, ModelSpec], origin: str) -> None:
             raise ConfigError(
                 f"{origin}: model {spec.name!r}: base {spec.base!r} is not an entry; entries: {', '.join(models)}"
             )
+    seen: dict[tuple[Any, ...], str] = {}
+    for spec in models.values():
+        same = seen.setdefault(_what_runs(spec), spec.name)
+        if same != spec.name:
+            raise ConfigError(
+                f"{origin}: models {same!r} and {spec.name!r} would run exactly the same model (the same weights, "
+                "adapter, dtype, chat template and engine settings), so comparing them measures nothing: was an "
+                "adapter or another path meant? (the same weights in another dtype are a legitimate comparison)"
+            )
     for spec in models.values():
         chain = [spec.name]
         while (base := models[chain[-1]].base) is not None:
             if base in chain:
                 raise ConfigError(f"{origin}: base models form a cycle: {' -> '.join([*chain, base])}")
             chain.append(base)
+
+
+def _what_runs(spec: ModelSpec) -> tuple[Any, ...]:
+    """Everything of an entry that determines its outputs: all fields but its name and what it is compared with
+    (local paths resolved, so "./m" and "/abs/m" are the same weights)."""
+    values = spec.describe()
+    for key in ("name", "base", "baselines"):
+        values.pop(key)
+    for key in ("path", "adapter", "chat_template", "tokenizer"):
+        if values[key] and Path(values[key]).exists():
+            values[key] = str(Path(values[key]).resolve())
+    return tuple(sorted(values.items()))
 
 
 def load_matrix(path: Path) -> dict[str, ModelSpec]:
@@ -257,4 +278,5 @@ def pair_from_cli(model: str, base: str | None, **common: Any) -> dict[str, Mode
         "--clue-model",
         Path.cwd(),
     )
+    check_matrix(models, "--clue-model/--clue-base-model")
     return models

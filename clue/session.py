@@ -22,7 +22,7 @@ from clue.backends import check_entry, load_backend
 from clue.backends.base import Backend
 from clue.config import Settings
 from clue.errors import ClueError, ConfigError, DataError
-from clue.fingerprint import file_sha256
+from clue.fingerprint import file_sha256, memo_key
 from clue.gate import gate_config, metric_scores
 from clue.generation import StoredRun
 from clue.metrics import extra
@@ -32,12 +32,15 @@ from clue.metrics.scorers import Scorers
 from clue.metrics.umls import ScispacyConfig
 from clue.models import ModelSpec, load_matrix, pair_from_cli
 from clue.pseudonyms import hash_id
-from clue.store import GenerationStore
+from clue.store import GenerationStore, canonical
 from clue.tasks import get_task
 from clue.tasks.base import Task
 from clue.tiny import bertscore_stand_in
 from clue.types import Generation, GenerationSettings, Prompt, Sample, SampleScore, TaskResult
 from clue.version import __version__
+
+PROBE_VERSION = 1  # of the weights probe: bump when PROBE_PROMPTS or the digest change
+PROBE_COUNT = 3
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class ClueSession:
         self._results: dict[tuple[str, str], TaskResult] = {}
         self._backend_info: dict[str, dict[str, Any]] = {}
         self.reused: dict[str, int] = defaultdict(int)
+        self.probes: dict[str, str] = {}  # model -> digest of its next-token logits on fixed prompts (weights check)
         self._store: GenerationStore | None = None
         # (model, engine, done, total, seconds): set by the pytest plugin to show progress on the terminal
         self.progress: Callable[[str, str, int, int, float], None] | None = None
@@ -154,7 +158,10 @@ class ClueSession:
                 refs = [baseline.resolve_ref(text, spec.base, files) for text in named]
                 labels = [r.label for r in refs]
                 if len(set(labels)) < len(labels):
-                    raise ConfigError(f"model {name!r}: two baselines are labelled alike ({', '.join(labels)})")
+                    raise ConfigError(
+                        f"model {name!r}: two baselines are labelled alike ({', '.join(labels)}); name them "
+                        "FILE#MODEL=LABEL (the label names the test case, <model>-vs-<label>)"
+                    )
                 views = [(name, replace(spec, baselines=()))] if spec.base or not refs else []
                 views += [(f"{name}-vs-{r.label}", replace(spec, base=None, baselines=(r.spec,))) for r in refs]
                 for case_id, view in views:
@@ -461,11 +468,44 @@ class ClueSession:
                 self.progress(model, engine, done, total, time.perf_counter() - began)
 
         try:
-            return run.generate(backend, settings, desc=f"{model}: generating", progress=report)
+            outputs = run.generate(backend, settings, desc=f"{model}: generating", progress=report)
         finally:
             if missing:
                 self.backend_seconds += time.perf_counter() - began
                 self.generated[model] += run.generated
+        self._record_probe(model, backend)
+        return outputs
+
+    def _record_probe(self, model: str, backend: Backend) -> None:
+        """The model's weights probe (a backend's optional `probe()`), once per model: from the store where an
+        earlier run left it, else computed while the weights are loaded anyway. Never loads weights for it alone."""
+        probe = getattr(backend, "probe", None)
+        if model in self.probes or probe is None:
+            return
+        key = memo_key({"weights_probe": PROBE_VERSION}, canonical(backend.fingerprint(self.store)))
+        found = self.store.memo_get([key]).get(key)
+        if found is None and backend.loads:
+            found = probe()
+            self.store.memo_put({key: found})
+        if found is not None:
+            self.probes[model] = str(found)
+
+    def weights_check(self, case: ModelSpec, reference: baseline.Reference | None) -> tuple[str, str | None]:
+        """Whether the case's model computes its reference's function (equal weights probes): "identical" with the
+        failure message (the adapter or the new weights were not applied), "differs", or "not checked" when either
+        probe is unknown (an engine without one, a baseline saved before probes, nothing loaded and none stored)."""
+        mine = self.probes.get(case.name)
+        theirs = self.probes.get(case.base) if case.base else (reference.probe if reference else None)
+        if mine is None or theirs is None:
+            return "not checked", None
+        if mine != theirs:
+            return "differs", None
+        what = f"base {case.base!r}" if case.base else f"baseline {reference.label if reference else ''!r}"
+        return "identical", (
+            f"model {case.name!r} computes the same next-token logits as {what} on {PROBE_COUNT} fixed probe "
+            "prompts, bit for bit: the adapter or the new weights change nothing (an untrained adapter, or the "
+            "base's weights given twice)"
+        )
 
     # -- references: what a case compares its model with -------------------------------------------------------------
     def prompt_hashes(self, task_name: str) -> dict[str, str]:
@@ -534,9 +574,16 @@ class ClueSession:
         began = time.perf_counter()
         try:
             scores = task.score_all(samples, generations, self.scorers)
-            return extra.apply(self.extra_metrics, task.name, samples, generations, scores)
+            scores = extra.apply(self.extra_metrics, task.name, samples, generations, scores)
         finally:
             self.scoring_seconds += time.perf_counter() - began
+        data = self.data(task)
+        if not task.detects_shot_copies or data is None or not data.shots:
+            return scores
+        return [
+            replace(s, flags=(*s.flags, "copies_few_shot")) if task.copies_shot(data.shots, g, s) else s
+            for s, g in zip(scores, generations, strict=True)
+        ]
 
     def _task_result(
         self,
@@ -572,8 +619,10 @@ class ClueSession:
                 "sha256": data.sha256,
                 "records": data.total,
                 "few_shot_ids": [self.shown_id(task.name, s.id) for s in data.shots],
+                "few_shot_labels": task.shot_balance(data.shots),
                 "scored": len(data.scored),
             },
+            "weights_probe": self.probes.get(model),
             "seed": self.settings.seed,
             "fewshot_seed": self.settings.fewshot_seed,
             "bootstrap_seed": self.settings.bootstrap_seed,

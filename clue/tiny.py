@@ -9,12 +9,15 @@ initialised from `seed` and saved with `save_pretrained`. Same seed, same files 
 from __future__ import annotations
 
 import hashlib
+import itertools
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from clue.files import build_folder
 
-BUILDER_VERSION = 3  # 3: a fixed corpus (2 trained on the tasks' prompts: editing a prompt changed the models)
+BUILDER_VERSION = 4  # 4: vocabularies built in Python, identical on every machine; 3: a fixed corpus
 VOCAB_SIZE = 1024
 CONTEXT = 4096
 
@@ -69,19 +72,14 @@ def build_tiny_llama(out_dir: Path, seed: int) -> Path:
 
 def _write_tiny_llama(tmp: Path, seed: int) -> None:
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    pre = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    vocab, merges = bpe_vocabulary(_corpus(), pre, SPECIAL_TOKENS, VOCAB_SIZE)
+    bpe = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>"))
+    bpe.pre_tokenizer = pre
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(_corpus(), trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe,
         bos_token="<s>",
@@ -122,16 +120,19 @@ def build_tiny_bert(out_dir: Path, seed: int = 0) -> Path:
 
 def _write_tiny_bert(tmp: Path, seed: int) -> None:
     import torch
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
-    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre = pre_tokenizers.BertPreTokenizer()
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    wordpiece.train_from_iterator(
-        _corpus(), trainers.WordPieceTrainer(vocab_size=VOCAB_SIZE, special_tokens=specials, show_progress=False)
+    wordpiece = Tokenizer(
+        models.WordPiece(
+            vocab=wordpiece_vocabulary(_corpus(), normalizer, pre, specials, VOCAB_SIZE), unk_token="[UNK]"
+        )
     )
+    wordpiece.normalizer = normalizer
+    wordpiece.pre_tokenizer = pre
     cls, sep = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
     wordpiece.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
@@ -157,6 +158,61 @@ def _write_tiny_bert(tmp: Path, seed: int) -> None:
         max_position_embeddings=512,
     )
     BertModel(config).save_pretrained(tmp)
+
+
+def bpe_vocabulary(
+    corpus: list[str], pre: Any, specials: list[str], size: int
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Byte-level BPE trained here, in Python, with every tie broken by the pair itself: the same vocabulary and
+    merges on every machine (the `tokenizers` trainers break ties in hash-map order, which differs per process)."""
+    counts = Counter(word for text in corpus for word, _ in pre.pre_tokenize_str(text))
+    words = {tuple(word): n for word, n in sorted(counts.items())}
+    alphabet = sorted(set(pre_tokenizers_alphabet()) | {c for word in words for c in word})
+    vocab = {token: i for i, token in enumerate([*specials, *alphabet])}
+    merges: list[tuple[str, str]] = []
+    while len(vocab) < size:
+        pairs: Counter[tuple[str, str]] = Counter()
+        for word, n in words.items():
+            for pair in itertools.pairwise(word):
+                pairs[pair] += n
+        if not pairs:
+            break
+        best = min(pairs, key=lambda pair: (-pairs[pair], pair))
+        merges.append(best)
+        vocab["".join(best)] = len(vocab)
+        words = {_merge_pair(word, best): n for word, n in words.items()}
+    return vocab, merges
+
+
+def _merge_pair(word: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ...]:
+    out: list[str] = []
+    i = 0
+    while i < len(word):
+        if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
+            out.append(word[i] + word[i + 1])
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return tuple(out)
+
+
+def pre_tokenizers_alphabet() -> list[str]:
+    from tokenizers import pre_tokenizers
+
+    return sorted(pre_tokenizers.ByteLevel.alphabet())
+
+
+def wordpiece_vocabulary(
+    corpus: list[str], normalizer: Any, pre: Any, specials: list[str], size: int
+) -> dict[str, int]:
+    """A WordPiece vocabulary made here, in Python: the special tokens, every character alone and as a
+    continuation ("##c"), then whole words by frequency (ties by the word): the same on every machine."""
+    counts = Counter(word for text in corpus for word, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for word in counts for c in word})
+    words = [w for w, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if len(w) > 1]
+    tokens = list(dict.fromkeys([*specials, *chars, *(f"##{c}" for c in chars), *words]))[:size]
+    return {token: i for i, token in enumerate(tokens)}
 
 
 def tiny_model_dir(cache_dir: Path, seed: int, kind: str = "llama") -> Path:

@@ -100,6 +100,7 @@ class SampleScore:
     parsed: Any = None
     parse_ok: bool = True
     cluster: str | None = None  # samples of one cluster (a question asked several times) move together in the gate
+    flags: tuple[str, ...] = ()  # what the session found beyond the task's scoring (e.g. "copies_few_shot")
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,7 @@ def test_plugin_run_against_a_server_that_dies_resumes_and_never_writes_the_key(
         "".join(json.dumps(r) + "\n" for r in mednli_records())
     )
     pytester.makepyfile(test_mednli=(Path(__file__).parents[1] / "benchmarks" / "test_mednli.py").read_text())
-    pytester.makeini("[pytest]\nclue_max_identical_share = 1\n")
+    pytester.makeini("[pytest]\n")
     monkeypatch.setenv("CLUE_TEST_KEY", SECRET)
     with FakeOpenAIServer(die_after=30) as server:
         entry = (

@@ -208,7 +208,7 @@ def test_plugin_run_with_a_lora_entry_loads_the_engine_once(
         "".join(json.dumps(r) + "\n" for r in mednli_records())
     )
     pytester.makepyfile(test_mednli=(Path(__file__).parents[1] / "benchmarks" / "test_mednli.py").read_text())
-    pytester.makeini("[pytest]\nclue_max_identical_share = 1\n")
+    pytester.makeini("[pytest]\n")
     adapter = adapter_dir(tmp_path, 8)
     (pytester.path / "models.toml").write_text(
         f'[models.base]\npath = "{tiny_model_dir}"\nbackend = "vllm"\n\n'

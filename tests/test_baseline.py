@@ -56,20 +56,20 @@ def test_a_candidate_gated_against_a_saved_baseline_gets_the_numbers_of_a_run_wi
     second.assert_outcomes(passed=1, failed=1)  # medisumcode non-inferior, mednli regressed, as before
     second.stdout.fnmatch_lines(
         [
-            "*REGRESSED mednli: model 'candidate' vs baseline 'main.base'; accuracy 0.6000 vs 1.0000, Δ -0.4000*",
+            "*REGRESSED mednli: model 'candidate' vs baseline 'base'; accuracy 0.6000 vs 1.0000, Δ -0.4000*",
             "*model loads: candidate 0; generations reused from the store: candidate 73*",  # the base: never loaded
         ]
     )
     assert "base 0" not in second.stdout.str()
     for task, record in expected.items():
-        stored = json.loads((project.path / f"out/results/{task}/candidate-vs-main.base.json").read_text())
+        stored = json.loads((project.path / f"out/results/{task}/candidate-vs-base.json").read_text())
         assert stored["verdict"] == record["verdict"] and stored["base_kind"] == "baseline"
         for metric, entry in record["metrics"].items():
             ours = stored["metrics"][metric]["comparison"]
             for key in ("base_mean", "delta", "ci_low", "ci_high", "p_regression", "verdict", "mde"):
                 assert ours[key] == entry["comparison"][key], (task, metric, key)
     summary = (project.path / "out/summary.md").read_text()
-    assert "| candidate-vs-main.base |" in summary
+    assert "| candidate-vs-base |" in summary
 
 
 def test_the_baseline_file_holds_no_text_and_diffs_line_by_line(project: pytest.Pytester) -> None:
@@ -109,7 +109,7 @@ def test_a_baseline_that_measured_something_else_is_refused_naming_every_differe
         ]
     )
     summary = (project.path / "out/summary.md").read_text()
-    assert "candidate-vs-b.base on mednli: error (baseline" in summary  # the failing case is named in the report
+    assert "candidate-vs-base on mednli: error (baseline" in summary  # the failing case is named in the report
 
 
 def test_differences_name_protocol_few_shot_and_metric_changes() -> None:
@@ -157,9 +157,9 @@ def test_limit_and_k_subsets_of_a_baseline_give_the_live_numbers(project: pytest
     candidate_only(project, ["b.json#base"], answers(set(scored_indices()[2:12])) + code_answers())
     result = run(project, "-k", "mednli", "--clue-limit", "30")
     result.assert_outcomes(passed=1)
-    stored = comparison(project.path / "out/results/mednli/candidate-vs-b.base.json", "accuracy")
+    stored = comparison(project.path / "out/results/mednli/candidate-vs-base.json", "accuracy")
     assert stored["n"] == 30 and stored == live | {"n": 30}
-    assert not (project.path / "out/results/medisumcode/candidate-vs-b.base.json").exists()  # -k: not run
+    assert not (project.path / "out/results/medisumcode/candidate-vs-base.json").exists()  # -k: not run
 
 
 def test_several_baselines_are_several_cases_next_to_the_base_model(project: pytest.Pytester) -> None:
@@ -175,19 +175,25 @@ def test_several_baselines_are_several_cases_next_to_the_base_model(project: pyt
     )
     write_models(project, base_wrong=set(scored_indices()[:4]), candidate_wrong=set(scored_indices()[:3]))
     result = run(
-        project, "-k", "mednli", "--clue-baseline", "release-1.json#candidate", "--clue-baseline", "only-base.json"
+        project,
+        "-k",
+        "mednli",
+        "--clue-baseline",
+        "release-1.json#candidate=release-1",
+        "--clue-baseline",
+        "only-base.json",
     )
     # the candidate: vs its base model (live), vs the last release (improved), vs the base's stored scores
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(
         [
             "*mednli [[]candidate[]] vs base: *",
-            "*mednli [[]candidate-vs-only-base[]] vs baseline only-base: *",
-            "*mednli [[]candidate-vs-release-1.candidate[]] vs baseline release-1.candidate: IMPROVED*",
+            "*mednli [[]candidate-vs-base[]] vs baseline base: *",
+            "*mednli [[]candidate-vs-release-1[]] vs baseline release-1: IMPROVED*",
         ]
     )
     live = comparison(project.path / "out/results/mednli/candidate.json", "accuracy")
-    stored = comparison(project.path / "out/results/mednli/candidate-vs-only-base.json", "accuracy")
+    stored = comparison(project.path / "out/results/mednli/candidate-vs-base.json", "accuracy")
     assert live == stored  # the base model's stored scores give the live base's numbers
 
 
@@ -220,42 +226,26 @@ def test_bad_baseline_files_are_named_errors(tmp_path: Path) -> None:
         baseline.load(bad)
 
 
-def test_a_candidate_identical_to_its_base_fails_the_identical_output_check(project: pytest.Pytester) -> None:
+def test_identical_outputs_are_information_never_a_failure(project: pytest.Pytester) -> None:
+    """Before: a candidate whose outputs equalled its base's on more than 95 % of samples failed ("IDENTICAL
+    OUTPUTS … was the adapter applied?"), which failed a correct bf16 conversion and fine-tunes that copy the same
+    few-shot answer. Identical outputs are now shown, per task, and never fail a release by themselves (the
+    weights check, on next-token logits, catches an unapplied adapter: tests/test_weights_check.py)."""
     write_models(project, base_wrong=set(scored_indices()[:5]), candidate_wrong=set(scored_indices()[:5]))
-    project.makeini("[pytest]\n")  # the check at its default, 95 %
     result = run(project, "-k", "mednli")
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*IDENTICAL OUTPUTS mednli: model 'candidate' vs base 'base'; accuracy 0.9000 vs 0.9000*",
-            "*outputs identical to the base on 50 of 50 samples — was the adapter or the new weights applied?*",
-        ]
-    )
+    result.assert_outcomes(passed=2, warnings=1)  # 50 equal answers: inconclusive at a 0.02 margin, a warning
+    result.stdout.fnmatch_lines(["*note: outputs identical to the base on 50 of 50 samples*"])
+    assert "IDENTICAL OUTPUTS" not in result.stdout.str()
     summary = (project.path / "out/summary.md").read_text()
-    assert "candidate on mednli: outputs identical to the base on 50 of 50 samples" in summary
-    # against a stored baseline the output hashes are compared
+    assert "- candidate on mednli: outputs identical to the base on 50 of 50 samples" in summary
+    record = json.loads((project.path / "out/results/mednli/candidate.json").read_text())
+    assert record["identical_outputs"] == {"n": 50, "of": 50} and record["weights_check"] == "not checked"
+    # against a stored baseline the output hashes are compared, and shown the same way
     run(project, "-k", "mednli", "--clue-save-baseline", "b.json")
     candidate_only(project, ["b.json#base"], answers(set(scored_indices()[:5])))
     result = run(project, "-k", "mednli")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*outputs identical to the baseline on 50 of 50 samples*"])
-    # 2 different outputs of 50 (96 % identical) still fail; 3 (94 %) pass at the default share
-    candidate_only(project, ["b.json#base"], _reworded(answers(set(scored_indices()[:5])), 2))
-    run(project, "-k", "mednli").assert_outcomes(failed=1)
-    candidate_only(project, ["b.json#base"], _reworded(answers(set(scored_indices()[:5])), 3))
-    run(project, "-k", "mednli").assert_outcomes(passed=1, warnings=1)
-
-
-def _reworded(outputs: list[dict[str, str]], n: int) -> list[dict[str, str]]:
-    """The same answers with `n` of the scored samples' texts worded differently (same label)."""
-    scored = {f"p{i:03d}" for i in scored_indices()}
-    out, changed = [], 0
-    for row in outputs:
-        if changed < n and row["sample_id"] in scored and row["text"].startswith("The relation is"):
-            row = {**row, "text": row["text"].replace("The relation is", "Answer:")}
-            changed += 1
-        out.append(row)
-    return out
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*note: outputs identical to the baseline on 50 of 50 samples*"])
 
 
 def test_save_and_gate_on_the_embedded_default_never_loads_the_base(pytester: pytest.Pytester) -> None:
@@ -283,7 +273,7 @@ def test_save_and_gate_on_the_embedded_default_never_loads_the_base(pytester: py
     assert "base" not in stats["loads"] and "base" not in stats["generated"]
     for task in ("mednli", "medisumcode"):
         live = json.loads((pytester.path / f"out/results/{task}/candidate.json").read_text())
-        stored = json.loads((pytester.path / f"out/results/{task}/candidate-vs-main.base.json").read_text())
+        stored = json.loads((pytester.path / f"out/results/{task}/candidate-vs-base.json").read_text())
         assert stored["verdict"] == live["verdict"]
         for metric, entry in live["metrics"].items():
             assert stored["metrics"][metric]["comparison"] == entry["comparison"], (task, metric)

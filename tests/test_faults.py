@@ -43,10 +43,11 @@ def test_a_killed_run_resumes_to_the_results_of_an_uninterrupted_run(
         "".join(json.dumps(r) + "\n" for r in mednli_records())
     )
     pytester.makepyfile(test_mednli=(REPO / "benchmarks" / "test_mednli.py").read_text())
-    pytester.makeini("[pytest]\nclue_max_identical_share = 1\n")
+    pytester.makeini("[pytest]\n")
     pytester.makeconftest(KILL_AFTER_BATCHES)
     (pytester.path / "models.toml").write_text(
-        f'[models.base]\npath = "{tiny_model_dir}"\n\n[models.candidate]\npath = "{tiny_model_dir}"\nbase = "base"\n'
+        f'[models.base]\npath = "{tiny_model_dir}"\n\n'
+        f'[models.candidate]\npath = "{tiny_model_dir}"\ndtype = "bfloat16"\nbase = "base"\n'
     )
     common = ("--clue-limit", "24", "--clue-batch-size", "4", "-k", "base")
     monkeypatch.setenv("CLUE_TEST_KILL_AFTER", "3")  # dies while generating the 4th batch of 6
@@ -96,7 +97,7 @@ def test_the_gate_states_failed_samples_it_scored_as_wrong(pytester: pytest.Pyte
     data.mkdir(parents=True)
     (data / "mli_test_v1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in mednli_records()))
     pytester.makepyfile(test_mednli=(REPO / "benchmarks" / "test_mednli.py").read_text())
-    pytester.makeini("[pytest]\nclue_max_identical_share = 1\n")
+    pytester.makeini("[pytest]\n")
     wrong = set(scored_indices()[:12])
     write_models(pytester, base_wrong=set(), candidate_wrong=wrong)
     rows = [json.loads(line) for line in (pytester.path / "candidate.jsonl").read_text().splitlines()]

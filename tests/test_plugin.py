@@ -74,7 +74,7 @@ def make_project(pytester: pytest.Pytester) -> pytest.Pytester:
     )
     for name in ("test_mednli.py", "test_medisumcode.py"):
         pytester.makepyfile(**{name[:-3]: (REPO / "benchmarks" / name).read_text()})
-    pytester.makeini("[pytest]\nclue_max_identical_share = 1\n")
+    pytester.makeini("[pytest]\n")
     return pytester
 
 
@@ -335,7 +335,7 @@ def test_plugin_is_inert_in_a_project_without_clue_tests(pytester: pytest.Pytest
 def test_tool_clue_table_sets_defaults(project: pytest.Pytester) -> None:
     write_models(project, base_wrong=set(), candidate_wrong=set(scored_indices()[:8]))
     (project.path / "pyproject.toml").write_text(
-        '[tool.pytest.ini_options]\nclue_max_identical_share = "1"\n\n'
+        "[tool.pytest.ini_options]\n\n"
         '[tool.clue]\nmatrix = "models.toml"\ndata_dir = "data"\nreports_dir = "out"\n\n'
         "[tool.clue.margins]\naccuracy = 0.5\n"
     )
@@ -352,7 +352,7 @@ def test_margins_merge_per_key_across_configuration_sources(project: pytest.Pyte
     without any global margin, BERTScore-style per-metric defaults apply."""
     write_models(project, base_wrong=set(), candidate_wrong=set())
     (project.path / "pyproject.toml").write_text(
-        '[tool.pytest.ini_options]\nclue_max_identical_share = "1"\n\n'
+        "[tool.pytest.ini_options]\n\n"
         '[tool.clue]\nmatrix = "models.toml"\ndata_dir = "data"\nreports_dir = "out"\nmargin = 0.05\n'
     )
     (project.path / "tox.ini").unlink(missing_ok=True)
@@ -371,9 +371,9 @@ def test_an_ini_false_overrides_a_tool_clue_true(project: pytest.Pytester) -> No
         '[tool.clue]\nmatrix = "models.toml"\ndata_dir = "data"\nreports_dir = "out"\nstrict = true\n'
     )
     (project.path / "tox.ini").unlink(missing_ok=True)
-    project.makeini("[pytest]\nclue_max_identical_share = 1\nclue_strict = false\n")
+    project.makeini("[pytest]\nclue_strict = false\n")
     project.runpytest("-p", "no:cacheprovider", "-k", "mednli").assert_outcomes(passed=2)
-    project.makeini("[pytest]\nclue_max_identical_share = 1\n")
+    project.makeini("[pytest]\n")
     project.runpytest("-p", "no:cacheprovider", "-k", "mednli").assert_outcomes(passed=1, failed=1)
 
 
@@ -459,7 +459,7 @@ def test_junit_is_valid_against_the_junit_10_schema_in_both_families(project: py
     if xmllint is None:
         pytest.skip("xmllint not installed (Debian: libxml2-utils; .ci/run installs it)")
     write_models(project, base_wrong=set(), candidate_wrong=set(scored_indices()[:20]))
-    project.makeini(f"[pytest]\njunit_family = {family}\nclue_max_identical_share = 1\n")
+    project.makeini(f"[pytest]\njunit_family = {family}\n")
     (project.path / "data/medisumcode/MeDiSumCode.json").unlink()  # a skipped case too
     result = run(project)
     result.assert_outcomes(passed=1, failed=1, skipped=2)

@@ -17,7 +17,7 @@ pytest_plugins = ["pytester"]
 def setup(p: pytest.Pytester, outputs: dict[str, list[dict[str, str]]], *test_files: str) -> None:
     for name in test_files:
         p.makepyfile(**{name[:-3]: (REPO / "benchmarks" / name).read_text()})
-    p.makeini("[pytest]\nclue_max_identical_share = 1\n")
+    p.makeini("[pytest]\n")
     write_replay_matrix(p.path, outputs)
 
 

@@ -72,7 +72,7 @@ def test_no_artefact_of_a_default_run_holds_a_raw_id_or_credentialed_text(pytest
     write_replay_matrix(pytester.path, {"base": _outputs(samples, echo=False), "candidate": candidate})
     for name in CREDENTIALED:
         pytester.makepyfile(**{f"test_{name}": (REPO / "benchmarks" / f"test_{name}.py").read_text()})
-    pytester.makeini("[pytest]\nclue_max_identical_share = 1\n")
+    pytester.makeini("[pytest]\n")
     (pytester.path / "data").symlink_to(FIXTURE_DATA)
     options = [
         "-W", "ignore::pytest.PytestAssertRewriteWarning",
@@ -110,7 +110,7 @@ def test_the_store_and_an_export_of_it_are_private_files(pytester: pytest.Pytest
     samples = {"mednli": _samples()["mednli"]}
     write_replay_matrix(pytester.path, {"base": _outputs(samples, False), "candidate": _outputs(samples, True)})
     pytester.makepyfile(test_mednli=(REPO / "benchmarks" / "test_mednli.py").read_text())
-    pytester.makeini("[pytest]\nclue_max_identical_share = 1\n")
+    pytester.makeini("[pytest]\n")
     (pytester.path / "data").symlink_to(FIXTURE_DATA)
     pytester.runpytest_subprocess(
         "--clue-matrix", "models.toml", "--clue-data-dir", "data", "--clue-reports-dir", "out",

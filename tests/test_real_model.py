@@ -101,14 +101,11 @@ def live(smollm2: Files, tmp_path_factory: pytest.TempPathFactory) -> Run:
     """The base (a GGUF file), its LoRA adapter (PEFT, on the GGUF weights) and the merged copy (a plain folder),
     every task, gated live; the baseline of all three saved."""
     folder = tmp_path_factory.mktemp("real-live")
-    # identical outputs are allowed here: the check is redesigned in its own issue (22); this tier asserts the gate
     return run_suite(
         folder,
         live_matrix(smollm2),
         "--clue-save-baseline",
         str(folder / "baseline.json"),
-        "--clue-max-identical-share",
-        "1",
     )
 
 
@@ -119,7 +116,9 @@ def tasks(live: Run) -> list[str]:
 
 
 def test_the_live_run_finishes_every_task_for_every_model(live: Run, tasks: list[str]) -> None:
-    assert live.returncode in (0, 1), live.output[-3000:]  # 1: a regression verdict is a failed test, not an error
+    # no case fails: two samples cannot show a regression, and outputs identical to the base (both models copy
+    # MeDiSumCode's one-shot answer) are information, not a failure
+    assert live.returncode == 0, live.output[-3000:]
     meqsum_data = (REPO.parent / "shared/data/MeQSum").is_dir()
     expected = {"mednli", "problem_summary", "longhealth_task1", "longhealth_task2", "longhealth_task3"}
     expected |= {"medisumqa", "medisumcode"} | ({"meqsum"} if meqsum_data else set())
@@ -173,8 +172,6 @@ def against_baseline(live: Run, smollm2: Files, tmp_path_factory: pytest.TempPat
         matrix,
         "--clue-baseline",
         f"{live.folder / 'baseline.json'}#smollm2",
-        "--clue-max-identical-share",
-        "1",
     )
 
 
@@ -212,3 +209,45 @@ def test_no_artefact_of_the_real_run_holds_a_raw_id_or_credentialed_text(live: R
         text = file.read_text(encoding="utf-8", errors="replace")
         leaked = [s for s in ids | snippets if s in text]
         assert not leaked, (file, leaked[:3])
+
+
+def test_a_real_model_copying_its_few_shot_answer_is_shown(live: Run) -> None:
+    """SmolLM2 answers MeDiSumCode with the one-shot example's codes: counted, shown, and no failure."""
+    record = live.record("medisumcode", "smollm2")
+    assert record["few_shot_copies"]["n"] >= 1
+    assert any("copies_few_shot" in s["flags"] for s in record["samples"])
+    assert "copy a few-shot example's answer" in (live.folder / "reports/summary.md").read_text()
+    assert live.record("mednli", "smollm2")["provenance"]["data"]["few_shot_labels"]
+
+
+def untrained_adapter(adapter: Path, out: Path) -> Path:
+    """The project's adapter with its B matrices zeroed: what an adapter saved before training computes."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    shutil.copytree(adapter, out)
+    tensors = load_file(str(adapter / "adapter_model.safetensors"))
+    save_file({k: v * 0 if ".lora_B." in k else v for k, v in tensors.items()}, str(out / "adapter_model.safetensors"))
+    return out
+
+
+def test_the_weights_check_fails_an_unapplied_adapter_and_passes_a_bf16_conversion(
+    live: Run, smollm2: Files, tmp_path: Path
+) -> None:
+    """Before: the identical-output check failed a correct bfloat16 conversion ("IDENTICAL OUTPUTS … was the adapter
+    applied?") and a fine-tune copying the same few-shot answer. Now the weights check decides, on next-token logits:
+    the bf16 copy passes, an adapter that changes nothing fails."""
+    untrained = untrained_adapter(smollm2.adapter, tmp_path / "untrained")
+    (tmp_path / "cache").symlink_to(live.folder / "cache")  # the base's generations and probe are stored
+    matrix = live_matrix(smollm2).split("\n\n")[0] + (
+        f'\n\n[models.smollm2-bf16]\npath = "{smollm2.gguf}"\ndtype = "bfloat16"\nbase = "smollm2"\n\n'
+        f'[models.smollm2-untrained]\npath = "{smollm2.gguf}"\nadapter = "{untrained}"\ndtype = "float32"\n'
+        'base = "smollm2"\n'
+    )
+    run = run_suite(tmp_path, matrix, "-k", "mednli")
+    assert run.returncode == 1, run.output[-3000:]
+    assert "WEIGHTS NOT APPLIED mednli: model 'smollm2-untrained' vs base 'smollm2'" in run.output
+    assert run.record("mednli", "smollm2-untrained")["weights_check"] == "identical"
+    assert run.record("mednli", "smollm2-bf16")["weights_check"] == "differs"
+    assert "1 failed, 2 passed" in run.output  # the reference, the bf16 copy; the untrained adapter fails

@@ -68,3 +68,29 @@ def test_browser_renders_table_and_plot(tmp_path: Path) -> None:
     for verdict in ("regressed", "inconclusive", "improved"):
         assert counts.get(rgb(COLORS[verdict]), 0) > 500, verdict
     assert counts.get(rgb(STROKES["regressed"]), 0) > 20
+
+
+MEASURE = """<script>
+window.addEventListener("load", () => {
+  const texts = [...document.querySelectorAll("#delta-plot text[text-anchor=end]")];
+  const labels = texts.filter(t => t.textContent.includes(" · "));
+  document.body.dataset.labelLefts = labels.map(t => Math.floor(t.getBBox().x)).join(",");
+});
+</script>"""
+
+
+def test_plot_labels_fit_a_long_model_name(tmp_path: Path) -> None:
+    """A 40-character model name was clipped on the left ("umcode · smol-lora-merged"): the label margin now grows
+    with the longest label. The rendered labels' bounding boxes are measured in the browser."""
+    import json
+
+    long_name = "clinical-llama3-8b-lora-r16-epoch3-final"
+    assert len(long_name) == 40
+    records = json.loads(json.dumps(recorded_results()).replace('"candidate"', json.dumps(long_name)))
+    html_path, _ = write_reports(tmp_path, records)
+    probe = tmp_path / "measure.html"
+    probe.write_text(html_path.read_text().replace("</body>", MEASURE + "</body>"))
+    dom = chromium("--dump-dom", "--virtual-time-budget=3000", probe.as_uri(), user_data=tmp_path / "profile").stdout
+    lefts = [int(v) for v in dom.split('data-label-lefts="')[1].split('"')[0].split(",")]
+    assert len(lefts) == 3 and long_name in dom
+    assert min(lefts) >= 0, lefts

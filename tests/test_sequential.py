@@ -126,7 +126,7 @@ def test_against_a_stored_baseline_only_the_candidate_is_generated_and_it_stops_
     candidate_only(project, ["b.json#base"], answers(set(scored_indices()[:40])))
     result = run(project, "-k", "mednli", "--clue-sequential", "--clue-sequential-look-every", "10")
     result.assert_outcomes(failed=1)
-    record = json.loads((project.path / "out/results/mednli/candidate-vs-b.base.json").read_text())
+    record = json.loads((project.path / "out/results/mednli/candidate-vs-base.json").read_text())
     assert record["verdict"] == "regressed" and record["sequential"]["samples_used"] < 50
     session = json.loads((project.path / "out/clue-session.json").read_text())
     assert "base" not in session["loads"] and session["generated"]["candidate"] == record["n"]

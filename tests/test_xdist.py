@@ -40,7 +40,7 @@ def two_pairs(pytester: pytest.Pytester) -> pytest.Pytester:
         "".join(json.dumps(r) + "\n" for r in mednli_records())
     )
     pytester.makepyfile(test_mednli=_benchmark("test_mednli.py"))
-    pytester.makeini("[pytest]\nclue_max_identical_share = 1\n")
+    pytester.makeini("[pytest]\n")
     pytester.makeconftest(RECORD_GPUS)
     matrix = ""
     for k, pair in enumerate(("a", "b")):

@@ -23,6 +23,13 @@ from clue.models import ModelSpec
 from clue.store import GenerationStore
 from clue.types import Generation, GenerationSettings, Prompt
 
+# fixed text, no data set's: what the weights-took-effect check feeds every model (clue/session.py)
+PROBE_PROMPTS = (
+    "The patient is a 67 year old man who presented with",
+    "Discharge diagnosis:",
+    "Question: What are the side effects of metformin?\nAnswer:",
+)
+
 
 class TransformersBackend:
     per_sample_outputs = False
@@ -104,6 +111,20 @@ class TransformersBackend:
             "chat_template": self.chat.template_sha256,
             "stop_token_ids": list(self.chat.stop_token_ids),
         }
+
+    def probe(self) -> str:
+        """sha256 of the next-token logits on PROBE_PROMPTS, bit for bit: two models with the same digest compute
+        the same function (an adapter or new weights that changed nothing), while a dtype conversion or a real
+        fine-tune changes the logits even where the greedy outputs stay the same. Loads the weights."""
+        import hashlib
+
+        model = self._ensure_model()
+        digest = hashlib.sha256()
+        with self._torch.inference_mode():
+            for text in PROBE_PROMPTS:
+                ids = self._torch.tensor([self.chat.encode(text)], device=self.device)
+                digest.update(model(input_ids=ids).logits[0, -1].float().cpu().numpy().tobytes())
+        return digest.hexdigest()
 
     @property
     def system_folded(self) -> bool:

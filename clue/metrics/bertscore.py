@@ -87,8 +87,8 @@ def limit_tokenizer_to_positions(tokenizer: object, model: object) -> None:
         tokenizer.model_max_length = positions  # type: ignore[attr-defined]
 
 
-def metric_specs(config: BertScoreConfig) -> tuple[MetricSpec, ...]:
-    fp = config.fingerprint()
+def metric_specs(fp: dict[str, str]) -> tuple[MetricSpec, ...]:
+    """The metrics, with `fp` (Scorers.bertscore_fingerprint: the configuration and the model files' digest)."""
     return (
         # raw BERTScore F1 varies ~5x less per sample than ROUGE (SD ~0.04 vs ~0.2): a margin of the same practical
         # size is ~5x smaller (README: margins)

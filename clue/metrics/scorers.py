@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from clue.fingerprint import file_sha256, folder_fingerprint, memo_key, package_version
 from clue.metrics.bertscore import BertScoreConfig, BertScorer
 from clue.metrics.umls import EntityExtractor, ScispacyConfig
+from clue.store import canonical
 
 if TYPE_CHECKING:
     from clue.store import GenerationStore
@@ -32,6 +34,7 @@ class Scorers:
     # first use and gives its layer; None: bertscore_config.model is loaded as named
     bertscore_build: Callable[[], tuple[Path, int]] | None = None
     memo_hits: int = 0
+    _fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def bertscore_pairs(self, candidates: Sequence[str], references: Sequence[str]) -> list[tuple[float, float, float]]:
         """(P, R, F1) per pair: memoised values where the store has them, the BERTScore model only for the rest."""
@@ -125,7 +128,37 @@ class Scorers:
             self._umls = ScispacyExtractor(prepare_offline_config(self.umls_config, self.cache_dir))
         return self._umls
 
+    def bertscore_fingerprint(self) -> dict[str, str]:
+        """The BERTScore metric's fingerprint in results and baselines: the configuration and, for a local folder
+        (or the built stand-in), a digest of its files' contents, so a baseline scored with another model of the
+        same name is refused with that difference named."""
+        if "bertscore" not in self._fingerprints:  # once per session: a model folder is hashed once
+            fingerprint = self.bertscore_config.fingerprint()
+            folder = self._bertscore_location()
+            if folder.is_dir():
+                fingerprint["model_files_sha256"] = _digest(folder_fingerprint(folder, self.store))
+            self._fingerprints["bertscore"] = fingerprint
+        return dict(self._fingerprints["bertscore"])
+
     def umls_fingerprint(self) -> dict[str, Any]:
+        """The UMLS metric's fingerprint: the configuration and the contents of a local KB file or index folder
+        and of a local spaCy model folder (the "ruler" stand-in is built from the KB: its hash covers it)."""
         if self.umls_config is None:
             return {}
-        return {"spacy_model": self.umls_config.spacy_model, "linker": self.umls_config.linker}
+        if "umls" in self._fingerprints:
+            return dict(self._fingerprints["umls"])
+        config = self.umls_config
+        fingerprint: dict[str, Any] = {"spacy_model": config.spacy_model, "linker": config.linker}
+        for key, value in (("linker", config.linker), ("spacy_model", config.spacy_model)):
+            location = Path(value)
+            if location.is_file():
+                fingerprint[f"{key}_sha256"] = file_sha256(location, self.store)
+            elif location.is_dir():
+                fingerprint[f"{key}_files_sha256"] = _digest(folder_fingerprint(location, self.store))
+        self._fingerprints["umls"] = fingerprint
+        return dict(fingerprint)
+
+
+def _digest(files: dict[str, str]) -> str:
+    """One hash over a folder's file names and content hashes."""
+    return hashlib.sha256(canonical(files).encode()).hexdigest()

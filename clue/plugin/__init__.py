@@ -30,7 +30,7 @@ from clue.plugin import xdist
 from clue.plugin.options import add_options, resolve
 from clue.report import junit
 from clue.report import results as results_report
-from clue.report.model import sequential_text
+from clue.report.model import diagnostic_lines, sequential_text
 from clue.report.render import write_reports
 from clue.session import ClueSession
 from clue.tasks import get_task
@@ -308,6 +308,8 @@ def _case_record(record: dict[str, Any], path: Path) -> dict[str, Any]:
         "n": record["n"],
         "results_json": str(path),
         "identical_outputs": record.get("identical_outputs"),
+        "diagnostics": diagnostic_lines(record),
+        "weights_check": record.get("weights_check"),
         "sequential": record.get("sequential"),
         "headline": record.get("headline"),
         "metrics": metrics,
@@ -443,9 +445,8 @@ class ResultsCollector:
             if row.get("sequential"):
                 stop = row["sequential"]
                 tr.write_line(f"    sequential: {sequential_text(stop)} (nominal level {stop['nominal_alpha']:.2g})")
-            identical = row.get("identical_outputs")
-            if identical and identical.get("failed"):
-                tr.write_line(f"    outputs identical to the base on {identical['n']} of {identical['of']} samples")
+            for note in row.get("diagnostics") or []:
+                tr.write_line(f"    note: {note}")
         stats = self.stats()
         if stats["loads"] or stats["reused"]:
             names = sorted(set(stats["loads"]) | set(stats["reused"]))
@@ -484,14 +485,14 @@ def save_baseline(path: Path, rows: list[dict[str, Any]]) -> tuple[Path, int]:
 
 
 def _annotations(rows: list[dict[str, Any]]) -> list[str]:
-    """GitHub Actions workflow commands: an error annotation per regressed case (or one whose outputs are its
+    """GitHub Actions workflow commands: an error annotation per regressed case (or one whose weights are its
     base's), a warning per inconclusive one, so verdicts show in the run's summary and on the pull request, not
     only in a passed test's log."""
     out = []
     for row in rows:
-        identical = bool((row.get("identical_outputs") or {}).get("failed"))
-        verdict = "identical outputs" if identical else str(row.get("verdict"))
-        level = "error" if identical else {"regressed": "error", "inconclusive": "warning"}.get(verdict)
+        same = row.get("weights_check") == "identical"
+        verdict = "weights not applied" if same else str(row.get("verdict"))
+        level = "error" if same else {"regressed": "error", "inconclusive": "warning"}.get(verdict)
         if level is None:
             continue
         title = _escape(f"clue {row['task']} [{row['case']}]: {verdict}", title=True)

@@ -47,7 +47,7 @@ def is_repetition_loop(text: str) -> bool:
 
 
 def output_flags(generation: Generation, score: SampleScore, detail: Mapping[str, Any]) -> list[str]:
-    flags = []
+    flags = list(score.flags)
     if generation.error:
         flags.append("generation_error")
     if not generation.text.strip():

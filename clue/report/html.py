@@ -94,7 +94,11 @@ def delta_plot(report: Report) -> str:
     lo, hi = min(lows), max(highs)
     pad = max((hi - lo) * 0.08, 0.01)
     lo, hi = lo - pad, hi + pad
-    left, width, row_h, top = 260, 620, 26, 30
+    labels = [f"{c.task} · {c.model} ({c.metric})" for c in cells]
+    # the labels are right-aligned against the plot: the margin grows with the longest (12 px text is at most
+    # ~7.5 px a character in the sans-serif fonts browsers fall back to), so no label is clipped at the left edge
+    left = max(260, round(7.5 * max(len(label) for label in labels)) + 16)
+    width, row_h, top = 620, 26, 30
     height = top + row_h * len(cells) + 46
 
     def x(v: float) -> float:
@@ -118,11 +122,10 @@ def delta_plot(report: Report) -> str:
                 f'stroke-dasharray="4 3"/><text x="{x(-m) - 3:.1f}" y="{top - 14}" font-size="11" '
                 f'text-anchor="end" fill="#c0392b">−margin {m:g}</text>'
             )
-    for i, c in enumerate(cells):
+    for i, (c, label) in enumerate(zip(cells, labels, strict=True)):
         y = top + row_h * i + row_h / 2
         assert c.delta_ci is not None and c.delta is not None
         color = STROKES.get(c.verdict, "#555")
-        label = f"{c.task} · {c.model} ({c.metric})"
         out.append(f'<text x="{left - 8}" y="{y + 4:.1f}" font-size="12" text-anchor="end">{escape(label)}</text>')
         out.append(
             f'<line class="whisker" x1="{x(c.delta_ci[0]):.1f}" y1="{y:.1f}" x2="{x(c.delta_ci[1]):.1f}" '
@@ -270,6 +273,18 @@ def provenance_section(report: Report) -> str:
     return "".join(items)
 
 
+def diagnostics_section(report: Report) -> str:
+    """Per case: outputs identical to the base's, few-shot copies, floor or ceiling (information, not verdicts)."""
+    if not report.diagnostics:
+        return ""
+    items = "".join(
+        f"<li>{escape(row)} on {escape(task)}: {escape('; '.join(notes))}</li>"
+        for (row, task), notes in report.diagnostics.items()
+    )
+    intro = "<h2>Diagnostics</h2><p>Information beside the verdicts; none of it fails a case.</p>"
+    return f'{intro}<ul id="diagnostics">{items}</ul>'
+
+
 def sequential_section(report: Report) -> str:
     """Where --clue-sequential stopped each case: its CI and verdict are at that look's nominal level."""
     if not report.sequential:
@@ -307,7 +322,7 @@ def render_html(report: Report) -> str:
 {report.confidence:.0%} CI. Cells are coloured by verdict (higher is better for every primary metric).</p>
 {headline}
 <p class="legend">{legend}</p>
-{not_run_section(report)}<h2>Summary</h2>{summary_table(report)}{sequential_section(report)}
+{not_run_section(report)}<h2>Summary</h2>{summary_table(report)}{sequential_section(report)}{diagnostics_section(report)}
 <h2>Difference to the base model</h2>{delta_plot(report)}
 <h2>All metrics</h2><p>Gated metrics decide the test case; a case with several is tested as one claim (Holm's
 procedure: each regression p-value is compared with the level shown). MDE: the smallest change this comparison finds

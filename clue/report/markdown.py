@@ -43,5 +43,8 @@ def render_markdown(report: Report) -> str:
             "\n**Sequential gate** (--clue-sequential): "
             + "; ".join(f"{row} on {task}: {sequential_text(stop)}" for (row, task), stop in report.sequential.items())
         )
+    if report.diagnostics:
+        lines.append("\n**Diagnostics** (information, not verdicts):")
+        lines += [f"- {row} on {task}: {'; '.join(notes)}" for (row, task), notes in report.diagnostics.items()]
     lines.append(f"\nCI: {report.confidence:.0%}. Details: index.html, next to this file.")
     return "\n".join(lines) + "\n"

@@ -73,8 +73,9 @@ class Report:
     strict: bool = False  # --clue-strict: inconclusive cases failed this run
     interrupted: bool = False  # Ctrl-C or SIGTERM: not every selected case finished
     flip_totals: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (lost, gained), all of them
-    # (row, task) -> (identical, of): cases failed because the outputs were the base's (--clue-max-identical-share)
-    identical: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    # (row, task) -> one line each of what the run's outputs say beside the verdict: identical to the base's, copies
+    # of a few-shot answer, both sides at the floor or ceiling (information: none of these fails a case)
+    diagnostics: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     # (row, task) -> where --clue-sequential stopped the case (look, samples used of available, boundary, level)
     sequential: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
@@ -111,10 +112,6 @@ class Report:
                 if c.verdict == "inconclusive"
             ]
         failing += [
-            f"{row} on {task}: outputs identical to the base on {n} of {of} samples (adapter or weights not applied?)"
-            for (row, task), (n, of) in self.identical.items()
-        ]
-        failing += [
             f"{n['model']} on {n['task']}: error ({n['reason']})" for n in self.not_run if n["status"] == "error"
         ]
         skipped = [
@@ -139,6 +136,21 @@ class Report:
         return [
             c for t in self.tasks for m in self.models if (c := self.cells.get((m, t.name))) and c.delta is not None
         ]
+
+
+def diagnostic_lines(record: Mapping[str, Any]) -> list[str]:
+    """What a results record says beside its verdict, one sentence each (the report, the summary, the terminal)."""
+    lines = []
+    identical = record.get("identical_outputs") or {}
+    if identical.get("n"):
+        what = "baseline" if record.get("base_kind") == "baseline" else "base"
+        lines.append(f"outputs identical to the {what} on {identical['n']} of {identical['of']} samples")
+    copies = record.get("few_shot_copies") or {}
+    if copies.get("n"):
+        lines.append(f"{copies['n']} of {copies['of']} outputs copy a few-shot example's answer")
+    if record.get("floor_ceiling"):
+        lines.append(str(record["floor_ceiling"]))
+    return lines
 
 
 def sequential_text(stop: Mapping[str, Any]) -> str:
@@ -260,9 +272,9 @@ def _add_record(
     report.flag_counts[key] = counts
     if r.get("sequential"):
         report.sequential[key] = dict(r["sequential"])
-    identical = r.get("identical_outputs") or {}
-    if identical.get("failed"):
-        report.identical[key] = (identical["n"], identical["of"])
+    notes = diagnostic_lines(r)
+    if notes:
+        report.diagnostics[key] = notes
     # a stored baseline has scores, not outputs: flips are shown against a base model of this run only
     live_base = r.get("base_model") and r.get("base_kind", "model") == "model"
     base = by_key.get((r["base_model"], r["task"])) if live_base else None

@@ -35,7 +35,6 @@ def result_record(
     resamples: int,
     seed: int,
     case: str | None = None,
-    max_identical_share: float = 1.0,
     sequential: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The results JSON of one case (task x model, and what it is compared with). Sample ids are hashed and no
@@ -55,14 +54,13 @@ def result_record(
         "base_model": outcome.base if outcome else None,
         "base_kind": outcome.kind if outcome else None,  # "model" (generated in this run) or "baseline" (stored)
         "verdict": outcome.verdict if outcome else "reference",
-        "identical_outputs": {
-            "n": outcome.identical,
-            "of": outcome.n,
-            "failed": outcome.identical_outputs(max_identical_share) is not None,
-        }
-        if outcome
-        else None,
+        "identical_outputs": {"n": outcome.identical, "of": outcome.n} if outcome else None,
         "n": result.n,
+        # outputs that repeat a few-shot answer (None: the task has no shots, or its answers are a few labels)
+        "few_shot_copies": {"n": sum("copies_few_shot" in s.flags for s in result.samples), "of": result.n}
+        if task.detects_shot_copies and task.n_shots
+        else None,
+        "floor_ceiling": outcome.floor_ceiling if outcome else None,
         "parse_failures": sum(not s.parse_ok for s in result.samples),
         "truncated_samples": sum(g.truncated_tokens > 0 for g in result.generations),
         "failed_generations": sum(g.error is not None for g in result.generations),

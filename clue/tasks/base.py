@@ -75,6 +75,19 @@ class Task(ABC):
         """What defines this task's measurement besides its data, decoding and metrics (a baseline must match)."""
         return {"version": self.protocol_version, "n_shots": self.n_shots, "max_new_tokens": self.max_new_tokens}
 
+    # whether an output equal to a few-shot answer says anything: not where every answer is one of a few labels
+    detects_shot_copies: ClassVar[bool] = True
+
+    def copies_shot(self, shots: Sequence[Sample], generation: Generation, score: SampleScore) -> bool:
+        """Whether the output repeats a few-shot example's answer (whitespace and case aside): real small models do
+        this constantly, and a copied answer can score well while measuring nothing about the sample."""
+        text = " ".join(strip_reasoning(generation.text).split()).casefold()
+        return bool(text) and any(" ".join(self.render_answer(s).split()).casefold() == text for s in shots)
+
+    def shot_balance(self, shots: Sequence[Sample]) -> dict[str, int] | None:
+        """For tasks with a few labels: how many few-shot examples carry each (recorded in the provenance)."""
+        return None
+
     def detail(self, sample: Sample, score: SampleScore) -> dict[str, Any]:
         """Structured, text-free facts about one answer for the report (parsed label, missing codes, ...)."""
         return {"parsed": score.parsed, "gold": sample.reference} if isinstance(score.parsed, str | None) else {}

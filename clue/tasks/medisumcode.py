@@ -8,6 +8,7 @@ are parsed and scored.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,11 @@ class MeDiSumCode(Task):
     def render_answer(self, sample: Sample) -> str:
         # MIMIC's dotless codes, as CLUE shows them
         return ANSWER_PREFIX + ", ".join(sample.reference)
+
+    def copies_shot(self, shots: Sequence[Sample], generation: Generation, score: SampleScore) -> bool:
+        """The same ICD-10 code set as a shot's answer (in any order or format), not only the same text."""
+        codes = set(score.parsed or [])
+        return bool(codes) and any(codes == set(s.reference) for s in shots)
 
     def truncatable(self, sample: Sample) -> str | None:
         return str(sample.fields["text"])

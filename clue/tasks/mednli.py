@@ -7,6 +7,8 @@ and parse trees we do not need). Prompts follow CLUE's eval_mednli.py.
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from clue.errors import DataError
@@ -39,6 +41,7 @@ class MedNLI(Task):
     n_shots = 3
     max_new_tokens = 20
     data_files = ("mli_test_v1.jsonl",)
+    detects_shot_copies = False  # every answer is one of three labels, as every shot's is
     system_prompt = (
         "You are a highly skilled assistant, specifically trained to assist medical professionals. You will "
         "receive two sentences, labeled 'SENTENCE_1' and 'SENTENCE_2', respectively. Your task is to determine the "
@@ -71,6 +74,11 @@ class MedNLI(Task):
     def render_user(self, sample: Sample) -> str:
         # CLUE's user_prompt_template, leading and trailing newline included
         return f"\nSENTENCE_1: {sample.fields['sentence1']}\nSENTENCE_2: {sample.fields['sentence2']}\n"
+
+    def shot_balance(self, shots: Sequence[Sample]) -> dict[str, int]:
+        """Labels of the three few-shot examples: a seeded draw may give one label twice or thrice, which a small
+        model then favours; the provenance shows it."""
+        return dict(sorted(Counter(str(s.reference) for s in shots).items()))
 
     def render_answer(self, sample: Sample) -> str:
         # the label as written in the data file ("entailment"), as CLUE's assistant_response_template renders it

@@ -23,7 +23,7 @@ class TextTask(Task):
         return str(sample.reference)
 
     def metrics(self, scorers: Scorers) -> tuple[MetricSpec, ...]:
-        specs = rouge.metric_specs(scorers.rouge_stemmer) + bertscore.metric_specs(scorers.bertscore_config)
+        specs = rouge.metric_specs(scorers.rouge_stemmer) + bertscore.metric_specs(scorers.bertscore_fingerprint())
         if self.uses_umls and scorers.umls_config is not None:
             specs += umls.metric_specs(scorers.umls_fingerprint())
         return specs
