@@ -71,6 +71,9 @@ class ModelSpec:
     build: str | None = None
     seed: int = 0
     adapter: str | None = None  # LoRA adapter folder, applied on top of `path`
+    # false: the chat template has no system role (some Mistral and Gemma templates raise on one); the system prompt
+    # is merged into the first user turn, as CLUE's 2024 scripts did for such models
+    system_role: bool = True
     # stored baselines (`FILE` or `FILE#MODEL`, absolute) this model is gated against, each in its own test case
     baselines: tuple[str, ...] = ()
     # vllm

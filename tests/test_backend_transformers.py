@@ -84,9 +84,18 @@ def test_chat_template_override_and_system_folding(tmp_path: Path, tiny_model_di
         "[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}[assistant]"
     )
     spec = ModelSpec("tiny", path=str(tiny_model_dir), chat_template=str(template))
+    # without system_role = false: an error naming the model and the setting, before anything is generated
+    rejects = r"model 'tiny': its chat template rejects a system turn .*system_role = false"
+    with pytest.raises(ConfigError, match=rejects):
+        TransformersBackend.check(spec, str(tiny_model_dir))
+    with pytest.raises(ConfigError, match="set system_role = false in its matrix entry"):
+        TransformersBackend(spec, str(tiny_model_dir))
+    spec = ModelSpec("tiny", path=str(tiny_model_dir), chat_template=str(template), system_role=False)
+    TransformersBackend.check(spec, str(tiny_model_dir))
     b = TransformersBackend(spec, str(tiny_model_dir))
     ids, _, error = b.fit(prompt("x", "Hello"))
     assert error is None and b.system_folded
+    assert b.fingerprint(GenerationStore(tmp_path / "s.sqlite3"))["system_role"] is False
     assert b.tokenizer.decode(ids).startswith("[user] You are a coder.\n\nHello")
     assert b.describe()["system_prompt_folded_into_user_turn"] is True
 

@@ -18,8 +18,10 @@ from clue.metrics.scorers import Scorers
 from clue.tasks import get_task
 from clue.tasks.base import split_reasoning
 from clue.tasks.longhealth import parse_choice_lenient
-from clue.types import Generation, Sample
-from tests.conftest import REPO
+from clue.types import ChatMessage, Generation, Sample
+from tests.conftest import FIXTURE_DATA, REPO
+
+pytest_plugins = ["pytester"]
 
 CONFORMANCE = (REPO / "docs" / "conformance.md").read_text(encoding="utf-8")
 DIFFERENCES = set(re.findall(r"^### (D\d+)\b", CONFORMANCE, re.MULTILINE))
@@ -48,6 +50,17 @@ MEDNLI = [
     ("", "NEUTRAL", 0, None, None),
     ("I cannot tell.", "ENTAILMENT", 0, None, None),
     ("CONTRADICTION", "NEUTRAL", 0, None, None),
+    # plural and embedded forms: the reference finds the label as a substring of the upper-cased answer (clue
+    # required whole words until the reference's current commit was checked: these scored 0)
+    ("Both statements are entailments.", "ENTAILMENT", 1, None, None),
+    (
+        "The second sentence is a contradiction of the first; the label is contradictions.",
+        "CONTRADICTION",
+        1,
+        None,
+        None,
+    ),
+    ("There is neutrality between them", "NEUTRAL", 1, None, None),
     # two labels named: the reference finds the gold label once and counts it right, whichever it is
     ("ENTAILMENT, not CONTRADICTION", "CONTRADICTION", 1, "D5", 0),
     ("ENTAILMENT, not CONTRADICTION", "ENTAILMENT", 1, "D5", 0),
@@ -67,6 +80,54 @@ def test_mednli_accuracy(output: str, gold: str, reference: int, difference: str
     sample = Sample("s", {"sentence1": "a", "sentence2": "b", "gold_label": gold.lower()}, gold)
     value = task.score(sample, generation(output)).scores["accuracy"]
     check(output, value, float(reference), difference, None if clue_expected is None else float(clue_expected))
+
+
+REFERENCE_COMMIT = "2de4314cfaf2651a362a2df2ac8336ca0937ea52"
+# sha256 of json.dumps(chat) for the first scored prompt of the fixture data, as TIO-IKIM/CLUE at REFERENCE_COMMIT
+# builds it (eval_mednli.py: random.seed(1) shuffle, build_few_shot_examples + build_model_input from eval/utils.py;
+# eval_LongHealth.py: [{"role": "system", "content": sys_prompt}, {"role": "user", "content": prompt_template
+# .format(...)}] on the documents clue kept). Computed once from that commit's code, which is not copied here.
+REFERENCE_CHATS = {
+    "mednli": "c470391a963585969b5e23443d9d203e7fe7a81e79207807353cb61155bf45f9",
+    "longhealth_task1": "fc4e0be36083be14075f4aaa1b670c788f7c6eab4d25c5ed14e6f0682c427459",
+    "longhealth_task2": "12722ce26f73781439c9b181e3c4f073f9dc3ba0ca910e0333c32d473e8f3149",
+    "longhealth_task3": "6ccc4ee2094360f7fe26ee461564cd824cd723ae85562e8c1d45c96f2842e104",
+}
+
+
+def _chat_sha256(messages: tuple[ChatMessage, ...]) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps([{"role": m.role, "content": m.content} for m in messages]).encode()).hexdigest()
+
+
+def test_mednli_prompt_is_the_references_byte_for_byte() -> None:
+    """Before: clue's system prompt said "receive" where eval_mednli.py says "recieve"; a corrected typo still
+    changes every prompt."""
+    task = get_task("mednli")
+    shots, scored = task.split(task.load(FIXTURE_DATA / "mednli/mli_test_v1.jsonl"), 1)
+    prompt = task.build_prompt(scored[0], shots)
+    assert [m.role for m in prompt.messages] == ["system", "user", "assistant"] * 1 + ["user", "assistant"] * 2 + [
+        "user"
+    ]
+    assert "You will recieve two sentences" in prompt.messages[0].content
+    assert _chat_sha256(prompt.messages) == REFERENCE_CHATS["mednli"]
+
+
+@pytest.mark.parametrize("name", ["longhealth_task1", "longhealth_task2", "longhealth_task3"])
+def test_longhealth_sends_a_system_and_a_user_turn_as_the_reference(name: str) -> None:
+    """Before: one user turn, the system prompt concatenated with the question prompt (CLUE's 2024
+    run_LongHealth.sh without --model_has_system). eval_LongHealth.py since the vLLM rewrite sends the system prompt
+    as its own turn for all three sub-tasks."""
+    task = get_task(name)
+    prompt = task.fit_prompt(task.load(FIXTURE_DATA / "longhealth/benchmark_v5.json")[0], None)
+    assert [m.role for m in prompt.messages] == ["system", "user"]
+    assert _chat_sha256(prompt.messages) == REFERENCE_CHATS[name]
+
+
+def test_the_conformance_document_pins_the_reference_commit() -> None:
+    assert REFERENCE_COMMIT in CONFORMANCE.split("\n## ")[0]
 
 
 def test_mednli_few_shot_turns_show_the_label_as_written_in_the_file() -> None:
@@ -313,3 +374,33 @@ def test_every_listed_difference_has_a_reason_and_a_measured_effect() -> None:
         title = section.splitlines()[0]
         for part in ("**Reference:**", "**clue:**", "**Why:**", "**Effect:**"):
             assert part in section, f"{title}: {part} missing"
+
+
+NO_SYSTEM = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}[assistant]"
+)
+
+
+def test_a_template_without_a_system_role_is_a_start_up_error_unless_the_entry_says_so(
+    pytester: pytest.Pytester, tiny_model_dir: Path
+) -> None:
+    """Before: a template that rejects a system turn was folded silently, per prompt, mid-run (and never recorded in
+    the store key). Now it stops the run at start-up naming the model and `system_role = false`; with the setting,
+    the system prompt is merged into the first user turn and the run goes through."""
+    from tests.test_plugin import make_project, run
+
+    project = make_project(pytester)
+    (project.path / "nosystem.jinja").write_text(NO_SYSTEM)
+    entry = f'[models.mistral-like]\npath = "{tiny_model_dir}"\nchat_template = "nosystem.jinja"\n'
+    (project.path / "models.toml").write_text(entry)
+    result = run(project, "-k", "mednli")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*model 'mistral-like': its chat template rejects a system turn (System role not supported); set "
+         "system_role = false in its matrix entry*"]
+    )  # fmt: skip
+    (project.path / "models.toml").write_text(entry + "system_role = false\n")
+    run(project, "-k", "mednli", "--clue-limit", "3").assert_outcomes(passed=1)
+    record = (project.path / "out/results/mednli/mistral-like.json").read_text()
+    assert '"system_prompt_folded_into_user_turn": true' in record and '"system_role": false' in record

@@ -34,7 +34,7 @@ def gen(sample_id: str, text: str) -> Generation:
         ("ENTAILMENT or NEUTRAL", None),
         ("ENTAILMENT, not CONTRADICTION", None),  # CLUE scored this right for either gold label
         ("", None),
-        ("NONENTAILMENT", None),
+        ("NONENTAILMENT", "ENTAILMENT"),  # a substring, as CLUE's compute_metrics finds labels
         ("I cannot tell", None),
     ],
 )

@@ -75,12 +75,13 @@ class ChatTokenizer:
                 raise ConfigError(f"model {spec.name!r}: cannot load config from {location}: {exc}") from None
             if context is None:
                 context = getattr(config, "max_position_embeddings", None) or self.tokenizer.model_max_length
-            stored = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+            stored = getattr(config, "dtype", None)
             self.config_dtype = None if stored is None else str(stored).removeprefix("torch.")
         self.context = int(context)
         self.stop_token_ids = self._stop_token_ids()
-        self.system_folded = False
+        self.system_folded = not spec.system_role
         self._counts: dict[bytes, int] = {}
+        self.render((ChatMessage("system", "s"), ChatMessage("user", "u")))  # a template error now, not mid-run
 
     def _check_hub(self, spec: ModelSpec, location: str) -> None:
         """One quick request must reach the hub for a hub id; if none can, the local Hugging Face cache is used
@@ -131,24 +132,17 @@ class ChatTokenizer:
 
     # -- rendering ----------------------------------------------------------------------------------------------
     def chat(self, messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
-        """The chat as role/content dicts, with the system turn folded in when the template has no system role
-        (discovered by render(), which fit() has run on these messages)."""
-        chat = as_dicts(messages)
-        return _fold_system(chat) if self.system_folded else chat
+        """The chat as role/content dicts, the system turn merged into the first user turn for an entry with
+        `system_role = false` (a template without a system role)."""
+        return as_chat(messages, not self.system_folded)
 
     def render(self, messages: Sequence[ChatMessage]) -> str:
-        chat = as_dicts(messages)
-        if self.system_folded:
-            chat = _fold_system(chat)
+        chat = as_chat(messages, not self.system_folded)
         try:
             text: str = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
             return text
         except Exception as exc:  # jinja raises TemplateError (e.g. "roles must alternate") for system turns
-            if self.system_folded or chat[0]["role"] != "system":
-                raise ConfigError(f"model {self.spec.name!r}: chat template failed: {exc}") from None
-            # templates without a system role: CLUE folds the system prompt into the first user turn
-            self.system_folded = True
-            return self.render(messages)
+            raise ConfigError(template_error(self.spec.name, exc, system=chat[0]["role"] == "system")) from None
 
     def encode(self, text: str) -> list[int]:
         ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -209,6 +203,54 @@ class ChatTokenizer:
             if len(ids) <= budget:
                 return Fitted(ids, tuple(messages), removed)
         return Fitted([], prompt.messages, 0, f"could not fit the prompt into {budget} tokens")
+
+
+def template_error(name: str, exc: Exception, *, system: bool) -> str:
+    """The message for a chat template that raised: with a system turn, the setting that merges it away."""
+    if system:
+        return (
+            f"model {name!r}: its chat template rejects a system turn ({exc}); set system_role = false in its "
+            "matrix entry to merge the system prompt into the first user turn, as CLUE's 2024 scripts did for such "
+            "models"
+        )
+    return f"model {name!r}: chat template failed: {exc}"
+
+
+def check_template(spec: ModelSpec, location: str) -> None:
+    """Start-up: render a system and a user turn with a local model's chat template (the entry's file, the
+    folder's chat_template.jinja or tokenizer_config.json), without loading the tokenizer; a hub id or a GGUF
+    file is checked when its tokenizer loads, still before any generation."""
+    import json
+
+    folder = Path(location)
+    template: str | None = None
+    if spec.chat_template:
+        template = Path(spec.chat_template).read_text(encoding="utf-8")
+    elif (folder / "chat_template.jinja").is_file():
+        template = (folder / "chat_template.jinja").read_text(encoding="utf-8")
+    elif (folder / "tokenizer_config.json").is_file():
+        try:
+            found = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template")
+        except (OSError, ValueError):
+            return  # the tokenizer's own load says what is wrong with the file
+        template = found if isinstance(found, str) else None
+    if not template:
+        return
+    try:
+        from transformers.utils.chat_template_utils import _compile_jinja_template
+    except ImportError:  # pragma: no cover - a transformers without it: checked when the tokenizer loads
+        return
+    chat = as_chat((ChatMessage("system", "s"), ChatMessage("user", "u")), spec.system_role)
+    try:
+        _compile_jinja_template(template).render(messages=chat, add_generation_prompt=True, bos_token="", eos_token="")
+    except Exception as exc:  # TemplateError from raise_exception, or any error the template's own code raises
+        raise ConfigError(template_error(spec.name, exc, system=spec.system_role)) from None
+
+
+def as_chat(messages: Sequence[ChatMessage], system_role: bool) -> list[dict[str, str]]:
+    """The chat as a model with (or, `system_role` false, without) a system role takes it."""
+    chat = as_dicts(messages)
+    return chat if system_role else _fold_system(chat)
 
 
 def as_dicts(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:

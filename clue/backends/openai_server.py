@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from clue.backends.base import failed_generation
-from clue.backends.chat import ChatTokenizer, as_dicts, fit_all
+from clue.backends.chat import ChatTokenizer, as_chat, check_template, fit_all
 from clue.errors import ClueError, ConfigError
 from clue.fingerprint import location_fingerprint
 from clue.models import ModelSpec
@@ -77,6 +77,9 @@ class OpenAIServerBackend:
                 f"model {spec.name!r}: with backend 'openai' the server applies adapters; serve the adapter under a "
                 "name (vllm serve --lora-modules NAME=PATH) and set served_name = NAME"
             )
+        tokenizer = spec.tokenizer or location
+        if tokenizer != "none":
+            check_template(spec, tokenizer)
 
     def __init__(self, spec: ModelSpec, location: str):
         if spec.base_url is None:  # pragma: no cover - ModelSpec validation prevents it
@@ -110,6 +113,7 @@ class OpenAIServerBackend:
             "model": self.served_name,
             "revision": self.spec.revision,
             "tokenizer": tokenizer,
+            "system_role": self.spec.system_role,
         }
 
     def describe(self) -> dict[str, Any]:
@@ -207,7 +211,7 @@ class OpenAIServerBackend:
         """(index, chat, prompt tokens, tokens removed) per request: prompts fitted to the tokenizer's context (one
         that cannot fit fails here, into `results`), or sent as they are without a tokenizer."""
         if self.chat is None:
-            return [(i, as_dicts(p.messages), 0, 0) for i, p in enumerate(prompts)]
+            return [(i, as_chat(p.messages, self.spec.system_role), 0, 0) for i, p in enumerate(prompts)]
         return [
             (i, self.chat.chat(fitted.messages), len(fitted.ids), fitted.removed)
             for i, fitted in fit_all(self.chat, prompts, results, on_result)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from clue.backends.base import failed_generation
-from clue.backends.chat import ChatTokenizer, fit_all
+from clue.backends.chat import ChatTokenizer, check_template, fit_all
 from clue.backends.weights import check_weights
 from clue.errors import ConfigError
 from clue.fingerprint import file_sha256, folder_fingerprint, location_fingerprint, package_version
@@ -40,6 +40,7 @@ class TransformersBackend:
         """Start-up checks that need no weights: a GGUF file's architecture and quantisation, an adapter's config,
         rank and base model (clue/backends/weights.py)."""
         check_weights(spec.name, location, spec.adapter, needs_peft=True)
+        check_template(spec, location)
 
     def __init__(self, spec: ModelSpec, location: str):
         """Loads the tokenizer and config only; weights load on the first prompt that is not in the store."""
@@ -109,6 +110,7 @@ class TransformersBackend:
             "dtype": self.dtype,
             "context": self.context,
             "chat_template": self.chat.template_sha256,
+            "system_role": self.spec.system_role,
             "stop_token_ids": list(self.chat.stop_token_ids),
         }
 

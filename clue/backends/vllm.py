@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from clue.backends.chat import ChatTokenizer, fit_all
+from clue.backends.chat import ChatTokenizer, check_template, fit_all
 from clue.backends.weights import check_weights, locate
 from clue.errors import ConfigError
 from clue.fingerprint import folder_fingerprint, location_fingerprint, package_version
@@ -129,6 +129,7 @@ class VLLMBackend:
     def check(spec: ModelSpec, location: str) -> None:
         """Start-up: an adapter's config, rank (within vLLM's maximum) and base model, a GGUF file's header."""
         check_weights(spec.name, location, spec.adapter, needs_peft=False)
+        check_template(spec, spec.tokenizer or location)
         if spec.adapter:
             _lora_rank(spec.adapter)
 
@@ -188,6 +189,7 @@ class VLLMBackend:
             "dtype": self.spec.dtype,
             "context": self.context,
             "chat_template": self.chat.template_sha256,
+            "system_role": self.spec.system_role,
             "stop_token_ids": list(self.chat.stop_token_ids),
         }
 

@@ -188,6 +188,7 @@ class LongHealthBase(Task):
     letters: ClassVar[str] = "ABCDEF"
     own_documents: ClassVar[bool] = False  # task 1: the patient's other documents fill the context
     max_prompt_tokens: int | None = REFERENCE_MAX_TOKENS  # None: the model's context only
+    protocol_version = 2  # 2: a system turn and a user turn, as CLUE's eval_LongHealth.py since the vLLM rewrite
     system_prompt = (
         "You are a highly skilled and detail-oriented assistant, specifically trained to assist medical "
         "professionals in interpreting and extracting key information from medical documents. Your primary "
@@ -260,14 +261,19 @@ class LongHealthBase(Task):
     def split(self, samples: Sequence[Sample], seed: int) -> tuple[list[Sample], list[Sample]]:
         return [], list(samples)  # no few-shot; keep the file's order so repetitions stay together
 
+    @property
+    def system_turn(self) -> str:
+        """The system turn as CLUE's eval_LongHealth.py sends it (its sys_prompt, leading and trailing newline)."""
+        return f"\n{self.system_prompt}\n"
+
     def render_user(self, sample: Sample, documents: Sequence[str] = ()) -> str:
-        """The one user turn, as CLUE's run_LongHealth.sh sends it (instruct models, no --model_has_system): the
-        system prompt and the question prompt concatenated, with the reference's leading and trailing newlines."""
+        """The user turn as CLUE's eval_LongHealth.py sends it since the vLLM rewrite: its prompt_template (leading
+        newline included) with the documents, the question and the options; the system prompt is its own turn."""
         options = "\n".join(f"{k}: {v}" for k, v in sample.fields["options"].items())
         body = USER_TEMPLATE.format(
             documents=SEPARATOR.join(documents), question=sample.fields["question"], options=options
         )
-        return f"\n{self.system_prompt}\n\n{body}"
+        return f"\n{body}"
 
     def render_answer(self, sample: Sample) -> str:
         return f"The correct answer is {sample.reference}: {sample.fields['options'][sample.reference]}"
@@ -282,12 +288,13 @@ class LongHealthBase(Task):
         docs = [*sample.fields["answer_docs"], *sample.fields["distractors"]]
         kept: list[str] = docs
         removed = 0
+        system = ChatMessage("system", self.system_turn)
         if counter is not None:
-            frame = (ChatMessage("user", self.render_user(sample)),)
+            frame = (system, ChatMessage("user", self.render_user(sample)))
             separator = counter.count(SEPARATOR)
             budget = counter.context - self.max_new_tokens - counter.count_prompt(frame) - 8  # 8: joins re-tokenise
-            if self.max_prompt_tokens:  # CLUE's cap counts the text's tokens, not the chat template's
-                budget = min(budget, self.max_prompt_tokens - counter.count(frame[0].content))
+            if self.max_prompt_tokens:  # CLUE's cap counts the text's tokens (both turns), not the chat template's
+                budget = min(budget, self.max_prompt_tokens - sum(counter.count(m.content) for m in frame))
             kept, used = [], 0
             for i, doc in enumerate(docs):
                 length = counter.count(doc)
@@ -306,7 +313,7 @@ class LongHealthBase(Task):
                 removed += sum(counter.count(d) for d in docs[i + 1 :])
                 break
         random.Random(f"shuffle/{self.name}/{sample.id}").shuffle(kept)
-        messages = (ChatMessage("user", self.render_user(sample, kept)),)
+        messages = (system, ChatMessage("user", self.render_user(sample, kept)))
         return Prompt(self.name, sample.id, messages, self.max_new_tokens, None, truncated_tokens=removed)
 
     def score(self, sample: Sample, generation: Generation) -> SampleScore:

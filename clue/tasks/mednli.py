@@ -18,18 +18,21 @@ from clue.tasks.base import Task, check_unique_ids, read_json_records, require_s
 from clue.types import Generation, MetricSpec, Sample, SampleScore
 
 LABELS = ("ENTAILMENT", "NEUTRAL", "CONTRADICTION")
-_LABEL = re.compile(r"\b(ENTAILMENT|NEUTRAL|CONTRADICTION)\b", re.IGNORECASE)
+# found anywhere in the upper-cased answer, as CLUE's compute_metrics finds them (re.findall(label.upper(), ...)):
+# "entailments" and "NEUTRALITY" name a label there, so they do here
+_LABEL = re.compile(r"ENTAILMENT|NEUTRAL|CONTRADICTION")
 
 
 def parse_label(text: str) -> str | None:
     """The one label the answer names, or None.
 
-    Accepts an answer that mentions exactly one of the three labels (any case, repeated or not). An answer that
-    names two different labels ("ENTAILMENT or NEUTRAL") or none is unparseable and scored wrong. CLUE counted an
-    answer right when the gold label appeared exactly once, so "ENTAILMENT, not CONTRADICTION" scored as
-    correct for either gold label; we do not.
+    A label is found as CLUE finds it: anywhere in the upper-cased answer, so plural and embedded forms count
+    ("Both statements are entailments"). The answer must name exactly one of the three labels (repeated or not):
+    one that names two ("ENTAILMENT or NEUTRAL") or none is unparseable and scored wrong. CLUE counted an answer
+    right when the gold label appeared exactly once, so "ENTAILMENT, not CONTRADICTION" scored as correct for
+    either gold label and "NEUTRAL. The answer is NEUTRAL." as wrong; we do not (docs/conformance.md, D5).
     """
-    found = {m.upper() for m in _LABEL.findall(strip_reasoning(text))}
+    found = set(_LABEL.findall(strip_reasoning(text).upper()))
     return found.pop() if len(found) == 1 else None
 
 
@@ -42,9 +45,11 @@ class MedNLI(Task):
     max_new_tokens = 20
     data_files = ("mli_test_v1.jsonl",)
     detects_shot_copies = False  # every answer is one of three labels, as every shot's is
+    protocol_version = 2  # 2: CLUE's system prompt verbatim ("recieve"), labels found as substrings
     system_prompt = (
         "You are a highly skilled assistant, specifically trained to assist medical professionals. You will "
-        "receive two sentences, labeled 'SENTENCE_1' and 'SENTENCE_2', respectively. Your task is to determine the "
+        # "recieve" as in CLUE's eval_mednli.py: a corrected typo would still change every prompt
+        "recieve two sentences, labeled 'SENTENCE_1' and 'SENTENCE_2', respectively. Your task is to determine the "
         "logical relation between the two sentences. Valid answers are: ENTAILMENT, NEUTRAL or CONTRADICTION."
     )
 
