@@ -17,11 +17,6 @@ if TYPE_CHECKING:
     from clue.models import ModelSpec
 
 
-def resolve_location(spec: ModelSpec, cache_dir: Path) -> str:
-    """Where the weights are: the entry's path, or the file or folder a builder writes (built on first use)."""
-    return built(spec, cache_dir).path or ""
-
-
 def built(spec: ModelSpec, cache_dir: Path) -> ModelSpec:
     """The entry with a builder's output in place of `build`: its path (and, for an adapter, its adapter)."""
     if spec.build is None:
