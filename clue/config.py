@@ -176,7 +176,12 @@ OPTIONS: tuple[_Opt, ...] = (
         type=int,
         metavar="N",
     ),
-    _Opt("batch_size", "prompts per generation batch (default 8)", type=int),
+    _Opt(
+        "batch_size",
+        "prompts per batch for a third-party engine that batches with padding (default 8); clue's own engines do "
+        "not use it: transformers runs each prompt alone, vLLM and servers schedule their own batches",
+        type=int,
+    ),
     _Opt(
         "cpu_threads",
         "torch threads for work on the CPU (generation, BERTScore). Default: OMP_NUM_THREADS if set (pytest -n "

@@ -3,14 +3,15 @@ stored one by one as they arrive, so an interrupted run resumes where it stopped
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from clue.backends.base import Backend
-from clue.fingerprint import generation_key
-from clue.store import GenerationStore
-from clue.types import Generation, GenerationSettings, Prompt
+from clue.backends.base import Backend, TokenCounter
+from clue.fingerprint import generation_key, memo_key
+from clue.store import GenerationStore, canonical
+from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
 
 
 @dataclass
@@ -76,24 +77,63 @@ class StoredRun:
         backend: Backend,
         settings: GenerationSettings,
         desc: str,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[int, int, int], None] | None = None,
     ) -> list[Generation]:
         """Run what is missing; every result is stored as it arrives (a failure as a failure: retried next run).
-        `progress(done, total)` is called after each new generation."""
+        `progress(done, total, tokens)` is called after each new generation (tokens: generated so far)."""
         missing = self.missing
-        done = 0
+        done = tokens = 0
 
         def keep(j: int, generation: Generation) -> None:
-            nonlocal done
+            nonlocal done, tokens
             i = missing[j]
             for twin in self.twins[self.keys[i]]:
                 self.outputs[twin] = replace(generation, sample_id=self.prompts[twin].sample_id)
             self.store.put(self.keys[i], self.model, self.prompts[i].task, generation)
             done += 1
+            tokens += generation.completion_tokens
             if progress is not None:
-                progress(done, len(missing))
+                progress(done, len(missing), tokens)
 
         if missing:
             backend.generate([self.prompts[i] for i in missing], settings, desc=desc, on_result=keep)
         assert all(o is not None for o in self.outputs)
         return [o for o in self.outputs if o is not None]
+
+
+class StoredCounter:
+    """A model's token counts answered from the store's memo, keyed by the model's fingerprint and the text: a run
+    whose prompts were all counted before (LongHealth budgets every document) loads no tokenizer. The model's own
+    counter is made on the first miss; new counts are written by `flush`, once per prompt build."""
+
+    def __init__(self, store: GenerationStore, fingerprint: Mapping[str, Any], make: Callable[[], TokenCounter | None]):
+        self.store, self.make = store, make
+        self.context = int(fingerprint["context"])
+        self._model = hashlib.sha256(canonical(fingerprint).encode()).hexdigest()
+        self._counter: TokenCounter | None = None
+        self._new: dict[str, int] = {}
+
+    def _lookup(self, what: str, payload: str, compute: Callable[[TokenCounter], int]) -> int:
+        key = memo_key({"token_count": 1, "model": self._model}, what, hashlib.sha256(payload.encode()).hexdigest())
+        if key in self._new:
+            return self._new[key]
+        found = self.store.memo_get([key]).get(key)
+        if isinstance(found, int):
+            return found
+        if self._counter is None:
+            self._counter = self.make()
+            assert self._counter is not None, "a backend with counts_from_store has a tokenizer"
+        self._new[key] = compute(self._counter)
+        return self._new[key]
+
+    def count(self, text: str) -> int:
+        return self._lookup("text", text, lambda counter: counter.count(text))
+
+    def count_prompt(self, messages: tuple[ChatMessage, ...]) -> int:
+        payload = canonical([[m.role, m.content] for m in messages])
+        return self._lookup("prompt", payload, lambda counter: counter.count_prompt(messages))
+
+    def flush(self) -> None:
+        if self._new:
+            self.store.memo_put(self._new)
+            self._new = {}

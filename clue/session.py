@@ -24,7 +24,7 @@ from clue.config import Settings
 from clue.errors import ClueError, ConfigError, DataError
 from clue.fingerprint import file_sha256, memo_key
 from clue.gate import gate_config, metric_scores
-from clue.generation import StoredRun
+from clue.generation import StoredCounter, StoredRun
 from clue.metrics import extra
 from clue.metrics.bertscore import BertScoreConfig
 from clue.metrics.extra import ExtraMetric
@@ -103,8 +103,8 @@ class ClueSession:
         self.reused: dict[str, int] = defaultdict(int)
         self.probes: dict[str, str] = {}  # model -> digest of its next-token logits on fixed prompts (weights check)
         self._store: GenerationStore | None = None
-        # (model, engine, done, total, seconds): set by the pytest plugin to show progress on the terminal
-        self.progress: Callable[[str, str, int, int, float], None] | None = None
+        # (model, engine, done, total, tokens, seconds): set by the pytest plugin to show progress on the terminal
+        self.progress: Callable[[str, str, int, int, int, float], None] | None = None
         self.scorers = Scorers(
             rouge_stemmer=settings.rouge_stemmer,
             bertscore_config=BertScoreConfig(
@@ -330,12 +330,13 @@ class ClueSession:
             backend = load_backend(spec, self.settings.cache_dir, self.models)
             self.backend_seconds += time.perf_counter() - began
             try:
-                self._backend_info[model] = backend.describe()
                 outputs = self._generate_with_store(model, backend, fixed) if fixed else []
                 for task, data in todo:
                     if task.name in gated:
                         self._generate_sequential(model, backend, task, data, gated[task.name])
             finally:
+                self._backend_info[model] = backend.describe()  # measured at the end: requests, retries, loads
+                self._stamp_backend(model)
                 self.loads[model] += backend.loads
                 began = time.perf_counter()
                 backend.close()
@@ -358,6 +359,13 @@ class ClueSession:
             start += len(data.scored)
             self._generations[(model, task.name)] = self._systematic_failure(model, task, chunk) or chunk
 
+    def _stamp_backend(self, model: str) -> None:
+        """The end-of-run provenance into results the sequential gate built while the model was generating."""
+        for key, result in list(self._results.items()):
+            if key[0] == model:
+                provenance = {**result.provenance, "backend": self._backend_info[model]}
+                self._results[key] = replace(result, provenance=provenance)
+
     def _sequential_cases(self, model: str, task: str) -> list[tuple[str, ModelSpec]]:
         """The selected cases gating `model` on `task` when the sequential gate applies: --clue-sequential, and the
         model is no selected case's live base (that case needs all of its outputs)."""
@@ -374,7 +382,7 @@ class ClueSession:
     ) -> None:
         """Generate the task in chunks of --clue-sequential-look-every units (whole clusters), look at every open
         case after each chunk, and stop when all of them have crossed a boundary or the data ran out."""
-        prompts = task.build_prompts(data.shots, data.scored, backend.token_counter())
+        prompts = self._build_prompts(backend, task, data)
         labels = [task.cluster_of(s) for s in data.scored]
         clusters = (
             None if all(c is None for c in labels) else [c or s.id for c, s in zip(labels, data.scored, strict=True)]
@@ -432,9 +440,18 @@ class ClueSession:
 
     def _generate_with_store(self, model: str, backend: Backend, todo: list[tuple[Task, TaskData]]) -> list[Generation]:
         """Prompts of all the model's tasks at once, through the store (StoredRun)."""
-        counter = backend.token_counter()
-        prompts = [p for task, data in todo for p in task.build_prompts(data.shots, data.scored, counter)]
+        prompts = [p for task, data in todo for p in self._build_prompts(backend, task, data)]
         return self._run_prompts(model, backend, prompts)
+
+    def _build_prompts(self, backend: Backend, task: Task, data: TaskData) -> list[Prompt]:
+        """The task's prompts for this model; where the backend allows, token counts come from the store's memo
+        (StoredCounter), so a run whose work is all stored loads no tokenizer."""
+        if not getattr(backend, "counts_from_store", False):
+            return task.build_prompts(data.shots, data.scored, backend.token_counter())
+        counter = StoredCounter(self.store, backend.fingerprint(self.store), backend.token_counter)
+        prompts = task.build_prompts(data.shots, data.scored, counter)
+        counter.flush()
+        return prompts
 
     def _run_prompts(self, model: str, backend: Backend, prompts: list[Prompt]) -> list[Generation]:
         """Generations of `prompts` through the store: stored ones reused, the rest generated and stored."""
@@ -461,11 +478,11 @@ class ClueSession:
                 f"{self.store.path} (first: {first.task}/{shown}); run once without --clue-rescore to generate them"
             )
         began = time.perf_counter()
-        engine = str(backend.describe().get("engine", self.models[model].backend))
+        engine = self.models[model].backend
 
-        def report(done: int, total: int) -> None:
+        def report(done: int, total: int, tokens: int) -> None:
             if self.progress is not None:
-                self.progress(model, engine, done, total, time.perf_counter() - began)
+                self.progress(model, engine, done, total, tokens, time.perf_counter() - began)
 
         try:
             outputs = run.generate(backend, settings, desc=f"{model}: generating", progress=report)

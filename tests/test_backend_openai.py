@@ -207,6 +207,8 @@ def test_plugin_run_against_a_server_that_dies_resumes_and_never_writes_the_key(
         resumed = run(pytester)
     resumed.assert_outcomes(passed=2)
     resumed.stdout.fnmatch_lines(["*generations reused from the store: base 30, candidate 0*"])
+    provenance = json.loads((pytester.path / "out/results/mednli/candidate.json").read_text())["provenance"]
+    assert provenance["backend"]["requests"] == 50  # counted when the run ended, not before the first request
     leaked = [f for f in pytester.path.rglob("*") if f.is_file() and SECRET.encode() in f.read_bytes()]
     assert leaked == []
     assert "Authorization" not in "".join(resumed.outlines) and SECRET not in "".join(resumed.outlines)

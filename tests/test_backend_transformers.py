@@ -89,7 +89,7 @@ def test_chat_template_override_and_system_folding(tmp_path: Path, tiny_model_di
     with pytest.raises(ConfigError, match=rejects):
         TransformersBackend.check(spec, str(tiny_model_dir))
     with pytest.raises(ConfigError, match="set system_role = false in its matrix entry"):
-        TransformersBackend(spec, str(tiny_model_dir))
+        _ = TransformersBackend(spec, str(tiny_model_dir)).chat  # the tokenizer loads lazily
     spec = ModelSpec("tiny", path=str(tiny_model_dir), chat_template=str(template), system_role=False)
     TransformersBackend.check(spec, str(tiny_model_dir))
     b = TransformersBackend(spec, str(tiny_model_dir))

@@ -18,11 +18,11 @@ from tests.test_plugin import answers, mednli_records, run, scored_indices
 
 pytest_plugins = ["pytester"]
 
-KILL_AFTER_BATCHES = """
+KILL_AFTER_PROMPTS = """
 import os
 from clue.backends.transformers import TransformersBackend
 
-_original = TransformersBackend._generate_batch
+_original = TransformersBackend._run_one
 _done = [0]
 
 def _dying(self, *args, **kwargs):
@@ -31,7 +31,7 @@ def _dying(self, *args, **kwargs):
     _done[0] += 1
     return _original(self, *args, **kwargs)
 
-TransformersBackend._generate_batch = _dying
+TransformersBackend._run_one = _dying
 """
 
 
@@ -44,13 +44,13 @@ def test_a_killed_run_resumes_to_the_results_of_an_uninterrupted_run(
     )
     pytester.makepyfile(test_mednli=(REPO / "benchmarks" / "test_mednli.py").read_text())
     pytester.makeini("[pytest]\n")
-    pytester.makeconftest(KILL_AFTER_BATCHES)
+    pytester.makeconftest(KILL_AFTER_PROMPTS)
     (pytester.path / "models.toml").write_text(
         f'[models.base]\npath = "{tiny_model_dir}"\n\n'
         f'[models.candidate]\npath = "{tiny_model_dir}"\ndtype = "bfloat16"\nbase = "base"\n'
     )
-    common = ("--clue-limit", "24", "--clue-batch-size", "4", "-k", "base")
-    monkeypatch.setenv("CLUE_TEST_KILL_AFTER", "3")  # dies while generating the 4th batch of 6
+    common = ("--clue-limit", "24", "-k", "base")
+    monkeypatch.setenv("CLUE_TEST_KILL_AFTER", "12")  # dies while generating the 13th prompt of 24
     killed = run(pytester, *common, subprocess=True)
     assert killed.ret == 137
     monkeypatch.delenv("CLUE_TEST_KILL_AFTER")
@@ -76,16 +76,17 @@ def test_a_sample_that_makes_the_engine_raise_fails_alone(
     prompts = [
         Prompt("t", f"s{i}", (ChatMessage("user", f"poison {i}" if i == 2 else f"question {i}"),), 4) for i in range(5)
     ]
-    original = TransformersBackend._generate_batch
     poison = backend.tokenizer("poison", add_special_tokens=False)["input_ids"][0]
+    model = backend._ensure_model()
+    original = model.generate
 
-    def raising(self: TransformersBackend, batch: list, prompts_: list, config: object) -> list:  # type: ignore[type-arg]
-        if any(poison in ids for _, ids, _ in batch):
+    def raising(*args: object, input_ids: object, **kwargs: object) -> object:
+        if poison in input_ids.tolist()[0]:  # type: ignore[attr-defined]
             raise RuntimeError("CUDA error: device-side assert triggered")
-        return original(self, batch, prompts_, config)
+        return original(*args, input_ids=input_ids, **kwargs)
 
-    monkeypatch.setattr(TransformersBackend, "_generate_batch", raising)
-    out = backend.generate(prompts, GenerationSettings(batch_size=5))
+    monkeypatch.setattr(model, "generate", raising)
+    out = backend.generate(prompts, GenerationSettings())
     assert [g.error is None for g in out] == [True, True, False, True, True]
     assert out[2].finish_reason == "error" and "RuntimeError: CUDA error" in str(out[2].error)
 

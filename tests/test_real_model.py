@@ -251,3 +251,31 @@ def test_the_weights_check_fails_an_unapplied_adapter_and_passes_a_bf16_conversi
     assert run.record("mednli", "smollm2-untrained")["weights_check"] == "identical"
     assert run.record("mednli", "smollm2-bf16")["weights_check"] == "differs"
     assert "1 failed, 2 passed" in run.output  # the reference, the bf16 copy; the untrained adapter fails
+
+
+def test_a_prompt_gives_the_same_text_alone_and_among_short_or_long_prompts(smollm2: Files) -> None:
+    """Float32 greedy on the real model: Problem Summary prompts give the same text generated alone, among short
+    prompts (MedNLI) and among long ones (MeDiSumCode's notes). A guard: on this CPU the old left-padded batches
+    kept these float32 outputs too; tests/test_stored_work.py shows the dependence they had in bfloat16."""
+    from dataclasses import replace
+
+    from clue.backends import load_backend
+    from clue.models import ModelSpec
+    from clue.tasks import get_task
+    from clue.types import GenerationSettings
+    from tests.conftest import FIXTURE_DATA
+
+    def prompts(task: str, file: str, n: int) -> list[Any]:
+        t = get_task(task)
+        shots, scored = t.split(t.load(FIXTURE_DATA / file), 1)
+        return [replace(p, max_new_tokens=64) for p in t.build_prompts(shots, scored[:n], None)]
+
+    backend = load_backend(ModelSpec("base", path=str(smollm2.gguf), dtype="float32"), REPO / ".clue-cache")
+    targets = prompts("problem_summary", "problem_summary/BioNLP2023-1A-Test.csv", 3)
+    short = prompts("mednli", "mednli/mli_test_v1.jsonl", 2)
+    long = prompts("medisumcode", "medisumcode/MeDiSumCode.json", 1)
+    settings = GenerationSettings()
+    alone = [backend.generate([p], settings)[0].text for p in targets]
+    among_short = [g.text for g in backend.generate([*short, *targets], settings)[len(short) :]]
+    among_long = [g.text for g in backend.generate([*long, *targets[::-1]], settings)[len(long) :]][::-1]
+    assert all(alone) and among_short == alone and among_long == alone

@@ -1,26 +1,39 @@
 """Hugging Face transformers backend: the CPU / test path, and a fallback on GPU when vLLM is not installed.
 
-AutoTokenizer + AutoModelForCausalLM, the model's own chat template (or an override), batched generation with
-left padding, greedy by default. Prompts longer than the context are fitted by shortening the task's document
-(the `truncatable` text of the last user turn), never the system prompt or few-shot turns; the number of tokens
-removed is recorded per sample.
+AutoTokenizer + AutoModelForCausalLM, the model's own chat template (or an override), greedy by default. Each
+prompt runs alone: no padding, so a prompt's output is a function of the prompt and never of what else happened to
+be generated with it (left-padded batches changed greedy outputs with their neighbours' lengths), and a finished
+generation reaches the store at once instead of waiting for the slowest row of its batch. What batching would buy
+on a CPU comes back from the shared prefix: the system prompt and few-shot turns before a prompt's last user turn
+are computed once per distinct prefix and their key/value cache reused (the same computation for every prompt with
+that prefix, so reuse changes no output). Prompts longer than the context are fitted by shortening the task's
+document (the `truncatable` text of the last user turn), never the system prompt or few-shot turns; the number of
+tokens removed is recorded per sample.
+
+Nothing heavy happens for stored work: constructing the backend imports no torch and loads no tokenizer; the
+fingerprint of a local model is memoised in the store (keyed by its files' hashes, the engine versions and the
+machine's GPU devices), so a run whose generations are all stored loads nothing.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import os
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from clue.backends.base import failed_generation
-from clue.backends.chat import ChatTokenizer, check_template, fit_all
-from clue.backends.weights import check_weights
+from clue.backends.chat import ChatTokenizer, Fitted, check_template, fit_all
+from clue.backends.weights import check_weights, locate
 from clue.errors import ConfigError
-from clue.fingerprint import file_sha256, folder_fingerprint, location_fingerprint, package_version
+from clue.fingerprint import file_sha256, folder_fingerprint, location_fingerprint, memo_key, package_version
 from clue.models import ModelSpec
-from clue.store import GenerationStore
+from clue.store import GenerationStore, canonical
 from clue.types import Generation, GenerationSettings, Prompt
 
 # fixed text, no data set's: what the weights-took-effect check feeds every model (clue/session.py)
@@ -29,11 +42,15 @@ PROBE_PROMPTS = (
     "Discharge diagnosis:",
     "Question: What are the side effects of metformin?\nAnswer:",
 )
+PREFIX_CACHE = 4  # distinct shared prefixes kept (a task's few-shot block; one per task of a run at a time)
+MIN_PREFIX = 16  # shorter shared prefixes are not worth a cache copy
+FINGERPRINT_MEMO = 1  # bump when the fingerprint's fields change
 
 
 class TransformersBackend:
+    counts_from_store = True  # token counts may come from the store's memo: the tokenizer loads only on a miss
     per_sample_outputs = False
-    batch_sensitive = True  # left padding changes greedy outputs in float16/bfloat16
+    batch_sensitive = False  # every prompt runs alone: its output never depends on other prompts
 
     @staticmethod
     def check(spec: ModelSpec, location: str) -> None:
@@ -43,20 +60,55 @@ class TransformersBackend:
         check_template(spec, location)
 
     def __init__(self, spec: ModelSpec, location: str):
-        """Loads the tokenizer and config only; weights load on the first prompt that is not in the store."""
-        import torch
-
+        """Cheap: no torch, no tokenizer (see the module's docstring)."""
         self.spec, self.location = spec, location
         self.loads = 0
         self.model: Any = None
-        self.chat = ChatTokenizer(spec, location)
-        self.tokenizer = self.chat.tokenizer
-        self.context = self.chat.context
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.dtype, self.dtype_reason = resolve_dtype(spec.dtype, self.chat.config_dtype, self.device)
-        if spec.dtype == "auto" and self.device == "cpu" and self.chat.config_dtype not in (None, self.dtype):
-            warnings.warn(DtypeNotice(f"model {spec.name!r}: {self.dtype_reason}"), stacklevel=2)
-        self._torch = torch
+        self._chat: ChatTokenizer | None = None
+        self._runtime: tuple[str, str, str] | None = None  # device, dtype, why that dtype
+        self._known: dict[str, Any] | None = None  # the fingerprint and the dtype's reason, memoised or computed
+        self._prefixes: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        if not Path(location).exists():  # a hub id (or a typo): nothing to memoise, and it fails here if unreachable
+            self.chat  # noqa: B018
+
+    @property
+    def chat(self) -> ChatTokenizer:
+        if self._chat is None:
+            self._chat = ChatTokenizer(self.spec, self.location)
+        return self._chat
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.chat.tokenizer
+
+    @property
+    def context(self) -> int:
+        return int(self._known["fingerprint"]["context"]) if self._known else self.chat.context
+
+    @property
+    def _torch(self) -> Any:
+        import torch
+
+        return torch
+
+    @property
+    def device(self) -> str:
+        return self._resolved()[0]
+
+    @property
+    def dtype(self) -> str:
+        return self._resolved()[1]
+
+    def _resolved(self) -> tuple[str, str, str]:
+        """The device, the dtype the weights run in and why: needs torch and the config, so found once, when the
+        fingerprint is not memoised or the model is needed."""
+        if self._runtime is None:
+            device = "cuda" if self._torch.cuda.is_available() else "cpu"
+            dtype, reason = resolve_dtype(self.spec.dtype, self.chat.config_dtype, device)
+            if self.spec.dtype == "auto" and device == "cpu" and self.chat.config_dtype not in (None, dtype):
+                warnings.warn(DtypeNotice(f"model {self.spec.name!r}: {reason}"), stacklevel=3)
+            self._runtime = (device, dtype, reason)
+        return self._runtime
 
     def _ensure_model(self) -> Any:
         if self.model is None:
@@ -75,6 +127,12 @@ class TransformersBackend:
                 model = self._apply_adapter(model)
             self.model = model.to(self.device).eval()
             self.loads += 1
+            known = self._known["fingerprint"] if self._known else None
+            if known and (known["device"], known["dtype"]) != (self.device, self.dtype):
+                raise ConfigError(  # the store keys of this run were computed from the memoised facts
+                    f"model {self.spec.name!r}: the stored fingerprint says {known['dtype']} on {known['device']}, "
+                    f"this process runs {self.dtype} on {self.device}; set dtype in the entry to pin it"
+                )
         return self.model
 
     def _apply_adapter(self, model: Any) -> Any:
@@ -99,16 +157,47 @@ class TransformersBackend:
     def fingerprint(self, store: GenerationStore) -> dict[str, Any]:
         """What identifies this model's outputs, without loading weights: file hashes for a local folder or GGUF
         file (cached by size and mtime), the revision for a hub id, the adapter's file hashes; plus tokenizer/chat
-        template, context, the dtype the weights run in and engine."""
+        template, context, the dtype the weights run in and engine. For a local model it is memoised in the store
+        under everything it is computed from that can be read without torch (`_memo_key`), so a fully stored run
+        loads no tokenizer; a hub id is computed each time (the hub's files can change under one name)."""
+        if self._known is None:
+            key = self._memo_key(store) if Path(self.location).exists() else None
+            found = store.memo_get([key]).get(key) if key else None
+            if isinstance(found, dict) and isinstance(found.get("fingerprint"), dict):
+                self._known = found
+            else:
+                self._known = {"fingerprint": self._compute_fingerprint(store), "dtype_reason": self._resolved()[2]}
+                if key:
+                    store.memo_put({key: self._known})
+        return dict(self._known["fingerprint"])
+
+    def _memo_key(self, store: GenerationStore) -> str:
+        """Everything the fingerprint is derived from that needs no torch: the entry, the files, engine versions,
+        the CPU's bfloat16 support (dtype "auto") and the GPUs this process may see (the device)."""
+        gpus = sorted(p.name for p in Path("/dev").glob("nvidia[0-9]*")) if Path("/dev").is_dir() else []
+        inputs = {
+            "entry": self.spec.describe(),
+            "location": self.location,
+            "files": location_fingerprint(self.location, self.spec.revision, store),
+            "adapter": folder_fingerprint(Path(self.spec.adapter), store) if self.spec.adapter else None,
+            "chat_template": file_sha256(Path(self.spec.chat_template), store) if self.spec.chat_template else None,
+            "versions": [package_version(p) for p in ("transformers", "torch", "tokenizers", "peft", "gguf")],
+            "gpus": [gpus, os.environ.get("CUDA_VISIBLE_DEVICES")],
+            "cpu_bf16": cpu_has_native_bf16(),
+        }
+        return memo_key({"transformers_fingerprint": FINGERPRINT_MEMO}, canonical(inputs))
+
+    def _compute_fingerprint(self, store: GenerationStore) -> dict[str, Any]:
+        device, dtype, _ = self._resolved()
         return {
             "engine": f"transformers {package_version('transformers')}",
             "torch": package_version("torch"),
-            "device": self.device,
+            "device": device,
             "files": location_fingerprint(self.location, self.spec.revision, store),
             "adapter": folder_fingerprint(Path(self.spec.adapter), store) if self.spec.adapter else None,
             "revision": self.spec.revision,
-            "dtype": self.dtype,
-            "context": self.context,
+            "dtype": dtype,
+            "context": self.chat.context,
             "chat_template": self.chat.template_sha256,
             "system_role": self.spec.system_role,
             "stop_token_ids": list(self.chat.stop_token_ids),
@@ -118,8 +207,6 @@ class TransformersBackend:
         """sha256 of the next-token logits on PROBE_PROMPTS, bit for bit: two models with the same digest compute
         the same function (an adapter or new weights that changed nothing), while a dtype conversion or a real
         fine-tune changes the logits even where the greedy outputs stay the same. Loads the weights."""
-        import hashlib
-
         model = self._ensure_model()
         digest = hashlib.sha256()
         with self._torch.inference_mode():
@@ -130,7 +217,7 @@ class TransformersBackend:
 
     @property
     def system_folded(self) -> bool:
-        return self.chat.system_folded
+        return not self.spec.system_role
 
     def token_counter(self) -> ChatTokenizer:
         return self.chat
@@ -149,128 +236,135 @@ class TransformersBackend:
         desc: str = "",
         on_result: Callable[[int, Generation], None] | None = None,
     ) -> list[Generation]:
-        from tqdm.auto import tqdm
+        """Each prompt alone, its shared prefix's cache reused; every generation reported as soon as it exists.
+        Prompts sharing a prefix run one after another, so a task's few-shot block is computed once."""
+        results: dict[int, Generation] = {}
+        fitted = fit_all(self.chat, prompts, results, on_result)
+        if fitted:
+            self._ensure_model()  # not for prompts that all failed to fit
+        split = [(i, f, self._prefix_length(f)) for i, f in fitted]
+        split.sort(key=lambda item: tuple(item[1].ids[: item[2]]))  # stable: same prefix together, input order kept
+        for i, f, cut in split:
+            results[i] = self._run_one(prompts[i], f, cut, settings)
+            if on_result:
+                on_result(i, results[i])
+        self._prefixes.clear()
+        return [results[i] for i in range(len(prompts))]
+
+    def _prefix_length(self, fitted: Fitted) -> int:
+        """How many leading tokens of the prompt are its shared prefix: the chat before the last user turn,
+        rendered without a generation prompt, where that is a token prefix of the whole prompt (0 otherwise, e.g.
+        a template that rejects a chat ending in an assistant turn). A function of the prompt alone."""
+        if len(fitted.messages) < 2:
+            return 0
+        try:
+            head = self.tokenizer.apply_chat_template(
+                self.chat.chat(fitted.messages[:-1]), tokenize=False, add_generation_prompt=False
+            )
+            ids = self.chat.encode(str(head))
+        except Exception:  # templates may refuse a chat that ends with an assistant turn or a lone system turn
+            return 0
+        cut = len(ids)
+        return cut if MIN_PREFIX <= cut < len(fitted.ids) and fitted.ids[:cut] == ids else 0
+
+    def _prefix_cache(self, ids: Sequence[int]) -> Any:
+        """A copy of the key/value cache of `ids` (computed once per distinct prefix, kept for PREFIX_CACHE)."""
+        from transformers import DynamicCache
+
+        key = tuple(ids)
+        if key not in self._prefixes:
+            cache = DynamicCache()
+            with self._torch.inference_mode():
+                ids_tensor = self._torch.tensor([list(ids)], device=self.device)
+                self.model(input_ids=ids_tensor, **{_cache_argument(): cache})
+            self._prefixes[key] = cache
+            while len(self._prefixes) > PREFIX_CACHE:
+                self._prefixes.popitem(last=False)
+        self._prefixes.move_to_end(key)
+        return copy.deepcopy(self._prefixes[key])
+
+    def _run_one(self, prompt: Prompt, fitted: Fitted, cut: int, settings: GenerationSettings) -> Generation:
+        """One prompt; an exception (a bad input, out of memory) becomes this sample's failure, never the run's."""
         from transformers import GenerationConfig
 
         torch = self._torch
-        results: dict[int, Generation] = {}
-        fitted = [(i, f.ids, f.removed) for i, f in fit_all(self.chat, prompts, results, on_result)]
-        if fitted:
-            self._ensure_model()  # not for prompts that all failed to fit
-        torch.manual_seed(settings.seed)
-        # longest first within each max_new_tokens group: padding stays small, memory errors surface early
-        fitted.sort(key=lambda item: (prompts[item[0]].max_new_tokens, -len(item[1])))
         stops = list(self.chat.stop_token_ids)
-        with tqdm(
-            total=len(prompts),
-            desc=desc or f"{self.spec.name}: generating",
-            unit="prompt",
-            initial=len(results),
-            leave=False,
-        ) as bar:
-            start = 0
-            while start < len(fitted):
-                max_new = prompts[fitted[start][0]].max_new_tokens
-                batch = [
-                    item
-                    for item in fitted[start : start + settings.batch_size]
-                    if prompts[item[0]].max_new_tokens == max_new
-                ]
-                start += len(batch)
-                config = GenerationConfig(
-                    max_new_tokens=max_new,
-                    do_sample=not settings.greedy,
-                    temperature=settings.temperature if not settings.greedy else None,
-                    top_p=settings.top_p if not settings.greedy else None,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                    eos_token_id=stops,
-                )
-                for i, generation in self._run_batch(batch, prompts, config):
-                    results[i] = generation
-                    if on_result:
-                        on_result(i, generation)
-                bar.update(len(batch))
-        return [results[i] for i in range(len(prompts))]
-
-    def _run_batch(
-        self, batch: list[tuple[int, list[int], int]], prompts: Sequence[Prompt], config: Any
-    ) -> list[tuple[int, Generation]]:
-        """Generate one batch. If it raises (a bad input, out of memory), its prompts are retried one by one, and a
-        prompt that still fails becomes a failed sample, so one bad sample never aborts the task."""
-        try:
-            return self._generate_batch(batch, prompts, config)
-        except Exception as exc:
-            if len(batch) > 1:
-                return [pair for item in batch for pair in self._run_batch([item], prompts, config)]
-            i, ids, _ = batch[0]
-            return [(i, failed_generation(prompts[i], f"generation failed: {type(exc).__name__}: {exc}", len(ids)))]
-
-    def _generate_batch(
-        self, batch: list[tuple[int, list[int], int]], prompts: Sequence[Prompt], config: Any
-    ) -> list[tuple[int, Generation]]:
-        torch = self._torch
-        padded = self.tokenizer.pad({"input_ids": [ids for _, ids, _ in batch]}, return_tensors="pt")
-        stops = set(self.chat.stop_token_ids)
+        config = GenerationConfig(
+            max_new_tokens=prompt.max_new_tokens,
+            do_sample=not settings.greedy,
+            temperature=settings.temperature if not settings.greedy else None,
+            top_p=settings.top_p if not settings.greedy else None,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=stops,
+        )
         began = time.perf_counter()
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=padded["input_ids"].to(self.device),
-                attention_mask=padded["attention_mask"].to(self.device),
-                generation_config=config,
-            )
-        latency = (time.perf_counter() - began) / len(batch)
-        width = padded["input_ids"].shape[1]
-        results = []
-        for row, (i, ids, removed) in enumerate(batch):
-            new = out[row, width:].tolist()
-            end = next((k for k, token in enumerate(new) if token in stops), None)
-            stopped = end is not None
-            if end is not None:
-                new = new[: end + 1]  # the stop token counts as generated, as vLLM and servers count it
-            else:
-                while new and new[-1] == self.tokenizer.pad_token_id:
-                    new.pop()
-            text = self.tokenizer.decode(new[:end] if stopped else new, skip_special_tokens=True)
-            results.append(
-                (
-                    i,
-                    Generation(
-                        prompts[i].sample_id,
-                        text,
-                        len(ids),
-                        len(new),
-                        "stop" if stopped else "length",
-                        latency,
-                        truncated_tokens=removed + prompts[i].truncated_tokens,
-                    ),
+        try:
+            if not settings.greedy:  # sampled: seeded per sample, so the draw does not depend on the run's order
+                torch.manual_seed(settings.seed ^ int(hashlib.sha256(prompt.sample_id.encode()).hexdigest()[:8], 16))
+            extra = {_cache_argument(): self._prefix_cache(fitted.ids[:cut])} if cut else {}
+            with torch.inference_mode():
+                out = self.model.generate(
+                    input_ids=torch.tensor([fitted.ids], device=self.device), generation_config=config, **extra
                 )
-            )
-        return results
+        except Exception as exc:
+            return failed_generation(prompt, f"generation failed: {type(exc).__name__}: {exc}", len(fitted.ids))
+        new = out[0, len(fitted.ids) :].tolist()
+        end = next((k for k, token in enumerate(new) if token in stops), None)
+        if end is not None:
+            new = new[: end + 1]  # the stop token counts as generated, as vLLM and servers count it
+        text = self.tokenizer.decode(new[:end] if end is not None else new, skip_special_tokens=True)
+        return Generation(
+            prompt.sample_id,
+            text,
+            len(fitted.ids),
+            len(new),
+            "stop" if end is not None else "length",
+            time.perf_counter() - began,
+            truncated_tokens=fitted.removed + prompt.truncated_tokens,
+        )
 
     def describe(self) -> dict[str, Any]:
+        """The provenance, read when the run ends: from what was loaded, or from the memoised fingerprint when
+        everything came from the store (nothing is loaded for it)."""
+        known = self._known["fingerprint"] if self._known else None
+        if known is None or self._known is None:
+            device, dtype, reason = self._resolved()
+        else:
+            device, dtype, reason = known["device"], known["dtype"], str(self._known.get("dtype_reason", ""))
         config_path = Path(self.location) / "config.json"
         return {
             "engine": "transformers",
             "transformers": package_version("transformers"),
             "torch": package_version("torch"),
-            "device": self.device,
-            "dtype": self.dtype,
-            "dtype_reason": self.dtype_reason,
+            "device": device,
+            "dtype": dtype,
+            "dtype_reason": reason,
             "location": self.location,
-            "gguf_file": self.chat.weights.gguf_file,
+            "gguf_file": locate(self.location, f"model {self.spec.name!r}").gguf_file,
             "adapter": self.spec.adapter,
             "peft": package_version("peft") if self.spec.adapter else None,
             "revision": self.spec.revision,
             "context": self.context,
             "system_prompt_folded_into_user_turn": self.system_folded,
             "config_sha256": file_sha256(config_path) if config_path.is_file() else None,
-            "chat_template_sha256": self.chat.template_sha256,
+            "chat_template_sha256": known["chat_template"] if known else self.chat.template_sha256,
+            "generation": "one prompt at a time, shared prefixes cached",
+            "loads": self.loads,
         }
 
     def close(self) -> None:
         self.model = None
-        if self.device == "cuda":
+        self._prefixes.clear()
+        if self._runtime is not None and self._runtime[0] == "cuda":
             self._torch.cuda.empty_cache()
+
+
+def _cache_argument() -> str:
+    """generate()'s name for a prefilled cache: `cache` where transformers renamed it (5.x warns about the old
+    name), `past_key_values` before."""
+    from transformers.utils import generic
+
+    return "cache" if hasattr(generic, "_rename_kwargs_for_bc") else "past_key_values"
 
 
 class DtypeNotice(UserWarning):

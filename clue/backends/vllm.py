@@ -34,7 +34,7 @@ from clue.models import ModelSpec
 from clue.store import GenerationStore
 from clue.types import Generation, GenerationSettings, Prompt
 
-CHUNK = 1024
+CHUNK = 256  # prompts per engine call: finished generations reach the store after each chunk (was 1,024)
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the values vLLM accepts for max_lora_rank
 
 

@@ -325,21 +325,22 @@ class TerminalProgress:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.last = 0.0
+        self.first: dict[str, tuple[int, int, float]] = {}  # per model: done, tokens, seconds at its first result
 
-    def __call__(self, model: str, engine: str, done: int, total: int, seconds: float) -> None:
+    def __call__(self, model: str, engine: str, done: int, total: int, tokens: int, seconds: float) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         capture = self.config.pluginmanager.get_plugin("capturemanager")
         if reporter is None or capture is None:
             return
         tty = reporter.isatty()
         now = time.perf_counter()
+        if done == 1 or model not in self.first:  # a model's (or a sequential chunk's) first result
+            self.first[model] = (done, tokens, seconds)
         finished = done == total
         if not finished and now - self.last < (0.5 if tty else 30.0):
             return
         self.last = now
-        rate = done / seconds if seconds > 0 else 0.0
-        eta = f", ETA {_duration((total - done) / rate)}" if rate > 0 and not finished else ""
-        line = f"clue: {model} ({engine}): {done}/{total} prompts, {rate:.1f}/s{eta}"
+        line = f"clue: {model} ({engine}): {done}/{total} prompts{self._speed(model, done, total, tokens, seconds)}"
         if finished:
             line += f", done in {_duration(seconds)}"
         with capture.global_and_fixture_disabled():
@@ -347,6 +348,17 @@ class TerminalProgress:
                 reporter.write("\r" + line.ljust(100) + ("\n" if finished else ""), flush=True)
             else:
                 reporter.write_line(line)
+
+    def _speed(self, model: str, done: int, total: int, tokens: int, seconds: float) -> str:
+        """Rates from the work done since the model's first result (its load and first prompt are not a rate),
+        and the ETA from them; nothing to say before the second result."""
+        done0, tokens0, seconds0 = self.first[model]
+        span = seconds - seconds0
+        if done <= done0 or span <= 0:
+            return ""
+        rate = (done - done0) / span
+        eta = f", ETA {_duration((total - done) / rate)}" if done < total else ""
+        return f", {rate:.2f} prompts/s, {(tokens - tokens0) / span:.1f} tokens/s{eta}"
 
 
 def _duration(seconds: float) -> str:

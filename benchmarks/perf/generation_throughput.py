@@ -1,0 +1,168 @@
+"""Generation throughput on the real model: SmolLM2-135M-Instruct (float32, greedy), MeQSum and MeDiSumCode prompts,
+three ways, interleaved, in one run:
+
+- `before`: the transformers backend as it was until issue 24 — left-padded batches of 8, longest first, each
+  batch held until its slowest row finished (re-created here with `model.generate`, the same calls);
+- `after`: clue's transformers backend now — each prompt alone, the shared few-shot prefix's cache reused;
+- `plain`: a per-prompt `model.generate` loop, no prefix reuse (what a user would write by hand);
+- `continuous` (with `--continuous`): transformers' own continuous batching, `model.generate_batch` with paged
+  attention (`paged|sdpa`), all prompts submitted at once.
+
+Prints wall time, useful tokens/s (completion tokens up to and including the stop token) and the ratios, and
+whether each way's outputs are identical to `plain`'s. vLLM is not part of it: its CPU wheel could not be installed
+in this environment (docs/performance.md).
+
+    python benchmarks/perf/generation_throughput.py [--meqsum 16] [--medisumcode 6] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from clue.backends import load_backend
+from clue.backends.transformers import TransformersBackend
+from clue.models import ModelSpec
+from clue.smollm2 import gguf_path
+from clue.tasks import get_task
+from clue.types import GenerationSettings, Prompt
+
+REPO = Path(__file__).resolve().parents[2]
+MEQSUM = REPO.parent / "shared/data/MeQSum/MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx"
+MEDISUMCODE = REPO / "fixtures/data/medisumcode/MeDiSumCode.json"
+
+
+def prompts(task: str, path: Path, n: int) -> list[Prompt]:
+    t = get_task(task)
+    shots, scored = t.split(t.load(path), 1)
+    return t.build_prompts(shots, scored[:n], None)
+
+
+def _config(backend: TransformersBackend, max_new: int) -> Any:
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        max_new_tokens=max_new,
+        do_sample=False,
+        pad_token_id=backend.tokenizer.pad_token_id,
+        eos_token_id=list(backend.chat.stop_token_ids),
+    )
+
+
+def _trim(backend: TransformersBackend, new: list[int]) -> tuple[str, int]:
+    stops = set(backend.chat.stop_token_ids)
+    end = next((k for k, t in enumerate(new) if t in stops), None)
+    kept = new[: end + 1] if end is not None else [t for t in new if t != backend.tokenizer.pad_token_id]
+    text = backend.tokenizer.decode(kept[:-1] if end is not None else kept, skip_special_tokens=True)
+    return text, len(kept)
+
+
+def before(backend: TransformersBackend, batch: Sequence[Prompt]) -> list[tuple[str, int]]:
+    """Left-padded batches of 8, longest first (the pre-issue-24 code path)."""
+    import torch
+
+    ids = [(i, backend.fit(p)[0]) for i, p in enumerate(batch)]
+    ids.sort(key=lambda item: -len(item[1]))
+    out: dict[int, tuple[str, int]] = {}
+    for start in range(0, len(ids), 8):
+        group = ids[start : start + 8]
+        padded = backend.tokenizer.pad({"input_ids": [x for _, x in group]}, return_tensors="pt")
+        with torch.inference_mode():
+            result = backend.model.generate(**padded, generation_config=_config(backend, batch[0].max_new_tokens))
+        width = padded["input_ids"].shape[1]
+        for row, (i, _) in enumerate(group):
+            out[i] = _trim(backend, result[row, width:].tolist())
+    return [out[i] for i in range(len(batch))]
+
+
+def plain(backend: TransformersBackend, batch: Sequence[Prompt]) -> list[tuple[str, int]]:
+    """One `generate` per prompt, the whole prompt prefilled each time."""
+    import torch
+
+    out = []
+    for p in batch:
+        ids = backend.fit(p)[0]
+        with torch.inference_mode():
+            result = backend.model.generate(torch.tensor([ids]), generation_config=_config(backend, p.max_new_tokens))
+        out.append(_trim(backend, result[0, len(ids) :].tolist()))
+    return out
+
+
+def continuous(backend: TransformersBackend, batch: Sequence[Prompt]) -> list[tuple[str, int]]:
+    """transformers' continuous batching (paged attention); the model is switched back to sdpa afterwards."""
+    import torch
+
+    ids = [backend.fit(p)[0] for p in batch]
+    backend.model.set_attn_implementation("paged|sdpa")
+    try:
+        with torch.inference_mode():
+            out = backend.model.generate_batch(
+                ids, generation_config=_config(backend, batch[0].max_new_tokens), progress_bar=False
+            )
+    finally:
+        backend.model.set_attn_implementation("sdpa")
+    return [_trim(backend, list(result.generated_tokens)) for result in out.values()]
+
+
+def after(backend: TransformersBackend, batch: Sequence[Prompt]) -> list[tuple[str, int]]:
+    return [(g.text, g.completion_tokens) for g in backend.generate(batch, GenerationSettings())]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--meqsum", type=int, default=16, help="MeQSum prompts (default 16)")
+    parser.add_argument("--medisumcode", type=int, default=6, help="MeDiSumCode prompts (default 6)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per way (default 2)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, clue's default here)")
+    parser.add_argument("--continuous", action="store_true", help="also time transformers' continuous batching")
+    parser.add_argument("--cache-dir", type=Path, default=REPO / ".clue-cache")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    spec = ModelSpec("smollm2", path=str(gguf_path(args.cache_dir)), dtype="float32")
+    backend = load_backend(spec, args.cache_dir)
+    assert isinstance(backend, TransformersBackend)
+    backend._ensure_model()
+    sets = {"MeQSum": prompts("meqsum", MEQSUM, args.meqsum) if MEQSUM.is_file() else []}
+    sets["MeDiSumCode"] = prompts("medisumcode", MEDISUMCODE, args.medisumcode)
+    ways: dict[str, Callable[[TransformersBackend, Sequence[Prompt]], list[tuple[str, int]]]] = {
+        "before": before,
+        "after": after,
+        "plain": plain,
+    }
+    if args.continuous:
+        ways["continuous"] = continuous
+    for name, batch in sets.items():
+        if not batch:
+            print(f"{name}: no data (MeQSum is read from {MEQSUM})")
+            continue
+        walls: dict[str, list[float]] = {w: [] for w in ways}
+        outputs: dict[str, list[tuple[str, int]]] = {}
+        for _ in range(args.rounds):
+            for way, run in ways.items():
+                began = time.perf_counter()
+                outputs[way] = run(backend, batch)
+                walls[way].append(time.perf_counter() - began)
+        tokens = {w: sum(n for _, n in outputs[w]) for w in ways}
+        print(f"{name}: {len(batch)} prompts, {args.rounds} rounds, {args.threads} thread(s)")
+        for way in ways:
+            median = statistics.median(walls[way])
+            same = sum(a == b for a, b in zip(outputs[way], outputs["plain"], strict=True))
+            print(
+                f"  {way:6s} wall {median:7.1f} s (min {min(walls[way]):.1f}, max {max(walls[way]):.1f}); "
+                f"{tokens[way] / median:6.2f} useful tokens/s; identical to plain {same}/{len(batch)}"
+            )
+        b, a, p = (statistics.median(walls[w]) for w in ("before", "after", "plain"))
+        print(
+            f"  useful tokens/s, after / before: {b / a * tokens['after'] / tokens['before']:.2f}x; after / plain: "
+            f"{p / a * tokens['after'] / tokens['plain']:.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
