@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from clue import baseline
 from clue.config import Layer, settings_from, tool_clue
 from clue.errors import ClueError
 from clue.gate import GateOutcome, run_gate
@@ -116,6 +117,7 @@ class Evaluation:
     results: list[CaseResult] = field(default_factory=list)
     not_run: list[dict[str, str]] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    saved_baseline: Path | None = None  # where save_baseline= wrote the baseline
 
     def result(self, task: str, case: str) -> CaseResult:
         return next(r for r in self.results if r.task == task and r.case == case)
@@ -155,6 +157,8 @@ def evaluate(
             for case_id, case in selected:
                 _run_case(session, run, case_id, case, name)
         run.stats = session.stats()
+        if session.settings.save_baseline is not None:
+            _save_baseline(session, run, session.settings.save_baseline)
     finally:
         session.close()
     if write_reports:
@@ -162,13 +166,23 @@ def evaluate(
     return run
 
 
+def _save_baseline(session: ClueSession, run: Evaluation, path: Path) -> None:
+    """save_baseline=: the finished cases' entries (one per task x model) in one file, as --clue-save-baseline."""
+    entries: dict[tuple[str, str], dict[str, Any]] = {}
+    for case in run.results:
+        entries[(case.task, case.model)] = session.baseline_entry(session.result(case.model, case.task))
+    run.saved_baseline = baseline.write(path, list(entries.values()))
+
+
 def _run_case(session: ClueSession, run: Evaluation, case_id: str, case: ModelSpec, name: str) -> None:
     try:
         task = get_task(name)
         if session.data(task) is None:
-            run.not_run.append(
-                {"task": name, "model": case_id, "status": "skipped", "reason": session.missing_data_reason(task)}
-            )
+            reason, status, settings = session.missing_data_reason(task), "skipped", session.settings
+            if settings.require_data or settings.strict:  # as the plugin: a selected task without data fails
+                flag = "require_data" if settings.require_data else "strict"
+                reason, status = f"{reason} ({flag}: a selected task without data fails)", "error"
+            run.not_run.append({"task": name, "model": case_id, "status": status, "reason": reason})
             return
         run.results.append(evaluate_case(session, case_id, case, session.result(case.name, name)))
     except ClueError as exc:
@@ -184,3 +198,4 @@ def _write_reports(session: ClueSession, run: Evaluation) -> None:
     ]
     meta: dict[str, Any] = {"not_run": run.not_run, "strict": session.settings.strict, "interrupted": False}
     write_reports(folder, results_report.merge(folder, paths, **meta), **meta)
+    results_report.write_json(folder / "clue-session.json", run.stats)

@@ -42,3 +42,34 @@ def test_the_readme_example_gives_the_numbers_of_the_pytest_run(tmp_path: Path) 
     primary = {(r["task"], r["case"]): r["metrics"][r["primary_metric"]]["value"] for r in records}
     for (task, case), value in primary.items():
         assert f"{task} {case} {expected[(task, case)]['verdict']} {round(value, 4)}" in printed
+
+
+def test_evaluate_honours_save_baseline_reports_and_require_data(tmp_path: Path) -> None:
+    """clue.evaluate once accepted save_baseline=, wrote no baseline and no clue-session.json, and skipped a
+    task without data under require_data=True; it now does what --clue-save-baseline and --clue-require-data do."""
+    import clue
+    from clue import baseline
+    from tests.test_plugin import mednli_records, write_models
+
+    class Project:  # write_models takes a pytester; it needs only .path
+        path = tmp_path
+
+    (tmp_path / "data" / "mednli").mkdir(parents=True)
+    (tmp_path / "data" / "mednli" / "mli_test_v1.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in mednli_records())
+    )
+    write_models(Project(), base_wrong=set(), candidate_wrong=set())  # type: ignore[arg-type]
+    common = {
+        "root": tmp_path,
+        "matrix": str(tmp_path / "models.toml"),
+        "data_dir": str(tmp_path / "data"),
+        "cache_dir": str(tmp_path / "cache"),
+        "reports_dir": str(tmp_path / "reports"),
+    }
+    run = clue.evaluate(["mednli"], save_baseline=str(tmp_path / "bl.json"), write_reports=True, **common)
+    assert run.saved_baseline == tmp_path / "bl.json"
+    assert set(baseline.load(tmp_path / "bl.json").entries) == {("mednli", "base"), ("mednli", "candidate")}
+    assert set(json.loads((tmp_path / "reports/clue-session.json").read_text())["loads"]) == {"base", "candidate"}
+    missing = clue.evaluate(["meqsum"], require_data=True, **common)
+    assert [(r["task"], r["status"]) for r in missing.not_run] == [("meqsum", "error"), ("meqsum", "error")]
+    assert "require_data" in missing.not_run[0]["reason"]

@@ -82,3 +82,20 @@ def test_a_data_file_linked_from_outside_the_data_folder_is_refused(pytester: py
     result.stdout.fnmatch_lines(["*outside the data folder*--clue-data mednli=FILE*"])
     explicit = run(pytester, "-k", "mednli", "--clue-data", f"mednli={outside / 'mli_test_v1.jsonl'}")
     explicit.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("name", ["longhealth_task1", "longhealth_task2", "longhealth_task3", "mednli", "meqsum"])
+def test_every_task_refuses_a_data_file_that_resolves_outside_the_data_folder(tmp_path: Path, name: str) -> None:
+    """One find_data for every task: LongHealth once had its own, without this refusal."""
+    from clue.errors import DataError
+    from clue.tasks import get_task
+
+    task = get_task(name)
+    outside = tmp_path / "elsewhere" / task.data_files[0]
+    outside.parent.mkdir()
+    outside.write_text("{}")
+    folder = tmp_path / "data" / task.data_folders()[0]
+    folder.mkdir(parents=True)
+    (folder / task.data_files[0]).symlink_to(outside)
+    with pytest.raises(DataError, match="outside the data folder"):
+        task.find_data(tmp_path / "data")

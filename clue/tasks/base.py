@@ -125,11 +125,15 @@ class Task(ABC):
         """The part of the user turn that may be shortened to fit the context (the document), if any."""
         return None
 
+    def data_folders(self) -> tuple[str, ...]:
+        """The folder names under the data folder that may hold the task's file: its name and its published one."""
+        return tuple(dict.fromkeys((self.name, self.title.replace(" ", ""))))
+
     def find_data(self, data_dir: Path) -> Path | None:
         """The task's file in <data_dir>/<name>/ or <data_dir>/<title>/ (the published folder names, e.g. MeQSum).
         A file that resolves outside `data_dir` (a symlink) is refused: a data folder never hands out files
         elsewhere; DataError says how to name such a file explicitly."""
-        for folder in dict.fromkeys((data_dir / self.name, data_dir / self.title.replace(" ", ""))):
+        for folder in (data_dir / name for name in self.data_folders()):
             for name in self.data_files:
                 path = folder / name
                 if not path.is_file():

@@ -219,12 +219,8 @@ class LongHealthBase(Task):
         """The question: its repetitions (the same question, documents shuffled) share one id before the "/"."""
         return sample.id.rsplit("/", 1)[0]
 
-    def find_data(self, data_dir: Path) -> Path | None:
-        for folder in (data_dir / "longhealth", data_dir / "LongHealth"):
-            for name in self.data_files:
-                if (folder / name).is_file():
-                    return folder / name
-        return None
+    def data_folders(self) -> tuple[str, ...]:
+        return ("longhealth", "LongHealth")  # one file for the three sub-tasks
 
     def load(self, path: Path) -> list[Sample]:
         data = _benchmark(path, path.stat().st_mtime)
