@@ -18,6 +18,8 @@ from clue import stats
 from clue.errors import ConfigError
 from clue.types import MetricSpec
 
+LONGHEALTH_MAX_TOKENS = 8140  # CLUE's scripts/launch_scripts/run_LongHealth8k.sh: --max_len 8140
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -200,7 +202,8 @@ OPTIONS: tuple[_Opt, ...] = (
     _Opt(
         "longhealth_max_tokens",
         "LongHealth's prompt budget in tokens (system prompt, instructions, question, options and documents; "
-        "the model's context still applies): default 8140, CLUE's run_LongHealth8k.sh; 0 = the model's context",
+        f"the model's context still applies): default {LONGHEALTH_MAX_TOKENS}, CLUE's run_LongHealth8k.sh; 0 = the "
+        "model's context",
         type=int,
         metavar="TOKENS",
     ),
@@ -512,7 +515,7 @@ def _build(rootpath: Path, values: dict[str, Any], margin: float | None, margins
         batch_size=number("batch_size", int, 8),
         cpu_threads=number("cpu_threads", int, 0) or default_cpu_threads(),
         max_failed_share=number("max_failed_share", float, 0.05),
-        longhealth_max_tokens=number("longhealth_max_tokens", int, 8140),
+        longhealth_max_tokens=number("longhealth_max_tokens", int, LONGHEALTH_MAX_TOKENS),
         gpus=str(values["gpus"]).strip() or "auto",
         temperature=number("temperature", float, 0.0),
         top_p=number("top_p", float, 1.0),

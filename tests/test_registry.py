@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from clue.errors import ConfigError
-from clue.registry import TASKS, Registry
+from clue.metrics.extra import METRICS
+from clue.registry import BACKENDS, TASKS, Registry
 from clue.tasks import get_task
 from tests.conftest import FIXTURE_DATA, REPO, write_replay_matrix
 
@@ -22,7 +23,7 @@ pytest_plugins = ["pytester"]
 def test_unknown_names_list_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown task 'mednil'; known tasks: mednli, meqsum"):
         get_task("mednil")
-    broken = Registry("clue.nothing", {"x": "clue.no_such_module:Thing"})
+    broken = Registry("clue.nothing", {"x": "clue.no_such_module:Thing"}, lambda found: True, "anything")
     with pytest.raises(ConfigError, match=r"thing 'x' \(clue.no_such_module:Thing, entry point group clue.nothing\)"):
         broken.load("x", "thing")
     assert TASKS.installed() == {}  # nothing installed in this environment adds a task
@@ -64,3 +65,21 @@ def test_an_installed_package_adds_a_task_that_runs_like_clues_own(
     assert record["verdict"] == "regressed" and record["task_title"] == "Hospital NLI"
     assert "Hospital NLI" in (pytester.path / "out/summary.md").read_text()
     assert records[5]["pairID"] not in (pytester.path / "out/clue-results.json").read_text()  # hashed like MedNLI
+
+
+@pytest.mark.parametrize(
+    ("registry", "target", "expected"),
+    [
+        (TASKS, "clue.version:__version__", "not a subclass of clue.tasks.base.Task"),
+        (BACKENDS, "clue.tasks.mednli:MedNLI", "not a backend class"),
+        (METRICS, "clue.metrics.extra:installed", "not a clue.metrics.extra.ExtraMetric"),
+    ],
+)
+def test_an_entry_naming_the_wrong_object_is_refused_when_loaded(
+    registry: Registry[object], target: str, expected: str
+) -> None:
+    """Registry.load checks what it loaded: an entry point naming a string, a task class as a backend or a
+    function as a metric is a ConfigError naming the entry, not an AttributeError later in a run."""
+    wrong = Registry(registry.group, {"wrong": target}, registry.accepts, registry.expected)
+    with pytest.raises(ConfigError, match=rf"thing 'wrong' \({target}, entry point group .*\): is .*, {expected}"):
+        wrong.load("wrong", "thing")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 from clue.errors import ClueError
 from clue.pseudonyms import hash_id
+from clue.registry import Registry
 from clue.types import Generation, MetricSpec, Sample, SampleScore
 
 
@@ -18,6 +19,13 @@ class ExtraMetric:
     tasks: tuple[str, ...]  # the task names it applies to
     spec: MetricSpec
     score: Callable[[Sample, Generation], float]
+
+
+# extra metrics for existing tasks that installed packages declare: objects with `tasks` (task names), `spec` (a
+# MetricSpec) and `score(sample, generation) -> float`
+METRICS: Registry[ExtraMetric] = Registry(
+    "clue.metrics", {}, lambda found: isinstance(found, ExtraMetric), "a clue.metrics.extra.ExtraMetric"
+)
 
 
 def apply(
@@ -46,12 +54,4 @@ def specs(metrics: Sequence[ExtraMetric], task: str) -> tuple[MetricSpec, ...]:
 
 def installed() -> list[ExtraMetric]:
     """The extra metrics installed packages declare (entry-point group clue.metrics)."""
-    from clue.registry import METRICS
-
-    found = []
-    for name in METRICS.names():
-        metric = METRICS.load(name, "metric")
-        if not isinstance(metric, ExtraMetric):
-            raise ClueError(f"metric entry point {name!r} ({METRICS.group}) is not a clue.metrics.extra.ExtraMetric")
-        found.append(metric)
-    return found
+    return [METRICS.load(name, "metric") for name in METRICS.names()]  # each checked to be an ExtraMetric

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from clue.backends.base import TokenCounter
+from clue.config import LONGHEALTH_MAX_TOKENS
 from clue.errors import DataError, DataWarning
 from clue.metrics.accuracy import ACCURACY, accuracy
 from clue.metrics.scorers import Scorers
@@ -46,7 +47,7 @@ from clue.types import ChatMessage, Generation, MetricSpec, Prompt, Sample, Samp
 UNANSWERABLE = "Question cannot be answered with provided documents"
 SEPARATOR = "\n\n--------------\n\n"
 N_DISTRACTORS = 10
-REFERENCE_MAX_TOKENS = 8140  # CLUE's scripts/launch_scripts/run_LongHealth8k.sh: --max_len 8140
+REFERENCE_MAX_TOKENS = LONGHEALTH_MAX_TOKENS  # the option's default (clue/config.py): CLUE's run_LongHealth8k.sh
 # CLUE's answer format, as its compute_metrics reads it: case-sensitive, one word character, then a colon
 _REFERENCE_ANSWER = re.compile(r"The correct answer is (\w):")
 # the lenient reader: a capital letter A-F (or any case when bracketed or followed by ":" / ")") after "answer is"
