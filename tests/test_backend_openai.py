@@ -234,6 +234,9 @@ def test_ctrl_c_returns_promptly_and_keeps_what_was_stored() -> None:
     import threading
     import time
 
+    # Python raises KeyboardInterrupt on SIGINT only if its parent did not ignore the signal, and a non-interactive
+    # shell starts background jobs with SIGINT ignored: install the default handler, as an interactive run has it
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     with FakeOpenAIServer(delay_s=20) as server:
         backend = server_backend(server.base_url, max_concurrency=2, request_timeout=600)
         threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # what Ctrl-C sends
@@ -244,3 +247,4 @@ def test_ctrl_c_returns_promptly_and_keeps_what_was_stored() -> None:
         assert len(server.state.requests) <= 2  # the queued four were never sent
         stragglers = [t for t in threading.enumerate() if t.name.startswith("clue-openai") and not t.daemon]
         assert not stragglers  # nothing the interpreter would wait for at exit
+    signal.signal(signal.SIGINT, previous)
