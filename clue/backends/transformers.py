@@ -238,16 +238,21 @@ class TransformersBackend:
     ) -> list[Generation]:
         """Each prompt alone, its shared prefix's cache reused; every generation reported as soon as it exists.
         Prompts sharing a prefix run one after another, so a task's few-shot block is computed once."""
+        from tqdm.auto import tqdm
+
         results: dict[int, Generation] = {}
         fitted = fit_all(self.chat, prompts, results, on_result)
         if fitted:
             self._ensure_model()  # not for prompts that all failed to fit
         split = [(i, f, self._prefix_length(f)) for i, f in fitted]
         split.sort(key=lambda item: tuple(item[1].ids[: item[2]]))  # stable: same prefix together, input order kept
-        for i, f, cut in split:
-            results[i] = self._run_one(prompts[i], f, cut, settings)
-            if on_result:
-                on_result(i, results[i])
+        name = desc or f"{self.spec.name}: generating"
+        with tqdm(total=len(prompts), desc=name, unit="prompt", initial=len(results), leave=False) as bar:
+            for i, f, cut in split:
+                results[i] = self._run_one(prompts[i], f, cut, settings)
+                if on_result:
+                    on_result(i, results[i])
+                bar.update(1)
         self._prefixes.clear()
         return [results[i] for i in range(len(prompts))]
 
