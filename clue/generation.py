@@ -111,20 +111,22 @@ class StoredCounter:
         self.context = int(fingerprint["context"])
         self._model = hashlib.sha256(canonical(fingerprint).encode()).hexdigest()
         self._counter: TokenCounter | None = None
-        self._new: dict[str, int] = {}
+        self._counts: dict[str, int] = {}  # every count seen (a LongHealth document is asked for once per question)
+        self._new: set[str] = set()  # the keys of counts computed here, to be written by flush
 
     def _lookup(self, what: str, payload: str, compute: Callable[[TokenCounter], int]) -> int:
         key = memo_key({"token_count": 1, "model": self._model}, what, hashlib.sha256(payload.encode()).hexdigest())
-        if key in self._new:
-            return self._new[key]
-        found = self.store.memo_get([key]).get(key)
-        if isinstance(found, int):
-            return found
-        if self._counter is None:
-            self._counter = self.make()
-            assert self._counter is not None, "a backend with counts_from_store has a tokenizer"
-        self._new[key] = compute(self._counter)
-        return self._new[key]
+        if key not in self._counts:
+            found = self.store.memo_get([key]).get(key)
+            if isinstance(found, int):
+                self._counts[key] = found
+            else:
+                if self._counter is None:
+                    self._counter = self.make()
+                    assert self._counter is not None, "a backend with counts_from_store has a tokenizer"
+                self._counts[key] = compute(self._counter)
+                self._new.add(key)
+        return self._counts[key]
 
     def count(self, text: str) -> int:
         return self._lookup("text", text, lambda counter: counter.count(text))
@@ -135,5 +137,5 @@ class StoredCounter:
 
     def flush(self) -> None:
         if self._new:
-            self.store.memo_put(self._new)
-            self._new = {}
+            self.store.memo_put({key: self._counts[key] for key in self._new})
+            self._new.clear()

@@ -34,7 +34,7 @@ from clue.errors import ConfigError
 from clue.fingerprint import file_sha256, folder_fingerprint, location_fingerprint, memo_key, package_version
 from clue.models import ModelSpec
 from clue.store import GenerationStore, canonical
-from clue.types import Generation, GenerationSettings, Prompt
+from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
 
 # fixed text, no data set's: what the weights-took-effect check feeds every model (clue/session.py)
 PROBE_PROMPTS = (
@@ -161,25 +161,29 @@ class TransformersBackend:
         under everything it is computed from that can be read without torch (`_memo_key`), so a fully stored run
         loads no tokenizer; a hub id is computed each time (the hub's files can change under one name)."""
         if self._known is None:
-            key = self._memo_key(store) if Path(self.location).exists() else None
+            files = {
+                "files": location_fingerprint(self.location, self.spec.revision, store),
+                "adapter": folder_fingerprint(Path(self.spec.adapter), store) if self.spec.adapter else None,
+            }
+            key = self._memo_key(store, files) if Path(self.location).exists() else None
             found = store.memo_get([key]).get(key) if key else None
             if isinstance(found, dict) and isinstance(found.get("fingerprint"), dict):
                 self._known = found
             else:
-                self._known = {"fingerprint": self._compute_fingerprint(store), "dtype_reason": self._resolved()[2]}
+                computed = self._compute_fingerprint(files)
+                self._known = {"fingerprint": computed, "dtype_reason": self._resolved()[2]}
                 if key:
                     store.memo_put({key: self._known})
         return dict(self._known["fingerprint"])
 
-    def _memo_key(self, store: GenerationStore) -> str:
+    def _memo_key(self, store: GenerationStore, files: dict[str, Any]) -> str:
         """Everything the fingerprint is derived from that needs no torch: the entry, the files, engine versions,
         the CPU's bfloat16 support (dtype "auto") and the GPUs this process may see (the device)."""
         gpus = sorted(p.name for p in Path("/dev").glob("nvidia[0-9]*")) if Path("/dev").is_dir() else []
         inputs = {
             "entry": self.spec.describe(),
             "location": self.location,
-            "files": location_fingerprint(self.location, self.spec.revision, store),
-            "adapter": folder_fingerprint(Path(self.spec.adapter), store) if self.spec.adapter else None,
+            **files,
             "chat_template": file_sha256(Path(self.spec.chat_template), store) if self.spec.chat_template else None,
             "versions": [package_version(p) for p in ("transformers", "torch", "tokenizers", "peft", "gguf")],
             "gpus": [gpus, os.environ.get("CUDA_VISIBLE_DEVICES")],
@@ -187,14 +191,14 @@ class TransformersBackend:
         }
         return memo_key({"transformers_fingerprint": FINGERPRINT_MEMO}, canonical(inputs))
 
-    def _compute_fingerprint(self, store: GenerationStore) -> dict[str, Any]:
+    def _compute_fingerprint(self, files: dict[str, Any]) -> dict[str, Any]:
         device, dtype, _ = self._resolved()
         return {
             "engine": f"transformers {package_version('transformers')}",
             "torch": package_version("torch"),
             "device": device,
-            "files": location_fingerprint(self.location, self.spec.revision, store),
-            "adapter": folder_fingerprint(Path(self.spec.adapter), store) if self.spec.adapter else None,
+            "files": files["files"],
+            "adapter": files["adapter"],
             "revision": self.spec.revision,
             "dtype": dtype,
             "context": self.chat.context,
@@ -244,7 +248,8 @@ class TransformersBackend:
         fitted = fit_all(self.chat, prompts, results, on_result)
         if fitted:
             self._ensure_model()  # not for prompts that all failed to fit
-        split = [(i, f, self._prefix_length(f)) for i, f in fitted]
+        heads: dict[tuple[ChatMessage, ...], list[int] | None] = {}  # a task's few-shot head, encoded once
+        split = [(i, f, self._prefix_length(f, heads)) for i, f in fitted]
         split.sort(key=lambda item: tuple(item[1].ids[: item[2]]))  # stable: same prefix together, input order kept
         name = desc or f"{self.spec.name}: generating"
         with tqdm(total=len(prompts), desc=name, unit="prompt", initial=len(results), leave=False) as bar:
@@ -256,18 +261,24 @@ class TransformersBackend:
         self._prefixes.clear()
         return [results[i] for i in range(len(prompts))]
 
-    def _prefix_length(self, fitted: Fitted) -> int:
+    def _prefix_length(self, fitted: Fitted, heads: dict[tuple[ChatMessage, ...], list[int] | None]) -> int:
         """How many leading tokens of the prompt are its shared prefix: the chat before the last user turn,
         rendered without a generation prompt, where that is a token prefix of the whole prompt (0 otherwise, e.g.
-        a template that rejects a chat ending in an assistant turn). A function of the prompt alone."""
+        a template that rejects a chat ending in an assistant turn). A function of the prompt alone; `heads`
+        holds the heads encoded so far."""
         if len(fitted.messages) < 2:
             return 0
-        try:
-            head = self.tokenizer.apply_chat_template(
-                self.chat.chat(fitted.messages[:-1]), tokenize=False, add_generation_prompt=False
-            )
-            ids = self.chat.encode(str(head))
-        except Exception:  # templates may refuse a chat that ends with an assistant turn or a lone system turn
+        head = fitted.messages[:-1]
+        if head not in heads:
+            try:
+                text = self.tokenizer.apply_chat_template(
+                    self.chat.chat(head), tokenize=False, add_generation_prompt=False
+                )
+                heads[head] = self.chat.encode(str(text))
+            except Exception:  # templates may refuse a chat that ends with an assistant turn or a lone system turn
+                heads[head] = None
+        ids = heads[head]
+        if ids is None:
             return 0
         cut = len(ids)
         return cut if MIN_PREFIX <= cut < len(fitted.ids) and fitted.ids[:cut] == ids else 0
@@ -332,10 +343,10 @@ class TransformersBackend:
         """The provenance, read when the run ends: from what was loaded, or from the memoised fingerprint when
         everything came from the store (nothing is loaded for it)."""
         known = self._known["fingerprint"] if self._known else None
-        if known is None or self._known is None:
-            device, dtype, reason = self._resolved()
-        else:
+        if self._known and known:
             device, dtype, reason = known["device"], known["dtype"], str(self._known.get("dtype_reason", ""))
+        else:
+            device, dtype, reason = self._resolved()
         config_path = Path(self.location) / "config.json"
         return {
             "engine": "transformers",
