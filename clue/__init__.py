@@ -19,7 +19,7 @@ def __getattr__(name: str) -> Any:
     """`clue.evaluate` and `clue.Evaluation`, imported on first use (the evaluation core imports numpy and the
     task registry)."""
     if name in ("evaluate", "Evaluation"):
-        from clue import evaluation
+        from clue import api
 
-        return getattr(evaluation, name)
+        return getattr(api, name)
     raise AttributeError(f"module 'clue' has no attribute {name!r}")

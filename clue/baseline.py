@@ -23,6 +23,7 @@ from typing import Any, Literal
 from clue.errors import ConfigError
 from clue.files import SHARED, atomic_write
 from clue.pseudonyms import hash_id, hash_text
+from clue.records import BaselineEntry, BaselineSample, RecordError
 from clue.types import Prompt, TaskResult
 from clue.version import __version__
 
@@ -95,50 +96,68 @@ def entry(
     *,
     protocol: Mapping[str, Any],
     prompts: Mapping[str, str],
-) -> dict[str, Any]:
+) -> BaselineEntry:
     """A model's baseline entry for one task: what was measured and the per-sample scores, without any text.
     `protocol` is the task's protocol with the few-shot examples; `prompts` maps sample ids to prompt hashes."""
     provenance = result.provenance
     data = provenance.get("data", {})
     settings = result.settings
-    cluster = {s.sample_id: s.cluster for s in result.samples}
-    return {
-        "task": result.task,
-        "model": result.model,
-        "clue": __version__,
-        "protocol": dict(protocol),
-        "data": {"sha256": data.get("sha256"), "records": data.get("records")},
-        "decoding": {key: settings.get(key) for key in ("temperature", "top_p", "seed")},
-        "metrics": {
+    return BaselineEntry(
+        task=result.task,
+        model=result.model,
+        clue=__version__,
+        protocol=dict(protocol),
+        data={"sha256": data.get("sha256"), "records": data.get("records")},
+        decoding={key: settings.get(key) for key in ("temperature", "top_p", "seed")},
+        metrics={
             m.name: {"kind": m.kind, "higher_is_better": m.higher_is_better, "fingerprint": dict(m.fingerprint)}
             for m in result.metrics
         },
-        "model_fingerprint": {"model": provenance.get("model", {}), "backend": provenance.get("backend", {})},
-        "weights_probe": provenance.get("weights_probe"),
-        "n": result.n,
-        "samples": [
-            {
-                "id": hash_id(result.task, s.sample_id),
-                "prompt": prompts.get(s.sample_id),
-                "output": output,
-                "cluster": None if cluster[s.sample_id] is None else hash_id(result.task, str(cluster[s.sample_id])),
-                "scores": dict(s.scores),
-            }
+        model_fingerprint={"model": provenance.get("model", {}), "backend": provenance.get("backend", {})},
+        weights_probe=provenance.get("weights_probe"),
+        n=result.n,
+        samples=tuple(
+            BaselineSample(
+                id=hash_id(result.task, s.sample_id),
+                prompt=prompts.get(s.sample_id),
+                output=output,
+                cluster=None if s.cluster is None else hash_id(result.task, str(s.cluster)),
+                scores=dict(s.scores),
+            )
             for s, output in zip(result.samples, output_hashes(result), strict=True)
-        ],
-    }
+        ),
+    )
 
 
-def differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+def differences(stored: BaselineEntry, current: BaselineEntry) -> list[str]:
     """Everything that makes a stored entry measure something other than this run would (empty: it matches)."""
     out: list[str] = []
-    if stored["data"].get("sha256") != current["data"].get("sha256"):
+    if stored.data.get("sha256") != current.data.get("sha256"):
         out.append(
-            f"data: the file's sha256 is {_short(stored['data'].get('sha256'))} in the baseline, "
-            f"{_short(current['data'].get('sha256'))} now"
+            f"data: the file's sha256 is {_short(stored.data.get('sha256'))} in the baseline, "
+            f"{_short(current.data.get('sha256'))} now"
         )
-    for key in sorted(set(stored["protocol"]) | set(current["protocol"])):
-        was, now = stored["protocol"].get(key), current["protocol"].get(key)
+    out += _protocol_differences(stored.protocol, current.protocol)
+    sampling = any(float(d.get("temperature") or 0) > 0 for d in (stored.decoding, current.decoding))
+    for key in ("temperature", "top_p", "seed") if sampling else ("temperature",):
+        was, now = stored.decoding.get(key), current.decoding.get(key)
+        if was != now:
+            out.append(f"decoding: {key} is {was!r} in the baseline, {now!r} now")
+    for name, spec in current.metrics.items():
+        old = stored.metrics.get(name)
+        if old is None:
+            out.append(f"metric {name}: not in the baseline (it has {', '.join(sorted(stored.metrics)) or 'none'})")
+        elif old != spec:
+            keys = [k for k in ("kind", "higher_is_better", "fingerprint") if old.get(k) != spec.get(k)]
+            detail = "; ".join(f"{k} {old.get(k)!r} in the baseline, {spec.get(k)!r} now" for k in keys)
+            out.append(f"metric {name}: {detail}")
+    return out + _sample_differences(stored, current)
+
+
+def _protocol_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    out = []
+    for key in sorted(set(stored) | set(current)):
+        was, now = stored.get(key), current.get(key)
         if was == now:
             continue
         if key == "few_shot_ids":
@@ -146,28 +165,20 @@ def differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[s
             out.append(f"protocol: {changed} of the {len(now or ())} few-shot examples differ (few-shot seed?)")
         else:
             out.append(f"protocol: {key} is {was!r} in the baseline, {now!r} now")
-    sampling = any(float(d.get("temperature") or 0) > 0 for d in (stored["decoding"], current["decoding"]))
-    for key in ("temperature", "top_p", "seed") if sampling else ("temperature",):
-        was, now = stored["decoding"].get(key), current["decoding"].get(key)
-        if was != now:
-            out.append(f"decoding: {key} is {was!r} in the baseline, {now!r} now")
-    for name, spec in current["metrics"].items():
-        old = stored["metrics"].get(name)
-        if old is None:
-            out.append(f"metric {name}: not in the baseline (it has {', '.join(sorted(stored['metrics'])) or 'none'})")
-        elif old != spec:
-            keys = [k for k in ("kind", "higher_is_better", "fingerprint") if old.get(k) != spec.get(k)]
-            detail = "; ".join(f"{k} {old.get(k)!r} in the baseline, {spec.get(k)!r} now" for k in keys)
-            out.append(f"metric {name}: {detail}")
-    by_id = {s["id"]: s for s in stored["samples"]}
-    missing = [s for s in current["samples"] if s["id"] not in by_id]
+    return out
+
+
+def _sample_differences(stored: BaselineEntry, current: BaselineEntry) -> list[str]:
+    out = []
+    by_id = {s.id: s for s in stored.samples}
+    missing = [s for s in current.samples if s.id not in by_id]
     if missing:
         out.append(
-            f"samples: {len(missing)} of this run's {len(current['samples'])} samples are not in the baseline, which "
+            f"samples: {len(missing)} of this run's {len(current.samples)} samples are not in the baseline, which "
             f"holds {len(by_id)} (saved with --clue-limit, or from other data?)"
         )
-    shared = [s for s in current["samples"] if s["id"] in by_id]
-    changed_prompts = sum(by_id[s["id"]].get("prompt") != s.get("prompt") for s in shared)
+    shared = [s for s in current.samples if s.id in by_id]
+    changed_prompts = sum(by_id[s.id].prompt != s.prompt for s in shared)
     if changed_prompts:
         out.append(
             f"prompts: {changed_prompts} of {len(shared)} samples' prompts differ from the baseline's (a changed "
@@ -176,18 +187,18 @@ def differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[s
     return out
 
 
-def reference(stored: Mapping[str, Any], current: Mapping[str, Any], label: str, run_ids: Sequence[str]) -> Reference:
+def reference(stored: BaselineEntry, current: BaselineEntry, label: str, run_ids: Sequence[str]) -> Reference:
     """The stored scores and output hashes of this run's samples, in this run's order (`run_ids`: the raw ids of
     `current`'s samples; the baseline knows only their hashes). Call after `differences` came back empty."""
-    by_id = {s["id"]: s for s in stored["samples"]}
-    rows = [by_id[s["id"]] for s in current["samples"]]
+    by_id = {s.id: s for s in stored.samples}
+    rows = [by_id[s.id] for s in current.samples]
     return Reference(
         label,
         "baseline",
         tuple(run_ids),
-        tuple({k: float(v) for k, v in r["scores"].items()} for r in rows),
-        tuple(r.get("output") for r in rows),
-        stored.get("weights_probe"),
+        tuple(dict(r.scores) for r in rows),
+        tuple(r.output for r in rows),
+        stored.weights_probe,
     )
 
 
@@ -201,18 +212,14 @@ def _short(digest: object) -> str:
 @dataclass(frozen=True)
 class BaselineFile:
     path: Path
-    entries: Mapping[tuple[str, str], Mapping[str, Any]]  # (task, model) -> entry
+    entries: Mapping[tuple[str, str], BaselineEntry]  # (task, model) -> entry
 
     @property
     def models(self) -> list[str]:
         return sorted({model for _, model in self.entries})
 
-    def entry(self, task: str, model: str) -> Mapping[str, Any] | None:
+    def entry(self, task: str, model: str) -> BaselineEntry | None:
         return self.entries.get((task, model))
-
-
-_ENTRY_KEYS = ("task", "model", "protocol", "data", "decoding", "metrics", "samples")
-_SAMPLE_KEYS = ("id", "scores")
 
 
 def load(path: Path) -> BaselineFile:
@@ -237,42 +244,32 @@ def load(path: Path) -> BaselineFile:
             f"{where}: format {data.get('format')!r}; this clue (version {__version__}) reads format {FORMAT}: "
             "save the baseline again"
         )
-    entries: dict[tuple[str, str], Mapping[str, Any]] = {}
+    entries: dict[tuple[str, str], BaselineEntry] = {}
     for index, item in enumerate(data.get("entries") or []):
-        label = f"{where}, entry {index}"
-        if not isinstance(item, dict) or any(k not in item for k in _ENTRY_KEYS):
-            raise ConfigError(f"{label}: needs the keys {', '.join(_ENTRY_KEYS)}")
-        label = f"{where}, entry {item['task']}/{item['model']}"
-        samples = item["samples"]
-        if not isinstance(samples, list) or not all(
-            isinstance(s, dict) and all(k in s for k in _SAMPLE_KEYS) and isinstance(s["scores"], dict) for s in samples
-        ):
-            raise ConfigError(f"{label}: every sample needs an id and a scores table")
-        for s in samples:
-            bad = [k for k, v in s["scores"].items() if not isinstance(v, int | float) or isinstance(v, bool)]
-            if bad:
-                raise ConfigError(f"{label}, sample {s['id']}: score {bad[0]} is not a number")
-        key = (str(item["task"]), str(item["model"]))
-        if key in entries:
-            raise ConfigError(f"{label}: listed twice")
-        entries[key] = item
+        try:
+            parsed = BaselineEntry.from_json(item, f"{where}, entry {index}")
+        except RecordError as exc:
+            raise ConfigError(str(exc)) from None
+        if (parsed.task, parsed.model) in entries:
+            raise ConfigError(f"{where}, entry {parsed.task}/{parsed.model}: listed twice")
+        entries[(parsed.task, parsed.model)] = parsed
     if not entries:
         raise ConfigError(f"{where}: holds no entries")
     return BaselineFile(path, entries)
 
 
-def write(path: Path, entries: Sequence[Mapping[str, Any]]) -> Path:
+def write(path: Path, entries: Sequence[BaselineEntry]) -> Path:
     """Write the entries sorted by (task, model), one sample per line, keys sorted: a stable, diffable file."""
-    ordered = sorted(entries, key=lambda e: (e["task"], e["model"]))
+    ordered = sorted(entries, key=lambda e: (e.task, e.model))
     marked: list[dict[str, Any]] = []
     lines: dict[str, str] = {}
     for e in ordered:
         rows = []
-        for sample in e["samples"]:
+        for sample in e.samples:
             mark = f"@@sample{len(lines)}@@"
-            lines[f'"{mark}"'] = json.dumps(sample, sort_keys=True, separators=(", ", ": "), allow_nan=False)
+            lines[f'"{mark}"'] = json.dumps(sample.to_json(), sort_keys=True, separators=(", ", ": "), allow_nan=False)
             rows.append(mark)
-        marked.append({**e, "samples": rows})
+        marked.append({**e.to_json(), "samples": rows})
     document = {"kind": KIND, "format": FORMAT, "clue": __version__, "entries": marked}
     text = json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False)
     text = re.sub(r'"@@sample\d+@@"', lambda m: lines[m.group(0)], text)

@@ -8,6 +8,7 @@ from the layer's folder (the invocation directory for the command line, the root
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -552,3 +553,14 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("--clue-longhealth-max-tokens must be >= 0 (0: the model's context only)")
     if settings.temperature < 0:
         raise ConfigError("--clue-temperature must be >= 0")
+
+
+def apply_cpu_threads(threads: int) -> None:
+    """Apply --clue-cpu-threads before a model or metric model runs on the CPU, without importing torch: to torch if
+    it is loaded, else through OMP_NUM_THREADS, which torch reads when a backend or BERTScore first imports it
+    (importing torch here would load it for runs that never need it, e.g. replayed outputs)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    elif torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clue import stats
+from clue import sequential, stats
 from clue.baseline import Reference, output_hashes
 from clue.config import Settings
 from clue.decision import GateConfig, MetricScores, decide, task_verdict
@@ -76,6 +76,15 @@ def metric_scores(result: TaskResult, base: Reference, settings: Settings) -> li
             "both must use the same data file, seed and --clue-limit"
         )
     return [MetricScores(m, result.values(m.name), base.values(m.name), settings.margin_for(m)) for m in result.metrics]
+
+
+def sequential_look(
+    result: TaskResult, base: Reference, settings: Settings, plan: sequential.Plan, index: int
+) -> sequential.Look:
+    """A sequential look at the samples scored so far: on the gated metrics only (the others inform and never stop a
+    case; the test's gate shows them all)."""
+    metrics = [m for m in metric_scores(result, base, settings) if m.spec.gate]
+    return sequential.look(plan, index, metrics, gate_config(settings), result.clusters())
 
 
 def gate_config(settings: Settings, alpha: float | None = None) -> GateConfig:

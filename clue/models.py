@@ -30,9 +30,9 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from clue.errors import ConfigError
 
@@ -51,7 +51,6 @@ def backend_names() -> list[str]:
     return BACKENDS.names()
 
 
-EXECUTORS = ("mp", "ray", "uni", "external_launcher")
 # models clue makes or fetches on first use: tiny random Llamas (the embedded default), SmolLM2-135M-Instruct's GGUF
 # file from PyPI, a LoRA adapter of it trained on synthetic text, and that adapter merged (clue/smollm2.py)
 BUILDERS = ("tiny-llama", "smollm2", "smollm2-lora", "smollm2-lora-merged")
@@ -59,6 +58,9 @@ BUILDERS = ("tiny-llama", "smollm2", "smollm2-lora", "smollm2-lora-merged")
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """A model entry: what every engine understands, plus `options`, the keys of its own engine (checked against
+    the backend's `Options` when the entry is read: `backend_options`)."""
+
     name: str
     path: str | None = None
     revision: str | None = None
@@ -74,36 +76,57 @@ class ModelSpec:
     # false: the chat template has no system role (some Mistral and Gemma templates raise on one); the system prompt
     # is merged into the first user turn, as CLUE's 2024 scripts did for such models
     system_role: bool = True
+    tokenizer: str | None = None  # local folder / hub id of the tokenizer (vllm, openai), or "none" (openai)
     # stored baselines (`FILE` or `FILE#MODEL`, absolute) this model is gated against, each in its own test case
     baselines: tuple[str, ...] = ()
-    # vllm
-    tensor_parallel_size: int = 1
-    distributed_executor_backend: str | None = None
-    gpu_memory_utilization: float = 0.9
-    # openai-compatible server
-    base_url: str | None = None
-    served_name: str | None = None  # the model name the server knows (default: path)
-    api_key_env: str = "OPENAI_API_KEY"  # the environment variable holding the key; the key itself is never stored
-    tokenizer: str | None = None  # local folder / hub id of the tokenizer, or "none" to send prompts unfitted
-    max_concurrency: int = 8
-    request_timeout: float = 600.0
-    max_retries: int = 5
+    # the engine's own keys (vllm: tensor_parallel_size, ...; openai: base_url, ...), sorted (key, value) pairs
+    options: tuple[tuple[str, Any], ...] = ()
+    # the test case this entry is a view of (CasePlan.cases: "<model>" or "<model>-vs-<baseline>"); "" for an entry
+    # as the matrix gives it. Set by clue, never by a matrix: it carries a test's case id through parametrisation
+    case: str = ""
+
+    @classmethod
+    def of(cls, name: str, **values: Any) -> ModelSpec:
+        """An entry from keyword values, the engine's own keys among them (`ModelSpec.of("m", path="x",
+        backend="vllm", tensor_parallel_size=2)`); unchecked: the matrix reader checks what users write."""
+        core = {k: v for k, v in values.items() if k in _CORE}
+        own = tuple(sorted((k, v) for k, v in values.items() if k not in _CORE))
+        return cls(name, **core, options=own)
 
     @property
     def is_local(self) -> bool:
         return self.path is not None and Path(self.path).exists()
 
     def describe(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        core = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("case", "options")}
+        return {**core, **dict(self.options)}
 
 
-_KEYS = {f.name for f in fields(ModelSpec)} - {"name", "baselines"} | {"baseline"}
-_TYPES: dict[str, type] = {
-    f.name: {"str": str, "int": int, "float": float, "bool": bool}[str(f.type).split(" | ")[0]]
-    for f in fields(ModelSpec)
-    if f.name != "baselines"
-}
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of an engine that takes none of its own (transformers, replay)."""
+
+
+OptionsT = TypeVar("OptionsT")
+
+
+def backend_options(spec: ModelSpec, options: type[OptionsT]) -> OptionsT:
+    """The entry's engine options as the backend's typed `Options` (defaults where the entry gives none)."""
+    return options(**dict(spec.options))
+
+
+_CORE = {f.name for f in fields(ModelSpec)} - {"options", "case"}
+_KEYS = _CORE - {"name", "baselines"} | {"baseline"}
 _KIND_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _kind(annotation: Any) -> type:
+    """str, int, float or bool from a field's annotation ("int | None", "float", ...)."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    return {"str": str, "int": int, "float": float, "bool": bool}[text.split(" | ")[0]]
+
+
+_TYPES: dict[str, type] = {f.name: _kind(f.type) for f in fields(ModelSpec) if f.name in _KEYS}
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -117,21 +140,60 @@ def _spec_from_table(name: str, table: Mapping[str, Any], origin: str, root: Pat
             f"{origin}: model name {name!r}: use letters, digits, '.', '_' and '-' only (it names result files and "
             'test ids); put a hub id such as "org/model" in path, e.g. [models.org-model] path = "org/model"'
         )
-    unknown = set(table) - _KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}")
-    values = dict(table)
+    values = {k: v for k, v in table.items() if k in _KEYS}
     baselines = _baselines(values.pop("baseline", []), where, root)
-    _check_types(values, where)
+    _check_types(values, _TYPES, where)
     _check_engine(values, where)
+    own = _engine_options(
+        values.get("backend", "transformers"), {k: v for k, v in table.items() if k not in _KEYS}, where
+    )
     _check_locations(values, where, root)
-    return ModelSpec(name=name, baselines=baselines, **values)
+    return ModelSpec(name=name, baselines=baselines, options=own, **values)
 
 
-def _check_types(values: dict[str, Any], where: str) -> None:
+def _engine_options(backend: str, given: dict[str, Any], where: str) -> tuple[tuple[str, Any], ...]:
+    """The keys the entry gives beyond the core ones, checked against its backend's `Options` (a frozen dataclass
+    the backend class declares; a third-party backend's own keys work the same way): unknown keys, kinds, and the
+    options' own `problem()` (ranges, combinations). Errors name the entry and the key."""
+    options = _options_class(backend)
+    known = {f.name: f for f in fields(options)}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        owners = [b for b in backend_names() if b != backend and unknown[0] in _option_names(b)]
+        hint = f'; {unknown[0]} is only used with backend = "{owners[0]}"' if owners else ""
+        mine = ", ".join(sorted(known)) or "none"
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}{hint}; backend {backend!r} takes {mine} beyond the keys "
+            f"of every entry ({', '.join(sorted(_KEYS))})"
+        )
+    _check_types(given, {key: _kind(f.type) for key, f in known.items()}, where)
+    problem = getattr(options(**given), "problem", None)
+    message = problem() if callable(problem) else None
+    if message:
+        raise ConfigError(f"{where}: {message}")
+    return tuple(sorted(given.items()))
+
+
+def _options_class(backend: str) -> type:
+    from clue.registry import BACKENDS
+
+    found = getattr(BACKENDS.load(backend, "backend"), "Options", NoOptions)
+    if not (isinstance(found, type) and is_dataclass(found)):
+        raise ConfigError(f"backend {backend!r}: its Options is {found!r}, not a dataclass of the entry keys it takes")
+    return found
+
+
+def _option_names(backend: str) -> set[str]:
+    try:
+        return {f.name for f in fields(_options_class(backend))}
+    except ConfigError:  # a broken third-party entry point: not the problem being reported
+        return set()
+
+
+def _check_types(values: dict[str, Any], kinds: Mapping[str, type], where: str) -> None:
     """Every value of the kind its key takes (an integer is accepted, and converted, where a number is)."""
     for key, value in values.items():
-        kind = _TYPES[key]
+        kind = kinds[key]
         ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             ok, values[key] = True, float(value)
@@ -140,7 +202,7 @@ def _check_types(values: dict[str, Any], where: str) -> None:
 
 
 def _check_engine(values: dict[str, Any], where: str) -> None:
-    """dtype, backend, build or path, the server URL and the engines' numeric settings."""
+    """dtype, backend, build or path (an engine's own keys are its backend's to check: `_engine_options`)."""
     if values.get("dtype", "auto") not in DTYPES:
         raise ConfigError(f"{where}: dtype {values['dtype']!r} is not one of {', '.join(DTYPES)}")
     backend = values.get("backend", "transformers")
@@ -156,27 +218,6 @@ def _check_engine(values: dict[str, Any], where: str) -> None:
             raise ConfigError(f'{where}: build = "smollm2-lora" brings its own adapter; remove adapter')
     elif "path" not in values:
         raise ConfigError(f"{where}: needs a path (local folder or Hugging Face id)")
-    if backend == "openai":
-        url = values.get("base_url", "")
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f'{where}: backend "openai" needs base_url = "http(s)://host:port/v1"')
-        if "@" in url.split("//", 1)[1].split("/", 1)[0]:
-            raise ConfigError(
-                f"{where}: base_url must not carry credentials; put the key in the environment "
-                f"variable named by api_key_env ({values.get('api_key_env', 'OPENAI_API_KEY')})"
-            )
-    elif "base_url" in values:
-        raise ConfigError(f'{where}: base_url is only used with backend = "openai"')
-    executor = values.get("distributed_executor_backend")
-    if executor is not None and executor not in EXECUTORS:
-        raise ConfigError(f"{where}: distributed_executor_backend {executor!r} is not one of {', '.join(EXECUTORS)}")
-    for key in ("tensor_parallel_size", "max_concurrency", "request_timeout"):
-        if key in values and values[key] <= 0:
-            raise ConfigError(f"{where}: {key} must be positive")
-    if values.get("max_retries", 0) < 0:
-        raise ConfigError(f"{where}: max_retries must be 0 or more")
-    if not 0 < values.get("gpu_memory_utilization", 0.9) <= 1:
-        raise ConfigError(f"{where}: gpu_memory_utilization must be in (0, 1]")
 
 
 def _check_locations(values: dict[str, Any], where: str, root: Path) -> None:

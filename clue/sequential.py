@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -192,6 +193,61 @@ def unit_prefix(clusters: Sequence[str] | None, n_samples: int, units: int) -> i
                 return i
             seen.add(label)
     return n_samples
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Where a case's sequential gate stopped: the look, the units (pairs, or clusters) and samples it used of those
+    available, the nominal level of that look and the boundary crossed (None: the data ran out first)."""
+
+    look: int
+    looks: int
+    units: int
+    units_available: int
+    samples: int
+    samples_available: int
+    level: float
+    boundary: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "look": self.look,
+            "looks_planned": self.looks,
+            "units_used": self.units,
+            "units_available": self.units_available,
+            "samples_used": self.samples,
+            "samples_available": self.samples_available,
+            "nominal_alpha": self.level,
+            "boundary": self.boundary,
+            "saved": 1 - self.samples / self.samples_available if self.samples_available else 0.0,
+        }
+
+
+def drive(
+    plan: Plan,
+    clusters: Sequence[str] | None,
+    n_samples: int,
+    cases: Sequence[str],
+    advance: Callable[[int], None],
+    judge: Callable[[str, int, int], Look],
+) -> dict[str, Stop]:
+    """The sequential loop of one task: before each look `advance(upto)` makes the first `upto` samples' scores
+    known (generating and scoring the new ones), then `judge(case, look index, units seen)` decides each open case.
+    A case is decided once, at the look where it stops; the loop ends when every case has stopped. Returns each
+    case's stop, the one record of its decision."""
+    stops: dict[str, Stop] = {}
+    for index, seen in enumerate(plan.looks):
+        upto = unit_prefix(clusters, n_samples, seen)
+        advance(upto)
+        for case in [c for c in cases if c not in stops]:
+            decided = judge(case, index, seen)
+            if decided.stop:
+                stops[case] = Stop(
+                    decided.index, len(plan.looks), seen, plan.units, upto, n_samples, decided.level, decided.boundary
+                )
+        if len(stops) == len(cases):
+            break
+    return stops
 
 
 def run(

@@ -10,6 +10,8 @@ from clue.baseline import Reference
 from clue.gate import run_gate
 from clue.metrics.bertscore import BertScoreConfig
 from clue.metrics.scorers import Scorers
+from clue.records import RunRecord
+from clue.report.model import Report, build_report
 from clue.report.results import result_record
 from clue.tasks import get_task
 from clue.tiny import bertscore_stand_in
@@ -57,7 +59,7 @@ def recorded_results(show_samples: bool = False) -> list[dict[str, Any]]:
             records.append(
                 result_record(
                     result, out, samples=samples, show_samples=show_samples, alpha=0.025, resamples=2000, seed=1
-                )
+                ).to_json()
             )
 
     nli = get_task("mednli")
@@ -88,6 +90,24 @@ def recorded_results(show_samples: bool = False) -> list[dict[str, Any]]:
         [s.reference if rng.random() < 0.93 else "drug drug drug drug drug drug drug drug drug drug" for s in qs],
     )
     return records
+
+
+def run_of(
+    records: list[dict[str, Any]], not_run: list[dict[str, str]] | None = None, strict: bool = False
+) -> RunRecord:
+    """The run record a clue-results.json holding `records` parses to (the path every report reader takes)."""
+    data = {"schema": 1, "results": records, "not_run": not_run or [], "strict": strict}
+    return RunRecord.from_json(data, "test results")
+
+
+def report_of(
+    records: list[dict[str, Any]],
+    *,
+    not_run: list[dict[str, str]] | None = None,
+    strict: bool = False,
+    flip_limit: int = 20,
+) -> Report:
+    return build_report(run_of(records, not_run, strict), flip_limit=flip_limit)
 
 
 if __name__ == "__main__":  # regenerate a results file by hand: python -m tests.report_data

@@ -39,7 +39,7 @@ def prompts(n: int, *, doc: str | None = None) -> list[Prompt]:
 
 
 def server_backend(url: str, tokenizer: str | Path = "none", **extra: object) -> OpenAIServerBackend:
-    spec = ModelSpec(
+    spec = ModelSpec.of(
         "served",
         path="served",
         backend="openai",
@@ -47,7 +47,7 @@ def server_backend(url: str, tokenizer: str | Path = "none", **extra: object) ->
         tokenizer=str(tokenizer),
         api_key_env="CLUE_TEST_KEY",
         **extra,
-    )  # type: ignore[arg-type]
+    )
     return OpenAIServerBackend(spec, "served")
 
 

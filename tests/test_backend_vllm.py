@@ -84,7 +84,7 @@ def test_clue_imports_and_reports_missing_vllm_without_it(tiny_model_dir: Path) 
 def test_engine_arguments_chat_call_and_records(fake_vllm: Any, tiny_model_dir: Path) -> None:
     from clue.backends.vllm import VLLMBackend
 
-    spec = ModelSpec(
+    spec = ModelSpec.of(
         "m",
         path=str(tiny_model_dir),
         backend="vllm",

@@ -16,6 +16,7 @@ import pytest
 
 from clue import baseline
 from clue.errors import ConfigError
+from clue.records import BaselineEntry
 from tests.conftest import REPO
 from tests.test_plugin import answers, code_answers, make_project, run, scored_indices, write_models
 
@@ -113,8 +114,10 @@ def test_a_baseline_that_measured_something_else_is_refused_naming_every_differe
 
 
 def test_differences_name_protocol_few_shot_and_metric_changes() -> None:
-    def entry(**changes: Any) -> dict[str, Any]:
+    def entry(**changes: Any) -> BaselineEntry:
         base: dict[str, Any] = {
+            "task": "meqsum",
+            "model": "base",
             "data": {"sha256": "a" * 64},
             "protocol": {"version": 1, "n_shots": 3, "few_shot_ids": ["x", "y", "z"]},
             "decoding": {"temperature": 0.0, "top_p": 1.0, "seed": 1},
@@ -123,7 +126,7 @@ def test_differences_name_protocol_few_shot_and_metric_changes() -> None:
         }
         for key, value in changes.items():
             base[key] = {**base[key], **value} if isinstance(value, dict) else value
-        return base
+        return BaselineEntry.from_json(base, "test")
 
     assert baseline.differences(entry(), entry()) == []
     assert baseline.differences(entry(), entry(decoding={"seed": 2})) == []  # greedy: the seed does not matter

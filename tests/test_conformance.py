@@ -362,9 +362,9 @@ def test_reasoning_status_is_recorded_per_sample_in_the_results() -> None:
     scores = tuple(task.score(s, g) for s, g in zip(samples, generations, strict=True))
     result = TaskResult("medisumcode", "m", task.metrics(Scorers()), scores, generations, {}, {})
     record = result_record(result, None, samples=samples, show_samples=False, alpha=0.025, resamples=10, seed=1)
-    rows = record["samples"]
-    assert [r["reasoning"] for r in rows] == ["stripped", "stripped", "unclosed"]
-    assert [r["scores"]["icd_exact_f1"] for r in rows] == [1.0, 1.0, 1.0]
+    rows = record.samples
+    assert [r.reasoning for r in rows] == ["stripped", "stripped", "unclosed"]
+    assert [r.scores["icd_exact_f1"] for r in rows] == [1.0, 1.0, 1.0]
 
 
 def test_every_listed_difference_has_a_reason_and_a_measured_effect() -> None:

@@ -28,7 +28,7 @@ def test_the_readme_example_gives_the_numbers_of_the_pytest_run(tmp_path: Path) 
     )  # fmt: skip
     assert done.returncode in (0, 1), done.stdout[-2000:] + done.stderr[-2000:]
     expected = {(r["task"], r["case"]): r for r in json.loads((reports / "clue-results.json").read_text())["results"]}
-    dump = "\nimport json\nprint('RECORDS', json.dumps([c.record for c in run.results]))\n"
+    dump = "\nimport json\nprint('RECORDS', json.dumps([c.record.to_json() for c in run.results]))\n"
     done = subprocess.run([sys.executable, "-c", readme_example() + dump], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     printed = done.stdout.splitlines()
@@ -71,5 +71,5 @@ def test_evaluate_honours_save_baseline_reports_and_require_data(tmp_path: Path)
     assert set(baseline.load(tmp_path / "bl.json").entries) == {("mednli", "base"), ("mednli", "candidate")}
     assert set(json.loads((tmp_path / "reports/clue-session.json").read_text())["loads"]) == {"base", "candidate"}
     missing = clue.evaluate(["meqsum"], require_data=True, **common)
-    assert [(r["task"], r["status"]) for r in missing.not_run] == [("meqsum", "error"), ("meqsum", "error")]
-    assert "require_data" in missing.not_run[0]["reason"]
+    assert [(r.task, r.status) for r in missing.not_run] == [("meqsum", "error"), ("meqsum", "error")]
+    assert "require_data" in missing.not_run[0].reason

@@ -16,10 +16,9 @@ import pytest
 from clue.report.flags import is_repetition_loop
 from clue.report.html import render_html
 from clue.report.markdown import render_markdown
-from clue.report.model import build_report
 from clue.report.results import hash_id
 from tests.conftest import FIXTURE_DATA
-from tests.report_data import recorded_results
+from tests.report_data import recorded_results, report_of
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +27,7 @@ def records() -> list[dict[str, Any]]:
 
 
 def test_report_model_puts_tasks_in_paper_order_and_cells_carry_verdicts(records: list[dict[str, Any]]) -> None:
-    report = build_report(records)
+    report = report_of(records)
     assert [t.name for t in report.tasks] == ["mednli", "meqsum", "medisumcode"]  # Level 1, then Level 2
     assert report.models == ["base", "candidate"]
     assert report.cells[("candidate", "mednli")].verdict == "regressed"
@@ -42,7 +41,7 @@ def test_report_model_puts_tasks_in_paper_order_and_cells_carry_verdicts(records
 
 
 def test_flips_pair_samples_and_show_what_went_wrong(records: list[dict[str, Any]]) -> None:
-    report = build_report(records)
+    report = report_of(records)
     lost = report.lost[("candidate", "mednli")]
     assert len(lost) == 18 and report.gained[("candidate", "mednli")] == []
     assert all(f.base_score == 1.0 and f.model_score == 0.0 for f in lost)
@@ -53,7 +52,7 @@ def test_flips_pair_samples_and_show_what_went_wrong(records: list[dict[str, Any
 
 
 def test_html_shows_every_task_model_verdict_plot_and_flips(records: list[dict[str, Any]]) -> None:
-    html = render_html(build_report(records))
+    html = render_html(report_of(records))
     assert 'id="headline">Failing: candidate on mednli: regressed (accuracy Δ -0.600)' in html
     for task in ("MedNLI", "MeQSum", "MeDiSumCode"):
         assert task in html
@@ -69,7 +68,7 @@ def test_credentialed_samples_are_hashed_and_textless_by_default(records: list[d
     raw_ids = [
         json.loads(line)["pairID"] for line in (FIXTURE_DATA / "mednli/mli_test_v1.jsonl").read_text().splitlines()
     ]
-    text = json.dumps(records) + render_html(build_report(records))
+    text = json.dumps(records) + render_html(report_of(records))
     assert not any(raw in text for raw in raw_ids)
     assert all(s["id"] == hash_id("mednli", s["id"]) or len(s["id"]) == 16 for s in nli["samples"])
     assert not any("output" in s or "input" in s for s in nli["samples"])
@@ -85,7 +84,7 @@ def test_public_data_sets_are_shown_without_the_option(records: list[dict[str, A
 
 
 def test_markdown_summary(records: list[dict[str, Any]]) -> None:
-    md = render_markdown(build_report(records))
+    md = render_markdown(report_of(records))
     assert md.startswith("## clue results")
     assert "| candidate | 🔴 0.400 (Δ -0.600, regressed)" in md
     assert "**Failing:**\n- candidate on mednli: regressed (accuracy Δ -0.600)" in md
@@ -125,7 +124,7 @@ def test_mde_margin_and_adjusted_level_are_in_the_json_the_report_and_the_summar
     listed in summary.md; gated metrics tested in a family show their Holm level; non-gated ones are information."""
     comparisons = [e["comparison"] for r in records for e in r["metrics"].values() if e.get("comparison")]
     assert comparisons and all(c["mde"] >= 0 and "regression_alpha" in c and "units" in c for c in comparisons)
-    report = build_report(records)
+    report = report_of(records)
     html = render_html(report)
     assert "MDE (80 % power)" in html and "(information, not gated)" in html
     underpowered = [c for cells in report.details.values() for c in cells if c.underpowered]
@@ -139,7 +138,7 @@ def test_mde_margin_and_adjusted_level_are_in_the_json_the_report_and_the_summar
 
 def test_flips_are_counted_in_full_and_shown_up_to_the_limit(records: list[dict[str, Any]]) -> None:
     """ "MedNLI · 20 lost" while the gate counted 30: the count was the display limit."""
-    html = render_html(build_report(records, flip_limit=5))
+    html = render_html(report_of(records, flip_limit=5))
     assert "18 lost, 0 gained on accuracy" in html
     assert "base better than candidate (showing 5 of 18)" in html
 
@@ -151,14 +150,14 @@ def test_summary_names_not_run_cases_strict_failures_and_says_when_nothing_was_g
         {"task": "medisumqa", "model": "candidate", "status": "skipped", "reason": "MeDiSumQA: no data"},
         {"task": "problem_summary", "model": "candidate", "status": "error", "reason": "truncated file"},
     ]
-    md = render_markdown(build_report(records, not_run=not_run, strict=True))
+    md = render_markdown(report_of(records, not_run=not_run, strict=True))
     assert "candidate on problem_summary: error (truncated file)" in md
     assert "candidate on medisumqa: skipped (MeDiSumQA: no data)" in md
     assert "inconclusive (fails under --clue-strict)" in md
-    html = render_html(build_report(records, not_run=not_run))
+    html = render_html(report_of(records, not_run=not_run))
     assert "<h2>Not run</h2>" in html and "truncated file" in html
     references_only = [r for r in records if r["model"] == "base"]
-    nothing = render_markdown(build_report(references_only, not_run=not_run[:1]))
+    nothing = render_markdown(report_of(references_only, not_run=not_run[:1]))
     assert "**Nothing was gated" in nothing and "No model regressed" not in nothing
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from clue.report.html import COLORS, STROKES
 from clue.report.render import write_reports
-from tests.report_data import recorded_results
+from tests.report_data import recorded_results, run_of
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
@@ -44,7 +44,7 @@ def test_browser_renders_table_and_plot(tmp_path: Path) -> None:
     from PIL import Image
 
     records = recorded_results()
-    html_path, _ = write_reports(tmp_path, records)
+    html_path, _ = write_reports(tmp_path, run_of(records))
     url = html_path.as_uri()
     dom = chromium("--dump-dom", url, user_data=tmp_path / "profile").stdout
     assert dom.count('<td class="cell verdict-') == 6
@@ -87,7 +87,7 @@ def test_plot_labels_fit_a_long_model_name(tmp_path: Path) -> None:
     long_name = "clinical-llama3-8b-lora-r16-epoch3-final"
     assert len(long_name) == 40
     records = json.loads(json.dumps(recorded_results()).replace('"candidate"', json.dumps(long_name)))
-    html_path, _ = write_reports(tmp_path, records)
+    html_path, _ = write_reports(tmp_path, run_of(records))
     probe = tmp_path / "measure.html"
     probe.write_text(html_path.read_text().replace("</body>", MEASURE + "</body>"))
     dom = chromium("--dump-dom", "--virtual-time-budget=3000", probe.as_uri(), user_data=tmp_path / "profile").stdout

@@ -84,7 +84,7 @@ def test_gpu_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     assert visible_gpus("auto") == ["3", "5"] and visible_gpus("none") == [] and visible_gpus("1, 2") == ["1", "2"]
     assert [worker_slice(list("01234567"), 3, i) for i in range(3)] == [["0", "1"], ["2", "3"], ["4", "5"]]
-    tp4 = {"m": ModelSpec("m", path="x", backend="vllm", tensor_parallel_size=4)}
+    tp4 = {"m": ModelSpec.of("m", path="x", backend="vllm", tensor_parallel_size=4)}
     assert check_gpu_split(list("0123"), 2, tp4) is not None and check_gpu_split(list("01234567"), 2, tp4) is None
     assert check_gpu_split([], 8, tp4) is None  # CPU machine: any -n is fine
     chain = {

@@ -33,6 +33,10 @@ class TokenCounter(Protocol):
 
 
 class Backend(Protocol):
+    """An engine for one model entry. Optional, found by getattr: `probe()` (a digest of next-token logits on fixed
+    prompts: the weights check), `counts_from_store` (token counts may come from the store's memo) and a static
+    `release_engines()` (free engines the class keeps between entries, called once at the run's end)."""
+
     loads: int  # how many times the weights were loaded (0 when every prompt came from the store)
     per_sample_outputs: bool  # outputs are keyed by sample, not determined by the prompt (replay)
     batch_sensitive: bool  # the batch size changes outputs (left padding): it is part of the store key

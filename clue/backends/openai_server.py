@@ -34,7 +34,7 @@ from clue.backends.base import failed_generation
 from clue.backends.chat import ChatTokenizer, as_chat, check_template, fit_all
 from clue.errors import ClueError, ConfigError
 from clue.fingerprint import location_fingerprint
-from clue.models import ModelSpec
+from clue.models import ModelSpec, backend_options
 from clue.store import GenerationStore
 from clue.types import FinishReason, Generation, GenerationSettings, Prompt
 
@@ -64,7 +64,35 @@ class _RequestFailed(Exception):
         self.transport, self.fatal = transport, fatal
 
 
+@dataclass(frozen=True)
+class OpenAIOptions:
+    """The server backend's own keys of a model entry."""
+
+    base_url: str = ""  # "http(s)://host:port/v1"
+    served_name: str | None = None  # the model name the server knows (default: path)
+    api_key_env: str = "OPENAI_API_KEY"  # the environment variable holding the key; the key itself is never stored
+    max_concurrency: int = 8
+    request_timeout: float = 600.0
+    max_retries: int = 5
+
+    def problem(self) -> str | None:
+        if not self.base_url.startswith(("http://", "https://")):
+            return 'backend "openai" needs base_url = "http(s)://host:port/v1"'
+        if "@" in self.base_url.split("//", 1)[1].split("/", 1)[0]:
+            return (
+                "base_url must not carry credentials; put the key in the environment variable named by "
+                f"api_key_env ({self.api_key_env})"
+            )
+        for key in ("max_concurrency", "request_timeout"):
+            if getattr(self, key) <= 0:
+                return f"{key} must be positive"
+        if self.max_retries < 0:
+            return "max_retries must be 0 or more"
+        return None
+
+
 class OpenAIServerBackend:
+    Options = OpenAIOptions
     loads = 0  # nothing is loaded here: the server holds the weights
     per_sample_outputs = False
     batch_sensitive = False
@@ -82,12 +110,14 @@ class OpenAIServerBackend:
             check_template(spec, tokenizer)
 
     def __init__(self, spec: ModelSpec, location: str):
-        if spec.base_url is None:  # pragma: no cover - ModelSpec validation prevents it
-            raise ConfigError(f"model {spec.name!r}: backend 'openai' needs base_url")
+        self.options = backend_options(spec, OpenAIOptions)
+        problem = self.options.problem()
+        if problem:  # the matrix reader refuses it first; an entry built in code reaches here
+            raise ConfigError(f"model {spec.name!r}: {problem}")
         self.check(spec, location)
         self.spec = spec
-        self.url = spec.base_url.rstrip("/")
-        self.served_name = spec.served_name or location
+        self.url = self.options.base_url.rstrip("/")
+        self.served_name = self.options.served_name or location
         self.requests = 0
         self.retries = 0
         tokenizer = spec.tokenizer or location
@@ -125,11 +155,11 @@ class OpenAIServerBackend:
             "tokenizer": self.chat.location if self.chat else None,
             "context": self.chat.context if self.chat else None,
             "system_prompt_folded_into_user_turn": self.chat.system_folded if self.chat else False,
-            "max_concurrency": self.spec.max_concurrency,
+            "max_concurrency": self.options.max_concurrency,
             "requests": self.requests,
             "retries": self.retries,
-            "api_key_env": self.spec.api_key_env,
-            "api_key_set": bool(os.environ.get(self.spec.api_key_env)),
+            "api_key_env": self.options.api_key_env,
+            "api_key_set": bool(os.environ.get(self.options.api_key_env)),
         }
 
     def token_counter(self) -> ChatTokenizer | None:
@@ -154,7 +184,7 @@ class OpenAIServerBackend:
         jobs = self._jobs(prompts, results, on_result)
 
         state = _RunState()
-        pool = _DaemonPool(self.spec.max_concurrency)
+        pool = _DaemonPool(self.options.max_concurrency)
         with (
             tqdm(
                 total=len(prompts),
@@ -178,7 +208,7 @@ class OpenAIServerBackend:
                 return True
 
             # bounded: never more than max_concurrency requests queued, so an abort leaves nothing half-sent
-            while len(pending) < self.spec.max_concurrency and submit_next():
+            while len(pending) < self.options.max_concurrency and submit_next():
                 pass
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -267,12 +297,12 @@ class OpenAIServerBackend:
     def _request(self, payload: dict[str, Any]) -> _Answer:
         """One chat completion with retries; raises _RequestFailed with a message that never contains the key."""
         body = json.dumps(payload).encode()
-        key = os.environ.get(self.spec.api_key_env, "")
+        key = os.environ.get(self.options.api_key_env, "")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
         last, transport = "", True
-        for attempt in range(self.spec.max_retries + 1):
+        for attempt in range(self.options.max_retries + 1):
             if self._stop.is_set():
                 raise _RequestFailed("run stopped", transport=True)
             with self._lock:
@@ -282,14 +312,14 @@ class OpenAIServerBackend:
             began = time.perf_counter()
             retry_after: float | None = None
             try:
-                with urllib.request.urlopen(request, timeout=self.spec.request_timeout) as response:
+                with urllib.request.urlopen(request, timeout=self.options.request_timeout) as response:
                     data = json.loads(response.read())
                 return _parse(data, time.perf_counter() - began)
             except urllib.error.HTTPError as exc:
                 detail = _scrub(exc.read()[:300].decode("utf-8", "replace"), key)
                 last = f"HTTP {exc.code} from {self.url}/chat/completions: {detail}"
                 if exc.code in FATAL_STATUSES:
-                    hint = f" (is {self.spec.api_key_env} set?)" if exc.code in (401, 403) else ""
+                    hint = f" (is {self.options.api_key_env} set?)" if exc.code in (401, 403) else ""
                     raise _RequestFailed(last + hint, transport=False, fatal=True) from None
                 if exc.code not in RETRY_STATUSES:
                     raise _RequestFailed(last, transport=False) from None
@@ -302,11 +332,11 @@ class OpenAIServerBackend:
             except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
                 last = f"malformed answer from {self.url}: {type(exc).__name__}: {_scrub(str(exc), key)}"
                 transport = False
-            if attempt == self.spec.max_retries:
+            if attempt == self.options.max_retries:
                 break
             delay = retry_after if retry_after is not None else min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)
             self._stop.wait(delay * (1 + random.random() * 0.25) if retry_after is None else delay)
-        raise _RequestFailed(f"{last} (after {self.spec.max_retries} retries)", transport=transport)
+        raise _RequestFailed(f"{last} (after {self.options.max_retries} retries)", transport=transport)
 
 
 _T = TypeVar("_T")

@@ -67,7 +67,6 @@ class TransformersBackend:
         self._chat: ChatTokenizer | None = None
         self._runtime: tuple[str, str, str] | None = None  # device, dtype, why that dtype
         self._known: dict[str, Any] | None = None  # the fingerprint and the dtype's reason, memoised or computed
-        self._prefixes: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         if not Path(location).exists():  # a hub id (or a typo): nothing to memoise, and it fails here if unreachable
             self.chat  # noqa: B018
 
@@ -124,7 +123,7 @@ class TransformersBackend:
                     f"model {self.spec.name!r}: cannot load weights from {self.location}: {exc}"
                 ) from None
             if self.spec.adapter:
-                model = self._apply_adapter(model)
+                model = apply_adapter(self.spec, self.location, model)
             self.model = model.to(self.device).eval()
             self.loads += 1
             known = self._known["fingerprint"] if self._known else None
@@ -135,77 +134,27 @@ class TransformersBackend:
                 )
         return self.model
 
-    def _apply_adapter(self, model: Any) -> Any:
-        """The LoRA adapter on the loaded base weights (peft), unmerged, as vLLM applies it."""
-        try:
-            from peft import PeftModel
-        except ImportError:
-            raise ConfigError(
-                f"model {self.spec.name!r}: adapter {self.spec.adapter}: loading it needs peft: "
-                'pip install "peft>=0.13"'
-            ) from None
-        try:
-            with warnings.catch_warnings():  # peft calls a transformers property deprecated in 5.x: noise to users
-                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-                return PeftModel.from_pretrained(model, str(self.spec.adapter), is_trainable=False)
-        except Exception as exc:  # target modules missing in the base, shape mismatches: peft raises several kinds
-            raise ConfigError(
-                f"model {self.spec.name!r}: adapter {self.spec.adapter} does not fit the weights at {self.location}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from None
-
     def fingerprint(self, store: GenerationStore) -> dict[str, Any]:
         """What identifies this model's outputs, without loading weights: file hashes for a local folder or GGUF
         file (cached by size and mtime), the revision for a hub id, the adapter's file hashes; plus tokenizer/chat
         template, context, the dtype the weights run in and engine. For a local model it is memoised in the store
-        under everything it is computed from that can be read without torch (`_memo_key`), so a fully stored run
-        loads no tokenizer; a hub id is computed each time (the hub's files can change under one name)."""
+        under everything it is computed from that can be read without torch (`fingerprint_memo_key`), so a fully
+        stored run loads no tokenizer; a hub id is computed each time (the hub's files can change under one name)."""
         if self._known is None:
             files = {
                 "files": location_fingerprint(self.location, self.spec.revision, store),
                 "adapter": folder_fingerprint(Path(self.spec.adapter), store) if self.spec.adapter else None,
             }
-            key = self._memo_key(store, files) if Path(self.location).exists() else None
+            key = fingerprint_memo_key(self.spec, self.location, store, files) if Path(self.location).exists() else None
             found = store.memo_get([key]).get(key) if key else None
             if isinstance(found, dict) and isinstance(found.get("fingerprint"), dict):
                 self._known = found
             else:
-                computed = self._compute_fingerprint(files)
+                computed = computed_fingerprint(self.spec, self.chat, files, *self._resolved()[:2])
                 self._known = {"fingerprint": computed, "dtype_reason": self._resolved()[2]}
                 if key:
                     store.memo_put({key: self._known})
         return dict(self._known["fingerprint"])
-
-    def _memo_key(self, store: GenerationStore, files: dict[str, Any]) -> str:
-        """Everything the fingerprint is derived from that needs no torch: the entry, the files, engine versions,
-        the CPU's bfloat16 support (dtype "auto") and the GPUs this process may see (the device)."""
-        gpus = sorted(p.name for p in Path("/dev").glob("nvidia[0-9]*")) if Path("/dev").is_dir() else []
-        inputs = {
-            "entry": self.spec.describe(),
-            "location": self.location,
-            **files,
-            "chat_template": file_sha256(Path(self.spec.chat_template), store) if self.spec.chat_template else None,
-            "versions": [package_version(p) for p in ("transformers", "torch", "tokenizers", "peft", "gguf")],
-            "gpus": [gpus, os.environ.get("CUDA_VISIBLE_DEVICES")],
-            "cpu_bf16": cpu_has_native_bf16(),
-        }
-        return memo_key({"transformers_fingerprint": FINGERPRINT_MEMO}, canonical(inputs))
-
-    def _compute_fingerprint(self, files: dict[str, Any]) -> dict[str, Any]:
-        device, dtype, _ = self._resolved()
-        return {
-            "engine": f"transformers {package_version('transformers')}",
-            "torch": package_version("torch"),
-            "device": device,
-            "files": files["files"],
-            "adapter": files["adapter"],
-            "revision": self.spec.revision,
-            "dtype": dtype,
-            "context": self.chat.context,
-            "chat_template": self.chat.template_sha256,
-            "system_role": self.spec.system_role,
-            "stop_token_ids": list(self.chat.stop_token_ids),
-        }
 
     def probe(self) -> str:
         """sha256 of the next-token logits on PROBE_PROMPTS, bit for bit: two models with the same digest compute
@@ -246,60 +195,23 @@ class TransformersBackend:
 
         results: dict[int, Generation] = {}
         fitted = fit_all(self.chat, prompts, results, on_result)
-        if fitted:
-            self._ensure_model()  # not for prompts that all failed to fit
-        heads: dict[tuple[ChatMessage, ...], list[int] | None] = {}  # a task's few-shot head, encoded once
-        split = [(i, f, self._prefix_length(f, heads)) for i, f in fitted]
+        if not fitted:  # every prompt failed to fit: nothing to load the weights for
+            return [results[i] for i in range(len(prompts))]
+        prefixes = SharedPrefixes(self.chat, self._ensure_model(), self.device)
+        split = [(i, f, prefixes.length(f)) for i, f in fitted]
         split.sort(key=lambda item: tuple(item[1].ids[: item[2]]))  # stable: same prefix together, input order kept
         name = desc or f"{self.spec.name}: generating"
         with tqdm(total=len(prompts), desc=name, unit="prompt", initial=len(results), leave=False) as bar:
             for i, f, cut in split:
-                results[i] = self._run_one(prompts[i], f, cut, settings)
+                results[i] = self._run_one(prompts[i], f, prefixes if cut else None, cut, settings)
                 if on_result:
                     on_result(i, results[i])
                 bar.update(1)
-        self._prefixes.clear()
         return [results[i] for i in range(len(prompts))]
 
-    def _prefix_length(self, fitted: Fitted, heads: dict[tuple[ChatMessage, ...], list[int] | None]) -> int:
-        """How many leading tokens of the prompt are its shared prefix: the chat before the last user turn,
-        rendered without a generation prompt, where that is a token prefix of the whole prompt (0 otherwise, e.g.
-        a template that rejects a chat ending in an assistant turn). A function of the prompt alone; `heads`
-        holds the heads encoded so far."""
-        if len(fitted.messages) < 2:
-            return 0
-        head = fitted.messages[:-1]
-        if head not in heads:
-            try:
-                text = self.tokenizer.apply_chat_template(
-                    self.chat.chat(head), tokenize=False, add_generation_prompt=False
-                )
-                heads[head] = self.chat.encode(str(text))
-            except Exception:  # templates may refuse a chat that ends with an assistant turn or a lone system turn
-                heads[head] = None
-        ids = heads[head]
-        if ids is None:
-            return 0
-        cut = len(ids)
-        return cut if MIN_PREFIX <= cut < len(fitted.ids) and fitted.ids[:cut] == ids else 0
-
-    def _prefix_cache(self, ids: Sequence[int]) -> Any:
-        """A copy of the key/value cache of `ids` (computed once per distinct prefix, kept for PREFIX_CACHE)."""
-        from transformers import DynamicCache
-
-        key = tuple(ids)
-        if key not in self._prefixes:
-            cache = DynamicCache()
-            with self._torch.inference_mode():
-                ids_tensor = self._torch.tensor([list(ids)], device=self.device)
-                self.model(input_ids=ids_tensor, **{_cache_argument(): cache})
-            self._prefixes[key] = cache
-            while len(self._prefixes) > PREFIX_CACHE:
-                self._prefixes.popitem(last=False)
-        self._prefixes.move_to_end(key)
-        return copy.deepcopy(self._prefixes[key])
-
-    def _run_one(self, prompt: Prompt, fitted: Fitted, cut: int, settings: GenerationSettings) -> Generation:
+    def _run_one(
+        self, prompt: Prompt, fitted: Fitted, prefixes: SharedPrefixes | None, cut: int, settings: GenerationSettings
+    ) -> Generation:
         """One prompt; an exception (a bad input, out of memory) becomes this sample's failure, never the run's."""
         from transformers import GenerationConfig
 
@@ -317,7 +229,7 @@ class TransformersBackend:
         try:
             if not settings.greedy:  # sampled: seeded per sample, so the draw does not depend on the run's order
                 torch.manual_seed(settings.seed ^ int(hashlib.sha256(prompt.sample_id.encode()).hexdigest()[:8], 16))
-            extra = {_cache_argument(): self._prefix_cache(fitted.ids[:cut])} if cut else {}
+            extra = {_cache_argument(): prefixes.cache(fitted.ids[:cut])} if prefixes is not None else {}
             with torch.inference_mode():
                 out = self.model.generate(
                     input_ids=torch.tensor([fitted.ids], device=self.device), generation_config=config, **extra
@@ -370,9 +282,109 @@ class TransformersBackend:
 
     def close(self) -> None:
         self.model = None
-        self._prefixes.clear()
         if self._runtime is not None and self._runtime[0] == "cuda":
             self._torch.cuda.empty_cache()
+
+
+class SharedPrefixes:
+    """The key/value caches of prompts' shared prefixes (the chat before the last user turn: a task's system prompt
+    and few-shot turns), computed once per distinct prefix and copied for each prompt that starts with it."""
+
+    def __init__(self, chat: ChatTokenizer, model: Any, device: str):
+        self.chat, self.model, self.device = chat, model, device
+        self._heads: dict[tuple[ChatMessage, ...], list[int] | None] = {}  # a task's few-shot head, encoded once
+        self._caches: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+
+    def length(self, fitted: Fitted) -> int:
+        """How many leading tokens of the prompt are its shared prefix: the chat before the last user turn,
+        rendered without a generation prompt, where that is a token prefix of the whole prompt (0 otherwise, e.g.
+        a template that rejects a chat ending in an assistant turn). A function of the prompt alone."""
+        if len(fitted.messages) < 2:
+            return 0
+        head = fitted.messages[:-1]
+        if head not in self._heads:
+            try:
+                text = self.chat.tokenizer.apply_chat_template(
+                    self.chat.chat(head), tokenize=False, add_generation_prompt=False
+                )
+                self._heads[head] = self.chat.encode(str(text))
+            except Exception:  # templates may refuse a chat that ends with an assistant turn or a lone system turn
+                self._heads[head] = None
+        ids = self._heads[head]
+        if ids is None:
+            return 0
+        cut = len(ids)
+        return cut if MIN_PREFIX <= cut < len(fitted.ids) and fitted.ids[:cut] == ids else 0
+
+    def cache(self, ids: Sequence[int]) -> Any:
+        """A copy of the key/value cache of `ids` (computed once per distinct prefix, kept for PREFIX_CACHE)."""
+        import torch
+        from transformers import DynamicCache
+
+        key = tuple(ids)
+        if key not in self._caches:
+            cache = DynamicCache()
+            with torch.inference_mode():
+                self.model(input_ids=torch.tensor([list(ids)], device=self.device), **{_cache_argument(): cache})
+            self._caches[key] = cache
+            while len(self._caches) > PREFIX_CACHE:
+                self._caches.popitem(last=False)
+        self._caches.move_to_end(key)
+        return copy.deepcopy(self._caches[key])
+
+
+def apply_adapter(spec: ModelSpec, location: str, model: Any) -> Any:
+    """The LoRA adapter on the loaded base weights (peft), unmerged, as vLLM applies it."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise ConfigError(
+            f'model {spec.name!r}: adapter {spec.adapter}: loading it needs peft: pip install "peft>=0.13"'
+        ) from None
+    try:
+        with warnings.catch_warnings():  # peft calls a transformers property deprecated in 5.x: noise to users
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            return PeftModel.from_pretrained(model, str(spec.adapter), is_trainable=False)
+    except Exception as exc:  # target modules missing in the base, shape mismatches: peft raises several kinds
+        raise ConfigError(
+            f"model {spec.name!r}: adapter {spec.adapter} does not fit the weights at {location}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+
+
+def computed_fingerprint(
+    spec: ModelSpec, chat: ChatTokenizer, files: dict[str, Any], device: str, dtype: str
+) -> dict[str, Any]:
+    """The fingerprint as computed when no memo holds it (it needs torch and the tokenizer)."""
+    return {
+        "engine": f"transformers {package_version('transformers')}",
+        "torch": package_version("torch"),
+        "device": device,
+        "files": files["files"],
+        "adapter": files["adapter"],
+        "revision": spec.revision,
+        "dtype": dtype,
+        "context": chat.context,
+        "chat_template": chat.template_sha256,
+        "system_role": spec.system_role,
+        "stop_token_ids": list(chat.stop_token_ids),
+    }
+
+
+def fingerprint_memo_key(spec: ModelSpec, location: str, store: GenerationStore, files: dict[str, Any]) -> str:
+    """Everything the fingerprint is derived from that needs no torch: the entry, the files, engine versions, the
+    CPU's bfloat16 support (dtype "auto") and the GPUs this process may see (the device)."""
+    gpus = sorted(p.name for p in Path("/dev").glob("nvidia[0-9]*")) if Path("/dev").is_dir() else []
+    inputs = {
+        "entry": spec.describe(),
+        "location": location,
+        **files,
+        "chat_template": file_sha256(Path(spec.chat_template), store) if spec.chat_template else None,
+        "versions": [package_version(p) for p in ("transformers", "torch", "tokenizers", "peft", "gguf")],
+        "gpus": [gpus, os.environ.get("CUDA_VISIBLE_DEVICES")],
+        "cpu_bf16": cpu_has_native_bf16(),
+    }
+    return memo_key({"transformers_fingerprint": FINGERPRINT_MEMO}, canonical(inputs))
 
 
 def _cache_argument() -> str:

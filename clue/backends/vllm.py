@@ -23,6 +23,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from clue.backends.chat import ChatTokenizer, check_template, fit_all
 from clue.backends.weights import check_weights, locate
 from clue.errors import ConfigError
 from clue.fingerprint import folder_fingerprint, location_fingerprint, package_version
-from clue.models import ModelSpec
+from clue.models import ModelSpec, backend_options
 from clue.store import GenerationStore
 from clue.types import Generation, GenerationSettings, Prompt
 
@@ -92,7 +93,7 @@ def shutdown_engine(engine: Any) -> None:
 
 
 def release_all() -> None:
-    """Called at the end of the pytest session."""
+    """The pooled engine released (a run's end: VLLMBackend.release_engines)."""
     POOL.release()
 
 
@@ -120,10 +121,38 @@ def vllm_version() -> str:
     return str(getattr(vllm, "__version__", "unknown"))
 
 
+EXECUTORS = ("mp", "ray", "uni", "external_launcher")
+
+
+@dataclass(frozen=True)
+class VLLMOptions:
+    """vLLM's own keys of a model entry."""
+
+    tensor_parallel_size: int = 1
+    distributed_executor_backend: str | None = None  # "ray" for a model larger than one node
+    gpu_memory_utilization: float = 0.9
+
+    def problem(self) -> str | None:
+        executor = self.distributed_executor_backend
+        if executor is not None and executor not in EXECUTORS:
+            return f"distributed_executor_backend {executor!r} is not one of {', '.join(EXECUTORS)}"
+        if self.tensor_parallel_size <= 0:
+            return "tensor_parallel_size must be positive"
+        if not 0 < self.gpu_memory_utilization <= 1:
+            return "gpu_memory_utilization must be in (0, 1]"
+        return None
+
+
 class VLLMBackend:
+    Options = VLLMOptions
     uses_peers = True
     per_sample_outputs = False
     batch_sensitive = False  # continuous batching: clue's batch size is not used
+
+    @staticmethod
+    def release_engines() -> None:
+        """The run's end (clue.generator.Generator.close): the engine kept for entries sharing one base freed."""
+        release_all()
 
     @staticmethod
     def check(spec: ModelSpec, location: str) -> None:
@@ -136,6 +165,7 @@ class VLLMBackend:
     def __init__(self, spec: ModelSpec, location: str, peers: Mapping[str, ModelSpec] | None = None):
         """Tokenizer and config only; the engine starts on the first prompt that is not in the store."""
         self.spec, self.location = spec, location
+        self.options = backend_options(spec, VLLMOptions)
         self.loads = 0
         self.chat = ChatTokenizer(spec, spec.tokenizer or location)
         self.context = self.chat.context
@@ -149,9 +179,9 @@ class VLLMBackend:
             "revision": spec.revision,
             "dtype": spec.dtype,
             "max_model_len": self.context,
-            "tensor_parallel_size": spec.tensor_parallel_size,
-            "distributed_executor_backend": spec.distributed_executor_backend,
-            "gpu_memory_utilization": spec.gpu_memory_utilization,
+            "tensor_parallel_size": self.options.tensor_parallel_size,
+            "distributed_executor_backend": self.options.distributed_executor_backend,
+            "gpu_memory_utilization": self.options.gpu_memory_utilization,
             "trust_remote_code": spec.trust_remote_code,
             "enable_prefix_caching": True,
             "seed": 0,
@@ -261,8 +291,8 @@ class VLLMBackend:
             "adapter": self.spec.adapter,
             "revision": self.spec.revision,
             "context": self.context,
-            "tensor_parallel_size": self.spec.tensor_parallel_size,
-            "distributed_executor_backend": self.spec.distributed_executor_backend,
+            "tensor_parallel_size": self.options.tensor_parallel_size,
+            "distributed_executor_backend": self.options.distributed_executor_backend,
             "prefix_caching": True,
             "engine_shared_with_other_entries": self.shared,
             "system_prompt_folded_into_user_turn": self.chat.system_folded,

@@ -8,36 +8,34 @@ its base model sample by sample.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
 
-from clue import baseline
 from clue.errors import ClueError, ConfigError
 from clue.evaluation import evaluate_case
 from clue.gate import GateOutcome
 from clue.models import ModelSpec
 from clue.plugin import xdist
 from clue.plugin.options import add_options, resolve
+from clue.records import CaseRow, NotRun
 from clue.report import junit
-from clue.report import results as results_report
-from clue.report.model import diagnostic_lines, sequential_text
-from clue.report.render import write_reports
+from clue.report.model import sequential_text
+from clue.run import Finished, Run, merge_stats
 from clue.session import ClueSession
-from clue.tasks import get_task
 from clue.tasks.base import Task
 from clue.types import Generation, TaskResult
 
 session_key = pytest.StashKey[ClueSession]()
+run_key = pytest.StashKey[Run]()
 
 
 class ClueInconclusiveWarning(UserWarning):
@@ -69,6 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(f"clue: {exc}") from None
     config.stash[session_key] = session
+    config.stash[run_key] = Run(session)
     _stop_on_sigterm(config)
     global _SESSIONS
     _SESSIONS += 1
@@ -113,13 +112,11 @@ def _stop_on_sigterm(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Free what the session holds: an idle vLLM engine kept for a LoRA entry, the store's connections."""
+    """Free what the session holds: an idle engine kept between entries (vLLM's, for LoRA entries on one base) and
+    the store's connection."""
     global _SESSIONS
     if session_key in config.stash:
         _SESSIONS -= 1
-    vllm_backend = sys.modules.get("clue.backends.vllm")
-    if vllm_backend is not None:
-        vllm_backend.release_all()
     session = config.stash.get(session_key, None)
     if session is not None:
         session.close()
@@ -199,9 +196,9 @@ def clue_task(request: pytest.FixtureRequest, clue_session: ClueSession) -> Task
     if name is None:
         raise pytest.UsageError(f"{request.node.nodeid}: mark the test with @pytest.mark.clue_task('<task>')")
     # before anything can skip or fail: the reports list every selected case of this run, with or without a result
-    request.node.stash[case_key] = {"task": name, "model": model.name, "case": _case_id(request.node, model)}
+    request.node.stash[case_key] = {"task": name, "model": model.name, "case": model.case or model.name}
     try:
-        task = get_task(name)
+        task = clue_session.task(name)
         data = clue_session.data(task)
     except ClueError as exc:
         _fail(exc)
@@ -245,10 +242,9 @@ def clue_gate(request: pytest.FixtureRequest, clue_session: ClueSession) -> Call
     are its base's (the new weights were not applied)."""
 
     def gate(result: TaskResult) -> GateOutcome | None:
-        settings = clue_session.settings
         case: ModelSpec = request.getfixturevalue("clue_model")
-        info = request.node.stash.setdefault(case_key, {"task": result.task, "model": result.model})
-        case_id = str(info.get("case") or result.model)
+        case_id = case.case or result.model
+        info = request.node.stash.setdefault(case_key, {"task": result.task, "model": result.model, "case": case_id})
 
         def headline(outcome: GateOutcome, default: str) -> str:
             styled = request.config.hook.pytest_clue_headline(outcome=outcome, headline=default)
@@ -258,16 +254,7 @@ def clue_gate(request: pytest.FixtureRequest, clue_session: ClueSession) -> Call
             done = evaluate_case(clue_session, case_id, case, result, headline)
         except ClueError as exc:
             _fail(exc)
-        path = results_report.write_json(
-            results_report.result_path(settings.reports_dir, result.task, case_id), done.record
-        )
-        info.update(_case_record(done.record, path))
-        if settings.save_baseline is not None:
-            entry = results_report.write_json(
-                results_report.result_path(settings.reports_dir, result.task, case_id, ".baseline-entry"),
-                clue_session.baseline_entry(result),
-            )
-            info["baseline_entry"] = str(entry)
+        info["row"] = request.config.stash[run_key].case_finished(done).to_json()
         if done.failure is not None:
             pytest.fail(done.failure, pytrace=False)
         if done.warning is not None:
@@ -275,45 +262,6 @@ def clue_gate(request: pytest.FixtureRequest, clue_session: ClueSession) -> Call
         return done.outcome
 
     return gate
-
-
-def _case_id(node: pytest.Item, model: ModelSpec) -> str:
-    """The case's test id: the parameter id of `clue_model` (the model's name, or "<model>-vs-<baseline>")."""
-    callspec = getattr(node, "callspec", None)
-    if callspec is None:
-        return model.name
-    for case_id, spec in _session(node.config).cases.items():
-        if spec == model:
-            return case_id
-    return model.name
-
-
-def _case_record(record: dict[str, Any], path: Path) -> dict[str, Any]:
-    """What the summary, the annotations and the JUnit properties show of a finished case (plain data: it travels
-    from xdist workers on the test report)."""
-    metrics: dict[str, dict[str, Any]] = {}
-    for name, entry in record["metrics"].items():
-        shown: dict[str, Any] = {"value": entry["value"]}
-        comparison = entry.get("comparison")
-        if comparison:
-            for key in ("base_mean", "delta", "ci_low", "ci_high", "p_regression", "margin", "mde"):
-                shown[key] = comparison[key]
-            shown["regression_alpha"] = comparison["regression_alpha"]
-            shown["verdict"] = comparison["verdict"]
-        metrics[name] = shown
-    return {
-        "base": record["base_model"] or "",
-        "base_kind": record.get("base_kind") or "",
-        "verdict": record["verdict"],
-        "n": record["n"],
-        "results_json": str(path),
-        "identical_outputs": record.get("identical_outputs"),
-        "diagnostics": diagnostic_lines(record),
-        "weights_check": record.get("weights_check"),
-        "sequential": record.get("sequential"),
-        "headline": record.get("headline"),
-        "metrics": metrics,
-    }
 
 
 class TerminalProgress:
@@ -367,43 +315,38 @@ def _duration(seconds: float) -> str:
 
 
 class ResultsCollector:
-    """Gathers the clue properties of finished tests (xdist workers send theirs to the controller), prints the
-    summary table and merges this session's results files into clue-results.json."""
+    """Gathers the rows of finished cases (xdist workers send theirs to the controller on the test reports) and the
+    selected cases that did not finish, hands them to the run at the end, and prints the summary table."""
 
     def __init__(self, config: pytest.Config, xdist_hooks: xdist.XdistHooks | None = None):
         self.config = config
         self.xdist_hooks = xdist_hooks
-        self.rows: list[dict[str, Any]] = []
-        self.not_run: list[dict[str, str]] = []  # selected cases without a result: skipped or errored, and why
+        self.rows: list[CaseRow] = []
+        self.not_run: list[NotRun] = []  # selected cases without a result: skipped or errored, and why
+        self.finished: Finished | None = None
         self.started = time.perf_counter()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         info: dict[str, Any] | None = getattr(report, "clue", None)
         if info is None:
             return
-        if report.when == "call" and "verdict" in info:
-            row = {**info, "outcome": report.outcome}
+        if report.when == "call" and info.get("row"):
+            row = replace(CaseRow.from_json(info["row"], report.nodeid), outcome=report.outcome)
             self.rows.append(row)
             junit.add_case_properties(self.config, row)
             self.config.hook.pytest_clue_case_result(config=self.config, case=row)
             return
-        if "verdict" in info or report.passed or report.when == "teardown":
+        if info.get("row") or report.passed or report.when == "teardown":
             return
-        self.not_run.append({"task": info["task"], "model": info.get("case") or info["model"], **_why_not_run(report)})
+        status, reason = _why_not_run(report)
+        self.not_run.append(NotRun(info["task"], info.get("case") or info["model"], status, reason))
 
     def stats(self) -> dict[str, Any]:
         """This process's statistics plus those the xdist workers sent: loads, reuse and time per model."""
+        workers = self.xdist_hooks.worker_stats if self.xdist_hooks else []
         parts = [_session(self.config).stats()] if session_key in self.config.stash else []
-        parts += self.xdist_hooks.worker_stats if self.xdist_hooks else []
-        merged: dict[str, Any] = {"loads": {}, "reused": {}, "generated": {}, "backend_s": 0.0, "scoring_s": 0.0}
-        for part in parts:
-            for key in ("loads", "reused", "generated"):
-                for model, n in part[key].items():
-                    merged[key][model] = merged[key].get(model, 0) + n
-            merged["backend_s"] += part["backend_s"]
-            merged["scoring_s"] += part["scoring_s"]
-        merged["workers"] = max(1, len(self.xdist_hooks.worker_stats) if self.xdist_hooks else 1)
-        merged["wall_s"] = time.perf_counter() - self.started
+        merged = merge_stats(parts + workers, time.perf_counter() - self.started)
+        merged["workers"] = max(1, len(workers))
         return merged
 
     @pytest.hookimpl(trylast=True)
@@ -415,17 +358,11 @@ class ResultsCollector:
             return
         # Ctrl-C before any case finished still rewrites the reports (pytest rewrites junit.xml too), so that no
         # folder holds a JUnit of this run next to a report of the previous one
-        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED and bool(_session(self.config).plan)
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED and _session(self.config).planned
         if not self.rows and not self.not_run and not interrupted:
             return  # no clue test ran: a project without clue tests gets no reports
-        settings = _session(self.config).settings
-        paths = [Path(str(r["results_json"])) for r in self.rows]
-        meta: dict[str, Any] = {"not_run": self.not_run, "strict": settings.strict, "interrupted": interrupted}
-        records = results_report.merge(self.reports_dir, paths, **meta)
-        write_reports(self.reports_dir, records, **meta)
-        results_report.write_json(self.reports_dir / "clue-session.json", self.stats())
-        if settings.save_baseline is not None:
-            self.saved_baseline = save_baseline(settings.save_baseline, self.rows)
+        run = self.config.stash[run_key]
+        self.finished = run.finish(self.rows, self.not_run, self.stats(), interrupted=interrupted)
         xmlpath = self.config.option.xmlpath
         if xmlpath and Path(xmlpath).is_file():
             junit.conform(Path(xmlpath))
@@ -439,26 +376,9 @@ class ResultsCollector:
             return
         tr = terminalreporter
         tr.section("clue results")
-        for row in sorted(self.rows, key=lambda r: (str(r["task"]), str(r["case"]))):
-            kind = "baseline " if row["base_kind"] == "baseline" else ""
-            against = f"vs {kind}{row['base']}" if row["base"] else "(reference, not gated)"
-            tr.write_line(
-                f"{row['task']} [{row['case']}] {against}: {str(row['verdict']).upper()} "
-                f"({row['outcome']}, n={row['n']})"
-            )
-            for name, m in sorted(row["metrics"].items()):
-                line = f"    {name:<22} {m['value']:.4f}"
-                if "delta" in m:
-                    line += (
-                        f"  base {m['base_mean']:.4f}  delta {m['delta']:+.4f}"
-                        f"  CI [{m['ci_low']:+.4f}, {m['ci_high']:+.4f}]  {m['verdict']}"
-                    )
+        for row in sorted(self.rows, key=lambda r: (r.task, r.case)):
+            for line in _summary_lines(row):
                 tr.write_line(line)
-            if row.get("sequential"):
-                stop = row["sequential"]
-                tr.write_line(f"    sequential: {sequential_text(stop)} (nominal level {stop['nominal_alpha']:.2g})")
-            for note in row.get("diagnostics") or []:
-                tr.write_line(f"    note: {note}")
         stats = self.stats()
         if stats["loads"] or stats["reused"]:
             names = sorted(set(stats["loads"]) | set(stats["reused"]))
@@ -477,38 +397,48 @@ class ResultsCollector:
             )
         tr.write_line(f"results JSON: {self.reports_dir / 'clue-results.json'}")
         tr.write_line(f"report: {self.reports_dir / 'index.html'} (summary: {self.reports_dir / 'summary.md'})")
-        saved = getattr(self, "saved_baseline", None)
-        if saved is not None:
-            tr.write_line(f"baseline saved: {saved[0]} ({saved[1]} task x model entries)")
+        if self.finished is not None and self.finished.saved_baseline is not None:
+            saved = self.finished
+            tr.write_line(f"baseline saved: {saved.saved_baseline} ({saved.baseline_entries} task x model entries)")
         if os.environ.get("GITHUB_ACTIONS") == "true":
             for line in _annotations(self.rows):
                 tr.write_line(line)
 
 
-def save_baseline(path: Path, rows: list[dict[str, Any]]) -> tuple[Path, int]:
-    """--clue-save-baseline: the entries the finished cases wrote (one per task x model), merged into one file."""
-    entries: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in rows:
-        file = row.get("baseline_entry")
-        if file and Path(file).is_file():
-            entry = json.loads(Path(file).read_text(encoding="utf-8"))
-            entries[(entry["task"], entry["model"])] = entry
-    return baseline.write(path, list(entries.values())), len(entries)
+def _summary_lines(row: CaseRow) -> list[str]:
+    """A finished case in the terminal summary: its verdict, each metric (with the comparison), its notes."""
+    record = row.record
+    kind = "baseline " if record.base_kind == "baseline" else ""
+    against = f"vs {kind}{record.base_model}" if record.base_model else "(reference, not gated)"
+    lines = [f"{row.task} [{row.case}] {against}: {record.verdict.upper()} ({row.outcome}, n={record.n})"]
+    for name, m in sorted(row.metrics.items()):
+        line = f"    {name:<22} {m.value:.4f}"
+        c = m.comparison
+        if c is not None:
+            line += (
+                f"  base {c.base_mean:.4f}  delta {c.delta:+.4f}  CI [{c.ci_low:+.4f}, {c.ci_high:+.4f}]  {c.verdict}"
+            )
+        lines.append(line)
+    if record.sequential is not None:
+        stop = record.sequential
+        lines.append(f"    sequential: {sequential_text(stop)} (nominal level {stop.level:.2g})")
+    lines += [f"    note: {note}" for note in row.diagnostics]
+    return lines
 
 
-def _annotations(rows: list[dict[str, Any]]) -> list[str]:
+def _annotations(rows: list[CaseRow]) -> list[str]:
     """GitHub Actions workflow commands: an error annotation per regressed case (or one whose weights are its
     base's), a warning per inconclusive one, so verdicts show in the run's summary and on the pull request, not
     only in a passed test's log."""
     out = []
     for row in rows:
-        same = row.get("weights_check") == "identical"
-        verdict = "weights not applied" if same else str(row.get("verdict"))
+        same = row.record.weights_check == "identical"
+        verdict = "weights not applied" if same else row.record.verdict
         level = "error" if same else {"regressed": "error", "inconclusive": "warning"}.get(verdict)
         if level is None:
             continue
-        title = _escape(f"clue {row['task']} [{row['case']}]: {verdict}", title=True)
-        out.append(f"::{level} title={title}::{_escape(str(row.get('headline', verdict)))}")
+        title = _escape(f"clue {row.task} [{row.case}]: {verdict}", title=True)
+        out.append(f"::{level} title={title}::{_escape(row.record.headline or verdict)}")
     return out
 
 
@@ -518,14 +448,14 @@ def _escape(text: str, *, title: bool = False) -> str:
     return text.replace(":", "%3A").replace(",", "%2C") if title else text
 
 
-def _why_not_run(report: pytest.TestReport) -> dict[str, str]:
-    """status (skipped | error) and the reason, one line: pytest.skip's message, or the failure's (clue's own
+def _why_not_run(report: pytest.TestReport) -> tuple[str, str]:
+    """(status: skipped | error, the reason in one line): pytest.skip's message, or the failure's (clue's own
     messages carry no traceback and no raw sample id)."""
     if report.skipped:
         longrepr = report.longrepr
         message = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-        return {"status": "skipped", "reason": message.removeprefix("Skipped: ")}
+        return "skipped", message.removeprefix("Skipped: ")
     text = report.longreprtext.strip()
     lines = [line for line in text.splitlines() if line.strip()]
     reason = " ".join(lines[:3]) if lines else "failed"
-    return {"status": "error", "reason": reason[:500]}
+    return "error", reason[:500]

@@ -3,19 +3,20 @@ line, or receive every finished case's results.
 
     # conftest.py
     from clue.metrics.extra import ExtraMetric
+    from clue.records import CaseRow
     from clue.types import MetricSpec
 
     def pytest_clue_metrics(config):
         length = MetricSpec("answer_chars", "characters in the answer", higher_is_better=False, gate=False)
         return [ExtraMetric(("meqsum",), length, lambda sample, generation: len(generation.text))]
 
-    def pytest_clue_case_result(config, case):
-        print(case["task"], case["case"], case["verdict"])
+    def pytest_clue_case_result(config, case):  # case: clue.records.CaseRow
+        print(case.task, case.case, case.record.verdict, case.metrics["accuracy"].value)
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 import pytest
@@ -23,6 +24,7 @@ import pytest
 if TYPE_CHECKING:
     from clue.gate import GateOutcome
     from clue.metrics.extra import ExtraMetric
+    from clue.records import CaseRow
 
 hookspec = pluggy.HookspecMarker("pytest")
 
@@ -42,6 +44,7 @@ def pytest_clue_headline(outcome: GateOutcome, headline: str) -> str | None:
 
 
 @hookspec
-def pytest_clue_case_result(config: pytest.Config, case: dict[str, Any]) -> None:
-    """A case finished (on the xdist controller too): its task, case id, model, base, verdict, the path of its
-    results JSON, and each metric's value and comparison."""
+def pytest_clue_case_result(config: pytest.Config, case: CaseRow) -> None:
+    """A case finished (on the xdist controller too): its row (clue.records.CaseRow): task, case id, pytest's
+    outcome, the path of its results JSON, and its record without the per-sample rows (model, base, verdict,
+    headline, each metric's value and comparison)."""

@@ -68,7 +68,13 @@ def check_gpu_split(gpus: list[str], workers: int, models: Mapping[str, ModelSpe
             f"pytest -n {workers} with {len(gpus)} GPU(s) ({','.join(gpus)}): each worker needs a GPU of its own; "
             f"use -n {len(gpus)} or fewer, or --clue-gpus none to leave CUDA_VISIBLE_DEVICES alone"
         )
-    need = max((m.tensor_parallel_size for m in models.values() if m.backend == "vllm"), default=1)
+    from clue.backends.vllm import VLLMOptions
+    from clue.models import backend_options
+
+    need = max(
+        (backend_options(m, VLLMOptions).tensor_parallel_size for m in models.values() if m.backend == "vllm"),
+        default=1,
+    )
     if per < need:
         return (
             f"pytest -n {workers} gives each worker {per} GPU(s), but a model needs tensor_parallel_size={need}; "

@@ -6,11 +6,12 @@ python -m clue.report reports/clue-results.json [--out DIR]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from clue.records import RecordError
 from clue.report.render import write_reports
+from clue.report.results import read_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,18 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="folder for index.html and summary.md (default: next to RESULTS)")
     args = parser.parse_args(argv)
     try:
-        data = json.loads(args.results.read_text(encoding="utf-8"))
-        records = data["results"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        print(f"clue.report: {args.results}: not a clue results file ({type(exc).__name__}: {exc})", file=sys.stderr)
+        run = read_run(args.results)
+    except RecordError as exc:
+        print(f"clue.report: not a clue results file: {exc}", file=sys.stderr)
         return 2
-    html_path, md_path = write_reports(
-        args.out or args.results.parent,
-        records,
-        not_run=data.get("not_run", []),
-        strict=data.get("strict", False),
-        interrupted=data.get("interrupted", False),
-    )
+    html_path, md_path = write_reports(args.out or args.results.parent, run)
     print(f"wrote {html_path} and {md_path}")
     return 0
 

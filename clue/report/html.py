@@ -253,8 +253,8 @@ def not_run_section(report: Report) -> str:
     if not report.not_run:
         return ""
     rows = "".join(
-        f'<tr><td class="left">{escape(n["task"])}</td><td class="left">{escape(n["model"])}</td>'
-        f'<td>{escape(n["status"])}</td><td class="left">{escape(n["reason"])}</td></tr>'
+        f'<tr><td class="left">{escape(n.task)}</td><td class="left">{escape(n.model)}</td>'
+        f'<td>{escape(n.status)}</td><td class="left">{escape(n.reason)}</td></tr>'
         for n in report.not_run
     )
     return (
@@ -290,8 +290,7 @@ def sequential_section(report: Report) -> str:
     if not report.sequential:
         return ""
     items = "".join(
-        f"<li>{escape(row)} on {escape(task)}: {escape(sequential_text(stop))} "
-        f"(nominal level {stop['nominal_alpha']:.2g})</li>"
+        f"<li>{escape(row)} on {escape(task)}: {escape(sequential_text(stop))} (nominal level {stop.level:.2g})</li>"
         for (row, task), stop in report.sequential.items()
     )
     return (

@@ -13,43 +13,44 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from clue.files import SHARED, atomic_write
+from clue.records import CaseRow
 
 TESTCASE_ATTRIBUTES = frozenset({"name", "classname", "time", "group"})
 
 
-def case_properties(row: dict[str, Any]) -> list[tuple[str, str]]:
+def case_properties(row: CaseRow) -> list[tuple[str, str]]:
     """A finished case's suite-level properties (name, value), values as text with significant digits (a p-value
     of 1.7e-09 must not read 0.0)."""
-    prefix = f"clue.{row['task']}[{row['case']}]"
+    record = row.record
+    prefix = f"clue.{row.task}[{row.case}]"
     out = [
-        (f"{prefix}.model", str(row["model"])),
-        (f"{prefix}.base", str(row["base"])),
-        (f"{prefix}.base_kind", str(row["base_kind"])),
-        (f"{prefix}.verdict", str(row["verdict"])),
-        (f"{prefix}.n", str(row["n"])),
-        (f"{prefix}.results_json", str(row["results_json"])),
+        (f"{prefix}.model", record.model),
+        (f"{prefix}.base", record.base_model or ""),
+        (f"{prefix}.base_kind", record.base_kind or ""),
+        (f"{prefix}.verdict", record.verdict),
+        (f"{prefix}.n", str(record.n)),
+        (f"{prefix}.results_json", row.results_json),
     ]
-    if row.get("headline"):
-        out.append((f"{prefix}.headline", str(row["headline"])))
-    for key, value in (row.get("sequential") or {}).items():
+    if record.headline:
+        out.append((f"{prefix}.headline", record.headline))
+    for key, value in (record.sequential.as_dict() if record.sequential else {}).items():
         shown = str(value) if value is None or isinstance(value, str) else f"{value:.6g}"
         out.append((f"{prefix}.sequential.{key}", shown))
-    identical = row.get("identical_outputs")
-    if identical:
-        out.append((f"{prefix}.identical_outputs", f"{identical['n']}/{identical['of']}"))
-    for metric, values in row["metrics"].items():
-        for key, value in values.items():
+    identical = record.identical_outputs
+    if identical is not None:
+        out.append((f"{prefix}.identical_outputs", f"{identical.n}/{identical.of}"))
+    for metric, values in row.metrics.items():
+        for key, value in values.to_json().items():
             name = f"{prefix}.{metric}" if key == "value" else f"{prefix}.{metric}.{key}"
             out.append((name, value if isinstance(value, str) else f"{value:.6g}"))
     return out
 
 
-def add_case_properties(config: pytest.Config, row: dict[str, Any]) -> None:
+def add_case_properties(config: pytest.Config, row: CaseRow) -> None:
     """Hand a case's properties to pytest's JUnit writer (on the xdist controller: it alone writes the file)."""
     from _pytest.junitxml import xml_key
 

@@ -7,10 +7,12 @@ its CI, and the verdict. Flips pair the model's and the base's samples by (hashe
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from clue.records import CaseRecord, NotRun, RunRecord
+from clue.sequential import Stop
 from clue.tasks import task_names
 
 VERDICTS = ("regressed", "inconclusive", "non-inferior", "improved", "reference")
@@ -69,7 +71,7 @@ class Report:
     flag_counts: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
     provenance: list[dict[str, Any]] = field(default_factory=list)
     confidence: float = 0.95
-    not_run: list[dict[str, str]] = field(default_factory=list)  # {task, model, status: skipped|error, reason}
+    not_run: list[NotRun] = field(default_factory=list)  # selected cases without a result, and why
     strict: bool = False  # --clue-strict: inconclusive cases failed this run
     interrupted: bool = False  # Ctrl-C or SIGTERM: not every selected case finished
     flip_totals: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (lost, gained), all of them
@@ -77,7 +79,7 @@ class Report:
     # of a few-shot answer, both sides at the floor or ceiling (information: none of these fails a case)
     diagnostics: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     # (row, task) -> where --clue-sequential stopped the case (look, samples used of available, boundary, level)
-    sequential: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    sequential: dict[tuple[str, str], Stop] = field(default_factory=dict)
 
     def averages(self, model: str) -> dict[str, float | None]:
         """Mean primary metric over the tasks this model has, per level and overall (None when it has none)."""
@@ -111,12 +113,8 @@ class Report:
                 for c in self.comparisons()
                 if c.verdict == "inconclusive"
             ]
-        failing += [
-            f"{n['model']} on {n['task']}: error ({n['reason']})" for n in self.not_run if n["status"] == "error"
-        ]
-        skipped = [
-            f"{n['model']} on {n['task']}: skipped ({n['reason']})" for n in self.not_run if n["status"] != "error"
-        ]
+        failing += [f"{n.model} on {n.task}: error ({n.reason})" for n in self.not_run if n.status == "error"]
+        skipped = [f"{n.model} on {n.task}: skipped ({n.reason})" for n in self.not_run if n.status != "error"]
         if self.interrupted:
             failing.insert(
                 0,
@@ -138,117 +136,100 @@ class Report:
         ]
 
 
-def diagnostic_lines(record: Mapping[str, Any]) -> list[str]:
+def diagnostic_lines(record: CaseRecord) -> list[str]:
     """What a results record says beside its verdict, one sentence each (the report, the summary, the terminal)."""
     lines = []
-    identical = record.get("identical_outputs") or {}
-    if identical.get("n"):
-        what = "baseline" if record.get("base_kind") == "baseline" else "base"
-        lines.append(f"outputs identical to the {what} on {identical['n']} of {identical['of']} samples")
-    copies = record.get("few_shot_copies") or {}
-    if copies.get("n"):
-        lines.append(f"{copies['n']} of {copies['of']} outputs copy a few-shot example's answer")
-    if record.get("floor_ceiling"):
-        lines.append(str(record["floor_ceiling"]))
+    identical = record.identical_outputs
+    if identical is not None and identical.n:
+        what = "baseline" if record.base_kind == "baseline" else "base"
+        lines.append(f"outputs identical to the {what} on {identical.n} of {identical.of} samples")
+    copies = record.few_shot_copies
+    if copies is not None and copies.n:
+        lines.append(f"{copies.n} of {copies.of} outputs copy a few-shot example's answer")
+    if record.floor_ceiling:
+        lines.append(record.floor_ceiling)
     return lines
 
 
-def sequential_text(stop: Mapping[str, Any]) -> str:
+def sequential_text(stop: Stop) -> str:
     """Where a sequential case stopped, in words (the summary, the HTML report)."""
     crossed = {"regressed": "the regression boundary", "non-inferior": "the non-inferiority boundary"}
-    how = crossed.get(str(stop["boundary"]), "no boundary (the data ran out)")
+    how = crossed.get(str(stop.boundary), "no boundary (the data ran out)")
+    saved = 1 - stop.samples / stop.samples_available if stop.samples_available else 0.0
     return (
-        f"look {stop['look']} of {stop['looks_planned']}: {stop['samples_used']} of {stop['samples_available']} "
-        f"samples, {stop['saved']:.0%} not generated; crossed {how}"
+        f"look {stop.look} of {stop.looks}: {stop.samples} of {stop.samples_available} "
+        f"samples, {saved:.0%} not generated; crossed {how}"
     )
 
 
-def row_of(record: Mapping[str, Any]) -> str:
-    """The report row of a results record: its case (the model, or "<model>-vs-<baseline>")."""
-    return str(record.get("case") or record["model"])
-
-
-def _cell(record: Mapping[str, Any], metric: str) -> Cell:
-    entry = record["metrics"][metric]
-    comparison = entry.get("comparison")
-    verdict = comparison["verdict"] if comparison else "reference"
-    base = record.get("base_model")
+def _cell(record: CaseRecord, metric: str) -> Cell:
+    entry = record.metrics[metric]
+    c = entry.comparison
+    base = record.base_model
     return Cell(
-        task=record["task"],
-        model=row_of(record),
+        task=record.task,
+        model=record.row,
         metric=metric,
-        value=entry["value"],
-        ci=(entry["ci_low"], entry["ci_high"]),
-        verdict=verdict,
-        base=f"{base} (baseline)" if base and record.get("base_kind") == "baseline" else base,
-        base_value=comparison["base_mean"] if comparison else None,
-        delta=comparison["delta"] if comparison else None,
-        delta_ci=(comparison["ci_low"], comparison["ci_high"]) if comparison else None,
-        p_regression=comparison["p_regression"] if comparison else None,
-        margin=comparison["margin"] if comparison else None,
-        mde=comparison.get("mde") if comparison else None,
-        regression_alpha=comparison.get("regression_alpha") if comparison else None,
-        gated=bool(entry.get("gate", True)),
-        n=comparison.get("units") or comparison.get("n") if comparison else None,
+        value=entry.value,
+        ci=(entry.ci_low, entry.ci_high),
+        verdict=c.verdict if c else "reference",
+        base=f"{base} (baseline)" if base and record.base_kind == "baseline" else base,
+        base_value=c.base_mean if c else None,
+        delta=c.delta if c else None,
+        delta_ci=(c.ci_low, c.ci_high) if c else None,
+        p_regression=c.p_regression if c else None,
+        margin=c.margin if c else None,
+        mde=c.mde if c else None,
+        regression_alpha=c.regression_alpha if c else None,
+        gated=entry.gate,
+        n=(c.units or c.n) if c else None,
     )
 
 
-def _sample_view(sample: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("flags", "detail", "output", "input", "reference", "parsed", "error")
-    return {k: sample[k] for k in keys if sample.get(k)}
-
-
-def _flips(record: Mapping[str, Any], base: Mapping[str, Any], metric: str) -> tuple[list[Flip], list[Flip]]:
+def _flips(record: CaseRecord, base: CaseRecord, metric: str) -> tuple[list[Flip], list[Flip]]:
     """All samples where the base did better (lost) and where the model did better (gained), largest first.
 
     Binary metrics: every discordant pair. Continuous: pairs whose scores differ by at least 0.1.
     """
-    base_samples = {s["id"]: s for s in base["samples"]}
-    binary = record["metrics"][metric]["kind"] == "binary"
+    base_samples = {s.id: s for s in base.samples}
+    binary = record.metrics[metric].kind == "binary"
     lost: list[Flip] = []
     gained: list[Flip] = []
-    for sample in record["samples"]:
-        other = base_samples.get(sample["id"])
+    for sample in record.samples:
+        other = base_samples.get(sample.id)
         if other is None:
             continue
-        m, b = sample["scores"][metric], other["scores"][metric]
+        m, b = sample.scores[metric], other.scores[metric]
         if (binary and m == b) or (not binary and abs(m - b) < 0.1):
             continue
-        flip = Flip(sample["id"], b, m, _sample_view(other), _sample_view(sample))
+        flip = Flip(sample.id, b, m, other.view(), sample.view())
         (lost if m < b else gained).append(flip)
     lost.sort(key=lambda f: f.model_score - f.base_score)
     gained.sort(key=lambda f: f.base_score - f.model_score)
     return lost, gained
 
 
-def build_report(
-    records: Sequence[Mapping[str, Any]],
-    *,
-    flip_limit: int = 20,
-    not_run: Sequence[Mapping[str, str]] = (),
-    strict: bool = False,
-    interrupted: bool = False,
-) -> Report:
+def build_report(run: RunRecord, *, flip_limit: int = 20) -> Report:
     order = {name: i for i, name in enumerate(task_names())}
     tasks: dict[str, TaskColumn] = {}
     models: list[str] = []
-    for r in records:
-        tasks.setdefault(r["task"], TaskColumn(r["task"], r["task_title"], r["level"], r["primary_metric"]))
-        if row_of(r) not in models:
-            models.append(row_of(r))
+    for r in run.results:
+        tasks.setdefault(r.task, TaskColumn(r.task, r.task_title, r.level, r.primary_metric))
+        if r.row not in models:
+            models.append(r.row)
     columns = sorted(tasks.values(), key=lambda t: (t.level, order.get(t.name, len(order)), t.name))
     report = Report(
         tasks=columns,
         models=models,
         cells={},
         details={},
-        not_run=[dict(n) for n in not_run],
-        strict=strict,
-        interrupted=interrupted,
+        not_run=list(run.not_run),
+        strict=run.strict,
+        interrupted=run.interrupted,
     )
-    by_key = {(row_of(r), r["task"]): r for r in records}
-    for r in records:
-        _add_record(report, r, tasks[r["task"]], by_key, flip_limit)
+    by_key = {(r.row, r.task): r for r in run.results}
+    for r in run.results:
+        _add_record(report, r, tasks[r.task], by_key, flip_limit)
     for cells in report.details.values():
         cells.sort(key=lambda c: (c.metric, models.index(c.model)))
     return report
@@ -256,28 +237,28 @@ def build_report(
 
 def _add_record(
     report: Report,
-    r: Mapping[str, Any],
+    r: CaseRecord,
     task: TaskColumn,
-    by_key: Mapping[tuple[str, str], Mapping[str, Any]],
+    by_key: Mapping[tuple[str, str], CaseRecord],
     flip_limit: int,
 ) -> None:
     """One results record's cells, detail rows, flags, flips against a live base model, and provenance."""
-    key = (row_of(r), r["task"])
+    key = (r.row, r.task)
     report.cells[key] = _cell(r, task.primary)
-    report.details.setdefault(r["task"], []).extend(_cell(r, m) for m in r["metrics"])
+    report.details.setdefault(r.task, []).extend(_cell(r, m) for m in r.metrics)
     counts: dict[str, int] = {}
-    for sample in r["samples"]:
-        for flag in sample.get("flags", []):
+    for sample in r.samples:
+        for flag in sample.flags:
             counts[flag] = counts.get(flag, 0) + 1
     report.flag_counts[key] = counts
-    if r.get("sequential"):
-        report.sequential[key] = dict(r["sequential"])
+    if r.sequential is not None:
+        report.sequential[key] = r.sequential
     notes = diagnostic_lines(r)
     if notes:
         report.diagnostics[key] = notes
     # a stored baseline has scores, not outputs: flips are shown against a base model of this run only
-    live_base = r.get("base_model") and r.get("base_kind", "model") == "model"
-    base = by_key.get((r["base_model"], r["task"])) if live_base else None
+    live_base = r.base_model and (r.base_kind or "model") == "model"
+    base = by_key.get((r.base_model, r.task)) if live_base and r.base_model else None
     if base is not None:
         lost, gained = _flips(r, base, task.primary)
         report.flip_totals[key] = (len(lost), len(gained))  # counted in full, shown in part
@@ -285,12 +266,12 @@ def _add_record(
         report.gained[key] = gained[:flip_limit]
     report.provenance.append(
         {
-            "task": r["task"],
-            "model": row_of(r),
-            "n": r["n"],
-            "settings": r["generation_settings"],
-            "provenance": r["provenance"],
-            "fingerprints": {m: e.get("fingerprint", {}) for m, e in r["metrics"].items()},
+            "task": r.task,
+            "model": r.row,
+            "n": r.n,
+            "settings": dict(r.generation_settings),
+            "provenance": dict(r.provenance),
+            "fingerprints": {m: dict(e.fingerprint) for m, e in r.metrics.items()},
         }
     )
-    report.confidence = r.get("confidence", report.confidence)
+    report.confidence = r.confidence

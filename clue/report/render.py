@@ -1,27 +1,19 @@
-"""Write index.html and summary.md from results records (the merged clue-results.json)."""
+"""Write index.html and summary.md from a run's records (the merged clue-results.json)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from clue.files import SHARED, atomic_write
+from clue.records import RunRecord
 from clue.report.html import render_html
 from clue.report.markdown import render_markdown
 from clue.report.model import build_report
 
 
-def write_reports(
-    reports_dir: Path,
-    records: Sequence[Mapping[str, Any]],
-    *,
-    not_run: Sequence[Mapping[str, str]] = (),
-    strict: bool = False,
-    interrupted: bool = False,
-) -> tuple[Path, Path]:
-    report = build_report(records, not_run=not_run, strict=strict, interrupted=interrupted)
+def write_reports(reports_dir: Path, run: RunRecord) -> tuple[Path, Path]:
+    report = build_report(run)
     reports_dir.mkdir(parents=True, exist_ok=True)
     html_path, md_path = reports_dir / "index.html", reports_dir / "summary.md"
     for path, text in ((html_path, render_html(report)), (md_path, render_markdown(report))):

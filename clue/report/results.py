@@ -9,7 +9,7 @@ under `generations/`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,14 @@ from clue import stats
 from clue.files import SHARED, atomic_write
 from clue.gate import GateOutcome
 from clue.pseudonyms import hash_id
+from clue.records import SCHEMA_VERSION, CaseRecord, Count, MetricEntry, NotRun, RecordError, RunRecord, SampleRow
 from clue.report.flags import output_flags
+from clue.sequential import Stop
 from clue.tasks import get_task
 from clue.tasks.base import Task, split_reasoning
 from clue.types import Sample, TaskResult
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "merge", "read_record", "read_run", "result_path", "result_record", "write_json"]
 
 
 def result_record(
@@ -35,101 +37,107 @@ def result_record(
     resamples: int,
     seed: int,
     case: str | None = None,
-    sequential: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    sequential: Stop | None = None,
+    weights_check: str | None = None,
+    headline: str | None = None,
+) -> CaseRecord:
     """The results JSON of one case (task x model, and what it is compared with). Sample ids are hashed and no
     sample text is written unless `show_samples` (--clue-report-samples) or the task's data set is public.
     `case` is the test id ("<model>" or "<model>-vs-<baseline>"), the report's row."""
     task = get_task(result.task)
     show = show_samples or task.public_data
-    metrics = _metric_entries(result, outcome, alpha=alpha, resamples=resamples, seed=seed)
-    rows = _sample_rows(task, result, samples, show)
-    return {
-        "schema": SCHEMA_VERSION,
-        "task": result.task,
-        "task_title": task.title,
-        "level": task.level,
-        "model": result.model,
-        "case": case or result.model,
-        "base_model": outcome.base if outcome else None,
-        "base_kind": outcome.kind if outcome else None,  # "model" (generated in this run) or "baseline" (stored)
-        "verdict": outcome.verdict if outcome else "reference",
-        "identical_outputs": {"n": outcome.identical, "of": outcome.n} if outcome else None,
-        "n": result.n,
-        # outputs that repeat a few-shot answer (None: the task has no shots, or its answers are a few labels)
-        "few_shot_copies": {"n": sum("copies_few_shot" in s.flags for s in result.samples), "of": result.n}
-        if task.detects_shot_copies and task.n_shots
-        else None,
-        "floor_ceiling": outcome.floor_ceiling if outcome else None,
-        "parse_failures": sum(not s.parse_ok for s in result.samples),
-        "truncated_samples": sum(g.truncated_tokens > 0 for g in result.generations),
-        "failed_generations": sum(g.error is not None for g in result.generations),
-        "confidence": 1 - 2 * alpha,
-        # the group-sequential gate's stop (--clue-sequential): look, samples used of available, boundary, level
-        "sequential": sequential,
-        "metrics": metrics,
-        "generation_settings": dict(result.settings),
-        "provenance": dict(result.provenance),
-        "primary_metric": task.primary_metric,
-        "samples_shown": show,
-        "samples": rows,
-    }
+    copies = sum("copies_few_shot" in s.flags for s in result.samples)
+    return CaseRecord(
+        task=result.task,
+        task_title=task.title,
+        level=task.level,
+        model=result.model,
+        case=case or result.model,
+        base_model=outcome.base if outcome else None,
+        base_kind=outcome.kind if outcome else None,
+        verdict=outcome.verdict if outcome else "reference",
+        identical_outputs=Count(outcome.identical, outcome.n) if outcome else None,
+        n=result.n,
+        few_shot_copies=Count(copies, result.n) if task.detects_shot_copies and task.n_shots else None,
+        floor_ceiling=outcome.floor_ceiling if outcome else None,
+        parse_failures=sum(not s.parse_ok for s in result.samples),
+        truncated_samples=sum(g.truncated_tokens > 0 for g in result.generations),
+        failed_generations=sum(g.error is not None for g in result.generations),
+        confidence=1 - 2 * alpha,
+        sequential=sequential,
+        metrics=_metric_entries(result, outcome, alpha=alpha, resamples=resamples, seed=seed),
+        generation_settings=dict(result.settings),
+        provenance=dict(result.provenance),
+        primary_metric=task.primary_metric,
+        samples_shown=show,
+        samples=tuple(_sample_rows(task, result, samples, show)),
+        weights_check=weights_check,
+        headline=headline,
+    )
 
 
 def _metric_entries(
     result: TaskResult, outcome: GateOutcome | None, *, alpha: float, resamples: int, seed: int
-) -> dict[str, Any]:
+) -> dict[str, MetricEntry]:
     """Per metric: the model's mean with its CI, the metric's definition, and the paired comparison when gated."""
     comparisons = {c.metric: c for c in outcome.comparisons} if outcome else {}
-    metrics: dict[str, Any] = {}
+    metrics: dict[str, MetricEntry] = {}
     for m in result.metrics:
         low, high = stats.mean_ci(result.values(m.name), alpha=alpha, resamples=resamples, seed=seed)
-        entry: dict[str, Any] = {
-            "value": result.aggregate(m.name),
-            "ci_low": low,
-            "ci_high": high,
-            "higher_is_better": m.higher_is_better,
-            "kind": m.kind,
-            "gate": m.gate,
-            "description": m.description,
-            "fingerprint": dict(m.fingerprint),
-        }
-        if m.name in comparisons:
-            entry["comparison"] = comparisons[m.name].as_dict()
-        metrics[m.name] = entry
+        metrics[m.name] = MetricEntry(
+            value=result.aggregate(m.name),
+            ci_low=low,
+            ci_high=high,
+            higher_is_better=m.higher_is_better,
+            kind=m.kind,
+            gate=m.gate,
+            description=m.description,
+            fingerprint=dict(m.fingerprint),
+            comparison=comparisons.get(m.name),
+        )
     return metrics
 
 
-def _sample_rows(task: Task, result: TaskResult, samples: Sequence[Sample], show: bool) -> list[dict[str, Any]]:
+def _sample_rows(task: Task, result: TaskResult, samples: Sequence[Sample], show: bool) -> list[SampleRow]:
     """Per sample: (hashed) id, scores, flags and text-free details; inputs, outputs and references when `show`."""
     rows = []
     for sample, score, generation in zip(samples, result.samples, result.generations, strict=True):
         detail = task.detail(sample, score)
-        row: dict[str, Any] = {
-            "id": sample.id if show else hash_id(result.task, sample.id),
-            "scores": dict(score.scores),
-            "parse_ok": score.parse_ok,
-            "flags": output_flags(generation, score, detail),
-            "detail": _jsonable(detail),
-            "finish_reason": generation.finish_reason,
-            "prompt_tokens": generation.prompt_tokens,
-            "completion_tokens": generation.completion_tokens,
-            "truncated_tokens": generation.truncated_tokens,
-            "reasoning": split_reasoning(generation.text)[1],  # "stripped" / "unclosed" / None
-            "error": generation.error
-            if show or not generation.error
-            else generation.error.replace(sample.id, hash_id(result.task, sample.id)),
-        }
-        if score.cluster is not None:
-            row["cluster"] = score.cluster if show else hash_id(result.task, score.cluster)
-        if show:
-            row["input"] = task.render_user(sample)
-            row["output"] = generation.text
-            row["reference"] = _jsonable(sample.reference)
-            if score.parsed is not None and not isinstance(score.parsed, str):
-                row["parsed"] = _jsonable(score.parsed)
-        rows.append(row)
+        hidden = hash_id(result.task, sample.id)
+        error = generation.error
+        parsed = score.parsed if show and score.parsed is not None and not isinstance(score.parsed, str) else None
+        rows.append(
+            SampleRow(
+                id=sample.id if show else hidden,
+                scores=dict(score.scores),
+                parse_ok=score.parse_ok,
+                flags=tuple(output_flags(generation, score, detail)),
+                detail=_jsonable(detail),
+                finish_reason=generation.finish_reason,
+                prompt_tokens=generation.prompt_tokens,
+                completion_tokens=generation.completion_tokens,
+                truncated_tokens=generation.truncated_tokens,
+                reasoning=split_reasoning(generation.text)[1],  # "stripped" / "unclosed" / None
+                error=error if show or not error else error.replace(sample.id, hidden),
+                cluster=None
+                if score.cluster is None
+                else score.cluster
+                if show
+                else hash_id(result.task, score.cluster),
+                shown=show,
+                input=task.render_user(sample) if show else None,
+                output=generation.text if show else None,
+                reference=_jsonable(sample.reference) if show else None,
+                parsed=_jsonable(parsed),
+            )
+        )
     return rows
+
+
+def _shown_cluster(task: str, cluster: str | None, show: bool) -> str | None:
+    if cluster is None:
+        return None
+    return cluster if show else hash_id(task, cluster)
 
 
 def _jsonable(value: Any) -> Any:
@@ -150,24 +158,36 @@ def result_path(reports_dir: Path, task: str, case: str, suffix: str = "") -> Pa
     return reports_dir / "results" / task / f"{case}{suffix}.json"
 
 
+def read_json(path: Path) -> Any:
+    """A JSON file clue wrote; RecordError naming the file when it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"{path}: cannot be read as JSON ({type(exc).__name__}: {exc})") from None
+
+
+def read_record(path: Path) -> CaseRecord:
+    """One case's results file, parsed and checked."""
+    return CaseRecord.from_json(read_json(path), str(path))
+
+
+def read_run(path: Path) -> RunRecord:
+    """A clue-results.json, parsed and checked."""
+    return RunRecord.from_json(read_json(path), str(path))
+
+
 def merge(
     reports_dir: Path,
     paths: Iterable[Path],
     *,
-    not_run: Sequence[Mapping[str, str]] = (),
+    not_run: Sequence[NotRun] = (),
     strict: bool = False,
     interrupted: bool = False,
-) -> list[dict[str, Any]]:
+) -> RunRecord:
     """Merge this session's per-test files into clue-results.json, with the cases of this run that produced no
     result (skipped: no data; errored: invalid data, a failed model load, a systematic failure) and their
-    reasons; returns the records. The file describes this run only."""
-    records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(set(paths)) if p.is_file()]
-    data = {
-        "schema": SCHEMA_VERSION,
-        "results": records,
-        "not_run": list(not_run),
-        "strict": strict,
-        "interrupted": interrupted,
-    }
-    write_json(reports_dir / "clue-results.json", data)
-    return records
+    reasons; returns what it wrote. The file describes this run only."""
+    records = tuple(read_record(p) for p in sorted(set(paths)) if p.is_file())
+    run = RunRecord(records, tuple(not_run), strict, interrupted)
+    write_json(reports_dir / "clue-results.json", run.to_json())
+    return run

@@ -29,11 +29,9 @@ def task_names() -> list[str]:
 
 
 def metric_names() -> set[str]:
-    """Every metric name a registered task can report (for validating per-metric options such as margins)."""
-    from clue.metrics.scorers import Scorers
-
-    scorers = Scorers()
+    """Every metric name a registered task can report (for validating per-metric options such as margins), from
+    the tasks' definitions alone: no metric model is built or hashed for it."""
     from clue.metrics.extra import installed
 
-    names = {spec.name for name in task_names() for spec in get_task(name).metrics(scorers)}
+    names = {spec.name for name in task_names() for spec in get_task(name).metrics(None)}
     return names | {m.spec.name for m in installed()}

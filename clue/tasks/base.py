@@ -93,7 +93,10 @@ class Task(ABC):
         return {"parsed": score.parsed, "gold": sample.reference} if isinstance(score.parsed, str | None) else {}
 
     @abstractmethod
-    def metrics(self, scorers: Scorers) -> tuple[MetricSpec, ...]: ...
+    def metrics(self, scorers: Scorers | None = None) -> tuple[MetricSpec, ...]:
+        """Every metric the task reports. With a run's `scorers`: as that run scores them (fingerprinted with its
+        metric models; UMLS only where a linker is configured). Without: the definitions alone, no metric model
+        touched (listing metrics, validating per-metric options)."""
 
     @abstractmethod
     def load(self, path: Path) -> list[Sample]:

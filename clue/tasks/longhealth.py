@@ -203,7 +203,7 @@ class LongHealthBase(Task):
         "reliability are key."
     )
 
-    def metrics(self, scorers: Scorers) -> tuple[MetricSpec, ...]:
+    def metrics(self, scorers: Scorers | None = None) -> tuple[MetricSpec, ...]:
         return (ACCURACY, FORMAT_ADHERENCE, ACCURACY_LENIENT)
 
     def configure(self, **options: Any) -> LongHealthBase:

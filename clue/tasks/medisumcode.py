@@ -37,7 +37,7 @@ class MeDiSumCode(Task):
         "respective ICD-10 codes."
     )
 
-    def metrics(self, scorers: Scorers) -> tuple[MetricSpec, ...]:
+    def metrics(self, scorers: Scorers | None = None) -> tuple[MetricSpec, ...]:
         return icd10.metric_specs()
 
     def load(self, path: Path) -> list[Sample]:

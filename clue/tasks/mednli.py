@@ -53,7 +53,7 @@ class MedNLI(Task):
         "logical relation between the two sentences. Valid answers are: ENTAILMENT, NEUTRAL or CONTRADICTION."
     )
 
-    def metrics(self, scorers: Scorers) -> tuple[MetricSpec, ...]:
+    def metrics(self, scorers: Scorers | None = None) -> tuple[MetricSpec, ...]:
         return (ACCURACY,)
 
     def load(self, path: Path) -> list[Sample]:

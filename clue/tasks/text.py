@@ -22,7 +22,10 @@ class TextTask(Task):
     def render_answer(self, sample: Sample) -> str:
         return str(sample.reference)
 
-    def metrics(self, scorers: Scorers) -> tuple[MetricSpec, ...]:
+    def metrics(self, scorers: Scorers | None = None) -> tuple[MetricSpec, ...]:
+        if scorers is None:  # the definitions: no metric model is looked at
+            specs = rouge.metric_specs(False) + bertscore.metric_specs({})
+            return specs + (umls.metric_specs({}) if self.uses_umls else ())
         specs = rouge.metric_specs(scorers.rouge_stemmer) + bertscore.metric_specs(scorers.bertscore_fingerprint())
         if self.uses_umls and scorers.umls_config is not None:
             specs += umls.metric_specs(scorers.umls_fingerprint())

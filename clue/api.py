@@ -1,0 +1,110 @@
+"""`clue.evaluate()`: clue from Python, the same run the pytest plugin drives (clue.run.Run), without pytest.
+
+import clue
+
+run = clue.evaluate(tasks=["mednli", "medisumcode"], limit=50)    # [tool.clue] of ./pyproject.toml applies
+for case in run.results:
+    print(case.task, case.case, case.verdict, case.record.metrics["accuracy"].value)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clue.config import Layer, settings_from, tool_clue
+from clue.errors import ClueError, ConfigError
+from clue.evaluation import CaseResult, evaluate_case
+from clue.models import ModelSpec
+from clue.records import CaseRow, NotRun
+from clue.run import Run, merge_stats
+from clue.session import ClueSession
+from clue.tasks import task_names
+
+# options of the pytest front end that mean nothing in one Python process: refused by name, not ignored
+NOT_HERE = {
+    "gpus": "it splits GPUs among pytest-xdist workers; clue.evaluate runs in one process (set "
+    "CUDA_VISIBLE_DEVICES before calling it)",
+}
+
+
+@dataclass
+class Evaluation:
+    """What `clue.evaluate()` returns: every finished case, and the selected cases without a result (skipped: no
+    data; error: invalid data, a failed model, a refused baseline) with the reason."""
+
+    results: list[CaseResult] = field(default_factory=list)
+    not_run: list[NotRun] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    saved_baseline: Path | None = None  # where save_baseline= wrote the baseline
+
+    def result(self, task: str, case: str) -> CaseResult:
+        return next(r for r in self.results if r.task == task and r.case == case)
+
+    @property
+    def failed(self) -> list[CaseResult]:
+        return [r for r in self.results if r.failure is not None]
+
+
+def evaluate(
+    tasks: Sequence[str] | None = None,
+    *,
+    root: str | Path = ".",
+    cases: Sequence[str] | None = None,
+    write_reports: bool = False,
+    **options: Any,
+) -> Evaluation:
+    """Run clue from Python: every case of the configured models on `tasks` (default: every task), with the
+    settings of `[tool.clue]` in `root`/pyproject.toml overridden by `options` — the `--clue-*` options by their
+    Python names (`model="org/m"`, `base_model=...`, `matrix="models.toml"`, `limit=50`, `margin=0.03`,
+    `data={"mednli": "path"}`, ...). `cases` selects test ids ("candidate", "candidate-vs-base"). Reports are
+    written to the reports folder only with `write_reports=True`; the generation store is shared with pytest runs."""
+    rootpath = Path(root).resolve()
+    refused = sorted(set(options) & set(NOT_HERE))
+    if refused:
+        raise ConfigError(f"clue.evaluate(): {refused[0]}= is not taken here: {NOT_HERE[refused[0]]}")
+    if isinstance(options.get("data"), Mapping):
+        options["data"] = [f"{task}={file}" for task, file in options["data"].items()]
+    layers = [Layer("evaluate()", options, Path.cwd()), Layer("[tool.clue]", tool_clue(rootpath), rootpath)]
+    session = ClueSession(settings_from(rootpath, layers))
+    session.check_models()
+    selected = [c for i, c in session.cases.items() if cases is None or i in cases]
+    names = list(tasks) if tasks is not None else task_names()
+    for case in selected:
+        for name in names:
+            session.need(case, name)
+    began = time.perf_counter()
+    out, run = Evaluation(), Run(session, files=write_reports)
+    rows: list[CaseRow] = []
+    try:
+        for name in names:
+            for case in selected:
+                done = _run_case(session, out, case, name)
+                if done is not None:
+                    out.results.append(done)
+                    rows.append(run.case_finished(done))
+        out.stats = merge_stats([session.stats()], time.perf_counter() - began)
+        out.saved_baseline = run.finish(rows, out.not_run, out.stats).saved_baseline
+    finally:
+        session.close()
+    return out
+
+
+def _run_case(session: ClueSession, out: Evaluation, case: ModelSpec, name: str) -> CaseResult | None:
+    """The case gated on one task; None, with the reason in `out.not_run`, when it has no result."""
+    try:
+        task = session.task(name)
+        if session.data(task) is None:
+            reason, status, settings = session.missing_data_reason(task), "skipped", session.settings
+            if settings.require_data or settings.strict:  # as the plugin: a selected task without data fails
+                flag = "require_data" if settings.require_data else "strict"
+                reason, status = f"{reason} ({flag}: a selected task without data fails)", "error"
+            out.not_run.append(NotRun(name, case.case, status, reason))
+            return None
+        return evaluate_case(session, case.case, case, session.result(case.name, name))
+    except ClueError as exc:
+        out.not_run.append(NotRun(name, case.case, "error", str(exc)))
+        return None

@@ -1,0 +1,110 @@
+"""The data catalog: one configured task instance per task name, its data file found, read, split and ordered
+once, and the ids a run may show of its samples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from clue import baseline, sequential
+from clue.config import Settings
+from clue.errors import ClueError, DataError
+from clue.fingerprint import file_sha256
+from clue.pseudonyms import hash_id
+from clue.tasks import get_task
+from clue.tasks.base import Task
+from clue.types import Sample
+
+
+@dataclass(frozen=True)
+class TaskData:
+    task: str
+    path: Path
+    sha256: str
+    shots: tuple[Sample, ...]
+    scored: tuple[Sample, ...]
+    total: int
+
+
+class DataCatalog:
+    """Tasks and their data for one run. Every layer asks the catalog for a task, so the test, the generator, the
+    scorer and the report share one instance, configured with this run's task options."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._tasks: dict[str, Task] = {}
+        self._data: dict[str, TaskData | ClueError | None] = {}
+        self._prompt_hashes: dict[str, dict[str, str]] = {}
+
+    def task(self, name: str) -> Task:
+        """The registry's task with this run's task options applied, one instance per name."""
+        if name not in self._tasks:
+            self._tasks[name] = get_task(name).configure(longhealth_max_tokens=self.settings.longhealth_max_tokens)
+        return self._tasks[name]
+
+    def shown_id(self, task: str, sample_id: str) -> str:
+        """A sample id as it may appear in results, reports, JUnit and messages: raw for public data sets or with
+        --clue-report-samples, else hashed (MedNLI pairIDs, MIMIC hadm_ids and MeDiSumQA "note_id/question" ids,
+        which hold question text, are credentialed)."""
+        if self.task(task).public_data or self.settings.report_samples:
+            return sample_id
+        return hash_id(task, sample_id)
+
+    def data_path(self, task: Task) -> Path | None:
+        if task.name in self.settings.data:
+            return self.settings.data[task.name]  # named explicitly by the user: taken as given
+        if self.settings.data_dir is None:
+            return None
+        return task.find_data(self.settings.data_dir)  # DataError for a file resolving outside the folder
+
+    def missing_data_reason(self, task: Task) -> str:
+        if task.name in self.settings.data:
+            return f"{task.title}: data file {self.settings.data[task.name]} (from --clue-data) does not exist"
+        where = self.settings.data_dir / task.name if self.settings.data_dir else Path("<data dir>") / task.name
+        return (
+            f"{task.title}: no data; put {' or '.join(task.data_files)} in {where}/ "
+            f"or pass --clue-data {task.name}=FILE"
+        )
+
+    def data(self, task: Task) -> TaskData | None:
+        """The task's few-shot examples and scored samples; None when the file is absent; DataError if invalid
+        (the error is kept, with its type, and raised again for every case of the task)."""
+        if task.name not in self._data:
+            try:
+                self._data[task.name] = self._read(task)
+            except ClueError as exc:
+                self._data[task.name] = exc
+        entry = self._data[task.name]
+        if isinstance(entry, ClueError):
+            raise entry
+        return entry
+
+    def _read(self, task: Task) -> TaskData | None:
+        path = self.data_path(task)
+        if path is None or not path.is_file():
+            return None
+        try:
+            samples = task.load(path)
+            shots, scored = task.split(samples, self.settings.fewshot_seed)
+        except DataError as exc:
+            raise (DataError(path, exc.problem) if exc.path == "<data>" else exc) from None
+        digest = file_sha256(path)
+        if self.settings.sequential:  # a seeded order fixed by task and data: every model sees the same
+            ranks = sequential.order(
+                [s.id for s in scored], [task.cluster_of(s) for s in scored], f"{task.name}\0{digest}"
+            )
+            scored = [scored[i] for i in ranks]
+        if self.settings.limit:
+            scored = scored[: self.settings.limit]
+        return TaskData(task.name, path, digest, tuple(shots), tuple(scored), len(samples))
+
+    def prompt_hashes(self, task_name: str) -> dict[str, str]:
+        """Sample id -> hash of the prompt the task builds for it, before any model's template or context budget:
+        a baseline whose prompts differ measured something else."""
+        if task_name not in self._prompt_hashes:
+            task = self.task(task_name)
+            data = self.data(task)
+            assert data is not None
+            prompts = task.build_prompts(data.shots, data.scored, None)
+            self._prompt_hashes[task_name] = {p.sample_id: baseline.prompt_hash(p) for p in prompts}
+        return self._prompt_hashes[task_name]

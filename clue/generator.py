@@ -1,0 +1,307 @@
+"""The generator: each model's backend driven through the store, one model loaded at a time, all of a model's
+selected tasks in one load; a sequential task in chunks, stopping when its cases are decided
+(`clue.sequential.drive`)."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from clue import sequential
+from clue.backends import load_backend
+from clue.backends.base import Backend
+from clue.baseline import Reference
+from clue.catalog import DataCatalog, TaskData
+from clue.config import Settings, apply_cpu_threads
+from clue.errors import ClueError
+from clue.fingerprint import memo_key
+from clue.gate import sequential_look
+from clue.generation import StoredCounter, StoredRun
+from clue.models import ModelSpec
+from clue.plan import CasePlan
+from clue.scoring import Scoring, generation_settings
+from clue.store import GenerationStore, canonical
+from clue.tasks.base import Task
+from clue.types import Generation, Prompt, SampleScore, TaskResult
+from clue.version import __version__
+
+PROBE_VERSION = 1  # of the weights probe: bump when PROBE_PROMPTS or the digest change
+
+# (model, engine, done, total, tokens, seconds): the pytest plugin's progress line
+Progress = Callable[[str, str, int, int, int, float], None]
+# what a case compares its model's result with (ClueError: no comparison can be made)
+ReferenceOf = Callable[[ModelSpec, Any], Reference | None]
+
+
+@dataclass
+class GenerationStats:
+    """What this process generated: sent by xdist workers to the controller, merged there, written with results."""
+
+    loads: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    reused: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    generated: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    backend_seconds: float = 0.0  # constructing backends, loading weights, generating
+
+
+class Generator:
+    """Generations per (model, task), made on first need: stored ones reused, the rest generated and stored."""
+
+    def __init__(
+        self, settings: Settings, plan: CasePlan, catalog: DataCatalog, scoring: Scoring, reference: ReferenceOf
+    ):
+        self.settings = settings
+        self.plan = plan
+        self.catalog = catalog
+        self.scoring = scoring
+        self.reference = reference
+        self.stats = GenerationStats()
+        self.stops: dict[tuple[str, str], sequential.Stop] = {}  # (case id, task) -> where its gate stopped
+        self.probes: dict[str, str] = {}  # model -> digest of its next-token logits on fixed prompts
+        self.progress: Progress | None = None
+        self._outputs: dict[tuple[str, str], tuple[Generation, ...] | ClueError] = {}
+        self._backend_info: dict[str, dict[str, Any]] = {}
+        self._store: GenerationStore | None = None
+        self._engines: set[type[Any]] = set()  # backend classes used: their shared engines are released at close
+
+    @property
+    def store(self) -> GenerationStore:
+        if self._store is None:
+            self._store = GenerationStore(self.settings.cache_dir / "generations.sqlite3")
+        return self._store
+
+    def close(self) -> None:
+        """Release what the run holds: engines a backend class keeps between models (vLLM's, for LoRA entries on
+        one base) and the store's connection."""
+        for engine in self._engines:
+            release = getattr(engine, "release_engines", None)
+            if callable(release):
+                release()
+        self._engines.clear()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def generations(self, model: str, task: str) -> tuple[Generation, ...]:
+        if (model, task) not in self._outputs:
+            self._generate(model, sorted(self.plan.tasks[model] | {task}))
+        entry = self._outputs[(model, task)]
+        if isinstance(entry, ClueError):
+            raise entry.with_traceback(None)
+        return entry
+
+    def _generate(self, model: str, task_names: list[str]) -> None:
+        todo: list[tuple[Task, TaskData]] = []
+        for name in (n for n in task_names if (model, n) not in self._outputs):
+            task = self.catalog.task(name)
+            try:
+                data = self.catalog.data(task)
+            except ClueError as exc:
+                self._outputs[(model, name)] = exc
+                continue
+            if data is None:
+                self._outputs[(model, name)] = ClueError(self.catalog.missing_data_reason(task))
+                continue
+            todo.append((task, data))
+        if not todo:
+            return
+        gated = {task.name: cases for task, _ in todo if (cases := self.plan.sequential_cases(model, task.name))}
+        # live bases first, one model loaded at a time (_generate skips what a base has generated already)
+        for base in sorted({case.base for cases in gated.values() for case in cases if case.base}):
+            self._generate(base, sorted(self.plan.tasks[base]))
+        try:
+            self._with_backend(model, todo, gated)
+        except ClueError as exc:
+            prefix = f"model {model!r}: "
+            self._fail(model, todo, str(exc) if str(exc).startswith(prefix) else prefix + str(exc))
+        except Exception as exc:  # an engine failure must not become a bare traceback in every test
+            self._fail(model, todo, f"model {model!r}: generation failed: {type(exc).__name__}: {exc}")
+
+    def _fail(self, model: str, todo: list[tuple[Task, TaskData]], message: str) -> None:
+        for task, _ in todo:
+            self._outputs[(model, task.name)] = ClueError(message)
+
+    def _with_backend(self, model: str, todo: list[tuple[Task, TaskData]], gated: dict[str, list[ModelSpec]]) -> None:
+        """Load the model's backend once, generate its fixed tasks in one go, then its sequential ones."""
+        began = time.perf_counter()
+        apply_cpu_threads(self.settings.cpu_threads)
+        backend = load_backend(self.plan.models[model], self.settings.cache_dir, self.plan.models)
+        self._engines.add(type(backend))
+        self.stats.backend_seconds += time.perf_counter() - began
+        fixed = [(task, data) for task, data in todo if task.name not in gated]
+        try:
+            prompts = [p for task, data in fixed for p in self._build_prompts(backend, task, data)]
+            outputs = self._run_prompts(model, backend, prompts)
+            for task, data in todo:
+                if task.name in gated:
+                    self._generate_sequential(model, backend, task, data, gated[task.name])
+        finally:
+            self._backend_info[model] = backend.describe()  # measured at the end: requests, retries, loads
+            self.scoring.restamp(model, self._backend_info[model])
+            self.stats.loads[model] += backend.loads
+            began = time.perf_counter()
+            backend.close()
+            self.stats.backend_seconds += time.perf_counter() - began
+        start = 0
+        for task, data in fixed:
+            chunk = tuple(outputs[start : start + len(data.scored)])
+            start += len(data.scored)
+            self._outputs[(model, task.name)] = self._systematic_failure(model, task, chunk) or chunk
+
+    def _generate_sequential(
+        self, model: str, backend: Backend, task: Task, data: TaskData, cases: list[ModelSpec]
+    ) -> None:
+        """Generate the task in chunks of --clue-sequential-look-every units (whole clusters), look at every open
+        case after each chunk, and stop when all of them have crossed a boundary or the data ran out."""
+        prompts = self._build_prompts(backend, task, data)
+        labels = [task.cluster_of(s) for s in data.scored]
+        clusters = (
+            None if all(c is None for c in labels) else [c or s.id for c, s in zip(labels, data.scored, strict=True)]
+        )
+        units = len(data.scored) if clusters is None else len(dict.fromkeys(clusters))
+        plan = sequential.Plan.make(units, self.settings.sequential_look_every, self.settings.alpha)
+        generations: list[Generation] = []
+        scores: list[SampleScore] = []
+        results: list[TaskResult] = []  # the result at the latest look
+        by_id = {case.case: case for case in cases}
+
+        def advance(upto: int) -> None:
+            new = self._run_prompts(model, backend, prompts[len(generations) : upto])
+            scores.extend(self.scoring.score(task, data.scored[len(generations) : upto], new, self.store))
+            generations.extend(new)
+            results[:] = [self.scoring.task_result(model, task, scores, generations, self.provenance_of(model, data))]
+
+        def judge(case_id: str, index: int, seen: int) -> sequential.Look:
+            try:
+                reference = self.reference(by_id[case_id], results[0])
+                assert reference is not None
+                return sequential_look(results[0], reference, self.settings, plan, index)
+            except ClueError:  # the case's own gate reports it, on the samples generated so far
+                return sequential.Look(index + 1, seen, plan.levels[index], None, True, None)
+
+        stops = sequential.drive(plan, clusters, len(data.scored), list(by_id), advance, judge)
+        self.stops.update({(case_id, task.name): stop for case_id, stop in stops.items()})
+        failure = self._systematic_failure(model, task, tuple(generations))
+        self._outputs[(model, task.name)] = failure or tuple(generations)
+        if failure is None:
+            self.scoring.results[(model, task.name)] = results[0]
+
+    def _systematic_failure(self, model: str, task: Task, generations: tuple[Generation, ...]) -> ClueError | None:
+        """An error when more than --clue-max-failed-share of a model's samples failed: a wrong dtype, a replay
+        file with other task names or a bug fails every sample alike, and scoring those as wrong answers would turn
+        a broken run into a "regressed" (or, when the base fails, "improved") verdict."""
+        failed = [g for g in generations if g.error is not None]
+        limit = self.settings.max_failed_share
+        if not failed or len(failed) <= limit * len(generations):
+            return None
+        first = failed[0]
+        where = self.catalog.shown_id(task.name, first.sample_id)
+        error = (first.error or "").replace(first.sample_id, where)
+        return ClueError(
+            f"model {model!r}, {task.name}: {len(failed)} of {len(generations)} generations failed "
+            f"({len(failed) / len(generations):.0%} > --clue-max-failed-share {limit:.0%}): a systematic failure, "
+            f"not a verdict. First error (sample {where}): {error}"
+        )
+
+    def _build_prompts(self, backend: Backend, task: Task, data: TaskData) -> list[Prompt]:
+        """The task's prompts for this model; where the backend allows, token counts come from the store's memo
+        (StoredCounter), so a run whose work is all stored loads no tokenizer."""
+        if not getattr(backend, "counts_from_store", False):
+            return task.build_prompts(data.shots, data.scored, backend.token_counter())
+        counter = StoredCounter(self.store, backend.fingerprint(self.store), backend.token_counter)
+        prompts = task.build_prompts(data.shots, data.scored, counter)
+        counter.flush()
+        return prompts
+
+    def _run_prompts(self, model: str, backend: Backend, prompts: list[Prompt]) -> list[Generation]:
+        """Generations of `prompts` through the store: stored ones reused, the rest generated and stored."""
+        if not prompts:
+            return []
+        settings = generation_settings(self.settings)
+        run = StoredRun.plan(
+            self.store,
+            model,
+            backend.fingerprint(self.store),
+            prompts,
+            settings,
+            per_sample_outputs=backend.per_sample_outputs,
+            batch_sensitive=backend.batch_sensitive,
+            retry_failures=not self.settings.rescore,  # a rescore scores stored failures as failed
+        )
+        self.stats.reused[model] += run.reused
+        if run.missing and self.settings.rescore:
+            first = prompts[run.missing[0]]
+            shown = self.catalog.shown_id(first.task, first.sample_id)  # JUnit carries this message
+            raise ClueError(
+                f"--clue-rescore: {len(run.missing)} of {len(set(run.keys))} generations are not in the store "
+                f"{self.store.path} (first: {first.task}/{shown}); run once without --clue-rescore to generate them"
+            )
+        began = time.perf_counter()
+        engine = self.plan.models[model].backend
+
+        def report(done: int, total: int, tokens: int) -> None:
+            if self.progress is not None:
+                self.progress(model, engine, done, total, tokens, time.perf_counter() - began)
+
+        try:
+            outputs = run.generate(backend, settings, desc=f"{model}: generating", progress=report)
+        finally:
+            if run.missing:
+                self.stats.backend_seconds += time.perf_counter() - began
+                self.stats.generated[model] += run.generated
+        self._record_probe(model, backend)
+        return outputs
+
+    def _record_probe(self, model: str, backend: Backend) -> None:
+        """The model's weights probe (a backend's optional `probe()`), once per model: from the store where an
+        earlier run left it, else computed while the weights are loaded anyway. Never loads weights for it alone."""
+        probe = getattr(backend, "probe", None)
+        if model in self.probes or probe is None:
+            return
+        key = memo_key({"weights_probe": PROBE_VERSION}, canonical(backend.fingerprint(self.store)))
+        found = self.store.memo_get([key]).get(key)
+        if found is None and backend.loads:
+            found = probe()
+            self.store.memo_put({key: found})
+        if found is not None:
+            self.probes[model] = str(found)
+
+    def provenance_of(self, model: str, data: TaskData) -> dict[str, Any]:
+        info = self._backend_info.get(model, {})
+        return provenance(self.settings, self.plan.models[model], info, self.probes.get(model), self.catalog, data)
+
+
+def provenance(
+    settings: Settings,
+    spec: ModelSpec,
+    backend: dict[str, Any],
+    probe: str | None,
+    catalog: DataCatalog,
+    data: TaskData,
+) -> dict[str, Any]:
+    """Where a result came from: clue, the platform, the model's entry and engine, the data file and the seeds."""
+    task = catalog.task(data.task)
+    return {
+        "clue": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "model": spec.describe(),
+        "backend": backend,
+        "data": {
+            "path": str(data.path),
+            "sha256": data.sha256,
+            "records": data.total,
+            "few_shot_ids": [catalog.shown_id(task.name, x.id) for x in data.shots],
+            "few_shot_labels": task.shot_balance(data.shots),
+            "scored": len(data.scored),
+        },
+        "weights_probe": probe,
+        "seed": settings.seed,
+        "fewshot_seed": settings.fewshot_seed,
+        "bootstrap_seed": settings.bootstrap_seed,
+        "limit": settings.limit,
+    }

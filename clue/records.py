@@ -1,0 +1,543 @@
+"""The records that leave a run: typed and frozen, each with `to_json` (what the file or the xdist report carries)
+and `from_json` (what every reader parses, refusing a malformed record by name). The results JSON of one case
+(`CaseRecord`, with its `MetricEntry`s and `SampleRow`s), a selected case without a result (`NotRun`), the row the
+summary, JUnit, the annotations and the `pytest_clue_case_result` hook get (`CaseRow`), and a stored baseline's
+entry (`BaselineEntry`). The JSON shapes are those of schema version SCHEMA_VERSION (docs/ci.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypeVar
+
+from clue.errors import ClueError
+from clue.sequential import Stop
+from clue.stats import Comparison
+
+SCHEMA_VERSION = 1
+
+JSON = Any  # a value as json.loads gives it
+T = TypeVar("T")
+
+
+class RecordError(ClueError):
+    """A record that is not what its schema says (a results file edited by hand, written by another clue)."""
+
+
+def _get(
+    data: Mapping[str, JSON], key: str, kind: type | tuple[type, ...], where: str, *, optional: bool = False
+) -> Any:
+    if not isinstance(data, Mapping):
+        raise RecordError(f"{where}: not a JSON object")
+    if key not in data or data[key] is None:
+        if optional:
+            return None
+        raise RecordError(f"{where}: {key} is missing")
+    value = data[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
+        raise RecordError(f"{where}: {key} is {value!r}, not {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def _scores(data: Mapping[str, JSON], where: str) -> dict[str, float]:
+    """A sample's scores table: every value a number."""
+    scores = data["scores"]
+    bad = [k for k, v in scores.items() if not isinstance(v, int | float) or isinstance(v, bool)]
+    if bad:
+        raise RecordError(f"{where}: score {bad[0]} is not a number")
+    return {str(k): float(v) for k, v in scores.items()}
+
+
+def _schema(data: JSON, where: str) -> None:
+    schema = _get(data, "schema", int, where)
+    if schema != SCHEMA_VERSION:
+        raise RecordError(f"{where}: schema {schema}; this clue reads schema {SCHEMA_VERSION}")
+
+
+def _list(data: Mapping[str, JSON], key: str, where: str, parse: Callable[[JSON, str], T]) -> tuple[T, ...]:
+    items = _get(data, key, list, where)
+    return tuple(parse(item, f"{where}, {key}[{i}]") for i, item in enumerate(items))
+
+
+@dataclass(frozen=True)
+class Count:
+    """`n` of `of` samples (outputs identical to the base's, outputs copying a few-shot answer)."""
+
+    n: int
+    of: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"n": self.n, "of": self.of}
+
+    @classmethod
+    def from_json(cls, data: JSON, where: str) -> Count | None:
+        if data is None:
+            return None
+        return cls(_get(data, "n", int, where), _get(data, "of", int, where))
+
+
+def stop_to_json(stop: Stop) -> dict[str, JSON]:
+    return stop.as_dict()
+
+
+def stop_from_json(data: JSON, where: str) -> Stop | None:
+    if data is None:
+        return None
+    return Stop(
+        look=_get(data, "look", int, where),
+        looks=_get(data, "looks_planned", int, where),
+        units=_get(data, "units_used", int, where),
+        units_available=_get(data, "units_available", int, where),
+        samples=_get(data, "samples_used", int, where),
+        samples_available=_get(data, "samples_available", int, where),
+        level=_get(data, "nominal_alpha", float, where),
+        boundary=_get(data, "boundary", str, where, optional=True),
+    )
+
+
+def comparison_from_json(data: JSON, where: str) -> Comparison | None:
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise RecordError(f"{where}: not a JSON object")
+    known = {f.name for f in fields(Comparison)}
+    try:
+        return Comparison(**{k: v for k, v in data.items() if k in known})
+    except TypeError as exc:
+        raise RecordError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class MetricEntry:
+    """One metric of a case: the model's mean with its CI, the metric's definition, the paired comparison if any."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    higher_is_better: bool
+    kind: str
+    gate: bool
+    description: str
+    fingerprint: Mapping[str, JSON] = field(default_factory=dict)
+    comparison: Comparison | None = None
+
+    def to_json(self) -> dict[str, JSON]:
+        out: dict[str, JSON] = {
+            "value": self.value,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "higher_is_better": self.higher_is_better,
+            "kind": self.kind,
+            "gate": self.gate,
+            "description": self.description,
+            "fingerprint": dict(self.fingerprint),
+        }
+        if self.comparison is not None:
+            out["comparison"] = self.comparison.as_dict()
+        return out
+
+    @classmethod
+    def from_json(cls, data: JSON, where: str) -> MetricEntry:
+        return cls(
+            value=_get(data, "value", float, where),
+            ci_low=_get(data, "ci_low", float, where),
+            ci_high=_get(data, "ci_high", float, where),
+            higher_is_better=_get(data, "higher_is_better", bool, where),
+            kind=_get(data, "kind", str, where),
+            gate=bool(_get(data, "gate", bool, where, optional=True) is not False),
+            description=_get(data, "description", str, where, optional=True) or "",
+            fingerprint=_get(data, "fingerprint", dict, where, optional=True) or {},
+            comparison=comparison_from_json(data.get("comparison"), f"{where}, comparison"),
+        )
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    """One sample of a case: its (hashed) id, scores, flags and text-free details; its input, output and reference
+    only where the record shows samples (`shown`: --clue-report-samples or a public data set)."""
+
+    id: str
+    scores: Mapping[str, float]
+    parse_ok: bool
+    flags: tuple[str, ...] = ()
+    detail: JSON = None
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    truncated_tokens: int = 0
+    reasoning: str | None = None
+    error: str | None = None
+    cluster: str | None = None
+    shown: bool = False
+    input: str | None = None
+    output: str | None = None
+    reference: JSON = None
+    parsed: JSON = None
+
+    def to_json(self) -> dict[str, JSON]:
+        out: dict[str, JSON] = {
+            "id": self.id,
+            "scores": dict(self.scores),
+            "parse_ok": self.parse_ok,
+            "flags": list(self.flags),
+            "detail": self.detail,
+            "finish_reason": self.finish_reason,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "truncated_tokens": self.truncated_tokens,
+            "reasoning": self.reasoning,
+            "error": self.error,
+        }
+        if self.cluster is not None:
+            out["cluster"] = self.cluster
+        if self.shown:
+            out["input"] = self.input
+            out["output"] = self.output
+            out["reference"] = self.reference
+            if self.parsed is not None:
+                out["parsed"] = self.parsed
+        return out
+
+    @classmethod
+    def from_json(cls, data: JSON, where: str) -> SampleRow:
+        _get(data, "scores", dict, where)
+        return cls(
+            id=_get(data, "id", str, where),
+            scores=_scores(data, where),
+            parse_ok=bool(_get(data, "parse_ok", bool, where)),
+            flags=tuple(_get(data, "flags", list, where, optional=True) or ()),
+            detail=data.get("detail"),
+            finish_reason=_get(data, "finish_reason", str, where, optional=True),
+            prompt_tokens=_get(data, "prompt_tokens", int, where, optional=True) or 0,
+            completion_tokens=_get(data, "completion_tokens", int, where, optional=True) or 0,
+            truncated_tokens=_get(data, "truncated_tokens", int, where, optional=True) or 0,
+            reasoning=_get(data, "reasoning", str, where, optional=True),
+            error=_get(data, "error", str, where, optional=True),
+            cluster=_get(data, "cluster", str, where, optional=True),
+            shown="input" in data or "output" in data,
+            input=_get(data, "input", str, where, optional=True),
+            output=_get(data, "output", str, where, optional=True),
+            reference=data.get("reference"),
+            parsed=data.get("parsed"),
+        )
+
+    def view(self) -> dict[str, JSON]:
+        """What the report shows of the sample beside a flip: the keys that have a value."""
+        values = {
+            "flags": list(self.flags),
+            "detail": self.detail,
+            "output": self.output,
+            "input": self.input,
+            "reference": self.reference,
+            "parsed": self.parsed,
+            "error": self.error,
+        }
+        return {k: v for k, v in values.items() if v}
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """The results JSON of one case (task x model, and what it is compared with): the source of every report."""
+
+    task: str
+    task_title: str
+    level: int
+    model: str
+    case: str
+    verdict: str
+    n: int
+    metrics: Mapping[str, MetricEntry]
+    primary_metric: str
+    samples: tuple[SampleRow, ...] = ()
+    base_model: str | None = None
+    base_kind: str | None = None  # "model" (generated in this run) or "baseline" (stored)
+    identical_outputs: Count | None = None
+    few_shot_copies: Count | None = None  # None: the task has no shots, or its answers are a few labels
+    floor_ceiling: str | None = None
+    parse_failures: int = 0
+    truncated_samples: int = 0
+    failed_generations: int = 0
+    confidence: float = 0.95
+    sequential: Stop | None = None  # where --clue-sequential stopped the case
+    generation_settings: Mapping[str, JSON] = field(default_factory=dict)
+    provenance: Mapping[str, JSON] = field(default_factory=dict)
+    samples_shown: bool = False
+    weights_check: str | None = None  # "identical" | "differs" | "not checked"; None for a reference case
+    headline: str | None = None  # the one-line verdict of a gated case
+
+    @property
+    def row(self) -> str:
+        """The report row: the case (the model, or "<model>-vs-<baseline>")."""
+        return self.case or self.model
+
+    def to_json(self) -> dict[str, JSON]:
+        out: dict[str, JSON] = {
+            "schema": SCHEMA_VERSION,
+            "task": self.task,
+            "task_title": self.task_title,
+            "level": self.level,
+            "model": self.model,
+            "case": self.case,
+            "base_model": self.base_model,
+            "base_kind": self.base_kind,
+            "verdict": self.verdict,
+            "identical_outputs": self.identical_outputs.to_json() if self.identical_outputs else None,
+            "n": self.n,
+            "few_shot_copies": self.few_shot_copies.to_json() if self.few_shot_copies else None,
+            "floor_ceiling": self.floor_ceiling,
+            "parse_failures": self.parse_failures,
+            "truncated_samples": self.truncated_samples,
+            "failed_generations": self.failed_generations,
+            "confidence": self.confidence,
+            "sequential": stop_to_json(self.sequential) if self.sequential else None,
+            "metrics": {name: m.to_json() for name, m in self.metrics.items()},
+            "generation_settings": dict(self.generation_settings),
+            "provenance": dict(self.provenance),
+            "primary_metric": self.primary_metric,
+            "samples_shown": self.samples_shown,
+            "samples": [s.to_json() for s in self.samples],
+            "weights_check": self.weights_check,
+        }
+        if self.headline is not None:
+            out["headline"] = self.headline
+        return out
+
+    @classmethod
+    def from_json(cls, data: JSON, where: str) -> CaseRecord:
+        _schema(data, where)
+        task, model = _get(data, "task", str, where), _get(data, "model", str, where)
+        here = f"{where} ({task}/{data.get('case') or model})"
+        metrics = _get(data, "metrics", dict, here)
+        return cls(
+            task=task,
+            task_title=_get(data, "task_title", str, here),
+            level=_get(data, "level", int, here),
+            model=model,
+            case=_get(data, "case", str, here, optional=True) or model,
+            verdict=_get(data, "verdict", str, here),
+            n=_get(data, "n", int, here),
+            metrics={name: MetricEntry.from_json(m, f"{here}, metric {name}") for name, m in metrics.items()},
+            primary_metric=_get(data, "primary_metric", str, here),
+            samples=_list(data, "samples", here, SampleRow.from_json),
+            base_model=_get(data, "base_model", str, here, optional=True),
+            base_kind=_get(data, "base_kind", str, here, optional=True),
+            identical_outputs=Count.from_json(data.get("identical_outputs"), f"{here}, identical_outputs"),
+            few_shot_copies=Count.from_json(data.get("few_shot_copies"), f"{here}, few_shot_copies"),
+            floor_ceiling=_get(data, "floor_ceiling", str, here, optional=True),
+            parse_failures=_get(data, "parse_failures", int, here, optional=True) or 0,
+            truncated_samples=_get(data, "truncated_samples", int, here, optional=True) or 0,
+            failed_generations=_get(data, "failed_generations", int, here, optional=True) or 0,
+            confidence=_get(data, "confidence", float, here, optional=True) or 0.95,
+            sequential=stop_from_json(data.get("sequential"), f"{here}, sequential"),
+            generation_settings=_get(data, "generation_settings", dict, here, optional=True) or {},
+            provenance=_get(data, "provenance", dict, here, optional=True) or {},
+            samples_shown=bool(_get(data, "samples_shown", bool, here, optional=True)),
+            weights_check=_get(data, "weights_check", str, here, optional=True),
+            headline=_get(data, "headline", str, here, optional=True),
+        )
+
+    def with_samples(self, samples: tuple[SampleRow, ...]) -> CaseRecord:
+        return replace(self, samples=samples)
+
+
+@dataclass(frozen=True)
+class NotRun:
+    """A selected case without a result: skipped (no data) or error (invalid data, a failed model, a refused
+    baseline), and why in one line."""
+
+    task: str
+    model: str  # the case id
+    status: str  # "skipped" | "error"
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"task": self.task, "model": self.model, "status": self.status, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, data: JSON, where: str) -> NotRun:
+        return cls(*(_get(data, key, str, where) for key in ("task", "model", "status", "reason")))
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """What the summary and the JUnit properties show of one metric: its value and, when compared, the comparison's
+    figures."""
+
+    value: float
+    comparison: Comparison | None = None
+
+    _SHOWN = ("base_mean", "delta", "ci_low", "ci_high", "p_regression", "margin", "mde", "regression_alpha")
+
+    def to_json(self) -> dict[str, JSON]:
+        out: dict[str, JSON] = {"value": self.value}
+        if self.comparison is not None:
+            out.update({key: getattr(self.comparison, key) for key in self._SHOWN})
+            out["verdict"] = self.comparison.verdict
+        return out
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """A finished case as the summary, the JUnit properties, the annotations and `pytest_clue_case_result` see it.
+    It travels from xdist workers to the controller on the test report, as `to_json`."""
+
+    record: CaseRecord
+    results_json: str
+    diagnostics: tuple[str, ...] = ()
+    outcome: str = ""  # pytest's: "passed" | "failed" (set on the controller)
+    baseline_entry: str | None = None  # the file holding the case's --clue-save-baseline entry
+
+    @property
+    def task(self) -> str:
+        return self.record.task
+
+    @property
+    def case(self) -> str:
+        return self.record.row
+
+    @property
+    def metrics(self) -> dict[str, MetricRow]:
+        return {name: MetricRow(m.value, m.comparison) for name, m in self.record.metrics.items()}
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "record": self.record.to_json(),
+            "results_json": self.results_json,
+            "diagnostics": list(self.diagnostics),
+            "outcome": self.outcome,
+            "baseline_entry": self.baseline_entry,
+        }
+
+    @classmethod
+    def from_json(cls, data: JSON, where: str) -> CaseRow:
+        return cls(
+            record=CaseRecord.from_json(_get(data, "record", dict, where), f"{where}, record"),
+            results_json=_get(data, "results_json", str, where),
+            diagnostics=tuple(_get(data, "diagnostics", list, where, optional=True) or ()),
+            outcome=_get(data, "outcome", str, where, optional=True) or "",
+            baseline_entry=_get(data, "baseline_entry", str, where, optional=True),
+        )
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """clue-results.json: this run's case records, the selected cases without a result, and how the run ended."""
+
+    results: tuple[CaseRecord, ...] = ()
+    not_run: tuple[NotRun, ...] = ()
+    strict: bool = False  # --clue-strict: inconclusive cases failed
+    interrupted: bool = False  # Ctrl-C or SIGTERM before every selected case finished
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "results": [r.to_json() for r in self.results],
+            "not_run": [n.to_json() for n in self.not_run],
+            "strict": self.strict,
+            "interrupted": self.interrupted,
+        }
+
+    @classmethod
+    def from_json(cls, data: JSON, where: str) -> RunRecord:
+        _schema(data, where)
+        return cls(
+            results=_list(data, "results", where, CaseRecord.from_json),
+            not_run=tuple(
+                NotRun.from_json(n, f"{where}, not_run[{i}]") for i, n in enumerate(data.get("not_run") or [])
+            ),
+            strict=bool(_get(data, "strict", bool, where, optional=True)),
+            interrupted=bool(_get(data, "interrupted", bool, where, optional=True)),
+        )
+
+
+@dataclass(frozen=True)
+class BaselineSample:
+    """One sample of a stored baseline: hashed ids and hashes only, never text."""
+
+    id: str
+    scores: Mapping[str, float]
+    prompt: str | None = None  # hash of the prompt the task built
+    output: str | None = None  # hash of the output (None: the generation failed)
+    cluster: str | None = None
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "id": self.id,
+            "prompt": self.prompt,
+            "output": self.output,
+            "cluster": self.cluster,
+            "scores": dict(self.scores),
+        }
+
+    @classmethod
+    def from_json(cls, data: JSON, where: str) -> BaselineSample:
+        if not isinstance(data, Mapping) or "id" not in data or not isinstance(data.get("scores"), Mapping):
+            raise RecordError(f"{where}: every sample needs an id and a scores table")
+        here = f"{where}, sample {data['id']}"
+        return cls(
+            id=str(data["id"]),
+            scores=_scores(data, here),
+            prompt=_get(data, "prompt", str, here, optional=True),
+            output=_get(data, "output", str, here, optional=True),
+            cluster=_get(data, "cluster", str, here, optional=True),
+        )
+
+
+@dataclass(frozen=True)
+class BaselineEntry:
+    """A model's stored scores on one task (--clue-save-baseline) and everything that decides whether they can be
+    compared with a later run: the data's hash, the task's protocol, the decoding, the metrics' definitions."""
+
+    task: str
+    model: str
+    protocol: Mapping[str, JSON]
+    data: Mapping[str, JSON]
+    decoding: Mapping[str, JSON]
+    metrics: Mapping[str, Mapping[str, JSON]]  # name -> kind, higher_is_better, fingerprint
+    samples: tuple[BaselineSample, ...]
+    clue: str | None = None  # the version that saved it
+    model_fingerprint: Mapping[str, JSON] = field(default_factory=dict)
+    weights_probe: str | None = None
+    n: int | None = None
+
+    KEYS = ("task", "model", "protocol", "data", "decoding", "metrics", "samples")
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "task": self.task,
+            "model": self.model,
+            "clue": self.clue,
+            "protocol": dict(self.protocol),
+            "data": dict(self.data),
+            "decoding": dict(self.decoding),
+            "metrics": {name: dict(m) for name, m in self.metrics.items()},
+            "model_fingerprint": dict(self.model_fingerprint),
+            "weights_probe": self.weights_probe,
+            "n": self.n,
+            "samples": [s.to_json() for s in self.samples],
+        }
+
+    @classmethod
+    def from_json(cls, data: JSON, where: str) -> BaselineEntry:
+        if not isinstance(data, Mapping) or any(k not in data for k in cls.KEYS):
+            raise RecordError(f"{where}: needs the keys {', '.join(cls.KEYS)}")
+        here = f"{where.rpartition(', entry ')[0] or where}, entry {data['task']}/{data['model']}"
+        samples = data["samples"]
+        if not isinstance(samples, list):
+            raise RecordError(f"{here}: every sample needs an id and a scores table")
+        tables = {key: _get(data, key, dict, here) for key in ("protocol", "data", "decoding", "metrics")}
+        return cls(
+            task=str(data["task"]),
+            model=str(data["model"]),
+            protocol=tables["protocol"],
+            data=tables["data"],
+            decoding=tables["decoding"],
+            metrics=tables["metrics"],
+            samples=tuple(BaselineSample.from_json(s, here) for s in samples),
+            clue=_get(data, "clue", str, here, optional=True),
+            model_fingerprint=_get(data, "model_fingerprint", dict, here, optional=True) or {},
+            weights_probe=_get(data, "weights_probe", str, here, optional=True),
+            n=_get(data, "n", int, here, optional=True),
+        )

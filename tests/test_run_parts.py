@@ -1,0 +1,238 @@
+"""A run's parts and the records that leave it (issue 25): one task instance per case, the case carried as the
+test's parameter, one run object for both front ends, typed records that refuse a malformed file by name, engines
+released by the run, each sequential case decided once, and no class grown into the whole engine."""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import clue
+from clue.backends.replay import ReplayBackend
+from clue.decision import GateConfig, MetricScores
+from clue.errors import ConfigError
+from clue.records import BaselineEntry, CaseRecord, RecordError, RunRecord
+from clue.sequential import Look, Plan, drive, run
+from clue.types import MetricSpec
+from tests.conftest import REPO, write_replay_matrix
+from tests.report_data import recorded_results
+from tests.test_plugin import answers, make_project, mednli_records, write_models
+
+pytest_plugins = ["pytester"]
+
+TASK_TEST = """
+import pytest
+
+
+@pytest.mark.clue_task("longhealth_task1")
+def test_longhealth(request, clue_task, clue_model, clue_session):
+    assert clue_task is clue_session.task("longhealth_task1")  # the instance that builds the prompts
+    assert clue_task.max_prompt_tokens == 1234  # --clue-longhealth-max-tokens applied to it
+    assert clue_model.case == request.node.callspec.id  # the case rides on the parameter
+"""
+
+
+def test_a_test_gets_the_runs_own_task_instance_and_its_case_as_its_parameter(pytester: pytest.Pytester) -> None:
+    """Before: the clue_task fixture re-resolved the task by name (`get_task`), an unconfigured instance other than
+    the one the session generated with (max_prompt_tokens 8140 whatever the option said), and the case id was
+    found by scanning the session's cases for an equal entry."""
+    shutil.copytree(REPO / "fixtures/data/longhealth", pytester.path / "data/longhealth")
+    write_replay_matrix(pytester.path, {"base": [], "candidate": []})
+    pytester.makepyfile(test_task=TASK_TEST)
+    pytester.makeini("[pytest]\n")
+    result = pytester.runpytest(
+        "--clue-matrix", "models.toml", "--clue-data-dir", "data", "--clue-cache-dir", "cache",
+        "--clue-reports-dir", "out", "--clue-longhealth-max-tokens", "1234", "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
+
+
+def test_records_round_trip_and_a_malformed_results_file_is_refused_by_name(tmp_path: Path) -> None:
+    """Before: `python -m clue.report` on a results file whose metric value was text failed inside the renderer
+    with a bare traceback (`TypeError: unsupported format string`), naming neither the file nor the field."""
+    records = recorded_results(show_samples=True) + recorded_results()
+    for data in records:
+        assert CaseRecord.from_json(data, "test").to_json() == data
+    run_file = {"schema": 1, "results": records, "not_run": [], "strict": False, "interrupted": False}
+    assert RunRecord.from_json(run_file, "test").to_json() == run_file
+    broken = json.loads(json.dumps(run_file))
+    broken["results"][1]["metrics"]["accuracy"]["value"] = "high"
+    path = tmp_path / "clue-results.json"
+    path.write_text(json.dumps(broken))
+    done = subprocess.run([sys.executable, "-m", "clue.report", str(path)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"{path}, results[1] (mednli/candidate), metric accuracy: value is 'high', not float" in done.stderr
+    with pytest.raises(RecordError, match="schema 2; this clue reads schema 1"):
+        CaseRecord.from_json({**records[0], "schema": 2}, "old.json")
+
+
+def test_a_baseline_entry_reads_back_as_it_was_written(pytester: pytest.Pytester) -> None:
+    from clue import baseline
+
+    project = make_project(pytester)
+    write_models(project, base_wrong={1, 2}, candidate_wrong={3})
+    result = project.runpytest(
+        "--clue-matrix", "models.toml", "--clue-data-dir", "data", "--clue-cache-dir", "cache",
+        "--clue-reports-dir", "out", "-k", "mednli", "--clue-save-baseline", "b.json", "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
+    loaded = baseline.load(project.path / "b.json")
+    entry = loaded.entries[("mednli", "candidate")]
+    assert isinstance(entry, BaselineEntry) and entry.n == 50 and len(entry.samples) == 50
+    again = project.path / "again.json"
+    baseline.write(again, list(loaded.entries.values()))
+    assert again.read_text() == (project.path / "b.json").read_text()
+
+
+def test_evaluate_refuses_by_name_an_option_it_cannot_honour(tmp_path: Path) -> None:
+    """Before: clue.evaluate(gpus="0,1") was accepted and ignored."""
+    with pytest.raises(ConfigError, match=r"gpus= is not taken here: it splits GPUs among pytest-xdist workers"):
+        clue.evaluate(["mednli"], root=tmp_path, gpus="0,1")
+
+
+def test_the_run_releases_the_engines_its_backends_keep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend class's `release_engines()` is called once when the run ends, from either front end. Before: the
+    plugin freed vLLM's pool through sys.modules and clue.evaluate never freed anything."""
+    calls: list[str] = []
+    monkeypatch.setattr(ReplayBackend, "release_engines", staticmethod(lambda: calls.append("released")), raising=False)
+    (tmp_path / "data/mednli").mkdir(parents=True)
+    (tmp_path / "data/mednli/mli_test_v1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in mednli_records()))
+    write_replay_matrix(tmp_path, {"base": answers(set()), "candidate": answers({1})})
+    done = clue.evaluate(
+        ["mednli"], root=tmp_path, matrix=str(tmp_path / "models.toml"), data_dir=str(tmp_path / "data"),
+        cache_dir=str(tmp_path / "cache"), reports_dir=str(tmp_path / "out"),
+    )  # fmt: skip
+    assert [r.case for r in done.results] == ["base", "candidate"] and calls == ["released"]
+
+
+def test_each_sequential_case_is_decided_once_where_it_stops() -> None:
+    """drive() judges an open case at every look and a stopped one never again; its stop is the one record of its
+    decision, and on fully known scores it stops where the simulation runner (sequential.run) stops."""
+    spec = MetricSpec("accuracy", "", kind="binary")
+    model = [1.0] * 300
+    base = [1.0] * 300
+    metrics = [MetricScores(spec, model, base, 0.05)]
+    config = GateConfig(0.025, 200, 1, 10)
+    plan = Plan.make(300, 100, 0.025)
+    judged: list[tuple[str, int]] = []
+    advanced: list[int] = []
+
+    def judge(case: str, index: int, seen: int) -> Look:
+        judged.append((case, index))
+        if case == "slow":
+            return Look(index + 1, seen, plan.levels[index], None, index == len(plan.looks) - 1, None)
+        from clue.sequential import look
+
+        upto = advanced[-1]
+        prefix = [MetricScores(m.spec, m.model[:upto], m.base[:upto], m.margin) for m in metrics]
+        return look(plan, index, prefix, config)
+
+    stops = drive(plan, None, 300, ["fast", "slow"], advanced.append, judge)
+    expected = run(metrics, config, 100)
+    assert stops["fast"].look == expected.index and stops["fast"].boundary == expected.boundary == "non-inferior"
+    assert [i for c, i in judged if c == "fast"] == list(range(expected.index))  # never judged after its stop
+    assert [i for c, i in judged if c == "slow"] == [0, 1, 2] and stops["slow"].look == 3
+    assert advanced == [100, 200, 300]
+
+
+def _class_lengths() -> dict[str, int]:
+    out = {}
+    for file in (REPO / "clue").rglob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                out[f"{file.relative_to(REPO)}:{node.name}"] = (node.end_lineno or node.lineno) - node.lineno + 1
+    return out
+
+
+def test_no_class_is_the_whole_engine() -> None:
+    """Before: ClueSession held case expansion, data, generation, the sequential loop, baselines, scoring and
+    provenance in 560 lines."""
+    lengths = _class_lengths()
+    assert "clue/session.py:ClueSession" in lengths
+    too_long = {name: n for name, n in lengths.items() if n > 250}
+    assert not too_long, too_long
+
+
+@dataclass(frozen=True)
+class ClinicOptions:
+    endpoint: str = ""
+    shards: int = 1
+
+    def problem(self) -> str | None:
+        return None if self.shards > 0 else "shards must be positive"
+
+
+class ClinicServerBackend:
+    """A third-party engine with keys of its own (only what the registry and the matrix reader look at)."""
+
+    Options = ClinicOptions
+
+    def generate(self, *args: object, **kwargs: object) -> list[object]:
+        return []
+
+    def fingerprint(self, store: object) -> dict[str, object]:
+        return {}
+
+    def token_counter(self) -> None:
+        return None
+
+    def describe(self) -> dict[str, object]:
+        return {}
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("shards = 'two'\n", "model 'x': shards must be an integer"),
+        ("shards = 0\n", "model 'x': shards must be positive"),
+        ("replicas = 2\n", "model 'x': unknown key.s. replicas; backend 'clinic' takes endpoint, shards beyond"),
+        ("tensor_parallel_size = 2\n", 'tensor_parallel_size is only used with backend = "vllm"'),
+    ],
+)
+def test_a_third_party_backend_takes_options_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str, message: str
+) -> None:
+    """Before: ModelSpec was one flat table of clue's engines' keys, so an installed backend's own key was an
+    "unknown key" whatever the backend; now each backend's typed `Options` says what it takes."""
+    from clue.models import backend_options, load_matrix
+    from clue.registry import BACKENDS
+
+    monkeypatch.setattr(BACKENDS, "installed", lambda: {"clinic": "tests.test_run_parts:ClinicServerBackend"})
+    matrix = tmp_path / "m.toml"
+    matrix.write_text('[models.x]\npath = "org/x"\nbackend = "clinic"\nendpoint = "https://h"\nshards = 3\n')
+    spec = load_matrix(matrix)["x"]
+    assert spec.options == (("endpoint", "https://h"), ("shards", 3))
+    assert backend_options(spec, ClinicOptions) == ClinicOptions("https://h", 3)
+    matrix.write_text('[models.x]\npath = "org/x"\nbackend = "clinic"\n' + extra)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_matrix(matrix)
+    assert str(matrix) in str(info.value)
+
+
+def test_a_task_lists_its_metrics_without_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: Task.metrics needed a run's Scorers even to list names, and metric_names() (which validates
+    per-metric margins) built one and fingerprinted the BERTScore and UMLS models for it."""
+    from clue.metrics.scorers import Scorers
+    from clue.tasks import get_task, metric_names, task_names
+
+    def refuse(self: Scorers) -> dict[str, str]:
+        raise AssertionError("a metric model was looked at")
+
+    monkeypatch.setattr(Scorers, "bertscore_fingerprint", refuse)
+    monkeypatch.setattr(Scorers, "umls_fingerprint", refuse)
+    text = {"rouge1", "rouge2", "rougeL", "bertscore_f1", "bertscore_precision", "bertscore_recall"}
+    assert {m.name for m in get_task("meqsum").metrics()} == text
+    assert {m.name for m in get_task("medisumqa").metrics()} >= text | {"umls_f1"}
+    assert all(get_task(name).metrics() for name in task_names())
+    assert {"accuracy", "bertscore_f1", "umls_f1", "icd_exact_f1"} <= metric_names()
