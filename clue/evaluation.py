@@ -45,7 +45,7 @@ def evaluate_case(
     """Gate `result` (the case's model on one task) against the case's base model or stored baseline. Raises
     ClueError when no comparison can be made (the base failed, a baseline measured something else). `headline`
     may restyle the first line of a failure (the pytest_clue_headline hook)."""
-    settings = session.settings
+    settings, task = session.settings, session.task(result.task)
     stop = session.stop(case, result.task)
     if stop is not None:  # the sequential gate stopped here: the samples it used, at its look's level
         kept = stop.samples
@@ -54,11 +54,11 @@ def evaluate_case(
     try:
         reference = session.reference(case, result)
         if reference is not None:
-            outcome = run_gate(result, reference, settings, stop.level if stop else None)
+            outcome = run_gate(result, reference, settings, stop.level if stop else None, task)
     except ClueError as exc:
         prefix = f"base model {case.base!r}: " if case.base else ""
         raise ClueError(prefix + str(exc)) from None
-    data = session.data(session.task(result.task))
+    data = session.data(task)
     assert data is not None  # the result exists, so the data did
     state, same = session.weights_check(case, reference)
     failure, warning, first = _verdict(outcome, headline, settings.strict, same)
@@ -74,6 +74,7 @@ def evaluate_case(
         case=case_id,
         weights_check=None if outcome is None else state,
         headline=first,
+        task=task,
     )
     return CaseResult(case_id, result.task, result.model, record, outcome, failure, warning)
 

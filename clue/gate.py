@@ -11,6 +11,7 @@ from clue.config import Settings
 from clue.decision import GateConfig, MetricScores, decide, task_verdict
 from clue.errors import ClueError
 from clue.tasks import get_task
+from clue.tasks.base import Task
 from clue.types import TaskResult
 
 
@@ -93,13 +94,16 @@ def gate_config(settings: Settings, alpha: float | None = None) -> GateConfig:
     return GateConfig(level, settings.resamples, settings.bootstrap_seed, settings.min_samples)
 
 
-def run_gate(result: TaskResult, base: Reference, settings: Settings, alpha: float | None = None) -> GateOutcome:
+def run_gate(
+    result: TaskResult, base: Reference, settings: Settings, alpha: float | None = None, task: Task | None = None
+) -> GateOutcome:
     """Compare every metric of `result` with the reference's, sample by sample (paired by sample id), at
-    --clue-alpha or, for a sequential case, at the nominal level of the look it stopped at."""
+    --clue-alpha or, for a sequential case, at the nominal level of the look it stopped at. `task`: the run's
+    instance (the registry's when not given)."""
     metrics = metric_scores(result, base, settings)
     decision = decide(metrics, gate_config(settings, alpha), result.clusters())
     outputs = output_hashes(result)
-    primary = get_task(result.task).primary_metric
+    primary = (task or get_task(result.task)).primary_metric
     return GateOutcome(
         result.task,
         result.model,

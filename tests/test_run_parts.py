@@ -56,7 +56,8 @@ def test_a_test_gets_the_runs_own_task_instance_and_its_case_as_its_parameter(py
 
 def test_records_round_trip_and_a_malformed_results_file_is_refused_by_name(tmp_path: Path) -> None:
     """Before: `python -m clue.report` on a results file whose metric value was text failed inside the renderer
-    with a bare traceback (`TypeError: unsupported format string`), naming neither the file nor the field."""
+    with a bare traceback (`ValueError: Unknown format code 'f' for object of type 'str'`), naming neither the
+    file nor the field."""
     records = recorded_results(show_samples=True) + recorded_results()
     for data in records:
         assert CaseRecord.from_json(data, "test").to_json() == data

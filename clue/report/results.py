@@ -40,11 +40,13 @@ def result_record(
     sequential: Stop | None = None,
     weights_check: str | None = None,
     headline: str | None = None,
+    task: Task | None = None,
 ) -> CaseRecord:
     """The results JSON of one case (task x model, and what it is compared with). Sample ids are hashed and no
     sample text is written unless `show_samples` (--clue-report-samples) or the task's data set is public.
-    `case` is the test id ("<model>" or "<model>-vs-<baseline>"), the report's row."""
-    task = get_task(result.task)
+    `case` is the test id ("<model>" or "<model>-vs-<baseline>"), the report's row; `task` the run's instance (the
+    registry's when not given)."""
+    task = task or get_task(result.task)
     show = show_samples or task.public_data
     copies = sum("copies_few_shot" in s.flags for s in result.samples)
     return CaseRecord(
