@@ -35,7 +35,7 @@ PROBE_VERSION = 1  # of the weights probe: bump when PROBE_PROMPTS or the digest
 # (model, engine, done, total, tokens, seconds): the pytest plugin's progress line
 Progress = Callable[[str, str, int, int, int, float], None]
 # what a case compares its model's result with (ClueError: no comparison can be made)
-ReferenceOf = Callable[[ModelSpec, Any], Reference | None]
+ReferenceOf = Callable[[ModelSpec, TaskResult], Reference | None]
 
 
 @dataclass

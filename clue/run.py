@@ -20,7 +20,8 @@ from clue.session import ClueSession
 
 @dataclass(frozen=True)
 class Finished:
-    """What `finish` wrote: the run's record and, with a baseline to save, its file and how many entries it holds."""
+    """What `finish` wrote: the run's record (without files, `Run(files=False)`, it lists the cases that did not
+    run only) and, with a baseline to save, its file and how many entries it holds."""
 
     record: RunRecord
     saved_baseline: Path | None = None

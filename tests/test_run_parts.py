@@ -101,7 +101,8 @@ def test_evaluate_refuses_by_name_an_option_it_cannot_honour(tmp_path: Path) -> 
 
 def test_the_run_releases_the_engines_its_backends_keep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A backend class's `release_engines()` is called once when the run ends, from either front end. Before: the
-    plugin freed vLLM's pool through sys.modules and clue.evaluate never freed anything."""
+    plugin freed vLLM's pool through sys.modules and clue.evaluate never freed anything. Without write_reports the
+    run writes the baseline asked for and nothing else."""
     calls: list[str] = []
     monkeypatch.setattr(ReplayBackend, "release_engines", staticmethod(lambda: calls.append("released")), raising=False)
     (tmp_path / "data/mednli").mkdir(parents=True)
@@ -109,9 +110,13 @@ def test_the_run_releases_the_engines_its_backends_keep(tmp_path: Path, monkeypa
     write_replay_matrix(tmp_path, {"base": answers(set()), "candidate": answers({1})})
     done = clue.evaluate(
         ["mednli"], root=tmp_path, matrix=str(tmp_path / "models.toml"), data_dir=str(tmp_path / "data"),
-        cache_dir=str(tmp_path / "cache"), reports_dir=str(tmp_path / "out"),
+        cache_dir=str(tmp_path / "cache"), reports_dir=str(tmp_path / "out"), save_baseline=str(tmp_path / "b.json"),
     )  # fmt: skip
     assert [r.case for r in done.results] == ["base", "candidate"] and calls == ["released"]
+    from clue import baseline
+
+    assert set(baseline.load(tmp_path / "b.json").entries) == {("mednli", "base"), ("mednli", "candidate")}
+    assert not (tmp_path / "out").exists()
 
 
 def test_each_sequential_case_is_decided_once_where_it_stops() -> None:
