@@ -242,3 +242,40 @@ def test_a_task_lists_its_metrics_without_a_run(monkeypatch: pytest.MonkeyPatch)
     assert {m.name for m in get_task("medisumqa").metrics()} >= text | {"umls_f1"}
     assert all(get_task(name).metrics() for name in task_names())
     assert {"accuracy", "bertscore_f1", "umls_f1", "icd_exact_f1"} <= metric_names()
+
+
+HOOK_CONFTEST = """
+import json
+
+ROWS = []
+
+
+def pytest_clue_case_result(config, case):
+    ROWS.append({"type": type(case).__name__, "task": case.task, "case": case.case, "outcome": case.outcome,
+                 "verdict": case.record.verdict, "primary": case.metrics[case.record.primary_metric].value,
+                 "samples": len(case.record.samples), "file": case.results_json})
+
+
+def pytest_sessionfinish(session):
+    with open("rows.json", "w") as f:
+        json.dump(ROWS, f)
+"""
+
+
+def test_the_case_result_hook_gets_each_finished_cases_typed_row(pytester: pytest.Pytester) -> None:
+    """The hook's payload is the CaseRow the summary and JUnit use: the record without its per-sample rows (what
+    rides on a test report), pytest's outcome and the results file, which holds the samples."""
+    project = make_project(pytester)
+    write_models(project, base_wrong=set(), candidate_wrong={1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
+    project.makeconftest(HOOK_CONFTEST)
+    result = project.runpytest(
+        "--clue-matrix", "models.toml", "--clue-data-dir", "data", "--clue-cache-dir", "cache",
+        "--clue-reports-dir", "out", "-k", "mednli", "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1, failed=1)
+    rows = {r["case"]: r for r in json.loads((project.path / "rows.json").read_text())}
+    assert rows["base"]["type"] == "CaseRow" and rows["base"]["verdict"] == "reference"
+    assert rows["candidate"]["verdict"] == "regressed" and rows["candidate"]["outcome"] == "failed"
+    written = CaseRecord.from_json(json.loads(Path(rows["candidate"]["file"]).read_text()), "results file")
+    assert rows["candidate"]["primary"] == written.metrics["accuracy"].value < 1.0
+    assert rows["candidate"]["samples"] == 0 and len(written.samples) == 50

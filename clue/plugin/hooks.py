@@ -11,7 +11,7 @@ line, or receive every finished case's results.
         return [ExtraMetric(("meqsum",), length, lambda sample, generation: len(generation.text))]
 
     def pytest_clue_case_result(config, case):  # case: clue.records.CaseRow
-        print(case.task, case.case, case.record.verdict, case.metrics["accuracy"].value)
+        print(case.task, case.case, case.record.verdict, case.metrics[case.record.primary_metric].value)
 """
 
 from __future__ import annotations
