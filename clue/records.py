@@ -78,10 +78,6 @@ class Count:
         return cls(_get(data, "n", int, where), _get(data, "of", int, where))
 
 
-def stop_to_json(stop: Stop) -> dict[str, JSON]:
-    return stop.as_dict()
-
-
 def stop_from_json(data: JSON, where: str) -> Stop | None:
     if data is None:
         return None
@@ -291,7 +287,7 @@ class CaseRecord:
             "truncated_samples": self.truncated_samples,
             "failed_generations": self.failed_generations,
             "confidence": self.confidence,
-            "sequential": stop_to_json(self.sequential) if self.sequential else None,
+            "sequential": self.sequential.as_dict() if self.sequential else None,
             "metrics": {name: m.to_json() for name, m in self.metrics.items()},
             "generation_settings": dict(self.generation_settings),
             "provenance": dict(self.provenance),

@@ -28,8 +28,9 @@ class Finished:
     baseline_entries: int = 0
 
 
-def merge_stats(parts: Sequence[Mapping[str, Any]], wall_s: float) -> dict[str, Any]:
-    """Processes' statistics summed (xdist workers each send theirs): loads, reuse and time per model."""
+def merge_stats(parts: Sequence[Mapping[str, Any]], wall_s: float, workers: int = 1) -> dict[str, Any]:
+    """Processes' statistics summed (xdist workers each send theirs): loads, reuse and time per model; `workers`
+    says how many processes generated (the xdist controller's part is its own bookkeeping, not a worker)."""
     merged: dict[str, Any] = {"loads": {}, "reused": {}, "generated": {}, "backend_s": 0.0, "scoring_s": 0.0}
     for part in parts:
         for key in ("loads", "reused", "generated"):
@@ -37,7 +38,7 @@ def merge_stats(parts: Sequence[Mapping[str, Any]], wall_s: float) -> dict[str, 
                 merged[key][model] = merged[key].get(model, 0) + n
         merged["backend_s"] += part["backend_s"]
         merged["scoring_s"] += part["scoring_s"]
-    merged["workers"] = max(1, len(parts))
+    merged["workers"] = workers
     merged["wall_s"] = wall_s
     return merged
 
@@ -89,15 +90,18 @@ class Run:
             results_report.write_json(self.reports_dir / "clue-session.json", dict(stats))
         if settings.save_baseline is None:
             return Finished(record)
-        entries = {**self.entries, **_entry_files(rows)}
+        entries = {**_entry_files(rows, skip=self.entries), **self.entries}
         written = baseline.write(settings.save_baseline, list(entries.values()))
         return Finished(record, written, len(entries))
 
 
-def _entry_files(rows: Sequence[CaseRow]) -> dict[tuple[str, str], BaselineEntry]:
-    """The baseline entries xdist workers wrote, one per task x model."""
+def _entry_files(rows: Sequence[CaseRow], skip: Mapping[tuple[str, str], Any]) -> dict[tuple[str, str], BaselineEntry]:
+    """The baseline entries xdist workers wrote, one per task x model; those this process holds (`skip`) are not
+    read back from their files."""
     entries: dict[tuple[str, str], BaselineEntry] = {}
     for row in rows:
+        if (row.task, row.record.model) in skip:
+            continue
         if row.baseline_entry and Path(row.baseline_entry).is_file():
             path = Path(row.baseline_entry)
             entry = BaselineEntry.from_json(results_report.read_json(path), str(path))

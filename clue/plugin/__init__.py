@@ -345,9 +345,7 @@ class ResultsCollector:
         """This process's statistics plus those the xdist workers sent: loads, reuse and time per model."""
         workers = self.xdist_hooks.worker_stats if self.xdist_hooks else []
         parts = [_session(self.config).stats()] if session_key in self.config.stash else []
-        merged = merge_stats(parts + workers, time.perf_counter() - self.started)
-        merged["workers"] = max(1, len(workers))
-        return merged
+        return merge_stats(parts + workers, time.perf_counter() - self.started, max(1, len(workers)))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
