@@ -13,21 +13,25 @@ readably in review.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from clue import strict_json
 from clue.errors import ConfigError
 from clue.files import SHARED, atomic_write
 from clue.pseudonyms import hash_id, hash_text
-from clue.records import BaselineEntry, BaselineSample, RecordError
-from clue.types import Prompt, TaskResult
+from clue.records import BaselineEntry, BaselineSample, RecordError, name_in_message
+from clue.strict_json import JSONProblem
+from clue.types import MetricSpec, Prompt, TaskResult
 from clue.version import __version__
 
-FORMAT = 1
+FORMAT = 2  # 2: each entry carries the digest of its content
 KIND = "clue-baseline"
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -110,7 +114,12 @@ def entry(
         data={"sha256": data.get("sha256"), "records": data.get("records")},
         decoding={key: settings.get(key) for key in ("temperature", "top_p", "seed")},
         metrics={
-            m.name: {"kind": m.kind, "higher_is_better": m.higher_is_better, "fingerprint": dict(m.fingerprint)}
+            m.name: {
+                "kind": m.kind,
+                "higher_is_better": m.higher_is_better,
+                "fingerprint": dict(m.fingerprint),
+                "bounds": list(m.bounds) if m.bounds is not None else None,
+            }
             for m in result.metrics
         },
         model_fingerprint={"model": provenance.get("model", {}), "backend": provenance.get("backend", {})},
@@ -148,7 +157,7 @@ def differences(stored: BaselineEntry, current: BaselineEntry) -> list[str]:
         if old is None:
             out.append(f"metric {name}: not in the baseline (it has {', '.join(sorted(stored.metrics)) or 'none'})")
         elif old != spec:
-            keys = [k for k in ("kind", "higher_is_better", "fingerprint") if old.get(k) != spec.get(k)]
+            keys = [k for k in ("kind", "higher_is_better", "fingerprint", "bounds") if old.get(k) != spec.get(k)]
             detail = "; ".join(f"{k} {old.get(k)!r} in the baseline, {spec.get(k)!r} now" for k in keys)
             out.append(f"metric {name}: {detail}")
     return out + _sample_differences(stored, current)
@@ -222,21 +231,26 @@ class BaselineFile:
         return self.entries.get((task, model))
 
 
-def load(path: Path) -> BaselineFile:
-    """Read and check a baseline file; every problem is a ConfigError naming the file and the entry."""
-    where = f"baseline {path}"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: no such file (write one with --clue-save-baseline {path})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{where}: cannot be read: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        from clue.tasks.base import json_problem
+def digest(entry_json: Mapping[str, Any]) -> str:
+    """The digest of an entry's content (everything but the digest itself), written when the entry is saved: an
+    entry edited by hand or damaged afterwards no longer matches it. It detects accidents and edits, not someone
+    who recomputes it: the committed file's review protects against that."""
+    content = {key: value for key, value in entry_json.items() if key != "digest"}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
-        raise ConfigError(f"{where}: invalid JSON: {json_problem(exc)}") from None
+
+def load(path: Path) -> BaselineFile:
+    """Read and check a baseline file; every problem is a ConfigError naming the file and the entry (and the
+    sample, by its hashed id): an edited entry (its digest), a sample listed twice, a score that is not finite or
+    outside its metric's range, a sample without a score of every metric."""
+    where = f"baseline {path}"
+    if not path.is_file():
+        raise ConfigError(f"{where}: no such file (write one with --clue-save-baseline {path})")
+    try:
+        data = strict_json.parse(strict_json.read_text(path), name_keys=True)  # a baseline holds no text
+    except JSONProblem as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     if not isinstance(data, dict) or data.get("kind") != KIND:
         raise ConfigError(f"{where}: not a clue baseline (written by --clue-save-baseline)")
     if data.get("format") != FORMAT:
@@ -244,22 +258,67 @@ def load(path: Path) -> BaselineFile:
             f"{where}: format {data.get('format')!r}; this clue (version {__version__}) reads format {FORMAT}: "
             "save the baseline again"
         )
+    items = data.get("entries")
+    if not isinstance(items, list):
+        raise ConfigError(f"{where}: 'entries' is not a list")
     entries: dict[tuple[str, str], BaselineEntry] = {}
-    for index, item in enumerate(data.get("entries") or []):
+    for index, item in enumerate(items):
         try:
             parsed = BaselineEntry.from_json(item, f"{where}, entry {index}")
         except RecordError as exc:
             raise ConfigError(str(exc)) from None
+        here = f"{where}, entry {index} ({name_in_message(parsed.task)}/{name_in_message(parsed.model)})"
+        if item.get("digest") != digest(item):
+            raise ConfigError(
+                f"{here}: its content does not match the digest written when it was saved (edited by hand, merged "
+                "or damaged?): save the baseline again with --clue-save-baseline"
+            )
+        _check_samples(parsed, here)
         if (parsed.task, parsed.model) in entries:
-            raise ConfigError(f"{where}, entry {parsed.task}/{parsed.model}: listed twice")
+            raise ConfigError(f"{here}: listed twice")
         entries[(parsed.task, parsed.model)] = parsed
     if not entries:
         raise ConfigError(f"{where}: holds no entries")
     return BaselineFile(path, entries)
 
 
+def _check_samples(entry: BaselineEntry, where: str) -> None:
+    """Each sample once, with a valid score of every metric the entry declares."""
+    specs = {}
+    for name, table in entry.metrics.items():
+        bounds = table.get("bounds") if isinstance(table, Mapping) else None
+        kind = table.get("kind") if isinstance(table, Mapping) else None
+        if kind not in ("binary", "continuous") or not (
+            bounds is None or (isinstance(bounds, list) and len(bounds) == 2 and all(_number(b) for b in bounds))
+        ):
+            raise ConfigError(
+                f"{where}, metric {name_in_message(name)}: needs a kind (binary or continuous) and bounds [low, high]"
+            )
+        specs[name] = MetricSpec(name, "", kind=kind, bounds=None if bounds is None else (bounds[0], bounds[1]))
+    if entry.n is not None and entry.n != len(entry.samples):
+        raise ConfigError(f"{where}: holds {len(entry.samples)} samples, but was saved with n = {entry.n}")
+    seen: set[str] = set()
+    for sample in entry.samples:
+        if sample.id in seen:
+            raise ConfigError(f"{where}, sample {name_in_message(sample.id)}: listed twice")
+        seen.add(sample.id)
+        for name, spec in specs.items():
+            if name not in sample.scores:
+                raise ConfigError(f"{where}, sample {name_in_message(sample.id)}: no score for metric {name}")
+            problem = spec.score_problem(sample.scores[name])
+            if problem:
+                raise ConfigError(
+                    f"{where}, sample {name_in_message(sample.id)}, metric {name}: the score is {problem}"
+                )
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def write(path: Path, entries: Sequence[BaselineEntry]) -> Path:
-    """Write the entries sorted by (task, model), one sample per line, keys sorted: a stable, diffable file."""
+    """Write the entries sorted by (task, model), one sample per line, keys sorted: a stable, diffable file. Each
+    entry carries the digest of its content."""
     ordered = sorted(entries, key=lambda e: (e.task, e.model))
     marked: list[dict[str, Any]] = []
     lines: dict[str, str] = {}
@@ -269,7 +328,8 @@ def write(path: Path, entries: Sequence[BaselineEntry]) -> Path:
             mark = f"@@sample{len(lines)}@@"
             lines[f'"{mark}"'] = json.dumps(sample.to_json(), sort_keys=True, separators=(", ", ": "), allow_nan=False)
             rows.append(mark)
-        marked.append({**e.to_json(), "samples": rows})
+        content = e.to_json()
+        marked.append({**content, "digest": digest(content), "samples": rows})
     document = {"kind": KIND, "format": FORMAT, "clue": __version__, "entries": marked}
     text = json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False)
     text = re.sub(r'"@@sample\d+@@"', lambda m: lines[m.group(0)], text)

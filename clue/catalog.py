@@ -24,6 +24,7 @@ class TaskData:
     shots: tuple[Sample, ...]
     scored: tuple[Sample, ...]
     total: int
+    sample_ids: frozenset[str] = frozenset()  # every loaded sample's id, few-shot ones included, before --clue-limit
 
 
 class DataCatalog:
@@ -96,7 +97,8 @@ class DataCatalog:
             scored = [scored[i] for i in ranks]
         if self.settings.limit:
             scored = scored[: self.settings.limit]
-        return TaskData(task.name, path, digest, tuple(shots), tuple(scored), len(samples))
+        ids = frozenset(s.id for s in samples)
+        return TaskData(task.name, path, digest, tuple(shots), tuple(scored), len(samples), ids)
 
     def prompt_hashes(self, task_name: str) -> dict[str, str]:
         """Sample id -> hash of the prompt the task builds for it, before any model's template or context budget:

@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print("\n".join([f"wrote {args.out}", *qa_report.lines()]))
             return 0
-    except ClueError as exc:
+    except (ClueError, OSError) as exc:  # one line naming the file, never a traceback
         print(f"clue: {exc}", file=sys.stderr)
         return 1
     return 2  # pragma: no cover - argparse requires a command

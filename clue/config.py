@@ -68,7 +68,8 @@ OPTIONS: tuple[_Opt, ...] = (
     ),
     _Opt(
         "data",
-        "one task's data file, overriding --clue-data-dir (repeatable)",
+        "one task's data file, overriding --clue-data-dir (repeatable); TASK is a task name (a typo is a usage error "
+        "listing them) or longhealth for all three LongHealth sub-tasks, which share one benchmark file",
         metavar="TASK=FILE",
         action="append",
     ),
@@ -97,8 +98,9 @@ OPTIONS: tuple[_Opt, ...] = (
         "baseline",
         "gate every model that is no other model's base against this stored baseline (written by "
         "--clue-save-baseline), without loading or generating the baseline's model; each baseline is its own test "
-        "case, '<model>-vs-<file name>'. FILE#MODEL picks one model of a file holding several (repeatable)",
-        metavar="FILE[#MODEL]",
+        "case, '<model>-vs-<recorded model>' (the model name stored in the baseline, not the file's name; "
+        "FILE=LABEL sets another). FILE#MODEL picks one model of a file holding several (repeatable)",
+        metavar="FILE[#MODEL][=LABEL]",
         action="append",
     ),
     _Opt(
@@ -125,6 +127,13 @@ OPTIONS: tuple[_Opt, ...] = (
         "require_data",
         "fail (instead of skip) a selected task whose data is missing: a mistyped --clue-data-dir must not pass a "
         "CI gate (--clue-strict does this too)",
+        action="store_true",
+    ),
+    _Opt(
+        "debug",
+        "show the full traceback, with local variables, when a clue test fails or errors. Off by default: a "
+        "traceback prints the fixtures' arguments and the engine's messages, which may hold patient text (samples, "
+        "prompts, outputs), and it lands in junit.xml and the CI log. Never share the artefacts of such a run",
         action="store_true",
     ),
     _Opt(
@@ -283,6 +292,7 @@ class Settings:
     margins: dict[str, float]
     alpha: float
     strict: bool
+    debug: bool
     sequential: bool
     sequential_look_every: int
     require_data: bool
@@ -333,13 +343,30 @@ def default_cpu_threads() -> int:
 
 def data_files(pairs: Any, base: Path, flag: str) -> dict[str, Path]:
     """TASK=FILE pairs (a list, or one string from a configuration file) as task -> file, relative to `base`;
-    the suite and `clue data check` read them the same way."""
+    the suite and `clue data check` read them the same way. TASK must name a task, or a family of tasks that share
+    one file (`longhealth`: longhealth_task1..3, which read the one benchmark file); a name that matches nothing,
+    or one task given two files, is a ConfigError listing what exists (a typo must not gate the fixture data)."""
+    from clue.tasks import task_names
+
+    known = task_names()
     files: dict[str, Path] = {}
     for pair in pairs if isinstance(pairs, list) else [pairs]:
         task, sep, file = str(pair).partition("=")
-        if not sep or not task.strip() or not file.strip():
+        task, file = task.strip(), file.strip()
+        if not sep or not task or not file:
             raise ConfigError(f"{flag} expects TASK=FILE, got {pair!r}")
-        files[task.strip()] = (base / file.strip()).resolve()
+        targets = [task] if task in known else [name for name in known if name.startswith(task + "_")]
+        if not targets:
+            families = sorted({name.rpartition("_")[0] for name in known if "_task" in name})
+            raise ConfigError(
+                f"{flag} {task}=...: no task {task!r}; tasks: {', '.join(known)} "
+                f"(or {', '.join(families)} for all of its sub-tasks)"
+            )
+        for target in targets:
+            path = (base / file).resolve()
+            if files.get(target, path) != path:
+                raise ConfigError(f"{flag}: task {target} is given two files, {files[target]} and {path}")
+            files[target] = path
     return files
 
 
@@ -502,6 +529,7 @@ def _build(rootpath: Path, values: dict[str, Any], margin: float | None, margins
         margins=margins,
         alpha=number("alpha", float, stats.DEFAULT_ALPHA),
         strict=_flag(values["strict"]),
+        debug=_flag(values["debug"]),
         sequential=_flag(values["sequential"]),
         sequential_look_every=number("sequential_look_every", int, 100),
         require_data=_flag(values["require_data"]),

@@ -18,7 +18,7 @@ from clue.backends.base import Backend
 from clue.baseline import Reference
 from clue.catalog import DataCatalog, TaskData
 from clue.config import Settings, apply_cpu_threads
-from clue.errors import ClueError
+from clue.errors import ClueError, exception_text
 from clue.fingerprint import memo_key
 from clue.gate import sequential_look
 from clue.generation import StoredCounter, StoredRun
@@ -119,7 +119,8 @@ class Generator:
             prefix = f"model {model!r}: "
             self._fail(model, todo, str(exc) if str(exc).startswith(prefix) else prefix + str(exc))
         except Exception as exc:  # an engine failure must not become a bare traceback in every test
-            self._fail(model, todo, f"model {model!r}: generation failed: {type(exc).__name__}: {exc}")
+            detail = exception_text(exc, debug=self.settings.debug)
+            self._fail(model, todo, f"model {model!r}: generation failed: {detail}")
 
     def _fail(self, model: str, todo: list[tuple[Task, TaskData]], message: str) -> None:
         for task, _ in todo:
@@ -132,6 +133,10 @@ class Generator:
         backend = load_backend(self.plan.models[model], self.settings.cache_dir, self.plan.models)
         self._engines.add(type(backend))
         self.stats.backend_seconds += time.perf_counter() - began
+        unmatched = getattr(backend, "unmatched", None)  # recorded outputs (replay) say which match no sample
+        if callable(unmatched):
+            for task, data in todo:
+                unmatched(task.name, data.sample_ids)
         fixed = [(task, data) for task, data in todo if task.name not in gated]
         try:
             prompts = [p for task, data in fixed for p in self._build_prompts(backend, task, data)]

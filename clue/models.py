@@ -34,7 +34,9 @@ from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from clue import strict_json
 from clue.errors import ConfigError
+from clue.strict_json import JSONProblem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -292,10 +294,12 @@ def _what_runs(spec: ModelSpec) -> tuple[Any, ...]:
 
 def load_matrix(path: Path) -> dict[str, ModelSpec]:
     """Read a model matrix TOML file; every error names the file and the entry."""
+    if not path.is_file():
+        raise ConfigError(f"model matrix {path} not found")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"model matrix {path} not found") from None
+        data = tomllib.loads(strict_json.read_text(path))  # TOML itself refuses a key given twice
+    except JSONProblem as exc:  # not UTF-8, unreadable
+        raise ConfigError(f"model matrix {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"model matrix {path}: invalid TOML: {exc}") from None
     tables = data.get("models")

@@ -6,22 +6,32 @@ entry (`BaselineEntry`). The JSON shapes are those of schema version SCHEMA_VERS
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
-from clue.errors import ClueError
+from clue.errors import ClueError, describe
 from clue.sequential import Stop
 from clue.stats import Comparison
 
 SCHEMA_VERSION = 1
 
 JSON = Any  # a value as json.loads gives it
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 T = TypeVar("T")
 
 
 class RecordError(ClueError):
     """A record that is not what its schema says (a results file edited by hand, written by another clue)."""
+
+
+def name_in_message(value: object) -> str:
+    """A name read from a file (a task, a model, a hashed sample id) as a message may show it: as written when it is
+    shaped like a name, else described (an edited file can hold any text there)."""
+    if isinstance(value, str) and _NAME.fullmatch(value):
+        return value
+    return f"({describe(value)})"
 
 
 def _get(
@@ -345,7 +355,7 @@ class NotRun:
 
     task: str
     model: str  # the case id
-    status: str  # "skipped" | "error"
+    status: str  # "skipped" | "error" | "stopped" (the run was stopped before the case finished)
     reason: str
 
     def to_json(self) -> dict[str, str]:
@@ -471,7 +481,7 @@ class BaselineSample:
     def from_json(cls, data: JSON, where: str) -> BaselineSample:
         if not isinstance(data, Mapping) or "id" not in data or not isinstance(data.get("scores"), Mapping):
             raise RecordError(f"{where}: every sample needs an id and a scores table")
-        here = f"{where}, sample {data['id']}"
+        here = f"{where}, sample {name_in_message(data['id'])}"
         return cls(
             id=str(data["id"]),
             scores=_scores(data, here),
@@ -519,7 +529,8 @@ class BaselineEntry:
     def from_json(cls, data: JSON, where: str) -> BaselineEntry:
         if not isinstance(data, Mapping) or any(k not in data for k in cls.KEYS):
             raise RecordError(f"{where}: needs the keys {', '.join(cls.KEYS)}")
-        here = f"{where.rpartition(', entry ')[0] or where}, entry {data['task']}/{data['model']}"
+        task, model = name_in_message(data["task"]), name_in_message(data["model"])
+        here = f"{where.rpartition(', entry ')[0] or where}, entry {task}/{model}"
         samples = data["samples"]
         if not isinstance(samples, list):
             raise RecordError(f"{here}: every sample needs an id and a scores table")

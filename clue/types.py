@@ -6,6 +6,7 @@ per-sample records, and a silently mutated record would make that comparison mea
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -118,6 +119,19 @@ class MetricSpec:
     gate: bool = True
     fingerprint: Mapping[str, str] = field(default_factory=dict)
     margin: float | None = None  # the default non-inferiority margin on this metric's scale (None: 0.02)
+    # the range a per-sample score lies in (None: any finite number; binary metrics: 0 or 1): a stored baseline
+    # holding a score outside it was edited or damaged, and is refused when read
+    bounds: tuple[float, float] | None = None
+
+    def score_problem(self, value: float) -> str | None:
+        """Why `value` cannot be a score of this metric, or None."""
+        if not math.isfinite(value):
+            return "not a finite number"
+        if self.kind == "binary" and value not in (0, 1):
+            return "not 0 or 1 (a binary metric)"
+        if self.bounds is not None and not self.bounds[0] <= value <= self.bounds[1]:
+            return f"outside this metric's range [{self.bounds[0]:g}, {self.bounds[1]:g}]"
+        return None
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ def test_mednli_loads_the_fixture() -> None:
         ),
         (
             json.dumps({"sentence1": "a", "sentence2": 3, "gold_label": "neutral"}),
-            "expected a string, got int",
+            "expected a string, got an integer",
         ),
         (
             json.dumps({"sentence1": " ", "sentence2": "b", "gold_label": "neutral"}),
@@ -83,8 +83,11 @@ def test_duplicate_ids_are_rejected(tmp_path: Path) -> None:
     rec = json.dumps({"sentence1": "a", "sentence2": "b", "gold_label": "neutral", "pairID": "same"})
     path = tmp_path / "d.jsonl"
     path.write_text(rec + "\n" + rec + "\n")
-    with pytest.raises(DataError, match="duplicate id 'same'"):
+    with pytest.raises(
+        DataError, match=r"record line 2: duplicate sample id \(hashed [0-9a-f]{16}; first at line 1\)"
+    ) as info:
         get_task("mednli").load(path)
+    assert "same" not in str(info.value)  # the raw id is a credentialed identifier
 
 
 def test_split_reproduces_clue_and_excludes_few_shot_examples() -> None:

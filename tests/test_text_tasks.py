@@ -62,7 +62,10 @@ def test_meqsum_is_found_under_its_published_folder_name() -> None:
     [
         ([["File", "Question", "Summary"], ["a", "q", "s"]], "no column"),
         ([["File", "CHQ", "Summary"], ["a", "question", None]], "row 2, field 'Summary': empty"),
-        ([["File", "CHQ", "Summary"], ["a", "q1", "s1"], ["a", "q2", "s2"]], "duplicate id 'a'"),
+        (
+            [["File", "CHQ", "Summary"], ["a", "q1", "s1"], ["a", "q2", "s2"]],
+            r"row 3: duplicate sample id \(hashed [0-9a-f]{16}; first at row 2\)",
+        ),
     ],
 )
 def test_meqsum_bad_workbooks(tmp_path: Path, rows: list[list[object]], message: str) -> None:

@@ -6,16 +6,23 @@ elsewhere (another harness, an API run, a colleague's GPU box) are scored and ga
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+import difflib
+import warnings
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from clue.errors import ConfigError, DataError
+from clue import strict_json
+from clue.errors import ConfigError, DataError, DataWarning, describe
 from clue.fingerprint import file_sha256
 from clue.models import ModelSpec
+from clue.pseudonyms import hash_id
 from clue.store import GenerationStore
+from clue.strict_json import JSONProblem
 from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
+
+_FIELDS = ("task", "sample_id", "text")
+BUILDER_TASKS = ("medisumqa_build",)  # prompts of `clue data build medisumqa` (clue.data.medisumqa.TASK)
 
 
 class ReplayBackend:
@@ -24,26 +31,17 @@ class ReplayBackend:
         """Start-up: recorded outputs have no weights an adapter could change."""
         if spec.adapter:
             raise ConfigError(f"model {spec.name!r}: backend 'replay' scores recorded outputs; it takes no adapter")
+        if Path(location).is_file():  # the whole file, now: a wrong task name or a damaged line is a usage error
+            try:
+                read_outputs(Path(location))
+            except DataError as exc:
+                raise ConfigError(f"model {spec.name!r}: {exc}") from None
 
     def __init__(self, spec: ModelSpec, location: str):
         self.spec, self.path = spec, Path(location)
         if not self.path.is_file():
             raise ConfigError(f"model {spec.name!r}: replay file {self.path} not found")
-        self.outputs: dict[tuple[str, str], str] = {}
-        for lineno, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                key = (str(record["task"]), str(record["sample_id"]))
-                text = record["text"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DataError(
-                    self.path, f"expected {{task, sample_id, text}} ({exc})", record=f"line {lineno}"
-                ) from None
-            if not isinstance(text, str):
-                raise DataError(self.path, "expected a string", record=f"line {lineno}", field="text")
-            self.outputs[key] = text
+        self.outputs = read_outputs(self.path)
 
     loads = 0
     per_sample_outputs = True  # recorded per (task, sample_id): two samples with one prompt have their own outputs
@@ -74,7 +72,7 @@ class ReplayBackend:
                         0,
                         "error",
                         0.0,
-                        error=f"no recorded output in {self.path} for {prompt.task}/{prompt.sample_id}",
+                        error=f"no recorded output in {self.path} for this sample of {prompt.task}",
                     )
                 )
             else:
@@ -93,6 +91,19 @@ class ReplayBackend:
                 on_result(len(results) - 1, results[-1])
         return results
 
+    def unmatched(self, task: str, sample_ids: Collection[str]) -> None:
+        """Warn, once per task, about this task's records that match no sample of its data: an id written another
+        way, or outputs of another data version; the samples without a record fail and are scored as failed."""
+        stray = sorted(hash_id(task, sid) for t, sid in self.outputs if t == task and sid not in sample_ids)
+        if stray:
+            warnings.warn(
+                DataWarning(
+                    f"replay file {self.path}: {len(stray)} record(s) of {task} match no sample of its data "
+                    f"(hashed ids {', '.join(stray[:3])}{', ...' if len(stray) > 3 else ''}); they are not scored"
+                ),
+                stacklevel=2,
+            )
+
     def token_counter(self) -> ReplayBackend:
         return self
 
@@ -109,3 +120,52 @@ class ReplayBackend:
 
     def close(self) -> None:
         self.outputs.clear()
+
+
+def read_outputs(path: Path) -> dict[tuple[str, str], str]:
+    """(task, sample_id) -> text of a replay file. Refused as one DataError naming the file and the line: non-UTF-8
+    text, a line that is not a {task, sample_id, text} object of strings, a key given twice in one object, and a
+    (task, sample_id) recorded twice with different texts (which one was scored would be a guess). A task name that
+    is no task's is a ConfigError listing the tasks: its records would match nothing."""
+    from clue.tasks import task_names
+
+    known = [*task_names(), *BUILDER_TASKS]
+    try:
+        text = strict_json.read_text(path)
+    except JSONProblem as exc:
+        raise DataError(path, str(exc)) from None
+    outputs: dict[tuple[str, str], str] = {}
+    first_line: dict[tuple[str, str], int] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"line {lineno}"
+        try:
+            record = strict_json.parse(line, known_keys=_FIELDS, one_line=True)
+        except JSONProblem as exc:
+            raise DataError(path, str(exc), record=where) from None
+        if not isinstance(record, dict):
+            raise DataError(path, f"expected a {{task, sample_id, text}} object, got {describe(record)}", record=where)
+        for field in _FIELDS:
+            value = record.get(field)
+            if field == "sample_id" and isinstance(value, int) and not isinstance(value, bool):
+                continue  # a numeric id (hadm_id) as another harness wrote it
+            if not isinstance(value, str):
+                raise DataError(path, f"expected a string, got {describe(value)}", record=where, field=field)
+        task = record["task"]
+        if task not in known:
+            # named only when it is near a task's name (a typo, another case): anything else is described
+            near = difflib.get_close_matches(task.casefold(), known, n=1, cutoff=0.75)
+            named = f"{task!r} (did you mean {near[0]}?)" if near else f"({describe(task)})"
+            raise ConfigError(f"replay file {path}, {where}: no task {named}; tasks: {', '.join(known)}")
+        key = (task, str(record["sample_id"]))
+        if key in outputs and outputs[key] != record["text"]:
+            raise DataError(
+                path,
+                f"the sample (hashed {hash_id(task, key[1])}) of {task} is recorded again with another text "
+                f"(first at line {first_line[key]}): which one should be scored?",
+                record=where,
+            )
+        outputs[key] = record["text"]
+        first_line.setdefault(key, lineno)
+    return outputs

@@ -87,6 +87,9 @@ def check_one(data_dir: Path | None, dataset: DataSet, explicit: Mapping[str, Pa
         samples = task.load(path)
     except DataError as exc:
         return CheckResult(dataset, "invalid", path, problem=str(exc))
+    except Exception as exc:  # a loader's bug must not stop the check of the other data sets
+        problem = f"{path}: the loader failed ({type(exc).__name__}); a bug in clue: please report it"
+        return CheckResult(dataset, "invalid", path, problem=problem)
     records = len(samples)
     if dataset.task.startswith("longhealth"):
         records //= type(task).repetitions  # type: ignore[attr-defined]

@@ -92,7 +92,13 @@ def metric_specs(fp: dict[str, str]) -> tuple[MetricSpec, ...]:
     return (
         # raw BERTScore F1 varies ~5x less per sample than ROUGE (SD ~0.04 vs ~0.2): a margin of the same practical
         # size is ~5x smaller (README: margins)
-        MetricSpec("bertscore_f1", "BERTScore F1 (contextual token similarity)", fingerprint=fp, margin=0.005),
-        MetricSpec("bertscore_precision", "BERTScore precision", gate=False, fingerprint=fp),
-        MetricSpec("bertscore_recall", "BERTScore recall", gate=False, fingerprint=fp),
+        MetricSpec(
+            "bertscore_f1",
+            "BERTScore F1 (contextual token similarity)",
+            fingerprint=fp,
+            margin=0.005,
+            bounds=(-1.0, 1.0),
+        ),
+        MetricSpec("bertscore_precision", "BERTScore precision", gate=False, fingerprint=fp, bounds=(-1.0, 1.0)),
+        MetricSpec("bertscore_recall", "BERTScore recall", gate=False, fingerprint=fp, bounds=(-1.0, 1.0)),
     )

@@ -126,11 +126,27 @@ def score_codes(predicted: list[str], gold: list[str]) -> dict[str, float]:
 def metric_specs() -> tuple[MetricSpec, ...]:
     fp = {"code_set": "ICD-10-CM via simple-icd-10-cm", "simple-icd-10-cm": package_version("simple-icd-10-cm")}
     return (
-        MetricSpec("icd_exact_f1", "F1 of predicted vs gold ICD-10 codes (exact match)", fingerprint=fp),
-        MetricSpec("icd_approx_f1", "F1 over 3-character categories (CLUE's 'approximate' match)", fingerprint=fp),
-        MetricSpec("icd_valid_share", "share of distinct predicted codes that exist in ICD-10-CM", fingerprint=fp),
-        MetricSpec("icd_exact_precision", "precision, exact codes", gate=False, fingerprint=fp),
-        MetricSpec("icd_exact_recall", "recall, exact codes", gate=False, fingerprint=fp),
-        MetricSpec("icd_approx_precision", "precision, 3-character categories", gate=False, fingerprint=fp),
-        MetricSpec("icd_approx_recall", "recall, 3-character categories", gate=False, fingerprint=fp),
+        MetricSpec(
+            "icd_exact_f1", "F1 of predicted vs gold ICD-10 codes (exact match)", fingerprint=fp, bounds=(0.0, 1.0)
+        ),
+        MetricSpec(
+            "icd_approx_f1",
+            "F1 over 3-character categories (CLUE's 'approximate' match)",
+            fingerprint=fp,
+            bounds=(0.0, 1.0),
+        ),
+        MetricSpec(
+            "icd_valid_share",
+            "share of distinct predicted codes that exist in ICD-10-CM",
+            fingerprint=fp,
+            bounds=(0.0, 1.0),
+        ),
+        MetricSpec("icd_exact_precision", "precision, exact codes", gate=False, fingerprint=fp, bounds=(0.0, 1.0)),
+        MetricSpec("icd_exact_recall", "recall, exact codes", gate=False, fingerprint=fp, bounds=(0.0, 1.0)),
+        MetricSpec(
+            "icd_approx_precision", "precision, 3-character categories", gate=False, fingerprint=fp, bounds=(0.0, 1.0)
+        ),
+        MetricSpec(
+            "icd_approx_recall", "recall, 3-character categories", gate=False, fingerprint=fp, bounds=(0.0, 1.0)
+        ),
     )

@@ -64,7 +64,7 @@ def rouge(
 def metric_specs(use_stemmer: bool) -> tuple[MetricSpec, ...]:
     fp = {"package": implementation(), "stemmer": "porter" if use_stemmer else "off"}
     return (
-        MetricSpec("rouge1", "ROUGE-1 F-measure (unigram overlap)", fingerprint=fp),
-        MetricSpec("rouge2", "ROUGE-2 F-measure (bigram overlap)", fingerprint=fp),
-        MetricSpec("rougeL", "ROUGE-L F-measure (longest common subsequence)", fingerprint=fp),
+        MetricSpec("rouge1", "ROUGE-1 F-measure (unigram overlap)", fingerprint=fp, bounds=(0.0, 1.0)),
+        MetricSpec("rouge2", "ROUGE-2 F-measure (bigram overlap)", fingerprint=fp, bounds=(0.0, 1.0)),
+        MetricSpec("rougeL", "ROUGE-L F-measure (longest common subsequence)", fingerprint=fp, bounds=(0.0, 1.0)),
     )

@@ -205,7 +205,13 @@ def prepare_offline_config(config: ScispacyConfig, cache_dir: Path) -> ScispacyC
 
 def metric_specs(fingerprint: dict[str, str]) -> tuple[MetricSpec, ...]:
     return (
-        MetricSpec("umls_f1", "F1 over the sets of linked UMLS concepts (scispacy)", fingerprint=fingerprint),
-        MetricSpec("umls_precision", "precision over linked concepts", gate=False, fingerprint=fingerprint),
-        MetricSpec("umls_recall", "recall over linked concepts", gate=False, fingerprint=fingerprint),
+        MetricSpec(
+            "umls_f1", "F1 over the sets of linked UMLS concepts (scispacy)", fingerprint=fingerprint, bounds=(0.0, 1.0)
+        ),
+        MetricSpec(
+            "umls_precision", "precision over linked concepts", gate=False, fingerprint=fingerprint, bounds=(0.0, 1.0)
+        ),
+        MetricSpec(
+            "umls_recall", "recall over linked concepts", gate=False, fingerprint=fingerprint, bounds=(0.0, 1.0)
+        ),
     )

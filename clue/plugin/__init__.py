@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from clue.errors import ClueError, ConfigError
+from clue.errors import ClueError, ConfigError, exception_text
 from clue.evaluation import evaluate_case
 from clue.gate import GateOutcome
 from clue.models import ModelSpec
@@ -177,7 +177,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     info = item.stash.get(case_key, None)
     if info is not None:
         report.clue = dict(info)
+    if report.failed and call.excinfo is not None and _is_clue_item(item):
+        session = item.config.stash.get(session_key, None)
+        if session is None or not session.settings.debug:
+            report.longrepr = _clean_failure(call.excinfo)
+            report.sections = []  # captured output of a clue test may echo a prompt or an output, as locals do
     return report
+
+
+def _is_clue_item(item: pytest.Item) -> bool:
+    return item.get_closest_marker("clue_task") is not None or "clue_model" in getattr(item, "fixturenames", ())
+
+
+def _clean_failure(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+    """A failing or erroring clue test's report without its traceback: pytest's long form prints every frame's
+    locals and the fixtures' arguments (a test's `clue_generations` holds every sample id and output), and it lands
+    in junit.xml and the CI log. clue's own failures keep their message, which names samples by hashed id only;
+    anything else is named by type and place (--clue-debug restores the full traceback)."""
+    exc = excinfo.value
+    if isinstance(exc, pytest.fail.Exception) and not exc.pytrace:
+        return str(exc.msg)
+    entry = excinfo.traceback[-1] if excinfo.traceback else None
+    where = f" at {Path(str(entry.path)).name}:{entry.lineno + 1}" if entry is not None else ""
+    if isinstance(exc, AssertionError):  # pytest's rewritten assertion shows the values it compared
+        text = "AssertionError (the compared values are withheld: they may quote patient text; --clue-debug)"
+    else:
+        text = exception_text(exc)
+    return f"{text}{where} (traceback withheld: it may hold patient text; --clue-debug shows it)"
 
 
 @pytest.fixture(scope="session")
@@ -325,6 +351,22 @@ class ResultsCollector:
         self.not_run: list[NotRun] = []  # selected cases without a result: skipped or errored, and why
         self.finished: Finished | None = None
         self.started = time.perf_counter()
+        self.selected: list[tuple[str, str]] = []  # (task, case) of every selected clue case, in order
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        for item in session.items:
+            callspec = getattr(item, "callspec", None)
+            model = callspec.params.get("clue_model") if callspec is not None else None
+            task = _task_name(item)
+            if isinstance(model, ModelSpec) and task is not None:
+                self.selected.append((task, model.case or model.name))
+
+    def _stopped(self) -> list[NotRun]:
+        """The selected cases a stopped run never finished (the one running when it stopped included): the reports
+        list them, so that "not run: none" never stands beside cases that did not run."""
+        done = {(row.task, row.case) for row in self.rows} | {(n.task, n.model) for n in self.not_run}
+        reason = "the run was stopped (Ctrl-C or SIGTERM) before this case finished"
+        return [NotRun(task, case, "stopped", reason) for task, case in self.selected if (task, case) not in done]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         info: dict[str, Any] | None = getattr(report, "clue", None)
@@ -360,7 +402,8 @@ class ResultsCollector:
         if not self.rows and not self.not_run and not interrupted:
             return  # no clue test ran: a project without clue tests gets no reports
         run = self.config.stash[run_key]
-        self.finished = run.finish(self.rows, self.not_run, self.stats(), interrupted=interrupted)
+        not_run = self.not_run + (self._stopped() if exitstatus == pytest.ExitCode.INTERRUPTED else [])
+        self.finished = run.finish(self.rows, not_run, self.stats(), interrupted=interrupted)
         xmlpath = self.config.option.xmlpath
         if xmlpath and Path(xmlpath).is_file():
             junit.conform(Path(xmlpath))

@@ -258,7 +258,8 @@ def not_run_section(report: Report) -> str:
         for n in report.not_run
     )
     return (
-        "<h2>Not run</h2><p>Selected in this run, but no result: skipped (no data) or an error.</p>"
+        "<h2>Not run</h2><p>Selected in this run, but no result: skipped (no data), an error, or stopped (the run "
+        "was stopped before the case finished).</p>"
         f'<table class="detail"><tr><th>task</th><th>model</th><th>status</th><th>reason</th></tr>{rows}</table>'
     )
 

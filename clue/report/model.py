@@ -114,7 +114,7 @@ class Report:
                 if c.verdict == "inconclusive"
             ]
         failing += [f"{n.model} on {n.task}: error ({n.reason})" for n in self.not_run if n.status == "error"]
-        skipped = [f"{n.model} on {n.task}: skipped ({n.reason})" for n in self.not_run if n.status != "error"]
+        skipped = [f"{n.model} on {n.task}: {n.status} ({n.reason})" for n in self.not_run if n.status != "error"]
         if self.interrupted:
             failing.insert(
                 0,

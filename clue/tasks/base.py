@@ -6,15 +6,17 @@ A task is a dataset / prompt / scorer triple in the spirit of inspect_ai; the pl
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from clue.errors import DataError
+from clue import strict_json
+from clue.errors import DataError, describe
+from clue.pseudonyms import hash_id
+from clue.strict_json import JSONProblem
 from clue.types import ChatMessage, Generation, MetricSpec, Prompt, Sample, SampleScore
 
 if TYPE_CHECKING:
@@ -183,26 +185,21 @@ class Task(ABC):
         )
 
 
-def json_problem(exc: json.JSONDecodeError, *, one_line: bool = False) -> str:
-    """The decoder's message with its position: "Unterminated string starting at line 3, column 17" (its bare
-    `msg` ends in "starting at", which reads as cut off). `one_line`: a JSON Lines record, whose line the caller
-    names: the column only."""
-    where = f"column {exc.colno}" if one_line else f"line {exc.lineno}, column {exc.colno}"
-    return f"{exc.msg.removesuffix(' at')} at {where}"
-
-
-def read_json_records(path: Path) -> Iterator[tuple[str, Any]]:
-    """Records of a JSON array file or a JSON Lines file, each with its location ("line 7" / "index 3")."""
+def read_json_records(path: Path, fields: Collection[str] = ()) -> Iterator[tuple[str, Any]]:
+    """Records of a JSON array file or a JSON Lines file, each with its location ("line 7" / "index 3"). Non-UTF-8
+    text, a key given twice in one object, NaN and hostile nesting are a DataError naming the file and the record;
+    `fields` are the schema's field names, which a message may name."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(path, f"not UTF-8 text ({exc})") from None
-    stripped = text.lstrip()
-    if stripped.startswith("["):
+        text = strict_json.read_text(path)
+    except JSONProblem as exc:
+        raise DataError(path, str(exc)) from None
+    if text.lstrip().startswith("["):
         try:
-            records = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(path, f"invalid JSON: {json_problem(exc)}") from None
+            records = strict_json.parse(text, known_keys=fields)
+        except JSONProblem as exc:
+            raise DataError(path, str(exc)) from None
+        if not isinstance(records, list):
+            raise DataError(path, f"expected a JSON array of records, got {describe(records)}")
         for index, record in enumerate(records):
             yield f"index {index}", record
         return
@@ -210,28 +207,50 @@ def read_json_records(path: Path) -> Iterator[tuple[str, Any]]:
         if not line.strip():
             continue
         try:
-            yield f"line {lineno}", json.loads(line)
-        except json.JSONDecodeError as exc:
-            problem = f"invalid JSON: {json_problem(exc, one_line=True)}"
-            raise DataError(path, problem, record=f"line {lineno}") from None
+            record = strict_json.parse(line, known_keys=fields, one_line=True)
+        except JSONProblem as exc:
+            raise DataError(path, str(exc), record=f"line {lineno}") from None
+        yield f"line {lineno}", record
 
 
 def require_str(path: Path, where: str, record: Any, field: str, *, allow_empty: bool = False) -> str:
+    """A record's text field: present, a string, not empty, not oversized; described, never echoed, when not."""
     if not isinstance(record, dict):
-        raise DataError(path, f"expected a JSON object, got {type(record).__name__}", record=where)
+        raise DataError(path, f"expected a JSON object, got {describe(record)}", record=where)
     if field not in record:
         raise DataError(path, "missing", record=where, field=field)
     value = record[field]
     if not isinstance(value, str):
-        raise DataError(path, f"expected a string, got {type(value).__name__}", record=where, field=field)
+        raise DataError(path, f"expected a string, got {describe(value)}", record=where, field=field)
     if not allow_empty and not value.strip():
         raise DataError(path, "empty", record=where, field=field)
+    too_big = strict_json.check_size(value)
+    if too_big:
+        raise DataError(path, too_big, record=where, field=field)
     return value
 
 
-def check_unique_ids(path: Path, samples: Sequence[Sample]) -> None:
+def record_id(path: Path, where: str, record: dict[str, Any], keys: Sequence[str]) -> str | None:
+    """The record's id from the first of `keys` it sets: a string or an integer (a hadm_id); another type is a
+    DataError (str() of an object would make an id nobody wrote). None: no key is set."""
+    for key in keys:
+        value = record.get(key)
+        if value is None or value == "":
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise DataError(path, f"expected a string or an integer, got {describe(value)}", record=where, field=key)
+        return str(value)
+    return None
+
+
+def check_unique_ids(path: Path, task: str, samples: Sequence[Sample]) -> None:
+    """A duplicated id is refused, named by its pseudonym and both records' places: the raw id may be an identifier
+    or, for MeDiSumQA, hold the patient's question."""
     seen: dict[str, str] = {}
     for s in samples:
+        where = s.source.removeprefix(f"{path}:")
         if s.id in seen:
-            raise DataError(path, f"duplicate id {s.id!r} (also at {seen[s.id]})", record=s.source)
-        seen[s.id] = s.source
+            raise DataError(
+                path, f"duplicate sample id (hashed {hash_id(task, s.id)}; first at {seen[s.id]})", record=where
+            )
+        seen[s.id] = where

@@ -27,7 +27,6 @@ Two diagnostics are reported, not gated: `format_adherence` (the answer used tha
 from __future__ import annotations
 
 import copy
-import json
 import random
 import re
 import warnings
@@ -36,12 +35,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
+from clue import strict_json
 from clue.backends.base import TokenCounter
 from clue.config import LONGHEALTH_MAX_TOKENS
-from clue.errors import DataError, DataWarning
+from clue.errors import DataError, DataWarning, describe
 from clue.metrics.accuracy import ACCURACY, accuracy
 from clue.metrics.scorers import Scorers
-from clue.tasks.base import Task, json_problem, strip_reasoning
+from clue.strict_json import JSONProblem
+from clue.tasks.base import Task, strip_reasoning
 from clue.types import ChatMessage, Generation, MetricSpec, Prompt, Sample, SampleScore
 
 UNANSWERABLE = "Question cannot be answered with provided documents"
@@ -105,44 +106,52 @@ def parse_choice_lenient(text: str, options: dict[str, str]) -> str | None:
 
 @cache
 def _benchmark(path: Path, mtime: float) -> dict[str, Any]:
-    """The validated benchmark, parsed once per file version (the three sub-tasks share it)."""
+    """The validated benchmark, parsed once per file version (the three sub-tasks share it). Every level is checked
+    for its type: a question that is a string, a location that is a list, a duplicated patient or text key."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"invalid JSON: {json_problem(exc)}") from None
+        data = strict_json.parse(strict_json.read_text(path), name_keys=True)  # the benchmark is public
+    except JSONProblem as exc:
+        raise DataError(path, str(exc)) from None
     if not isinstance(data, dict) or not data:
         raise DataError(path, "expected an object of patients {patient_id: {texts, questions}}")
     for pid, patient in data.items():
-        where = f"patient {pid}"
-        if not isinstance(patient, dict):
-            raise DataError(path, "expected an object", record=where)
-        texts = patient.get("texts")
-        if not isinstance(texts, dict) or not texts or not all(isinstance(t, str) for t in texts.values()):
-            raise DataError(path, "expected a non-empty object of text_id: text", record=where, field="texts")
-        questions = patient.get("questions")
-        if not isinstance(questions, list) or not questions:
-            raise DataError(path, "expected a non-empty list", record=where, field="questions")
-        for i, q in enumerate(questions):
-            qwhere = f"{where}, question {i}"
-            for field in ("question", "correct", *(f"answer_{c}" for c in "abcde")):
-                if not isinstance(q.get(field), str) or not q[field].strip():
-                    raise DataError(path, "missing or empty", record=qwhere, field=field)
-            location = q.get("answer_location")
-            if not isinstance(location, dict) or not location:
-                raise DataError(
-                    path, "expected an object of text_id: {start, end}", record=qwhere, field="answer_location"
-                )
-            unknown = [t for t in location if t not in texts]
-            if unknown:
-                raise DataError(
-                    path,
-                    f"names text(s) {unknown} that the patient does not have",
-                    record=qwhere,
-                    field="answer_location",
-                )
+        _check_patient(path, f"patient {pid}", patient)
     if len(data) < 2:
         raise DataError(path, "distractor documents come from other patients: at least 2 patients are needed")
     return data
+
+
+def _check_patient(path: Path, where: str, patient: Any) -> None:
+    if not isinstance(patient, dict):
+        raise DataError(path, f"expected an object, got {describe(patient)}", record=where)
+    texts = patient.get("texts")
+    if not isinstance(texts, dict) or not texts or not all(isinstance(t, str) for t in texts.values()):
+        raise DataError(path, "expected a non-empty object of text_id: text", record=where, field="texts")
+    for text_id, text in texts.items():
+        too_big = strict_json.check_size(text)
+        if too_big:
+            raise DataError(path, too_big, record=where, field=f"texts.{text_id}")
+    questions = patient.get("questions")
+    if not isinstance(questions, list) or not questions:
+        raise DataError(path, "expected a non-empty list", record=where, field="questions")
+    for i, q in enumerate(questions):
+        qwhere = f"{where}, question {i}"
+        if not isinstance(q, dict):
+            raise DataError(path, f"expected an object, got {describe(q)}", record=qwhere)
+        for field in ("question", "correct", *(f"answer_{c}" for c in "abcde")):
+            if not isinstance(q.get(field), str) or not q[field].strip():
+                raise DataError(path, "missing or empty", record=qwhere, field=field)
+            too_big = strict_json.check_size(q[field])
+            if too_big:
+                raise DataError(path, too_big, record=qwhere, field=field)
+        location = q.get("answer_location")
+        if not isinstance(location, dict) or not location:
+            raise DataError(path, "expected an object of text_id: {start, end}", record=qwhere, field="answer_location")
+        unknown = [t for t in location if t not in texts]
+        if unknown:
+            raise DataError(
+                path, f"names text(s) {unknown} that the patient does not have", record=qwhere, field="answer_location"
+            )
 
 
 def correct_letter(path: Path, where: str, question: dict[str, Any]) -> str | None:

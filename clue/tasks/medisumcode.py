@@ -15,7 +15,14 @@ from typing import Any
 from clue.errors import DataError
 from clue.metrics import icd10
 from clue.metrics.scorers import Scorers
-from clue.tasks.base import Task, check_unique_ids, read_json_records, require_str, strip_reasoning
+from clue.tasks.base import (
+    Task,
+    check_unique_ids,
+    read_json_records,
+    record_id,
+    require_str,
+    strip_reasoning,
+)
 from clue.types import Generation, MetricSpec, Sample, SampleScore
 
 ANSWER_PREFIX = "ICD-10 Codes: "
@@ -42,7 +49,7 @@ class MeDiSumCode(Task):
 
     def load(self, path: Path) -> list[Sample]:
         samples = []
-        for where, record in read_json_records(path):
+        for where, record in read_json_records(path, ("text", "icd_codes", "hadm_id", "code")):
             text = require_str(path, where, record, "text")
             codes_field = record.get("icd_codes")
             if not isinstance(codes_field, list):
@@ -60,9 +67,9 @@ class MeDiSumCode(Task):
                 normalized = icd10.normalize(code)
                 if normalized not in codes:
                     codes.append(normalized)
-            sample_id = str(record["hadm_id"]) if record.get("hadm_id") not in (None, "") else where
+            sample_id = record_id(path, where, record, ("hadm_id",)) or where
             samples.append(Sample(sample_id, {"text": text}, tuple(codes), f"{path}:{where}"))
-        check_unique_ids(path, samples)
+        check_unique_ids(path, self.name, samples)
         return samples
 
     def render_user(self, sample: Sample) -> str:

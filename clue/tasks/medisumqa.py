@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clue.tasks.base import check_unique_ids, read_json_records, require_str
+from clue.tasks.base import check_unique_ids, read_json_records, record_id, require_str
 from clue.tasks.text import TextTask
 from clue.types import Sample
 
@@ -35,18 +35,20 @@ class MeDiSumQA(TextTask):
 
     def load(self, path: Path) -> list[Sample]:
         samples = []
-        for where, record in read_json_records(path):
+        for where, record in read_json_records(
+            path, ("discharge_summary", "Question", "Answer", "id", "note_id", "hadm_id")
+        ):
             summary = require_str(path, where, record, "discharge_summary")
             question = require_str(path, where, record, "Question")
             answer = require_str(path, where, record, "Answer")
-            ident = next((record[k] for k in ("id", "note_id", "hadm_id") if record.get(k) not in (None, "")), None)
+            ident = record_id(path, where, record, ("id", "note_id", "hadm_id"))
             sample_id = f"{ident}/{question}" if ident is not None else where
             samples.append(
                 Sample(
                     sample_id, {"discharge_summary": summary, "Question": question}, answer.strip(), f"{path}:{where}"
                 )
             )
-        check_unique_ids(path, samples)
+        check_unique_ids(path, self.name, samples)
         return samples
 
     def render_user(self, sample: Sample) -> str:

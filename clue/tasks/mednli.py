@@ -11,13 +11,21 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from clue.errors import DataError
+from clue.errors import DataError, describe
 from clue.metrics.accuracy import ACCURACY, accuracy
 from clue.metrics.scorers import Scorers
-from clue.tasks.base import Task, check_unique_ids, read_json_records, require_str, strip_reasoning
+from clue.tasks.base import (
+    Task,
+    check_unique_ids,
+    read_json_records,
+    record_id,
+    require_str,
+    strip_reasoning,
+)
 from clue.types import Generation, MetricSpec, Sample, SampleScore
 
 LABELS = ("ENTAILMENT", "NEUTRAL", "CONTRADICTION")
+FIELDS = ("sentence1", "sentence2", "gold_label", "pairID")
 # found anywhere in the upper-cased answer, as CLUE's compute_metrics finds them (re.findall(label.upper(), ...)):
 # "entailments" and "NEUTRALITY" name a label there, so they do here
 _LABEL = re.compile(r"ENTAILMENT|NEUTRAL|CONTRADICTION")
@@ -58,22 +66,18 @@ class MedNLI(Task):
 
     def load(self, path: Path) -> list[Sample]:
         samples = []
-        for where, record in read_json_records(path):
+        for where, record in read_json_records(path, FIELDS):
             s1 = require_str(path, where, record, "sentence1")
             s2 = require_str(path, where, record, "sentence2")
             written = require_str(path, where, record, "gold_label")
             label = written.strip().upper()
             if label not in LABELS:
-                raise DataError(
-                    path,
-                    f"{record['gold_label']!r} is not one of {', '.join(LABELS).lower()}",
-                    record=where,
-                    field="gold_label",
-                )
-            sample_id = str(record.get("pairID") or where)
+                problem = f"{describe(written)}, not one of {', '.join(LABELS).lower()}"
+                raise DataError(path, problem, record=where, field="gold_label")
+            sample_id = record_id(path, where, record, ("pairID",)) or where
             fields = {"sentence1": s1, "sentence2": s2, "gold_label": written}
             samples.append(Sample(sample_id, fields, label, f"{path}:{where}"))
-        check_unique_ids(path, samples)
+        check_unique_ids(path, self.name, samples)
         return samples
 
     def render_user(self, sample: Sample) -> str:

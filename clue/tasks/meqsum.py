@@ -7,9 +7,10 @@ ACL 2019). Prompts follow CLUE's eval_meqsum.py.
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
+from typing import Any
 
+from clue import strict_json
 from clue.errors import DataError
 from clue.tasks.base import check_unique_ids
 from clue.tasks.text import TextTask
@@ -35,18 +36,31 @@ class MeQSum(TextTask):
     )
 
     def load(self, path: Path) -> list[Sample]:
+        """The first sheet's rows. A damaged workbook fails inside openpyxl in many ways (a bad zip, broken XML,
+        a missing part, a malformed cell) and at any row, since read-only mode parses lazily: every such failure is
+        one DataError naming the file."""
         import openpyxl
 
         try:
             book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-        except (zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
-            raise DataError(path, f"not a readable .xlsx workbook ({type(exc).__name__}: {exc})") from None
-        sheet = book[book.sheetnames[0]]
+            try:
+                return self._samples(path, book[book.sheetnames[0]])
+            finally:
+                book.close()
+        except DataError:
+            raise
+        except Exception as exc:  # openpyxl, zipfile and the XML parsers raise dozens of types for a damaged file
+            raise DataError(path, f"not a readable .xlsx workbook ({type(exc).__name__})") from None
+
+    def _samples(self, path: Path, sheet: Any) -> list[Sample]:
         rows = sheet.iter_rows(values_only=True)
         header = [str(c).strip() if c is not None else "" for c in next(rows, ())]
         missing = [c for c in COLUMNS if c not in header]
         if missing:
-            raise DataError(path, f"sheet {sheet.title!r} has no column(s) {', '.join(missing)} (header: {header[:5]})")
+            raise DataError(path, f"the first sheet has no column(s) {', '.join(missing)} in its header row")
+        twice = [c for c in (*COLUMNS, "File") if header.count(c) > 1]
+        if twice:
+            raise DataError(path, f"the header row names column(s) {', '.join(twice)} twice (which copy is meant?)")
         col = {name: header.index(name) for name in (*COLUMNS, "File") if name in header}
         samples = []
         for rowno, row in enumerate(rows, start=2):
@@ -57,12 +71,14 @@ class MeQSum(TextTask):
                 value = row[col[name]] if col[name] < len(row) else None
                 if not isinstance(value, str) or not value.strip():
                     raise DataError(path, "empty or not text", record=f"row {rowno}", field=name)
+                too_big = strict_json.check_size(value)
+                if too_big:
+                    raise DataError(path, too_big, record=f"row {rowno}", field=name)
                 values[name] = value
             file_id = row[col["File"]] if "File" in col and col["File"] < len(row) else None
             sample_id = str(file_id).strip() if file_id else f"row {rowno}"
             samples.append(Sample(sample_id, {"CHQ": values["CHQ"]}, values["Summary"].strip(), f"{path}:row {rowno}"))
-        book.close()
-        check_unique_ids(path, samples)
+        check_unique_ids(path, self.name, samples)
         return samples
 
     def render_user(self, sample: Sample) -> str:

@@ -10,9 +10,12 @@ assigned, leaving a trailing ", ").
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
+from clue import strict_json
 from clue.errors import DataError
+from clue.strict_json import JSONProblem
 from clue.tasks.base import check_unique_ids
 from clue.tasks.text import TextTask
 from clue.types import Sample
@@ -43,34 +46,42 @@ class ProblemSummary(TextTask):
 
     def load(self, path: Path) -> list[Sample]:
         try:
-            with path.open(newline="", encoding="utf-8") as f:
-                reader = csv.DictReader(f)
-                header = reader.fieldnames or []
-                subjective = next((c for c in SUBJECTIVE if c in header), None)
-                missing = [c for c in ("Assessment", "Summary") if c not in header]
-                if subjective is None:
-                    missing.insert(0, "Subjectives")
-                if missing:
-                    raise DataError(path, f"no column(s) {', '.join(missing)} (header: {header})")
-                rows = list(reader)
-        except UnicodeDecodeError as exc:
-            raise DataError(path, f"not UTF-8 text ({exc})") from None
-        except csv.Error as exc:
+            text = strict_json.read_text(path)
+        except JSONProblem as exc:
+            raise DataError(path, str(exc)) from None
+        try:
+            reader = csv.reader(io.StringIO(text, newline=""))
+            header = [c.strip() for c in next(reader, [])]
+            rows = list(reader)
+        except csv.Error as exc:  # csv's messages ("field larger than field limit") hold no field text
             raise DataError(path, f"malformed CSV: {exc}") from None
+        subjective = next((c for c in SUBJECTIVE if c in header), None)
+        missing = ([] if subjective else ["Subjectives"]) + [c for c in ("Assessment", "Summary") if c not in header]
+        if missing:  # the header is not echoed: a file without one starts with a record
+            raise DataError(path, f"no column(s) {', '.join(missing)} in the header's {len(header)} columns")
+        twice = [c for c in (*SUBJECTIVE, "Assessment", "Summary", "File ID") if header.count(c) > 1]
+        if twice:
+            raise DataError(path, f"the header names column(s) {', '.join(twice)} twice (which copy is meant?)")
+        assert subjective is not None
+        col = {name: header.index(name) for name in (subjective, "Assessment", "Summary", "File ID") if name in header}
         samples = []
         for rowno, row in enumerate(rows, start=2):
             where = f"row {rowno}"
-            if None in row:
+            if not row:
+                continue  # a blank line
+            if len(row) > len(header):
                 raise DataError(path, "more fields than the header has", record=where)
+            values = {name: row[i] if i < len(row) else "" for name, i in col.items()}
             for field in (subjective, "Assessment", "Summary"):
-                assert field is not None
-                if not (row.get(field) or "").strip():
+                if not values[field].strip():
                     raise DataError(path, "empty", record=where, field=field)
-            summary = clean_summary(row["Summary"])
-            sample_id = (row.get("File ID") or "").strip() or where
-            fields = {"Subjectives": row[subjective or "Subjectives"], "Assessment": row["Assessment"]}
-            samples.append(Sample(sample_id, fields, summary, f"{path}:{where}"))
-        check_unique_ids(path, samples)
+                too_big = strict_json.check_size(values[field])
+                if too_big:
+                    raise DataError(path, too_big, record=where, field=field)
+            sample_id = values.get("File ID", "").strip() or where
+            fields = {"Subjectives": values[subjective], "Assessment": values["Assessment"]}
+            samples.append(Sample(sample_id, fields, clean_summary(values["Summary"]), f"{path}:{where}"))
+        check_unique_ids(path, self.name, samples)
         return samples
 
     def render_user(self, sample: Sample) -> str:

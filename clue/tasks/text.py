@@ -12,6 +12,8 @@ from clue.metrics.scorers import Scorers
 from clue.tasks.base import Task, strip_reasoning
 from clue.types import Generation, MetricSpec, Sample, SampleScore
 
+SCORED_MAX_CHARS = 100_000  # an output's characters that are scored (docs/conformance.md)
+
 
 class TextTask(Task):
     uses_umls: ClassVar[bool] = False
@@ -37,8 +39,12 @@ class TextTask(Task):
     def score_all(
         self, samples: Sequence[Sample], generations: Sequence[Generation], scorers: Scorers
     ) -> list[SampleScore]:
-        predictions = [strip_reasoning(g.text).strip() for g in generations]
-        references = [str(s.reference) for s in samples]
+        answers = [strip_reasoning(g.text).strip() for g in generations]
+        # a recorded (replayed) output can be of any size; spaCy refuses texts over 1,000,000 characters (E088) and
+        # ROUGE-L's table grows with the output's length: an output over SCORED_MAX_CHARS is scored on its prefix,
+        # and the sample says so (flag "scored_prefix"). A live one (at most 512 new tokens) never comes near it.
+        predictions = [a[:SCORED_MAX_CHARS] for a in answers]
+        references = [str(s.reference)[:SCORED_MAX_CHARS] for s in samples]
         rouges = rouge.rouge(predictions, references, use_stemmer=scorers.rouge_stemmer)
         berts = scorers.bertscore_pairs(predictions, references)
         concepts: list[tuple[set[str], set[str]]] = []
@@ -54,5 +60,6 @@ class TextTask(Task):
                 pred, ref = concepts[i]
                 scores["umls_precision"], scores["umls_recall"], scores["umls_f1"] = umls.set_prf(pred, ref)
                 parsed = {"concepts_predicted": sorted(pred), "concepts_reference": sorted(ref)}
-            out.append(SampleScore(sample.id, scores, parsed or None, bool(predictions[i])))
+            flags = ("scored_prefix",) if len(answers[i]) > SCORED_MAX_CHARS else ()
+            out.append(SampleScore(sample.id, scores, parsed or None, bool(predictions[i]), flags=flags))
         return out
