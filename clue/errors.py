@@ -61,6 +61,6 @@ def exception_text(exc: BaseException, *, debug: bool = False) -> str:
     CUDA's out-of-memory) with their message; any other only by type, since an engine's, a tokenizer's or a
     metric's message may quote the prompt or the output it failed on. `debug` (--clue-debug) shows every message."""
     name = type(exc).__name__
-    if debug or isinstance(exc, ClueError | _PLAIN_MESSAGES) or "OutOfMemory" in name:
+    if debug or isinstance(exc, (ClueError, *_PLAIN_MESSAGES)) or "OutOfMemory" in name:
         return f"{name}: {exc}"
     return f"{name} (its message is withheld: it may quote patient text; --clue-debug shows it)"

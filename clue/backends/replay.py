@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from clue import strict_json
-from clue.errors import ConfigError, DataError, DataWarning, describe
+from clue.errors import ClueError, ConfigError, DataError, DataWarning, describe
 from clue.fingerprint import file_sha256
 from clue.models import ModelSpec
 from clue.pseudonyms import hash_id
@@ -34,7 +34,7 @@ class ReplayBackend:
         if Path(location).is_file():  # the whole file, now: a wrong task name or a damaged line is a usage error
             try:
                 read_outputs(Path(location))
-            except DataError as exc:
+            except ClueError as exc:
                 raise ConfigError(f"model {spec.name!r}: {exc}") from None
 
     def __init__(self, spec: ModelSpec, location: str):
@@ -157,7 +157,8 @@ def read_outputs(path: Path) -> dict[tuple[str, str], str]:
             # named only when it is near a task's name (a typo, another case): anything else is described
             near = difflib.get_close_matches(task.casefold(), known, n=1, cutoff=0.75)
             named = f"{task!r} (did you mean {near[0]}?)" if near else f"({describe(task)})"
-            raise ConfigError(f"replay file {path}, {where}: no task {named}; tasks: {', '.join(known)}")
+            tasks = ", ".join(task_names())
+            raise ConfigError(f"replay file {path}, {where}: no task {named}; tasks: {tasks}")
         key = (task, str(record["sample_id"]))
         if key in outputs and outputs[key] != record["text"]:
             raise DataError(
