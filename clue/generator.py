@@ -24,6 +24,7 @@ from clue.gate import sequential_look
 from clue.generation import StoredCounter, StoredRun
 from clue.models import ModelSpec
 from clue.plan import CasePlan
+from clue.pseudonyms import shareable_error
 from clue.scoring import Scoring, generation_settings
 from clue.store import GenerationStore, canonical
 from clue.tasks.base import Task
@@ -206,6 +207,8 @@ class Generator:
         first = failed[0]
         where = self.catalog.shown_id(task.name, first.sample_id)
         error = (first.error or "").replace(first.sample_id, where)
+        if where != first.sample_id:  # credentialed: the detail a server or an engine added may quote the prompt
+            error = shareable_error(error)
         return ClueError(
             f"model {model!r}, {task.name}: {len(failed)} of {len(generations)} generations failed "
             f"({len(failed) / len(generations):.0%} > --clue-max-failed-share {limit:.0%}): a systematic failure, "

@@ -47,7 +47,7 @@ def _get(
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
-        raise RecordError(f"{where}: {key} is {value!r}, not {getattr(kind, '__name__', kind)}")
+        raise RecordError(f"{where}: {key} is {describe(value)}, not {getattr(kind, '__name__', kind)}")
     return value
 
 
@@ -56,7 +56,7 @@ def _scores(data: Mapping[str, JSON], where: str) -> dict[str, float]:
     scores = data["scores"]
     bad = [k for k, v in scores.items() if not isinstance(v, int | float) or isinstance(v, bool)]
     if bad:
-        raise RecordError(f"{where}: score {bad[0]} is not a number")
+        raise RecordError(f"{where}: score {name_in_message(bad[0])} is not a number")
     return {str(k): float(v) for k, v in scores.items()}
 
 
@@ -314,7 +314,7 @@ class CaseRecord:
     def from_json(cls, data: JSON, where: str) -> CaseRecord:
         _schema(data, where)
         task, model = _get(data, "task", str, where), _get(data, "model", str, where)
-        here = f"{where} ({task}/{data.get('case') or model})"
+        here = f"{where} ({name_in_message(task)}/{name_in_message(data.get('case') or model)})"
         metrics = _get(data, "metrics", dict, here)
         return cls(
             task=task,

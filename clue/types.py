@@ -129,7 +129,8 @@ class MetricSpec:
             return "not a finite number"
         if self.kind == "binary" and value not in (0, 1):
             return "not 0 or 1 (a binary metric)"
-        if self.bounds is not None and not self.bounds[0] <= value <= self.bounds[1]:
+        # a float's rounding may step just past a bound (a BERTScore cosine of 1.0000001): that is no edit
+        if self.bounds is not None and not self.bounds[0] - 1e-6 <= value <= self.bounds[1] + 1e-6:
             return f"outside this metric's range [{self.bounds[0]:g}, {self.bounds[1]:g}]"
         return None
 

@@ -37,3 +37,27 @@ def junit_suite_properties(path: Path) -> dict[str, str]:
     suite = next(ET.parse(path).getroot().iter("testsuite"))
     properties = suite.find("properties")
     return {} if properties is None else {p.get("name", ""): p.get("value", "") for p in properties}
+
+
+def sleeper(name: str) -> str:
+    """A test module whose one test writes `started` and sleeps: a run is stopped while it waits."""
+    body = "    pathlib.Path('started').write_text(str(os.getpid()))\n    time.sleep(120)\n"
+    return f"import os, pathlib, time\n\ndef {name}():\n{body}"
+
+
+def sigterm_once_started(command: list[str], cwd: Path) -> str:
+    """Run `command` in `cwd`, send it SIGTERM once a test wrote `started`, and return its output, asserting that
+    the run ended as interrupted (a CI job's timeout or cancel)."""
+    import signal
+    import subprocess
+    import time
+
+    child = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not (cwd / "started").exists():
+        assert child.poll() is None and time.monotonic() < deadline, child.communicate()[0]
+        time.sleep(0.2)
+    child.send_signal(signal.SIGTERM)
+    output, _ = child.communicate(timeout=60)
+    assert child.returncode == pytest.ExitCode.INTERRUPTED, output
+    return output

@@ -214,7 +214,7 @@ def test_a_baseline_holding_several_models_must_be_named_with_a_model(project: p
 
 def test_bad_baseline_files_are_named_errors(tmp_path: Path) -> None:
     bad = tmp_path / "b.json"
-    bad.write_text('{"kind": "clue-baseline", "format": 1, "entries": [{"task": "mednli"')
+    bad.write_text('{"kind": "clue-baseline", "format": 2, "entries": [{"task": "mednli"')
     with pytest.raises(ConfigError, match=r"b.json: invalid JSON: .* at line 1, column"):
         baseline.load(bad)
     bad.write_text(json.dumps({"results": []}))
@@ -222,7 +222,7 @@ def test_bad_baseline_files_are_named_errors(tmp_path: Path) -> None:
         baseline.load(bad)
     entry = {k: {} for k in ("protocol", "data", "decoding", "metrics")}
     sample = {"id": "ab", "scores": {"accuracy": "high"}}
-    bad.write_text(json.dumps({"kind": "clue-baseline", "format": 1, "entries": [
+    bad.write_text(json.dumps({"kind": "clue-baseline", "format": 2, "entries": [
         {"task": "mednli", "model": "base", **entry, "samples": [sample]}
     ]}))  # fmt: skip
     with pytest.raises(ConfigError, match="entry mednli/base, sample ab: score accuracy is not a number"):

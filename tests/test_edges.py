@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from clue.errors import ConfigError, DataError, StoreError
 from clue.store import GenerationStore
 from clue.tasks import get_task
 from clue.types import Generation
-from tests.conftest import FIXTURE_DATA, REPO, write_replay_matrix
+from tests.conftest import FIXTURE_DATA, REPO, sigterm_once_started, sleeper, write_replay_matrix
 from tests.hostile import CANARY, jsonl_mutation, plant
 from tests.test_hostile import RAW_IDS, baseline_entry
 from tests.test_plugin import answers, code_answers, make_project, mednli_records, run
@@ -114,7 +112,8 @@ def test_an_exception_while_scoring_reaches_junit_without_traceback_locals_or_ou
     assert not leaks(project.path / "out", {CANARY, *RAW_IDS}) and CANARY not in result.stdout.str()
     assert "clue_generations =" not in junit and "Generation(sample_id" not in junit
     debug = run(project, "-k", "mednli", "--clue-debug")
-    assert CANARY in (project.path / "out/junit.xml").read_text()  # the opt-in shows everything
+    assert CANARY in (project.path / "out/junit.xml").read_text()  # the opt-in shows everything, and says so
+    debug.stdout.fnmatch_lines(["*clue: --clue-debug shows full tracebacks*may contain patient text*"])
     assert "Traceback" in debug.stdout.str() or "def explode" in debug.stdout.str()
 
 
@@ -419,18 +418,10 @@ def test_a_huge_output_is_scored_on_its_prefix_and_flagged(pytester: pytest.Pyte
 
 def test_a_stopped_run_lists_the_cases_that_did_not_run(project: pytest.Pytester) -> None:
     """Before: after SIGTERM, clue-results.json said `not_run: []` although no case had run."""
-    project.makepyfile(test_aa_wait="import os, pathlib, time\n\ndef test_aa_waits():\n"
-                       "    pathlib.Path('started').write_text(str(os.getpid()))\n    time.sleep(120)\n")  # fmt: skip
+    project.makepyfile(test_aa_wait=sleeper("test_aa_waits"))
     command = [sys.executable, "-m", "pytest", "--clue-matrix", "models.toml", "--clue-data-dir", "data"]
     command += ["--clue-reports-dir", "out", "--clue-cache-dir", "cache", "-p", "no:cacheprovider"]
-    child = subprocess.Popen(command, cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while not (project.path / "started").exists():
-        assert child.poll() is None and time.monotonic() < deadline, child.communicate()[0]
-        time.sleep(0.2)
-    child.send_signal(signal.SIGTERM)
-    output, _ = child.communicate(timeout=60)
-    assert child.returncode == pytest.ExitCode.INTERRUPTED, output
+    sigterm_once_started(command, project.path)
     merged = json.loads((project.path / "out/clue-results.json").read_text())
     stopped = {(n["task"], n["model"]) for n in merged["not_run"] if n["status"] == "stopped"}
     assert stopped == {(t, m) for t in ("mednli", "medisumcode") for m in ("base", "candidate")}

@@ -247,7 +247,10 @@ def test_invalid_data_fails_naming_file_record_and_field(project: pytest.Pyteste
     path.write_text("\n".join(lines) + "\n")
     result = run(project, "-k", "mednli")
     result.assert_outcomes(errors=2)  # a setup error: the test cannot run on unusable data
-    result.stdout.fnmatch_lines(["*mli_test_v1.jsonl, record line 7, field 'gold_label': 'unsure' is not one of*"])
+    result.stdout.fnmatch_lines(
+        ["*mli_test_v1.jsonl, record line 7, field 'gold_label': a string of 6 characters, not one of entailment*"]
+    )
+    assert "unsure" not in result.stdout.str()  # a value that failed validation is described, never quoted
     assert "Traceback" not in result.stdout.str()
     assert "During handling" not in result.stdout.str()
 
@@ -282,11 +285,12 @@ def test_a_stored_deterministic_failure_is_retried_and_can_be_rescored(project: 
 
 
 def test_a_systematic_failure_errors_instead_of_becoming_a_verdict(project: pytest.Pytester) -> None:
-    """A replay file with the wrong task names fails every sample: that is a broken run, not a regression."""
+    """A replay file whose sample ids match none of the data's fails every sample: that is a broken run, not a
+    regression. (A task name that is no task's is a usage error: tests/test_edges.py.)"""
     write_models(project, base_wrong=set(), candidate_wrong=set())
     rows = [json.loads(x) for x in (project.path / "candidate.jsonl").read_text().splitlines()]
     for row in rows:
-        row["task"] = "MedNLI-v2"
+        row["sample_id"] = f"v2-{row['sample_id']}"
     (project.path / "candidate.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = run(project, "-k", "mednli")
     result.assert_outcomes(passed=1, errors=1)

@@ -8,10 +8,7 @@ runs in tests/test_real_model.py.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -228,33 +225,17 @@ def test_resolve_dtype_rules() -> None:
 
 
 # -- SIGTERM ------------------------------------------------------------------------------------------------------
-SLEEPER = """
-import os, pathlib, time
-
-def test_zz_waits():
-    pathlib.Path("started").write_text(str(os.getpid()))
-    time.sleep(120)
-"""
-
-
 def test_sigterm_writes_the_reports_of_what_finished(pytester: pytest.Pytester) -> None:
     """Before: SIGTERM (a CI timeout or cancel) killed the run and left no reports at all."""
     project = make_project(pytester)
-    from tests.conftest import write_replay_matrix
+    from tests.conftest import sigterm_once_started, sleeper, write_replay_matrix
 
     write_replay_matrix(project.path, {m: answers(set()) + code_answers() for m in ("base", "candidate")})
-    project.makepyfile(test_zz_wait=SLEEPER)
+    project.makepyfile(test_zz_wait=sleeper("test_zz_waits"))
     command = [sys.executable, "-m", "pytest", "--clue-matrix", "models.toml", "--clue-data-dir", "data"]
     command += ["--clue-reports-dir", "out", "--clue-cache-dir", "cache", "--junitxml", "out/junit.xml"]
     command += ["-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
-    child = subprocess.Popen(command, cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while not (project.path / "started").exists():
-        assert child.poll() is None and time.monotonic() < deadline, child.communicate()[0]
-        time.sleep(0.2)
-    child.send_signal(signal.SIGTERM)
-    output, _ = child.communicate(timeout=60)
-    assert child.returncode == pytest.ExitCode.INTERRUPTED, output
+    sigterm_once_started(command, project.path)
     merged = json.loads((project.path / "out/clue-results.json").read_text())
     assert {(r["task"], r["case"]) for r in merged["results"]} >= {("mednli", "candidate"), ("medisumcode", "base")}
     assert "stopped (Ctrl-C or SIGTERM)" in (project.path / "out/summary.md").read_text()

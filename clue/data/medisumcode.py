@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clue.data.mimic import DIAGNOSES_COLUMNS, NOTE_COLUMNS, read_rows, write_json_array
-from clue.errors import DataError
+from clue.errors import DataError, describe
 from clue.metrics import icd10
 
 CLUE_SEED = 44
@@ -60,13 +60,16 @@ def read_codes(path: Path, report: BuildReport) -> dict[str, list[str]]:
             continue
         if version != "10":
             raise DataError(
-                path, f"icd_version must be 9 or 10, got {version!r}", record=f"line {line}", field="icd_version"
+                path,
+                f"icd_version must be 9 or 10, got {describe(version)}",
+                record=f"line {line}",
+                field="icd_version",
             )
         try:
             seq = int(row["seq_num"])
         except ValueError:
             raise DataError(
-                path, f"not an integer: {row['seq_num']!r}", record=f"line {line}", field="seq_num"
+                path, f"not an integer: {describe(row['seq_num'])}", record=f"line {line}", field="seq_num"
             ) from None
         hadm = row["hadm_id"].strip()
         if not hadm:
@@ -100,7 +103,9 @@ def build(
         if not note_id:
             raise DataError(notes_path, "empty", record=f"line {line}", field="note_id")
         if note_id in seen:
-            raise DataError(notes_path, f"duplicate note_id {note_id!r}", record=f"line {line}", field="note_id")
+            raise DataError(
+                notes_path, "a note_id given twice (an identifier: not shown)", record=f"line {line}", field="note_id"
+            )
         seen.add(note_id)
         if hadm in codes:
             candidates.append((note_id, hadm))

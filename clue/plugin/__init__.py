@@ -68,6 +68,15 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"clue: {exc}") from None
     config.stash[session_key] = session
     config.stash[run_key] = Run(session)
+    if session.settings.debug and not hasattr(config, "workerinput"):
+        config.issue_config_time_warning(
+            pytest.PytestWarning(
+                "clue: --clue-debug shows full tracebacks and every exception's message; they may contain patient "
+                "text (samples, prompts, outputs) and land in junit.xml and the CI log: do not share this run's "
+                "artefacts"
+            ),
+            stacklevel=2,
+        )
     _stop_on_sigterm(config)
     global _SESSIONS
     _SESSIONS += 1

@@ -16,7 +16,7 @@ from typing import Any
 from clue import stats
 from clue.files import SHARED, atomic_write
 from clue.gate import GateOutcome
-from clue.pseudonyms import hash_id
+from clue.pseudonyms import hash_id, shareable_error
 from clue.records import SCHEMA_VERSION, CaseRecord, Count, MetricEntry, NotRun, RecordError, RunRecord, SampleRow
 from clue.report.flags import output_flags
 from clue.sequential import Stop
@@ -120,7 +120,7 @@ def _sample_rows(task: Task, result: TaskResult, samples: Sequence[Sample], show
                 completion_tokens=generation.completion_tokens,
                 truncated_tokens=generation.truncated_tokens,
                 reasoning=split_reasoning(generation.text)[1],  # "stripped" / "unclosed" / None
-                error=error if show or not error else error.replace(sample.id, hidden),
+                error=error if show or not error else shareable_error(error.replace(sample.id, hidden)),
                 cluster=None
                 if score.cluster is None
                 else score.cluster
