@@ -26,6 +26,18 @@ class RecordError(ClueError):
     """A record that is not what its schema says (a results file edited by hand, written by another clue)."""
 
 
+# what a results record's closed fields may hold: the report draws colours, marks and sections from them
+_CHOICES: dict[str, tuple[object, ...]] = {
+    "verdict": ("regressed", "inconclusive", "non-inferior", "improved", "reference"),
+    "base_kind": (None, "model", "baseline"),
+    "weights_check": (None, "identical", "differs", "not checked"),
+}
+
+
+def _listed(allowed: tuple[object, ...]) -> str:
+    return ", ".join("null" if a is None else str(a) for a in allowed)
+
+
 def name_in_message(value: object) -> str:
     """A name read from a file (a task, a model, a hashed sample id) as a message may show it: as written when it is
     shaped like a name, else described (an edited file can hold any text there)."""
@@ -108,10 +120,22 @@ def comparison_from_json(data: JSON, where: str) -> Comparison | None:
         return None
     if not isinstance(data, Mapping):
         raise RecordError(f"{where}: not a JSON object")
-    known = {f.name for f in fields(Comparison)}
+    kinds = {f.name: f.type for f in fields(Comparison)}
+    given = {k: v for k, v in data.items() if k in kinds}
+    for key, value in given.items():
+        kind = str(kinds[key])
+        if kind == "Verdict":
+            ok = value in ("regressed", "inconclusive", "non-inferior", "improved")
+        elif kind in ("float", "int"):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            ok = ok and (kind == "float" or isinstance(value, int))
+        else:
+            ok = isinstance(value, {"str": str, "bool": bool}.get(kind, object))
+        if not ok:
+            raise RecordError(f"{where}: {key} is {describe(value)}, not {kind}")
     try:
-        return Comparison(**{k: v for k, v in data.items() if k in known})
-    except TypeError as exc:
+        return Comparison(**given)
+    except TypeError as exc:  # a field missing: the message names it
         raise RecordError(f"{where}: {exc}") from None
 
 
@@ -316,6 +340,17 @@ class CaseRecord:
         task, model = _get(data, "task", str, where), _get(data, "model", str, where)
         here = f"{where} ({name_in_message(task)}/{name_in_message(data.get('case') or model)})"
         metrics = _get(data, "metrics", dict, here)
+        for key, allowed in _CHOICES.items():
+            if data.get(key) not in allowed:
+                raise RecordError(f"{here}: {key} is {describe(data.get(key))}, not one of {_listed(allowed)}")
+        if data.get("primary_metric") not in metrics:
+            raise RecordError(f"{here}: primary_metric names no metric of the record")
+        for i, sample in enumerate(data.get("samples") or []):
+            scores = sample.get("scores") if isinstance(sample, Mapping) else None
+            if not isinstance(scores, Mapping) or set(metrics) - set(scores):
+                raise RecordError(f"{here}, samples[{i}]: needs a score of every metric of the record")
+        if not isinstance(data.get("n"), int) or isinstance(data.get("n"), bool) or data["n"] < 0:
+            raise RecordError(f"{here}: n is {describe(data.get('n'))}, not a count")
         return cls(
             task=task,
             task_title=_get(data, "task_title", str, here),

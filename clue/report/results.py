@@ -13,13 +13,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from clue import stats
+from clue import stats, strict_json
 from clue.files import SHARED, atomic_write
 from clue.gate import GateOutcome
 from clue.pseudonyms import hash_id, shareable_error
 from clue.records import SCHEMA_VERSION, CaseRecord, Count, MetricEntry, NotRun, RecordError, RunRecord, SampleRow
 from clue.report.flags import output_flags
 from clue.sequential import Stop
+from clue.strict_json import JSONProblem
 from clue.tasks import get_task
 from clue.tasks.base import Task, split_reasoning
 from clue.types import Sample, TaskResult
@@ -163,9 +164,9 @@ def result_path(reports_dir: Path, task: str, case: str, suffix: str = "") -> Pa
 def read_json(path: Path) -> Any:
     """A JSON file clue wrote; RecordError naming the file when it cannot be read."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(f"{path}: cannot be read as JSON ({type(exc).__name__}: {exc})") from None
+        return strict_json.parse(strict_json.read_text(path), name_keys=True)
+    except JSONProblem as exc:
+        raise RecordError(f"{path}: cannot be read as JSON ({exc})") from None
 
 
 def read_record(path: Path) -> CaseRecord:
