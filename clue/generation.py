@@ -95,6 +95,8 @@ class StoredRun:
             if progress is not None:
                 progress(done, len(missing), tokens)
 
+        if missing and self.store.read_only:  # before the backend loads anything: nothing new could be kept
+            raise self.store.read_only_error(f"{len(missing)} generation(s) of {self.model} are not in it")
         if missing:
             backend.generate([self.prompts[i] for i in missing], settings, desc=desc, on_result=keep)
         assert all(o is not None for o in self.outputs)

@@ -72,10 +72,10 @@ class GenerationStore:
             # outputs can echo patient text: the owner only. SQLite gives its -wal/-shm files the database's mode.
             os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE))
             os.chmod(path, PRIVATE)  # also a store made before this rule
-        except OSError:
+        except OSError as exc:
             if not path.is_file():
                 raise StoreError(
-                    f"generation store {path}: cannot be created (the folder is not writable?): point "
+                    f"generation store {path}: cannot be created ({exc.strerror or type(exc).__name__}): point "
                     "--clue-cache-dir at a writable folder"
                 ) from None
             # a read-only cache (a shared or mounted store): serve what it holds; storing anything new fails
@@ -93,13 +93,16 @@ class GenerationStore:
             except sqlite3.DatabaseError as exc:
                 raise self.error(exc) from None
 
+    def read_only_error(self, what: str = "a new generation must be stored") -> StoreError:
+        return StoreError(
+            f"generation store {self.path} is read-only and {what}: make it writable, or point --clue-cache-dir at "
+            "a writable copy"
+        )
+
     def error(self, exc: sqlite3.DatabaseError) -> StoreError:
         """The one error for an unusable store: the file, what SQLite said, what to do."""
         if "readonly" in str(exc) or "read-only" in str(exc):
-            return StoreError(
-                f"generation store {self.path} is read-only and a new generation must be stored: make it writable, "
-                "or point --clue-cache-dir at a writable copy"
-            )
+            return self.read_only_error()
         if "locked" in str(exc):
             return StoreError(f"generation store {self.path}: still locked by another process after 60 s ({exc})")
         return StoreError(f"generation store {self.path} cannot be used ({type(exc).__name__}: {exc}): {_REMEDY}")

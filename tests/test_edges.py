@@ -367,6 +367,10 @@ def test_a_read_only_store_serves_a_run_whose_generations_are_all_there(project:
     done = subprocess.run(["unshare", "--mount", "sh", "-c", script], cwd=project.path, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "2 passed" in done.stdout
+    # other decoding settings: nothing is stored for them, and the run says so before any model loads
+    sampled = script + " --clue-temperature 0.5"
+    done = subprocess.run(["unshare", "--mount", "sh", "-c", sampled], cwd=project.path, capture_output=True, text=True)
+    assert "generations.sqlite3 is read-only and 50 generation(s) of base are not in it" in done.stdout, done.stdout
     store = GenerationStore(cache / "generations.sqlite3")
     store.read_only = True  # as it is opened on a read-only mount: storing something new is one clear error
     with pytest.raises(StoreError, match=r"generations.sqlite3 is read-only and a new generation must be stored"):
