@@ -302,14 +302,13 @@ def _check_samples(entry: BaselineEntry, where: str) -> None:
         if sample.id in seen:
             raise ConfigError(f"{where}, sample {name_in_message(sample.id)}: listed twice")
         seen.add(sample.id)
+        here = f"{where}, sample {name_in_message(sample.id)}"
         for name, spec in specs.items():
             if name not in sample.scores:
-                raise ConfigError(f"{where}, sample {name_in_message(sample.id)}: no score for metric {name}")
+                raise ConfigError(f"{here}: no score for metric {name_in_message(name)}")
             problem = spec.score_problem(sample.scores[name])
             if problem:
-                raise ConfigError(
-                    f"{where}, sample {name_in_message(sample.id)}, metric {name}: the score is {problem}"
-                )
+                raise ConfigError(f"{here}, metric {name_in_message(name)}: the score is {problem}")
 
 
 def _number(value: object) -> bool:

@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -164,14 +164,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("clue_model", list(cases.values()), ids=list(cases))
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Plan generation from the selected items only, so `-k medisumcode` loads and runs what it needs."""
-    for item in session.items:
+def _selected_cases(items: list[pytest.Item]) -> Iterator[tuple[ModelSpec, str]]:
+    """(case, task) of every selected clue item."""
+    for item in items:
         callspec = getattr(item, "callspec", None)
         model = callspec.params.get("clue_model") if callspec is not None else None
         task = _task_name(item)
         if isinstance(model, ModelSpec) and task is not None:
-            _session(session.config).need(model, task)
+            yield model, task
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Plan generation from the selected items only, so `-k medisumcode` loads and runs what it needs."""
+    for model, task in _selected_cases(session.items):
+        _session(session.config).need(model, task)
 
 
 case_key = pytest.StashKey[dict[str, Any]]()
@@ -363,12 +369,7 @@ class ResultsCollector:
         self.selected: list[tuple[str, str]] = []  # (task, case) of every selected clue case, in order
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        for item in session.items:
-            callspec = getattr(item, "callspec", None)
-            model = callspec.params.get("clue_model") if callspec is not None else None
-            task = _task_name(item)
-            if isinstance(model, ModelSpec) and task is not None:
-                self.selected.append((task, model.case or model.name))
+        self.selected = [(task, model.case or model.name) for model, task in _selected_cases(session.items)]
 
     def _stopped(self) -> list[NotRun]:
         """The selected cases a stopped run never finished (the one running when it stopped included): the reports
