@@ -33,6 +33,7 @@ from tests.test_hostile import RAW_IDS, baseline_entry
 from tests.test_plugin import answers, code_answers, make_project, mednli_records, run
 
 pytest_plugins = ["pytester"]
+FILES_MEDNLI = FIXTURE_DATA / "mednli/mli_test_v1.jsonl"
 
 
 @pytest.fixture
@@ -140,6 +141,27 @@ def test_mutated_credentialed_data_never_reaches_an_artefact(pytester: pytest.Py
     assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
     assert "Traceback" not in done.stdout and "INTERNALERROR" not in done.stdout
     assert not leaks(folder / "out", {CANARY, *RAW_IDS})
+
+
+def test_the_detail_a_server_adds_to_a_failed_generation_stays_out_of_the_results(tmp_path: Path) -> None:
+    """Before: a server's 400 body (vLLM's validation errors echo the request's messages) went into the results
+    JSON of a credentialed task as the sample's error. The store keeps it; --clue-report-samples shows it."""
+    from clue.report.results import result_record
+    from clue.types import TaskResult
+
+    task = get_task("mednli")
+    samples = task.load(FILES_MEDNLI)[:12]
+    body = f'HTTP 400 from http://127.0.0.1:8000/v1/chat/completions: {{"input": "{CANARY} SENTENCE_1: ..."}}'
+    gens = tuple(
+        Generation(s.id, "", 0, 0, "error", 0.0, error=body) if i == 0 else Generation(s.id, "NEUTRAL", 5, 1, "stop", 0)
+        for i, s in enumerate(samples)
+    )
+    result = TaskResult("mednli", "m", task.metrics(None), tuple(task.score_all(samples, gens, None)), gens, {}, {})  # type: ignore[arg-type]
+    for show in (False, True):
+        record = result_record(result, None, samples=samples, show_samples=show, alpha=0.025, resamples=10, seed=1)
+        error = record.samples[0].error or ""
+        assert error.startswith("HTTP 400 from http://127.0.0.1:8000/v1/chat/completions")
+        assert (CANARY in error) is show
 
 
 # -- 2. names that match nothing ----------------------------------------------------------------------------------
