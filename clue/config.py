@@ -485,11 +485,24 @@ def _pick(rootpath: Path, layers: Sequence[Layer]) -> dict[str, Any]:
             value = (base / str(value)).resolve()
         elif opt.name == "data":
             value = data_files(value or [], base, "--clue-data")
+            if source is not None and source.label in _NAMED_NOW:
+                _require_files(value)
         elif opt.name == "baseline":
             value = _baseline_files(value or [], base)
         values[opt.name] = value
     values.pop("margin")  # margins merge key by key across layers: _checked_margins
     return values
+
+
+# layers whose data files were named for this run: a file that is not there is a typo, not a data set to skip (a
+# configuration file may name one a checkout does not have, e.g. the public MeQSum file: skipped with a message)
+_NAMED_NOW = ("command line", "evaluate()")
+
+
+def _require_files(files: dict[str, Path]) -> None:
+    missing = sorted({str(path) for path in files.values() if not path.is_file()})
+    if missing:
+        raise ConfigError(f"--clue-data: no such file: {', '.join(missing)}")
 
 
 def _checked_margins(layers: Sequence[Layer]) -> tuple[float | None, dict[str, float]]:

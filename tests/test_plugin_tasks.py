@@ -64,10 +64,17 @@ def test_meqsum_on_the_real_data_set_through_the_plugin(pytester: pytest.Pyteste
 
 
 def test_meqsum_without_the_data_skips_with_where_to_put_it(pytester: pytest.Pytester) -> None:
+    """A file a configuration file names may be absent from a checkout (this repository's [tool.clue] names the public
+    MeQSum file where the workspace keeps it): skipped, saying so. One named on the command line for this run is a
+    typo when it is not there: a usage error (issue 30), not a skipped task and exit 0."""
     setup(pytester, {"base": [], "candidate": []}, "test_meqsum.py")
-    result = run(pytester, "--clue-data", "meqsum=nowhere/MeQSum.xlsx", "-rs")
+    (pytester.path / "pyproject.toml").write_text('[tool.clue]\ndata = ["meqsum=nowhere/MeQSum.xlsx"]\n')
+    result = run(pytester, "-rs")
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(["*MeQSum: data file */nowhere/MeQSum.xlsx (from --clue-data) does not exist*"])
+    result = run(pytester, "--clue-data", "meqsum=nowhere/MeQSum.xlsx")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--clue-data: no such file: */nowhere/MeQSum.xlsx*"])
 
 
 def test_longhealth_gate_resamples_questions_not_repetitions(pytester: pytest.Pytester) -> None:
