@@ -47,7 +47,8 @@ def read_rows(path: Path, required: tuple[str, ...], desc: str) -> Iterator[tupl
         if missing:
             raise DataError(
                 path,
-                f"missing column(s) {', '.join(missing)}; found {', '.join(header) or 'no header'}",
+                # the header is not echoed: a file without one starts with a record, a note's text
+                f"missing column(s) {', '.join(missing)} (the first line has {len(header)} fields; is it the header?)",
                 record="line 1",
             )
         try:
