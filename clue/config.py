@@ -9,6 +9,7 @@ from the layer's folder (the invocation directory for the command line, the root
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -355,9 +356,11 @@ def data_files(pairs: Any, base: Path, flag: str) -> dict[str, Path]:
         task, file = task.strip(), file.strip()
         if not sep or not task or not file:
             raise ConfigError(f"{flag} expects TASK=FILE, got {pair!r}")
-        targets = [task] if task in known else [name for name in known if name.startswith(task + "_")]
+        targets = (
+            [task] if task in known else [name for name in known if re.fullmatch(rf"{re.escape(task)}_task\d+", name)]
+        )
         if not targets:
-            families = sorted({name.rpartition("_")[0] for name in known if "_task" in name})
+            families = sorted({name.rpartition("_task")[0] for name in known if re.search(r"_task\d+$", name)})
             raise ConfigError(
                 f"{flag} {task}=...: no task {task!r}; tasks: {', '.join(known)} "
                 f"(or {', '.join(families)} for all of its sub-tasks)"
