@@ -9,15 +9,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from clue.errors import ClueError, describe
 from clue.sequential import Stop
-from clue.stats import Comparison
+from clue.stats import Comparison, Verdict
 
 SCHEMA_VERSION = 1
 
 JSON = Any  # a value as json.loads gives it
+VERDICTS: tuple[str, ...] = get_args(Verdict)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 T = TypeVar("T")
 
@@ -28,7 +29,7 @@ class RecordError(ClueError):
 
 # what a results record's closed fields may hold: the report draws colours, marks and sections from them
 _CHOICES: dict[str, tuple[object, ...]] = {
-    "verdict": ("regressed", "inconclusive", "non-inferior", "improved", "reference"),
+    "verdict": (*VERDICTS, "reference"),
     "base_kind": (None, "model", "baseline"),
     "weights_check": (None, "identical", "differs", "not checked"),
 }
@@ -125,7 +126,7 @@ def comparison_from_json(data: JSON, where: str) -> Comparison | None:
     for key, value in given.items():
         kind = str(kinds[key])
         if kind == "Verdict":
-            ok = value in ("regressed", "inconclusive", "non-inferior", "improved")
+            ok = value in VERDICTS
         elif kind in ("float", "int"):
             ok = isinstance(value, int | float) and not isinstance(value, bool)
             ok = ok and (kind == "float" or isinstance(value, int))
@@ -349,8 +350,9 @@ class CaseRecord:
             scores = sample.get("scores") if isinstance(sample, Mapping) else None
             if not isinstance(scores, Mapping) or set(metrics) - set(scores):
                 raise RecordError(f"{here}, samples[{i}]: needs a score of every metric of the record")
-        if not isinstance(data.get("n"), int) or isinstance(data.get("n"), bool) or data["n"] < 0:
-            raise RecordError(f"{here}: n is {describe(data.get('n'))}, not a count")
+        n = _get(data, "n", int, here)
+        if n < 0:
+            raise RecordError(f"{here}: n is {n}, not a count")
         return cls(
             task=task,
             task_title=_get(data, "task_title", str, here),
@@ -358,7 +360,7 @@ class CaseRecord:
             model=model,
             case=_get(data, "case", str, here, optional=True) or model,
             verdict=_get(data, "verdict", str, here),
-            n=_get(data, "n", int, here),
+            n=n,
             metrics={name: MetricEntry.from_json(m, f"{here}, metric {name}") for name, m in metrics.items()},
             primary_metric=_get(data, "primary_metric", str, here),
             samples=_list(data, "samples", here, SampleRow.from_json),

@@ -71,10 +71,3 @@ def decode_problem(exc: json.JSONDecodeError, *, one_line: bool = False) -> str:
     names: the column only."""
     where = f"column {exc.colno}" if one_line else f"line {exc.lineno}, column {exc.colno}"
     return f"{exc.msg.removesuffix(' at')} at {where}"
-
-
-def check_size(value: str) -> str | None:
-    """Why a text field is too large to be a record's field, or None."""
-    if len(value) > MAX_FIELD_CHARS:
-        return f"a string of {len(value):,} characters, over the limit of {MAX_FIELD_CHARS:,} for one field"
-    return None

@@ -224,10 +224,28 @@ def require_str(path: Path, where: str, record: Any, field: str, *, allow_empty:
         raise DataError(path, f"expected a string, got {describe(value)}", record=where, field=field)
     if not allow_empty and not value.strip():
         raise DataError(path, "empty", record=where, field=field)
-    too_big = strict_json.check_size(value)
-    if too_big:
-        raise DataError(path, too_big, record=where, field=field)
+    return require_size(path, value, record=where, field=field)
+
+
+def require_size(path: Path, value: str, *, record: str, field: str) -> str:
+    """A text field within the size a record's field may have (strict_json.MAX_FIELD_CHARS), or a DataError giving
+    its size: refused at load, before anything is tokenised."""
+    if len(value) > strict_json.MAX_FIELD_CHARS:
+        limit = strict_json.MAX_FIELD_CHARS
+        raise DataError(
+            path,
+            f"a string of {len(value):,} characters, over the limit of {limit:,} for one field",
+            record=record,
+            field=field,
+        )
     return value
+
+
+def refuse_repeated_columns(path: Path, header: Sequence[str], columns: Sequence[str]) -> None:
+    """A header that names one of `columns` twice is refused: which copy is meant would be a guess."""
+    twice = [c for c in columns if header.count(c) > 1]
+    if twice:
+        raise DataError(path, f"the header names column(s) {', '.join(twice)} twice (which copy is meant?)")
 
 
 def record_id(path: Path, where: str, record: dict[str, Any], keys: Sequence[str]) -> str | None:

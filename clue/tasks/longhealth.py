@@ -42,7 +42,7 @@ from clue.errors import DataError, DataWarning, describe
 from clue.metrics.accuracy import ACCURACY, accuracy
 from clue.metrics.scorers import Scorers
 from clue.strict_json import JSONProblem
-from clue.tasks.base import Task, strip_reasoning
+from clue.tasks.base import Task, require_size, strip_reasoning
 from clue.types import ChatMessage, Generation, MetricSpec, Prompt, Sample, SampleScore
 
 UNANSWERABLE = "Question cannot be answered with provided documents"
@@ -128,9 +128,7 @@ def _check_patient(path: Path, where: str, patient: Any) -> None:
     if not isinstance(texts, dict) or not texts or not all(isinstance(t, str) for t in texts.values()):
         raise DataError(path, "expected a non-empty object of text_id: text", record=where, field="texts")
     for text_id, text in texts.items():
-        too_big = strict_json.check_size(text)
-        if too_big:
-            raise DataError(path, too_big, record=where, field=f"texts.{text_id}")
+        require_size(path, text, record=where, field=f"texts.{text_id}")
     questions = patient.get("questions")
     if not isinstance(questions, list) or not questions:
         raise DataError(path, "expected a non-empty list", record=where, field="questions")
@@ -141,9 +139,7 @@ def _check_patient(path: Path, where: str, patient: Any) -> None:
         for field in ("question", "correct", *(f"answer_{c}" for c in "abcde")):
             if not isinstance(q.get(field), str) or not q[field].strip():
                 raise DataError(path, "missing or empty", record=qwhere, field=field)
-            too_big = strict_json.check_size(q[field])
-            if too_big:
-                raise DataError(path, too_big, record=qwhere, field=field)
+            require_size(path, q[field], record=qwhere, field=field)
         location = q.get("answer_location")
         if not isinstance(location, dict) or not location:
             raise DataError(path, "expected an object of text_id: {start, end}", record=qwhere, field="answer_location")

@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from clue import strict_json
 from clue.errors import DataError
-from clue.tasks.base import check_unique_ids
+from clue.tasks.base import check_unique_ids, refuse_repeated_columns, require_size
 from clue.tasks.text import TextTask
 from clue.types import Sample
 
@@ -58,9 +57,7 @@ class MeQSum(TextTask):
         missing = [c for c in COLUMNS if c not in header]
         if missing:
             raise DataError(path, f"the first sheet has no column(s) {', '.join(missing)} in its header row")
-        twice = [c for c in (*COLUMNS, "File") if header.count(c) > 1]
-        if twice:
-            raise DataError(path, f"the header row names column(s) {', '.join(twice)} twice (which copy is meant?)")
+        refuse_repeated_columns(path, header, (*COLUMNS, "File"))
         col = {name: header.index(name) for name in (*COLUMNS, "File") if name in header}
         samples = []
         for rowno, row in enumerate(rows, start=2):
@@ -71,10 +68,7 @@ class MeQSum(TextTask):
                 value = row[col[name]] if col[name] < len(row) else None
                 if not isinstance(value, str) or not value.strip():
                     raise DataError(path, "empty or not text", record=f"row {rowno}", field=name)
-                too_big = strict_json.check_size(value)
-                if too_big:
-                    raise DataError(path, too_big, record=f"row {rowno}", field=name)
-                values[name] = value
+                values[name] = require_size(path, value, record=f"row {rowno}", field=name)
             file_id = row[col["File"]] if "File" in col and col["File"] < len(row) else None
             sample_id = str(file_id).strip() if file_id else f"row {rowno}"
             samples.append(Sample(sample_id, {"CHQ": values["CHQ"]}, values["Summary"].strip(), f"{path}:row {rowno}"))

@@ -16,7 +16,7 @@ from pathlib import Path
 from clue import strict_json
 from clue.errors import DataError
 from clue.strict_json import JSONProblem
-from clue.tasks.base import check_unique_ids
+from clue.tasks.base import check_unique_ids, refuse_repeated_columns, require_size
 from clue.tasks.text import TextTask
 from clue.types import Sample
 
@@ -59,9 +59,7 @@ class ProblemSummary(TextTask):
         missing = ([] if subjective else ["Subjectives"]) + [c for c in ("Assessment", "Summary") if c not in header]
         if missing:  # the header is not echoed: a file without one starts with a record
             raise DataError(path, f"no column(s) {', '.join(missing)} in the header's {len(header)} columns")
-        twice = [c for c in (*SUBJECTIVE, "Assessment", "Summary", "File ID") if header.count(c) > 1]
-        if twice:
-            raise DataError(path, f"the header names column(s) {', '.join(twice)} twice (which copy is meant?)")
+        refuse_repeated_columns(path, header, (*SUBJECTIVE, "Assessment", "Summary", "File ID"))
         assert subjective is not None
         col = {name: header.index(name) for name in (subjective, "Assessment", "Summary", "File ID") if name in header}
         samples = []
@@ -75,9 +73,7 @@ class ProblemSummary(TextTask):
             for field in (subjective, "Assessment", "Summary"):
                 if not values[field].strip():
                     raise DataError(path, "empty", record=where, field=field)
-                too_big = strict_json.check_size(values[field])
-                if too_big:
-                    raise DataError(path, too_big, record=where, field=field)
+                require_size(path, values[field], record=where, field=field)
             sample_id = values.get("File ID", "").strip() or where
             fields = {"Subjectives": values[subjective], "Assessment": values["Assessment"]}
             samples.append(Sample(sample_id, fields, clean_summary(values["Summary"]), f"{path}:{where}"))
