@@ -80,7 +80,8 @@ class StoredRun:
         progress: Callable[[int, int, int], None] | None = None,
     ) -> list[Generation]:
         """Run what is missing; every result is stored as it arrives (a failure as a failure: retried next run).
-        `progress(done, total, tokens)` is called after each new generation (tokens: generated so far)."""
+        `progress(done, total, tokens)` is called after each new generation (tokens: generated so far), and with
+        done = 0 when the backend reports that its engine is up."""
         missing = self.missing
         done = tokens = 0
 
@@ -98,7 +99,12 @@ class StoredRun:
         if missing and self.store.read_only:  # before the backend loads anything: nothing new could be kept
             raise self.store.read_only_error(f"{len(missing)} generation(s) of {self.model} are not in it")
         if missing:
-            backend.generate([self.prompts[i] for i in missing], settings, desc=desc, on_result=keep)
+            # a backend that says when its engine is up (`reports_start`) starts the progress rates there
+            extra: dict[str, Callable[[], None]] = {}
+            if progress is not None and getattr(backend, "reports_start", False):
+                report = progress
+                extra["on_start"] = lambda: report(0, len(missing), 0)
+            backend.generate([self.prompts[i] for i in missing], settings, desc=desc, on_result=keep, **extra)
         assert all(o is not None for o in self.outputs)
         return [o for o in self.outputs if o is not None]
 

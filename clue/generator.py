@@ -266,13 +266,14 @@ class Generator:
 
     def _record_probe(self, model: str, backend: Backend) -> None:
         """The model's weights probe (a backend's optional `probe()`), once per model: from the store where an
-        earlier run left it, else computed while the weights are loaded anyway. Never loads weights for it alone."""
+        earlier run left it, else computed while the weights are loaded anyway (this entry loaded them, or its engine is
+        up because an entry sharing it did: `engine_ready`). Never loads weights for it alone."""
         probe = getattr(backend, "probe", None)
         if model in self.probes or probe is None:
             return
         key = memo_key({"weights_probe": PROBE_VERSION}, canonical(backend.fingerprint(self.store)))
         found = self.store.memo_get([key]).get(key)
-        if found is None and backend.loads:
+        if found is None and (backend.loads or getattr(backend, "engine_ready", False)):
             found = probe()
             self.store.memo_put({key: found})
         if found is not None:

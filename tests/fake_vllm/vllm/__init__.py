@@ -16,8 +16,12 @@ ENGINE_KWARGS = {
     "enable_lora",
     "max_lora_rank",
     "max_loras",
+    "kv_cache_memory_bytes",
+    "enforce_eager",
 }
 CREATED: list[LLM] = []
+FAIL_ABOVE_KV_BYTES = 1 << 62  # a test lowers it: an engine asked for more KV cache fails to start
+STEP_HOOK: Any = None  # a test sets it: called with the engine before each step
 
 
 @dataclass
@@ -27,6 +31,7 @@ class SamplingParams:
     seed: int | None = None
     max_tokens: int | None = 16
     stop_token_ids: list[int] | None = None
+    logprobs: int | None = None
 
 
 class LLM:
@@ -58,52 +63,64 @@ class LLM:
             "gpu_memory_utilization": gpu_memory_utilization,
             **kwargs,
         }
+        if kwargs.get("kv_cache_memory_bytes", 1) > FAIL_ABOVE_KV_BYTES:
+            raise ValueError("Available memory on node 0 (8.67/10.21 GiB) on kv cache allocation is less than ...")
         self.tok = AutoTokenizer.from_pretrained(tokenizer or model)
-        self.calls: list[dict[str, Any]] = []
+        self.calls: list[dict[str, Any]] = []  # one per request: its prompt ids, params and LoRA request
         self.alive = True  # the EngineCore process: only its shutdown() ends it (vLLM v1)
-        self.llm_engine = SimpleNamespace(engine_core=_EngineCore(self))
+        self.llm_engine = _LLMEngine(self)
         CREATED.append(self)
 
-    def chat(
+
+class _LLMEngine:
+    """vLLM v1's LLMEngine: `add_request`, `step`, `has_unfinished_requests`, `abort_request` (signatures of 0.33.0).
+    Each `step` finishes one request, so results stream as a real engine's do; `RUNNING` lists what is unfinished."""
+
+    def __init__(self, owner: LLM) -> None:
+        self.owner = owner
+        self.engine_core = _EngineCore(owner)
+        self.queue: list[tuple[str, list[int], SamplingParams, Any]] = []
+        self.aborted: list[str] = []
+
+    def add_request(
         self,
-        messages: Any,
-        sampling_params: Any = None,
-        use_tqdm: Any = True,
+        request_id: str,
+        prompt: Any,
+        params: Any,
+        arrival_time: float | None = None,
         lora_request: Any = None,
-        priority: Any = None,
-        chat_template: str | None = None,
-        chat_template_content_format: str = "auto",
-        add_generation_prompt: bool = True,
-        continue_final_message: bool = False,
-        tools: Any = None,
-        chat_template_kwargs: Any = None,
         tokenization_kwargs: Any = None,
-        mm_processor_kwargs: Any = None,
-    ) -> list[Any]:
-        assert self.alive, "engine used after release"
-        conversations = messages if messages and isinstance(messages[0], list) else [messages]
-        params = sampling_params if isinstance(sampling_params, list) else [sampling_params] * len(conversations)
-        self.calls.append(
-            {
-                "n": len(conversations),
-                "lora_request": lora_request,
-                "chat_template": chat_template,
-                "params": params,
-                "conversations": conversations,
-            }
+        trace_headers: Any = None,
+        priority: int = 0,
+        prompt_text: str | None = None,
+    ) -> None:
+        assert self.owner.alive, "engine used after release"
+        ids = list(prompt["prompt_token_ids"])
+        self.owner.calls.append({"request_id": request_id, "ids": ids, "params": params, "lora_request": lora_request})
+        self.queue.append((request_id, ids, params, lora_request))
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self.queue)
+
+    def abort_request(self, request_ids: list[str], internal: bool = False) -> None:
+        self.aborted += request_ids
+        self.queue = [q for q in self.queue if q[0] not in request_ids]
+
+    def step(self) -> list[Any]:
+        if STEP_HOOK is not None:
+            STEP_HOOK(self)
+        request_id, ids, p, lora = self.queue.pop(0)
+        tag = lora.lora_name if lora else "base"
+        answer = [ids[-1]] * min(3, p.max_tokens or 16)
+        finish = "length" if (p.max_tokens or 16) <= 3 else "stop"
+        logprobs = None
+        if p.logprobs:  # a distribution that depends on the prompt and on the adapter's name
+            salt = sum(map(ord, tag))
+            logprobs = [{t: SimpleNamespace(logprob=-float((t * 7 + salt) % 11)) for t in ids[-p.logprobs :]}]
+        completion = SimpleNamespace(
+            index=0, text=f"{tag}:{len(ids)}", token_ids=answer, finish_reason=finish, logprobs=logprobs
         )
-        outputs = []
-        for chat, p in zip(conversations, params, strict=True):
-            text = self.tok.apply_chat_template(
-                chat, tokenize=False, add_generation_prompt=add_generation_prompt, chat_template=chat_template
-            )
-            ids = self.tok(text, add_special_tokens=False)["input_ids"]
-            tag = lora_request.lora_name if lora_request else "base"
-            answer = [ids[-1]] * min(3, p.max_tokens)
-            finish = "length" if p.max_tokens <= 3 else "stop"
-            completion = SimpleNamespace(index=0, text=f"{tag}:{len(ids)}", token_ids=answer, finish_reason=finish)
-            outputs.append(SimpleNamespace(prompt_token_ids=ids, outputs=[completion]))
-        return outputs
+        return [SimpleNamespace(request_id=request_id, finished=True, prompt_token_ids=ids, outputs=[completion])]
 
 
 class _EngineCore:
