@@ -322,3 +322,16 @@ def test_sampling_params_carry_the_generation_configs_stop_ids(fake_vllm: Any, t
     backend = VLLMBackend(spec, str(folder), {"chat": spec})
     backend.generate(prompts(2), GenerationSettings())
     assert [c["params"].stop_token_ids for c in fake_vllm.CREATED[0].calls] == [[3, 0]] * 2  # </s> and <|end|>
+
+
+def test_a_script_without_a_main_guard_is_told_what_to_do() -> None:
+    """vLLM's default mode starts the engine in a spawned child, which re-imports the user's script; without a
+    `__main__` guard Python stops it with a paragraph whose last line is a URL fragment. The error says what to do."""
+    from clue.backends.vllm import start_error
+
+    exc = RuntimeError(
+        "\n        An attempt has been made to start a new process before the\n        current process has finished "
+        "its bootstrapping phase.\n [...] section in https://docs.python.org/3/library/multiprocessing.html\n"
+    )
+    message = start_error("m", exc, cpu=True)
+    assert 'if __name__ == "__main__":' in message and "VLLM_ENABLE_V1_MULTIPROCESSING=0" in message

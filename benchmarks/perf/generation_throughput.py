@@ -120,10 +120,8 @@ Way = Callable[[TransformersBackend, Sequence[Prompt]], list[tuple[str, int]]]
 
 def engine_ways(cache_dir: Path, folder: Path) -> tuple[dict[str, Way], dict[str, float], Callable[[], None]]:
     """vLLM's engine through clue's backend and `vllm serve` through clue's openai backend, on `folder`; their load
-    times (engine up; server healthy) and a function that stops both."""
-    import os
-
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    times (engine up; server healthy) and a function that stops both. The engine runs in vLLM's default mode (a
+    child process): in-process, vLLM pins this process's torch to one thread, which would slow the other ways."""
     import sys
 
     sys.path.insert(0, str(REPO))

@@ -181,6 +181,12 @@ def start_error(name: str, exc: BaseException, cpu: bool) -> str:
     detail = f"{type(exc).__name__}: {lines[-1] if lines else 'no message'}"
     if len(detail) > 500:
         detail = detail[:500] + " [...]"
+    if "bootstrapping phase" in str(exc):  # multiprocessing's spawn re-ran a script that has no __main__ guard
+        return (
+            f"model {name!r}: vLLM could not start its engine: it runs the engine in a child process, which re-imports "
+            'the script that called clue; put that call under `if __name__ == "__main__":`, or set '
+            "VLLM_ENABLE_V1_MULTIPROCESSING=0 to run the engine in this process"
+        )
     memory = any(word in str(exc).lower() for word in ("memory", "kv cache", "out of"))
     if cpu:
         key = "kv_cache_memory_bytes (the KV cache in bytes; clue's CPU default is 2 GiB)"

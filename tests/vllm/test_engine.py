@@ -22,7 +22,7 @@ from tests.vllm.conftest import CACHE, IN_PROCESS, Models, entry
 pytest.importorskip("vllm")
 pytestmark = pytest.mark.real_model
 
-PAIRS = (("vllm", "tf"),)  # (vLLM entry, transformers entry on the same weights)
+PAIRS = (("vllm", "tf"), ("vllm-lora", "tf-lora"))  # (vLLM entry, transformers entry on the same weights)
 
 
 def divergence(a: str, b: str) -> str:
@@ -34,11 +34,13 @@ def divergence(a: str, b: str) -> str:
 def test_every_task_runs_on_the_real_engine_with_one_load_per_set_of_weights(offline: Run) -> None:
     assert offline.returncode == 0, offline.output[-4000:]
     tasks = {r["task"] for r in offline.records}
-    assert {"mednli", "problem_summary", "medisumqa", "medisumcode", "longhealth_task1"} <= tasks
+    if not os.environ.get("CLUE_VLLM_TIER_ONLY"):
+        assert {"mednli", "problem_summary", "medisumqa", "medisumcode", "longhealth_task1"} <= tasks
     assert {(r["task"], r["case"].split("-vs-")[0]) for r in offline.records} >= {(t, "vllm-negated") for t in tasks}
     # the base's engine serves both adapters (one load); the merged copy is a second engine in the same process
     assert offline.session["loads"] == {
         "tf": 1,
+        "tf-lora": 1,
         "vllm": 1,
         "vllm-lora": 0,
         "vllm-negated": 0,
@@ -121,7 +123,15 @@ MEMORY_SCRIPT = textwrap.dedent(
         figures["loaded"].append(rss())
         backend.close()
         figures["released"].append(rss())
-        figures["children_after_release"].append(len(psutil.Process().children(recursive=True)))
+        alive = []  # an engine process that exited but is not reaped yet (a zombie) holds no memory
+        for child in psutil.Process().children(recursive=True):
+            try:
+                command = " ".join(child.cmdline())
+                if child.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in command:  # Python's helper
+                    alive.append(command[:80] or child.name())
+            except psutil.NoSuchProcess:
+                pass
+        figures["children_after_release"].append(alive)
     print("FIGURES " + json.dumps(figures))
     """
 )
@@ -150,7 +160,7 @@ def test_each_engine_is_freed_before_the_next_loads(models: Models, mode: str) -
     loaded, released = figures["loaded"], figures["released"]
     assert all(up - down > 0.3 for up, down in zip(loaded, released, strict=True)), figures  # a real release
     assert max(released) - released[0] < 0.25, figures  # GiB: engines do not pile up
-    assert figures["children_after_release"] == [0, 0, 0], figures
+    assert figures["children_after_release"] == [[], [], []], figures
 
 
 def test_results_reach_the_store_while_the_engine_runs(models: Models, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -191,7 +201,7 @@ def test_cpu_defaults_and_an_engine_that_cannot_start(models: Models, monkeypatc
     a 0.92 share of RAM minus everything the process holds, is refused here). An impossible KV cache is reported
     with the key to change."""
     from clue.backends import load_backend
-    from clue.backends.vllm import CPU_KV_CACHE_BYTES, POOL, release_all
+    from clue.backends.vllm import CPU_KV_CACHE_BYTES, POOL, on_cpu, release_all
     from clue.errors import ConfigError
     from clue.models import ModelSpec
     from clue.types import ChatMessage, GenerationSettings, Prompt
@@ -205,8 +215,12 @@ def test_cpu_defaults_and_an_engine_that_cannot_start(models: Models, monkeypatc
     try:
         backend.generate([prompt], GenerationSettings())
         config = POOL.engine.llm_engine.vllm_config
-        assert config.cache_config.kv_cache_memory_bytes == CPU_KV_CACHE_BYTES
-        assert config.model_config.enforce_eager is True
+        if on_cpu():
+            assert config.cache_config.kv_cache_memory_bytes == CPU_KV_CACHE_BYTES
+            assert config.model_config.enforce_eager is True
+        else:  # the same entry on a GPU keeps vLLM's defaults
+            assert config.cache_config.kv_cache_memory_bytes is None
+            assert config.model_config.enforce_eager is False
     finally:
         release_all()
     huge = ModelSpec.of("huge", path=str(models.hf), backend="vllm", dtype="float32", kv_cache_memory_bytes=1 << 42)
