@@ -75,16 +75,20 @@ def smollm2() -> Files:
     return Files(smollm2.gguf_path(cache), smollm2.lora_adapter(cache), smollm2.merged_model(cache))
 
 
-def run_suite(folder: Path, matrix: str, *options: str, env: dict[str, str] | None = None) -> Run:
-    """`pytest benchmarks` in a child process, as a user runs it, with this run's matrix, store and reports (and
-    `env` added to the environment)."""
+def suite_command(folder: Path, matrix: str, *options: str) -> list[str]:
+    """`pytest benchmarks` as a user runs it, with this run's matrix (written here), store and reports."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "models.toml").write_text(matrix)
     command = [sys.executable, "-m", "pytest", "benchmarks", "-p", "no:cacheprovider", "-q"]
     command += ["--clue-matrix", str(folder / "models.toml"), "--clue-limit", str(LIMIT)]
     command += ["--clue-longhealth-max-tokens", str(LONGHEALTH_TOKENS), "--clue-cpu-threads", "2"]
     command += ["--clue-cache-dir", str(folder / "cache"), "--clue-reports-dir", str(folder / "reports")]
-    command += ["--junitxml", str(folder / "reports/junit.xml"), *options]
+    return [*command, "--junitxml", str(folder / "reports/junit.xml"), *options]
+
+
+def run_suite(folder: Path, matrix: str, *options: str, env: dict[str, str] | None = None) -> Run:
+    """`suite_command` run in a child process (with `env` added to the environment)."""
+    command = suite_command(folder, matrix, *options)
     environment = {**os.environ, **(env or {})}
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=3000, check=False, env=environment)
     return Run(folder, done.stdout + done.stderr, done.returncode)

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
-from tests.test_real_model import LIMIT, LONGHEALTH_TOKENS, Run, run_suite
+from tests.test_real_model import LIMIT, Run, run_suite, suite_command
 from tests.vllm.conftest import Models, Server, served_matrix
 
 pytest.importorskip("vllm")
@@ -76,25 +75,8 @@ def test_a_server_killed_mid_run_and_restarted_resumes_from_the_store(
     missing and ends with the uninterrupted run's outputs."""
     reference, _ = served
     folder = tmp_path / "killed"
-    folder.mkdir()
-    (folder / "models.toml").write_text(
-        served_matrix(server, models, concurrency=1).split("\n\n[models.served-lora]")[0]
-    )
-    matrix = (folder / "models.toml").read_text()
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "benchmarks",
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        "-k",
-        "mednli or medisumcode",
-    ]
-    command += ["--clue-matrix", str(folder / "models.toml"), "--clue-limit", str(LIMIT)]
-    command += ["--clue-longhealth-max-tokens", str(LONGHEALTH_TOKENS), "--clue-cache-dir", str(folder / "cache")]
-    command += ["--clue-reports-dir", str(folder / "reports")]
+    matrix = served_matrix(server, models, concurrency=1).split("\n\n[models.served-lora]")[0]
+    command = suite_command(folder, matrix, "-k", "mednli or medisumcode")
     child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     began = time.perf_counter()
     while stored(folder / "cache") < 1 and child.poll() is None and time.perf_counter() - began < 600:
