@@ -14,7 +14,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.option.xmlpath:
         return
     try:
-        reports_dir = resolve(config).reports_dir
+        reports_dir = resolve(config).outputs.reports_dir
     except ClueError:  # clue's own configure reports the problem as a usage error
         reports_dir = Path(config.rootpath) / "reports"
     config.option.xmlpath = str(reports_dir / "junit.xml")

@@ -1,4 +1,4 @@
-"""Tasks that installed packages add (entry-point group `clue.tasks`, clue/registry.py): each runs like one of
+"""Tasks that installed packages add (entry-point group `clue.tasks`, clue/tasks/registry.py): each runs like one of
 CLUE's own, with the same gate and report, e.g. `pytest benchmarks -k hospital_nli`. Nothing is collected when no
 package adds a task."""
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from clue.registry import TASKS
+from clue.tasks.registry import TASKS
 from clue.types import TaskResult
 
 INSTALLED = sorted(TASKS.installed())

@@ -1,4 +1,4 @@
-"""`clue.evaluate()`: clue from Python, the same run the pytest plugin drives (clue.run.Run), without pytest.
+"""`clue.evaluate()`: clue from Python, the same run the pytest plugin drives (clue.run.outputs.Run), without pytest.
 
 import clue
 
@@ -17,11 +17,11 @@ from typing import Any
 
 from clue.config import Layer, settings_from, tool_clue
 from clue.errors import ClueError, ConfigError
-from clue.evaluation import CaseResult, evaluate_case
-from clue.models import ModelSpec
+from clue.models.matrix import ModelSpec
 from clue.records import CaseRow, NotRun
-from clue.run import Run, merge_stats
-from clue.session import ClueSession
+from clue.run.evaluation import CaseResult, evaluate_case
+from clue.run.outputs import Run, merge_stats
+from clue.run.session import ClueSession
 from clue.tasks import task_names
 
 # options of the pytest front end that mean nothing in one Python process: refused by name, not ignored
@@ -99,8 +99,8 @@ def _run_case(session: ClueSession, out: Evaluation, case: ModelSpec, name: str)
         task = session.task(name)
         if session.data(task) is None:
             reason, status, settings = session.missing_data_reason(task), "skipped", session.settings
-            if settings.require_data or settings.strict:  # as the plugin: a selected task without data fails
-                flag = "require_data" if settings.require_data else "strict"
+            if settings.data.require_data or settings.gate.strict:  # as the plugin: a selected task without data fails
+                flag = "require_data" if settings.data.require_data else "strict"
                 reason, status = f"{reason} ({flag}: a selected task without data fails)", "error"
             out.not_run.append(NotRun(name, case.case, status, reason))
             return None

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from clue import strict_json
 from clue.errors import ConfigError
-from clue.files import SHARED, atomic_write
-from clue.pseudonyms import hash_id, hash_text
 from clue.records import BaselineEntry, BaselineSample, RecordError, name_in_message
-from clue.strict_json import JSONProblem
 from clue.types import MetricSpec, Prompt, TaskResult
+from clue.util import strict_json
+from clue.util.files import SHARED, atomic_write
+from clue.util.pseudonyms import hash_id, hash_text
+from clue.util.strict_json import JSONProblem
 from clue.version import __version__
 
 FORMAT = 2  # 2: each entry carries the digest of its content

@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "store":
-            from clue.store import GenerationStore
+            from clue.store.sqlite import GenerationStore
 
             path = args.cache_dir / "generations.sqlite3"
             if not path.is_file():

@@ -1,6 +1,12 @@
 """clue's run configuration: one pure Settings object, built from layers of sources (the command line, ini options
 and `[tool.clue]` for the pytest plugin; `clue.evaluate()`'s arguments and `[tool.clue]` for Python).
 
+One place per option: each option is one field of a frozen section of `Settings` (models, data, outputs, gate,
+generation, scoring, and the tasks' own knobs in clue/tasks/options.py), declared with `option(default, help, ...)`:
+its annotation is its type, its default the default (rendered into the help), its metadata the check and how a raw
+value is read. `OPTIONS`, the one option table, is collected from the sections; the pytest options and ini keys
+(clue/plugin/options.py), the `[tool.clue]` keys and `clue.evaluate()`'s keywords all come from it.
+
 Precedence: the first layer that sets an option wins (pytest: command line > `[tool.pytest.ini_options]` (`clue_*`
 keys) > `[tool.clue]` in pyproject.toml > the built-in default); margins merge key by key. Relative paths are taken
 from the layer's folder (the invocation directory for the command line, the rootdir for configuration files).
@@ -8,317 +14,217 @@ from the layer's folder (the invocation directory for the command line, the root
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
+import types
+import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from clue import stats
 from clue.errors import ConfigError
+from clue.models.matrix import DTYPES
+from clue.statistics import paired as stats
+from clue.tasks.options import TaskOptions
 from clue.types import MetricSpec
-
-LONGHEALTH_MAX_TOKENS = 8140  # CLUE's scripts/launch_scripts/run_LongHealth8k.sh: --max_len 8140
+from clue.util.options import OptionInfo, at_least, between, one_of, option
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+BERTSCORE_DEFAULT_MODEL = "allenai/scibert_scivocab_uncased"
+
+
+def _data(value: Any, base: Path, flag: str) -> dict[str, Path]:
+    return data_files(value or [], base, flag)
+
+
+def _baselines(value: Any, base: Path, flag: str) -> tuple[str, ...]:
+    return _baseline_files(value or [], base)
+
+
+def _linker(value: Any, base: Path, flag: str) -> str:
+    """A scispacy KB name, or a KB JSON Lines file (a path, resolved against the layer's folder)."""
+    text = str(value)
+    return str((base / text).resolve()) if text.endswith(".jsonl") else text
+
+
+def _path_text(value: Any, base: Path, flag: str) -> str:
+    return str((base / str(value)).resolve())
+
+
+def _alpha(value: float) -> str | None:
+    return None if 0 < value < 0.5 else f"must be between 0 and 0.5 (one-sided level), got {value}"
+
+
+def _non_negative(value: float) -> str | None:
+    return None if value >= 0 else "must be >= 0"
+
 
 @dataclass(frozen=True)
-class _Opt:
-    name: str
-    help: str
-    type: Any = str
-    default: Any = None
-    metavar: str | None = None
-    action: str | None = None  # "store_true" or "append"
+class ModelOptions:
+    """Which models run (a matrix, or --clue-model and its base) and how the command-line pair is loaded."""
 
-
-OPTIONS: tuple[_Opt, ...] = (
-    _Opt(
-        "model",
+    model: str | None = option(
+        None,
         "the model to evaluate: a local folder or a Hugging Face id (test id: 'candidate'); overrides the model matrix",
         metavar="PATH_OR_ID",
-    ),
-    _Opt("base_model", "the base model --clue-model is gated against (test id: 'base')", metavar="PATH_OR_ID"),
-    _Opt(
-        "matrix",
-        "model matrix TOML file listing several models and their bases (default from [tool.clue] matrix)",
-        metavar="FILE",
-    ),
-    _Opt("dtype", "dtype for --clue-model/--clue-base-model: auto, float32, float16, bfloat16", default="auto"),
-    _Opt(
-        "chat_template",
+    )
+    base_model: str | None = option(
+        None, "the base model --clue-model is gated against (test id: 'base')", metavar="PATH_OR_ID"
+    )
+    matrix: Path | None = option(
+        None, "model matrix TOML file listing several models and their bases", metavar="FILE", shown="none"
+    )
+    dtype: str = option(
+        "auto", "dtype for --clue-model/--clue-base-model: auto, float32, float16, bfloat16", check=one_of(DTYPES)
+    )
+    chat_template: str | None = option(
+        None,
         "Jinja chat template file overriding the tokenizer's, for --clue-model/--clue-base-model",
         metavar="FILE",
-    ),
-    _Opt(
-        "max_model_len",
-        "context length for --clue-model/--clue-base-model (default: the model config's)",
-        type=int,
+        parse=_path_text,
+        shown="the tokenizer's",
+    )
+    max_model_len: int | None = option(
+        None,
+        "context length for --clue-model/--clue-base-model",
         metavar="TOKENS",
-    ),
-    _Opt(
-        "data_dir",
+        shown="the model config's",
+    )
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Where each task's data is and how much of it is scored."""
+
+    data_dir: Path | None = option(
+        None,
         "folder with one sub-folder per task holding its published file, e.g. DIR/mednli/mli_test_v1.jsonl",
         metavar="DIR",
-    ),
-    _Opt(
-        "data",
+        shown="none",
+    )
+    data: dict[str, Path] = option(
+        {},
         "one task's data file, overriding --clue-data-dir (repeatable); TASK is a task name (a typo is a usage error "
         "listing them) or longhealth for all three LongHealth sub-tasks, which share one benchmark file",
         metavar="TASK=FILE",
-        action="append",
-    ),
-    _Opt("reports_dir", "where results JSON and JUnit XML go", default="reports", metavar="DIR"),
-    _Opt(
-        "cache_dir",
+        repeat=True,
+        parse=_data,
+    )
+    require_data: bool = option(
+        False,
+        "fail (instead of skip) a selected task whose data is missing: a mistyped --clue-data-dir must not pass a "
+        "CI gate (--clue-strict does this too)",
+    )
+    limit: int | None = option(
+        None,
+        "score only the first N samples of each task after the few-shot split (quick runs)",
+        metavar="N",
+        check=at_least(1),
+        shown="every sample",
+    )
+    fewshot_seed: int = option(
+        1, "seed of the few-shot shuffle: 1 is CLUE's split (random.seed(1); random.shuffle(data))"
+    )
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Where results, reports and the generation store go, and what they may hold."""
+
+    reports_dir: Path = option(Path("reports"), "where results JSON and JUnit XML go", metavar="DIR")
+    cache_dir: Path = option(
+        Path(".clue-cache"),
         "where the generation store (generations.sqlite3, mode 0600), the metric memo and the built tiny models live",
-        default=".clue-cache",
         metavar="DIR",
-    ),
-    _Opt(
-        "margin",
+    )
+    save_baseline: Path | None = option(
+        None,
+        "after the run, write every finished task x model's per-sample scores, with hashed sample ids, prompts and "
+        "outputs and what produced them (data hash, protocol, decoding, metric fingerprints), to FILE: no text, "
+        "small enough to commit",
+        metavar="FILE",
+        shown="none",
+    )
+    report_samples: bool = option(
+        False,
+        "write raw sample ids, inputs, outputs and references into the results JSON and the "
+        "HTML report; off by default because MIMIC-derived text is credentialed (public data sets are always "
+        "shown)",
+    )
+    debug: bool = option(
+        False,
+        "show the full traceback, with local variables, when a clue test fails or errors. Off by default: a "
+        "traceback prints the fixtures' arguments and the engine's messages, which may hold patient text (samples, "
+        "prompts, outputs), and it lands in junit.xml and the CI log. Never share the artefacts of such a run",
+    )
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """How a model is compared with its base: margins, the tests' level and resampling, what fails a case."""
+
+    margin: float | None = option(
+        None,
         "non-inferiority margin on the metric's 0-1 scale: a model regresses when the upper confidence bound of "
         "model minus base lies below -margin. VALUE sets every metric's margin; METRIC=VALUE one metric's "
-        f"(repeatable). Defaults: {stats.DEFAULT_MARGIN}, bertscore_f1 0.005 (README: margins)",
+        "(repeatable; README: margins)",
         metavar="[METRIC=]VALUE",
-        action="append",
-    ),
-    _Opt(
-        "alpha",
-        "one-sided significance level of the paired tests; the CI shown is the two-sided "
-        f"1-2*alpha interval (default {stats.DEFAULT_ALPHA}, i.e. a 95 percent interval)",
-        type=float,
-    ),
-    _Opt(
-        "baseline",
+        repeat=True,
+        shown=f"{stats.DEFAULT_MARGIN}, bertscore_f1 0.005",
+    )
+    # per-metric margins: not an option of its own, filled from `margin`'s METRIC=VALUE items and [tool.clue.margins]
+    margins: Mapping[str, float] = field(default_factory=dict)
+    alpha: float = option(
+        stats.DEFAULT_ALPHA,
+        "one-sided significance level of the paired tests; the CI shown is the two-sided 1-2*alpha interval (0.025: "
+        "a 95 percent interval)",
+        check=_alpha,
+    )
+    baseline: tuple[str, ...] = option(
+        (),
         "gate every model that is no other model's base against this stored baseline (written by "
         "--clue-save-baseline), without loading or generating the baseline's model; each baseline is its own test "
         "case, '<model>-vs-<recorded model>' (the model name stored in the baseline, not the file's name; "
         "FILE=LABEL sets another). FILE#MODEL picks one model of a file holding several (repeatable)",
         metavar="FILE[#MODEL][=LABEL]",
-        action="append",
-    ),
-    _Opt(
-        "save_baseline",
-        "after the run, write every finished task x model's per-sample scores, with hashed sample ids, prompts and "
-        "outputs and what produced them (data hash, protocol, decoding, metric fingerprints), to FILE: no text, "
-        "small enough to commit",
-        metavar="FILE",
-    ),
-    _Opt(
-        "sequential",
-        "group-sequential gate: generate each gated model's samples in a seeded order, look at the comparison every "
-        "--clue-sequential-look-every units and stop generating once every gated metric crossed a boundary "
-        "(O'Brien-Fleming alpha spending, same error rates as the fixed gate; docs/performance.md)",
-        action="store_true",
-    ),
-    _Opt(
-        "sequential_look_every",
-        "with --clue-sequential: units (samples, or LongHealth questions) between looks (default 100)",
-        type=int,
-        metavar="N",
-    ),
-    _Opt(
-        "require_data",
-        "fail (instead of skip) a selected task whose data is missing: a mistyped --clue-data-dir must not pass a "
-        "CI gate (--clue-strict does this too)",
-        action="store_true",
-    ),
-    _Opt(
-        "debug",
-        "show the full traceback, with local variables, when a clue test fails or errors. Off by default: a "
-        "traceback prints the fixtures' arguments and the engine's messages, which may hold patient text (samples, "
-        "prompts, outputs), and it lands in junit.xml and the CI log. Never share the artefacts of such a run",
-        action="store_true",
-    ),
-    _Opt(
-        "strict",
+        repeat=True,
+        parse=_baselines,
+        shown="none",
+    )
+    strict: bool = option(
+        False,
         "fail inconclusive comparisons too (default: pass with a warning). A strict gate passes only when every "
         "gated metric is shown non-inferior, which needs margins larger than the comparison's MDE (shown in the "
         "report): at n = 237 to 500 that is rarely the case for the default margins",
-        action="store_true",
-    ),
-    _Opt(
-        "rescore",
-        "recompute metrics from stored generations only: no weights are loaded, and a generation missing from the "
-        "store is an error",
-        action="store_true",
-    ),
-    _Opt(
-        "report_samples",
-        "write raw sample ids, inputs, outputs and references into the results JSON and the "
-        "HTML report; off by default because MIMIC-derived text is credentialed (public data sets are always "
-        "shown)",
-        action="store_true",
-    ),
-    _Opt(
-        "resamples",
-        f"bootstrap resamples for continuous metrics (default {stats.DEFAULT_RESAMPLES})",
-        type=int,
-    ),
-    _Opt(
-        "min_samples",
+    )
+    sequential: bool = option(
+        False,
+        "group-sequential gate: generate each gated model's samples in a seeded order, look at the comparison every "
+        "--clue-sequential-look-every units and stop generating once every gated metric crossed a boundary "
+        "(O'Brien-Fleming alpha spending, same error rates as the fixed gate; docs/performance.md)",
+    )
+    sequential_look_every: int = option(
+        100,
+        "with --clue-sequential: units (samples, or LongHealth questions) between looks",
+        metavar="N",
+        check=at_least(1),
+    )
+    resamples: int = option(stats.DEFAULT_RESAMPLES, "bootstrap resamples for continuous metrics", check=at_least(1))
+    min_samples: int = option(
+        stats.DEFAULT_MIN_SAMPLES,
         "fewer independent units than this (paired samples, or clusters where a task repeats a question) make a "
-        f"comparison inconclusive (default {stats.DEFAULT_MIN_SAMPLES})",
-        type=int,
-    ),
-    _Opt(
-        "seed",
-        "sampling seed when --clue-temperature > 0 (part of the generation store's key; default 1)",
-        type=int,
-    ),
-    _Opt(
-        "fewshot_seed",
-        "seed of the few-shot shuffle: 1 (default) is CLUE's split (random.seed(1); random.shuffle(data))",
-        type=int,
-    ),
-    _Opt(
-        "bootstrap_seed",
-        "seed of the bootstrap resamples: changes confidence intervals only, never the stored generations (default 1)",
-        type=int,
-    ),
-    _Opt(
-        "limit",
-        "score only the first N samples of each task after the few-shot split (quick runs)",
-        type=int,
-        metavar="N",
-    ),
-    _Opt(
-        "batch_size",
-        "prompts per batch for a third-party engine that batches with padding (default 8); clue's own engines do "
-        "not use it: transformers runs each prompt alone, vLLM and servers schedule their own batches",
-        type=int,
-    ),
-    _Opt(
-        "cpu_threads",
-        "torch threads for work on the CPU (generation, BERTScore). Default: OMP_NUM_THREADS if set (pytest -n "
-        "sets each worker's share), else half the cores, at least 1: measured on a 2-core machine, 2 threads were "
-        "no faster than 1 when idle and 3.3x slower when another job shared the machine (docs/performance.md)",
-        type=int,
-        metavar="N",
-    ),
-    _Opt(
-        "max_failed_share",
-        "when more than this share of a model's samples fail to generate, the test errors with the first error "
-        "instead of scoring the failures as wrong answers (a systematic failure is not a verdict; default 0.05)",
-        type=float,
-        metavar="SHARE",
-    ),
-    _Opt(
-        "longhealth_max_tokens",
-        "LongHealth's prompt budget in tokens (system prompt, instructions, question, options and documents; "
-        f"the model's context still applies): default {LONGHEALTH_MAX_TOKENS}, CLUE's run_LongHealth8k.sh; 0 = the "
-        "model's context",
-        type=int,
-        metavar="TOKENS",
-    ),
-    _Opt(
-        "gpus",
-        "under pytest -n N: the GPU ids to split between workers, each worker getting its own slice as "
-        "CUDA_VISIBLE_DEVICES; 'auto' (default) takes CUDA_VISIBLE_DEVICES or nvidia-smi's list, 'none' leaves "
-        "the environment alone",
-        default="auto",
-        metavar="auto|none|0,1,...",
-    ),
-    _Opt(
-        "temperature",
-        "sampling temperature; 0 means greedy decoding (default 0; CLUE's scripts used 1.0)",
-        type=float,
-    ),
-    _Opt("top_p", "nucleus sampling top-p, used when temperature > 0 (default 1.0)", type=float),
-    _Opt(
-        "rouge_stemmer",
-        "Porter stemming in ROUGE: on or off (default off, as CLUE's published numbers: HF evaluate's rouge "
-        "without use_stemmer); on is part of the metric's fingerprint",
-        default="off",
-        metavar="on|off",
-    ),
-    _Opt(
-        "bertscore_model",
-        "BERTScore model: a Hugging Face id or local folder (default "
-        "allenai/scibert_scivocab_uncased, what CLUE's lang='en-sci' means; 'tiny-bert' builds an offline "
-        "stand-in)",
-        metavar="PATH_OR_ID",
-    ),
-    _Opt(
-        "bertscore_layers",
-        "which hidden layer BERTScore uses (default 8 for SciBERT; required for models bert-score does not know)",
-        type=int,
-    ),
-    _Opt("bertscore_batch_size", "BERTScore batch size (default 64)", type=int),
-    _Opt(
-        "umls_spacy_model",
-        "spaCy/scispacy pipeline for UMLS-entity F1 (default en_core_sci_sm; 'ruler' builds "
-        "an offline EntityRuler from the --clue-umls-linker KB file; 'off' drops the metric)",
-        metavar="NAME",
-    ),
-    _Opt(
-        "umls_abbreviations",
-        "resolve abbreviations (scispacy's AbbreviationDetector) before UMLS linking: on or off (default off, as "
-        "CLUE: its linker asks for resolution but never adds the detector, so none happens)",
-        default="off",
-        metavar="on|off",
-    ),
-    _Opt(
-        "umls_linker",
-        "scispacy linker: 'umls' (default), another scispacy KB name, or a KB JSON Lines file "
-        "whose index clue builds offline",
-        metavar="NAME_OR_FILE",
-    ),
-)
-
-
-@dataclass(frozen=True)
-class Settings:
-    rootpath: Path
-    model: str | None
-    base_model: str | None
-    matrix: Path | None
-    dtype: str
-    chat_template: str | None
-    max_model_len: int | None
-    data_dir: Path | None
-    data: dict[str, Path]
-    reports_dir: Path
-    cache_dir: Path
-    baselines: tuple[str, ...]  # absolute FILE or FILE#MODEL
-    save_baseline: Path | None
-    margin: float | None  # None: each metric's own default
-    margins: dict[str, float]
-    alpha: float
-    strict: bool
-    debug: bool
-    sequential: bool
-    sequential_look_every: int
-    require_data: bool
-    report_samples: bool
-    rescore: bool
-    resamples: int
-    min_samples: int
-    seed: int
-    fewshot_seed: int
-    bootstrap_seed: int
-    limit: int | None
-    batch_size: int
-    cpu_threads: int
-    max_failed_share: float
-    longhealth_max_tokens: int
-    gpus: str
-    temperature: float
-    top_p: float
-    rouge_stemmer: bool
-    bertscore_model: str
-    bertscore_layers: int | None
-    bertscore_batch_size: int
-    umls_spacy_model: str
-    umls_abbreviations: bool
-    umls_linker: str
+        "comparison inconclusive",
+    )
+    bootstrap_seed: int = option(
+        1, "seed of the bootstrap resamples: changes confidence intervals only, never the stored generations"
+    )
 
     def margin_for(self, metric: MetricSpec) -> float:
         """A metric's margin: its own setting, else the global one, else the metric's default, else 0.02."""
@@ -327,6 +233,194 @@ class Settings:
         if self.margin is not None:
             return self.margin
         return metric.margin if metric.margin is not None else stats.DEFAULT_MARGIN
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """How outputs are generated (decoding is part of the store's key) and on what."""
+
+    temperature: float = option(
+        0.0, "sampling temperature; 0 means greedy decoding (CLUE's scripts used 1.0)", check=_non_negative
+    )
+    top_p: float = option(1.0, "nucleus sampling top-p, used when temperature > 0")
+    seed: int = option(1, "sampling seed when --clue-temperature > 0 (part of the generation store's key)")
+    batch_size: int = option(
+        8,
+        "prompts per batch for a third-party engine that batches with padding; clue's own engines do not use it: "
+        "transformers runs each prompt alone, vLLM and servers schedule their own batches",
+        check=at_least(1),
+    )
+    max_failed_share: float = option(
+        0.05,
+        "when more than this share of a model's samples fail to generate, the test errors with the first error "
+        "instead of scoring the failures as wrong answers (a systematic failure is not a verdict)",
+        metavar="SHARE",
+        check=between(0, 1),
+    )
+    rescore: bool = option(
+        False,
+        "recompute metrics from stored generations only: no weights are loaded, and a generation missing from the "
+        "store is an error",
+    )
+    cpu_threads: int = option(
+        0,
+        "torch threads for work on the CPU (generation, BERTScore); 0 or unset: OMP_NUM_THREADS if set (pytest -n "
+        "sets each worker's share), else half the cores, at least 1: measured on a 2-core machine, 2 threads were "
+        "no faster than 1 when idle and 3.3x slower when another job shared the machine (docs/performance.md)",
+        metavar="N",
+        check=at_least(1),
+        shown="OMP_NUM_THREADS, else half the cores",
+    )
+    gpus: str = option(
+        "auto",
+        "under pytest -n N: the GPU ids to split between workers, each worker getting its own slice as "
+        "CUDA_VISIBLE_DEVICES; 'auto' takes CUDA_VISIBLE_DEVICES or nvidia-smi's list, 'none' leaves "
+        "the environment alone",
+        metavar="auto|none|0,1,...",
+    )
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """The metric models and their settings (each part of its metric's fingerprint)."""
+
+    rouge_stemmer: bool = option(
+        False,
+        "Porter stemming in ROUGE: on or off (off, as CLUE's published numbers: HF evaluate's rouge without "
+        "use_stemmer); on is part of the metric's fingerprint",
+        metavar="on|off",
+        on_off=True,
+    )
+    bertscore_model: str = option(
+        BERTSCORE_DEFAULT_MODEL,
+        "BERTScore model: a Hugging Face id or local folder (SciBERT is what CLUE's lang='en-sci' means; "
+        "'tiny-bert' builds an offline stand-in)",
+        metavar="PATH_OR_ID",
+    )
+    bertscore_layers: int | None = option(
+        None,
+        "which hidden layer BERTScore uses (required for models bert-score does not know)",
+        shown="8 for SciBERT",
+    )
+    bertscore_batch_size: int = option(64, "BERTScore batch size")
+    umls_spacy_model: str = option(
+        "en_core_sci_sm",
+        "spaCy/scispacy pipeline for UMLS-entity F1 ('ruler' builds an offline EntityRuler from the "
+        "--clue-umls-linker KB file; 'off' drops the metric)",
+        metavar="NAME",
+    )
+    umls_abbreviations: bool = option(
+        False,
+        "resolve abbreviations (scispacy's AbbreviationDetector) before UMLS linking: on or off (off, as CLUE: its "
+        "linker asks for resolution but never adds the detector, so none happens)",
+        metavar="on|off",
+        on_off=True,
+    )
+    umls_linker: str = option(
+        "umls",
+        "scispacy linker: 'umls', another scispacy KB name, or a KB JSON Lines file whose index clue builds offline",
+        metavar="NAME_OR_FILE",
+        parse=_linker,
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A run's settings, one frozen section per stage; each section's fields are its options."""
+
+    rootpath: Path
+    models: ModelOptions = field(default_factory=ModelOptions)
+    data: DataOptions = field(default_factory=DataOptions)
+    outputs: OutputOptions = field(default_factory=OutputOptions)
+    gate: GateOptions = field(default_factory=GateOptions)
+    generation: GenerationOptions = field(default_factory=GenerationOptions)
+    scoring: ScoringOptions = field(default_factory=ScoringOptions)
+    tasks: TaskOptions = field(default_factory=TaskOptions)
+
+
+SECTIONS: tuple[str, ...] = ("models", "data", "outputs", "gate", "generation", "scoring", "tasks")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One row of the option table, read from its section's field."""
+
+    name: str
+    section: str
+    kind: type  # int, float, str, bool or Path; a list option's items are read by its `parse`
+    default: Any
+    info: OptionInfo
+
+    @property
+    def flag(self) -> str:
+        return "--clue-" + self.name.replace("_", "-")
+
+    @property
+    def action(self) -> str | None:
+        """How pytest's parser takes it: "store_true" (a flag), "append" (repeatable) or None (one value)."""
+        if self.kind is bool and not self.info.on_off:
+            return "store_true"
+        return "append" if self.info.repeat else None
+
+    @property
+    def type(self) -> type:
+        """The command line's conversion (numbers; everything else is text read by the layer logic)."""
+        return self.kind if self.kind in (int, float) else str
+
+    @property
+    def metavar(self) -> str | None:
+        return self.info.metavar
+
+    @property
+    def help(self) -> str:
+        """The help with the default rendered from the value (or `shown`); flags are off by default."""
+        if self.action == "store_true":
+            return self.info.help
+        return f"{self.info.help} (default: {self.shown_default})"
+
+    @property
+    def shown_default(self) -> str:
+        """The default as the help shows it: `shown`, else the value (none, on/off, the number or text)."""
+        if self.info.shown is not None:
+            return self.info.shown
+        value = self.default
+        if value is None or value in ((), {}):
+            return "none"
+        return ("on" if value else "off") if self.kind is bool else str(value)
+
+
+def _kind(annotation: Any) -> type:
+    """int, float, str, bool or Path from a field's annotation (`X | None` is X); anything else: object."""
+    args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    plain = [a for a in args if a is not type(None)]
+    return plain[0] if len(plain) == 1 and plain[0] in (int, float, str, bool, Path) else object
+
+
+def _section_options(section: str, cls: type) -> list[Option]:
+    hints = typing.get_type_hints(cls)
+    found = []
+    for f in fields(cls):
+        info = f.metadata.get("clue")
+        if isinstance(info, OptionInfo):
+            default = f.default_factory() if callable(f.default_factory) else f.default
+            kind = _kind(hints[f.name])
+            if kind is object and info.parse is None and not info.repeat:
+                raise TypeError(f"option {f.name}: a {hints[f.name]} needs a parse function")
+            found.append(Option(f.name, section, kind, default, info))
+    return found
+
+
+def section_types() -> dict[str, type]:
+    hints = typing.get_type_hints(Settings)
+    return {name: hints[name] for name in SECTIONS}
+
+
+def collect_options() -> tuple[Option, ...]:
+    """The option table, from the sections' fields (an option added to a section appears everywhere)."""
+    return tuple(opt for name, cls in section_types().items() for opt in _section_options(name, cls))
+
+
+OPTIONS: tuple[Option, ...] = collect_options()
 
 
 def default_cpu_threads() -> int:
@@ -396,9 +490,16 @@ def tool_clue(rootpath: Path) -> dict[str, Any]:
 
 
 def _convert(name: str, value: Any, kind: Any) -> Any:
+    """A number from a layer's value (a string from the command line or ini, a number from TOML or Python);
+    a value that is not one, not finite, or an int option given a fraction is a ConfigError, never truncated."""
     try:
-        return kind(value)
-    except (TypeError, ValueError):
+        if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
+            raise ValueError
+        number = kind(value)
+        if not math.isfinite(number):
+            raise ValueError
+        return number
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"clue option {name}: {value!r} is not a valid {kind.__name__}") from None
 
 
@@ -452,9 +553,6 @@ class Layer:
     base: Path
 
 
-KNOWN = frozenset({o.name for o in OPTIONS} | {"margins"})
-
-
 def _is_set(value: Any) -> bool:
     return value is not None and value != [] and value != ""  # `0 in (None, [], "")` is False: 0 is a value
 
@@ -462,39 +560,69 @@ def _is_set(value: Any) -> bool:
 def settings_from(rootpath: Path, layers: Sequence[Layer]) -> Settings:
     """Settings from layers, highest precedence first (the command line, ini options, [tool.clue]; or evaluate()'s
     arguments, [tool.clue]), each option taken from the first layer that sets it (raises ConfigError)."""
-    values = _pick(rootpath, layers)
-    margin, margins = _checked_margins(layers)
-    settings = _build(rootpath, values, margin, margins)
-    if settings.bertscore_layers is None and settings.bertscore_model == BERTSCORE_DEFAULT_MODEL:
-        settings = replace(settings, bertscore_layers=8)
-    _validate(settings)
+    options = collect_options()
+    known = {o.name for o in options} | {"margins"}
+    for layer in layers:
+        unknown = set(layer.values) - known
+        if unknown:
+            raise ConfigError(f"{layer.label}: unknown clue option(s) {', '.join(sorted(unknown))}")
+    values: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    for opt in options:
+        if opt.name != "margin":  # margins merge key by key across layers: _checked_margins
+            values[opt.section][opt.name] = _value(opt, rootpath, layers)
+    values["gate"]["margin"], values["gate"]["margins"] = _checked_margins(layers)
+    sections = {name: cls(**values[name]) for name, cls in section_types().items()}
+    settings = _derived(Settings(rootpath, **sections))
+    for opt in options:
+        problem = opt.info.check(getattr(getattr(settings, opt.section), opt.name)) if opt.info.check else None
+        if problem:
+            raise ConfigError(f"{opt.flag} {problem}")
+    _cross_checks(settings)
     return settings
 
 
-_PATHS = ("matrix", "data_dir", "reports_dir", "cache_dir", "chat_template", "save_baseline")
+def _value(opt: Option, rootpath: Path, layers: Sequence[Layer]) -> Any:
+    """The option's value from the first layer that sets it (paths resolved against that layer's folder), else its
+    default."""
+    source = next((la for la in layers if _is_set(la.values.get(opt.name))), None)
+    if source is None:
+        if opt.info.parse is not None and opt.info.repeat:
+            return opt.info.parse(None, rootpath, opt.flag)
+        return (rootpath / opt.default).resolve() if isinstance(opt.default, Path) else opt.default
+    raw, base = source.values[opt.name], source.base
+    if opt.info.parse is not None:
+        value = opt.info.parse(raw, base, opt.flag)
+        if opt.name == "data" and source.label in _NAMED_NOW:
+            _require_files(value)
+        return value
+    if opt.kind is bool:
+        return _on_off(opt.flag, raw) if opt.info.on_off else _flag(raw)
+    if opt.kind is Path:
+        return (base / str(raw)).resolve()
+    if opt.kind in (int, float):
+        return _convert(opt.name, raw, opt.kind)
+    text = str(raw)
+    return (text.strip() or opt.default) if opt.name == "gpus" else text
 
 
-def _pick(rootpath: Path, layers: Sequence[Layer]) -> dict[str, Any]:
-    """Each option's value from the first layer that sets it, paths resolved against that layer's folder."""
-    for layer in layers:
-        unknown = set(layer.values) - KNOWN
-        if unknown:
-            raise ConfigError(f"{layer.label}: unknown clue option(s) {', '.join(sorted(unknown))}")
-    values: dict[str, Any] = {}
-    for opt in OPTIONS:
-        source = next((la for la in layers if _is_set(la.values.get(opt.name))), None)
-        value, base = (opt.default, rootpath) if source is None else (source.values[opt.name], source.base)
-        if (opt.name == "umls_linker" and value and str(value).endswith(".jsonl")) or (opt.name in _PATHS and value):
-            value = (base / str(value)).resolve()
-        elif opt.name == "data":
-            value = data_files(value or [], base, "--clue-data")
-            if source is not None and source.label in _NAMED_NOW:
-                _require_files(value)
-        elif opt.name == "baseline":
-            value = _baseline_files(value or [], base)
-        values[opt.name] = value
-    values.pop("margin")  # margins merge key by key across layers: _checked_margins
-    return values
+def _derived(settings: Settings) -> Settings:
+    """Defaults that depend on the machine or on another option: the CPU threads (0: OMP_NUM_THREADS or half the
+    cores) and BERTScore's layer (8 for CLUE's SciBERT)."""
+    generation, scoring = settings.generation, settings.scoring
+    if not generation.cpu_threads:
+        settings = replace(settings, generation=replace(generation, cpu_threads=default_cpu_threads()))
+    if scoring.bertscore_layers is None and scoring.bertscore_model == BERTSCORE_DEFAULT_MODEL:
+        settings = replace(settings, scoring=replace(scoring, bertscore_layers=8))
+    return settings
+
+
+def _cross_checks(settings: Settings) -> None:
+    """What no option's own check can see: combinations that cannot run."""
+    if settings.gate.sequential and settings.outputs.save_baseline is not None:
+        raise ConfigError(
+            "--clue-save-baseline with --clue-sequential: a sequential run scores only the samples it generated "
+            "before stopping; save baselines from a full run"
+        )
 
 
 # layers whose data files were named for this run: a file that is not there is a typo, not a data set to skip (a
@@ -520,83 +648,6 @@ def _checked_margins(layers: Sequence[Layer]) -> tuple[float | None, dict[str, f
                 f"metrics: {', '.join(sorted(known))}"
             )
     return margin, margins
-
-
-def _build(rootpath: Path, values: dict[str, Any], margin: float | None, margins: dict[str, float]) -> Settings:
-    def number(name: str, kind: Any, default: Any) -> Any:
-        value = values.get(name)
-        return default if value is None else _convert(name, value, kind)
-
-    return Settings(
-        rootpath=rootpath,
-        model=values["model"],
-        base_model=values["base_model"],
-        matrix=values["matrix"],
-        dtype=str(values["dtype"]),
-        chat_template=str(values["chat_template"]) if values["chat_template"] else None,
-        max_model_len=number("max_model_len", int, None),
-        data_dir=values["data_dir"],
-        data=values["data"],
-        reports_dir=values["reports_dir"],
-        cache_dir=values["cache_dir"],
-        baselines=values["baseline"],
-        save_baseline=values["save_baseline"],
-        margin=margin,
-        margins=margins,
-        alpha=number("alpha", float, stats.DEFAULT_ALPHA),
-        strict=_flag(values["strict"]),
-        debug=_flag(values["debug"]),
-        sequential=_flag(values["sequential"]),
-        sequential_look_every=number("sequential_look_every", int, 100),
-        require_data=_flag(values["require_data"]),
-        report_samples=_flag(values["report_samples"]),
-        rescore=_flag(values["rescore"]),
-        resamples=number("resamples", int, stats.DEFAULT_RESAMPLES),
-        min_samples=number("min_samples", int, stats.DEFAULT_MIN_SAMPLES),
-        seed=number("seed", int, 1),
-        fewshot_seed=number("fewshot_seed", int, 1),
-        bootstrap_seed=number("bootstrap_seed", int, 1),
-        limit=number("limit", int, None),
-        batch_size=number("batch_size", int, 8),
-        cpu_threads=number("cpu_threads", int, 0) or default_cpu_threads(),
-        max_failed_share=number("max_failed_share", float, 0.05),
-        longhealth_max_tokens=number("longhealth_max_tokens", int, LONGHEALTH_MAX_TOKENS),
-        gpus=str(values["gpus"]).strip() or "auto",
-        temperature=number("temperature", float, 0.0),
-        top_p=number("top_p", float, 1.0),
-        rouge_stemmer=_on_off("--clue-rouge-stemmer", values["rouge_stemmer"]),
-        bertscore_model=str(values["bertscore_model"] or BERTSCORE_DEFAULT_MODEL),
-        bertscore_layers=number("bertscore_layers", int, None),
-        bertscore_batch_size=number("bertscore_batch_size", int, 64),
-        umls_spacy_model=str(values["umls_spacy_model"] or "en_core_sci_sm"),
-        umls_abbreviations=_on_off("--clue-umls-abbreviations", values["umls_abbreviations"]),
-        umls_linker=str(values["umls_linker"] or "umls"),
-    )
-
-
-def _validate(settings: Settings) -> None:
-    from clue.models import DTYPES
-
-    if settings.dtype not in DTYPES:
-        raise ConfigError(f"--clue-dtype {settings.dtype!r} is not one of {', '.join(DTYPES)}")
-    if not 0 < settings.alpha < 0.5:
-        raise ConfigError(f"--clue-alpha must be between 0 and 0.5 (one-sided level), got {settings.alpha}")
-    for name in ("resamples", "batch_size", "cpu_threads", "sequential_look_every"):
-        if getattr(settings, name) < 1:
-            raise ConfigError(f"--clue-{name.replace('_', '-')} must be at least 1")
-    if settings.limit is not None and settings.limit < 1:
-        raise ConfigError("--clue-limit must be at least 1")
-    if not 0 <= settings.max_failed_share <= 1:
-        raise ConfigError(f"--clue-max-failed-share must be between 0 and 1, got {settings.max_failed_share}")
-    if settings.sequential and settings.save_baseline is not None:
-        raise ConfigError(
-            "--clue-save-baseline with --clue-sequential: a sequential run scores only the samples it generated "
-            "before stopping; save baselines from a full run"
-        )
-    if settings.longhealth_max_tokens < 0:
-        raise ConfigError("--clue-longhealth-max-tokens must be >= 0 (0: the model's context only)")
-    if settings.temperature < 0:
-        raise ConfigError("--clue-temperature must be >= 0")
 
 
 def apply_cpu_threads(threads: int) -> None:

@@ -9,16 +9,39 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar, get_args
+from typing import Any, Literal, TypeVar, cast, get_args
 
 from clue.errors import ClueError, describe
-from clue.sequential import Stop
-from clue.stats import Comparison, Verdict
+from clue.statistics.paired import Comparison, Verdict
+from clue.statistics.sequential import Stop
+
+__all__ = [
+    "JSON",
+    "SCHEMA_VERSION",
+    "VERDICTS",
+    "BaselineEntry",
+    "BaselineSample",
+    "CaseRecord",
+    "CaseRow",
+    "CaseVerdict",
+    "Count",
+    "MetricEntry",
+    "MetricRow",
+    "NotRun",
+    "RecordError",
+    "RunRecord",
+    "SampleRow",
+    "comparison_from_json",
+    "name_in_message",
+    "stop_from_json",
+]
 
 SCHEMA_VERSION = 1
 
 JSON = Any  # a value as json.loads gives it
 VERDICTS: tuple[str, ...] = get_args(Verdict)
+# a case's verdict: the gate's, or "reference" for a model that is only compared against
+CaseVerdict = Literal["regressed", "inconclusive", "non-inferior", "improved", "reference"]
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 T = TypeVar("T")
 
@@ -277,7 +300,7 @@ class CaseRecord:
     level: int
     model: str
     case: str
-    verdict: str
+    verdict: CaseVerdict
     n: int
     metrics: Mapping[str, MetricEntry]
     primary_metric: str
@@ -359,7 +382,7 @@ class CaseRecord:
             level=_get(data, "level", int, here),
             model=model,
             case=_get(data, "case", str, here, optional=True) or model,
-            verdict=_get(data, "verdict", str, here),
+            verdict=cast(CaseVerdict, _get(data, "verdict", str, here)),  # checked against _CHOICES
             n=n,
             metrics={name: MetricEntry.from_json(m, f"{here}, metric {name}") for name, m in metrics.items()},
             primary_metric=_get(data, "primary_metric", str, here),

@@ -9,7 +9,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
+
+__all__ = [
+    "ChatMessage",
+    "FinishReason",
+    "Generation",
+    "GenerationSettings",
+    "MetricSpec",
+    "Prompt",
+    "Role",
+    "Sample",
+    "SampleScore",
+    "TaskResult",
+    "TokenCounter",
+]
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "error"]
@@ -166,3 +180,17 @@ class TaskResult:
         if not values:
             raise ValueError(f"task {self.task!r}, model {self.model!r}: no samples to aggregate {metric!r}")
         return sum(values) / len(values)
+
+
+class TokenCounter(Protocol):
+    """Token arithmetic of one model, for tasks that must budget their documents (LongHealth)."""
+
+    context: int
+
+    def count(self, text: str) -> int:
+        """Tokens of a piece of text (cached per text: a document is counted once, not once per prompt)."""
+        ...
+
+    def count_prompt(self, messages: tuple[ChatMessage, ...]) -> int:
+        """Tokens of a whole chat rendered with the model's chat template."""
+        ...

@@ -13,7 +13,7 @@ FIXTURE_DATA = REPO / "fixtures" / "data"
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Llama built once for the test session (seed 0)."""
-    from clue.tiny import build_tiny_llama
+    from clue.models.tiny import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-seed0", seed=0)
 

@@ -33,7 +33,7 @@ def echo_responder(
 def tiny_model_responder(model_dir: Path) -> Responder:
     """Serve the tiny Llama through clue's transformers backend (one request at a time, like a 1-slot server)."""
     from clue.backends.transformers import TransformersBackend
-    from clue.models import ModelSpec
+    from clue.models.matrix import ModelSpec
     from clue.types import ChatMessage, GenerationSettings, Prompt
 
     backend = TransformersBackend(ModelSpec("served", path=str(model_dir)), str(model_dir))

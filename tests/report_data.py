@@ -7,27 +7,22 @@ import random
 from typing import Any
 
 from clue.baseline import Reference
-from clue.gate import run_gate
+from clue.config import GateOptions, Settings
 from clue.metrics.bertscore import BertScoreConfig
 from clue.metrics.scorers import Scorers
+from clue.models.tiny import bertscore_stand_in
 from clue.records import RunRecord
 from clue.report.model import Report, build_report
-from clue.report.results import result_record
+from clue.run.case_record import result_record
+from clue.run.gate import run_gate
 from clue.tasks import get_task
-from clue.tiny import bertscore_stand_in
-from clue.types import Generation, MetricSpec, Sample, TaskResult
+from clue.types import Generation, Sample, TaskResult
 from tests.conftest import FIXTURE_DATA, REPO
 
 
-def settings() -> Any:
-    class S:  # only what run_gate reads
-        alpha, resamples, bootstrap_seed, min_samples = 0.025, 2000, 1, 10
-
-        @staticmethod
-        def margin_for(metric: MetricSpec) -> float:
-            return 0.02
-
-    return S()
+def settings() -> Settings:
+    """The default settings with a margin of 0.02 on every metric and 2,000 resamples (quick)."""
+    return Settings(REPO, gate=GateOptions(margin=0.02, resamples=2000))
 
 
 def _result(task_name: str, model: str, samples: list[Sample], texts: list[str], scorers: Scorers) -> TaskResult:
@@ -54,7 +49,7 @@ def recorded_results(show_samples: bool = False) -> list[dict[str, Any]]:
     def pair(task_name: str, samples: list[Sample], base_texts: list[str], cand_texts: list[str]) -> None:
         base = _result(task_name, "base", samples, base_texts, scorers)
         cand = _result(task_name, "candidate", samples, cand_texts, scorers)
-        outcome = run_gate(cand, Reference.from_result(base), settings())  # type: ignore[arg-type]
+        outcome = run_gate(cand, Reference.from_result(base), settings())
         for result, out in ((base, None), (cand, outcome)):
             records.append(
                 result_record(
@@ -65,7 +60,10 @@ def recorded_results(show_samples: bool = False) -> list[dict[str, Any]]:
     nli = get_task("mednli")
     _, scored = nli.split(nli.load(FIXTURE_DATA / "mednli/mli_test_v1.jsonl"), 1)
     labels = ["ENTAILMENT", "NEUTRAL", "CONTRADICTION"]
-    wrong = lambda s: labels[(labels.index(s.reference) + 1) % 3]  # noqa: E731
+
+    def wrong(s: Sample) -> str:
+        return labels[(labels.index(str(s.reference)) + 1) % 3]
+
     pair(
         "mednli",
         scored,

@@ -14,6 +14,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from clue.tasks import get_task
+from clue.tasks.longhealth import LongHealthBase
+
 TURN_END = "<|end|>"
 WORDS = ["the", "patient", "has", "chest", "pain", "codes", "answer", "is", "a", "b", "c"]
 
@@ -61,7 +64,7 @@ def build_turn_end_llama(out: Path) -> Path:
 
 def build_bert_without_max_length(out: Path) -> Path:
     """The tiny BERT stand-in with `model_max_length` removed from its tokenizer config."""
-    from clue.tiny import build_tiny_bert
+    from clue.models.tiny import build_tiny_bert
 
     folder = build_tiny_bert(out)
     config_file = folder / "tokenizer_config.json"
@@ -69,3 +72,10 @@ def build_bert_without_max_length(out: Path) -> Path:
     config.pop("model_max_length", None)
     config_file.write_text(json.dumps(config))
     return folder
+
+
+def longhealth_task(name: str) -> LongHealthBase:
+    """The registry's LongHealth sub-task, typed as one (its prompt fitting and token budget are its own)."""
+    task = get_task(name)
+    assert isinstance(task, LongHealthBase), name
+    return task

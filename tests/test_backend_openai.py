@@ -14,8 +14,8 @@ import clue.backends.openai_server as openai_server
 from clue.backends.openai_server import OpenAIServerBackend, ServerUnavailable
 from clue.backends.transformers import TransformersBackend
 from clue.errors import ConfigError
-from clue.models import ModelSpec
-from clue.store import GenerationStore
+from clue.models.matrix import ModelSpec
+from clue.store.sqlite import GenerationStore
 from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
 from tests.openai_server import FakeOpenAIServer, tiny_model_responder
 
@@ -167,7 +167,7 @@ def test_decoding_settings_reach_the_server() -> None:
     ],
 )
 def test_server_entries_are_validated(tmp_path: Path, entry: dict[str, object], message: str) -> None:
-    from clue.models import load_matrix
+    from clue.models.matrix import load_matrix
 
     lines = [f"{k} = {v!r}".replace("'", '"') for k, v in entry.items()]
     (tmp_path / "m.toml").write_text('[models.x]\npath = "x"\n' + "\n".join(lines) + "\n")

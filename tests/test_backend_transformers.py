@@ -11,9 +11,9 @@ from clue.backends import load_backend
 from clue.backends.chat import TRUNCATION_MARK
 from clue.backends.transformers import TransformersBackend
 from clue.errors import ConfigError
-from clue.models import ModelSpec
-from clue.store import GenerationStore
-from clue.tiny import build_tiny_llama, folder_digest
+from clue.models.matrix import ModelSpec
+from clue.models.tiny import build_tiny_llama, folder_digest
+from clue.store.sqlite import GenerationStore
 from clue.types import ChatMessage, GenerationSettings, Prompt
 
 
@@ -110,7 +110,7 @@ def test_import_clue_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, clue, clue.plugin, clue.tasks, clue.stats; print('torch' in sys.modules)"
+    code = "import sys, clue, clue.plugin, clue.tasks, clue.statistics.paired; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 

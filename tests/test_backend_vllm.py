@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from clue.errors import ConfigError
-from clue.models import ModelSpec
+from clue.models.matrix import ModelSpec
 from clue.types import ChatMessage, GenerationSettings, Prompt
 
 FAKE = Path(__file__).parent / "fake_vllm"
@@ -142,7 +142,10 @@ def test_each_result_streams_to_the_store_while_the_engine_runs(fake_vllm: Any, 
     spec = ModelSpec("m", path=str(tiny_model_dir), backend="vllm")
     backend = VLLMBackend(spec, str(tiny_model_dir))
     events: list[tuple[str, int]] = []
-    engine_queue = lambda: len(fake_vllm.CREATED[0].llm_engine.queue)  # noqa: E731
+
+    def engine_queue() -> int:
+        return len(fake_vllm.CREATED[0].llm_engine.queue)
+
     backend.generate(
         prompts(5),
         GenerationSettings(),
@@ -176,7 +179,7 @@ def test_on_a_cpu_the_engine_gets_a_kv_cache_and_eager_mode_unless_the_entry_say
 
     monkeypatch.setenv("FAKE_VLLM_CPU", "1")
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
-    for keys, expected in [
+    cases: list[tuple[dict[str, Any], dict[str, Any]]] = [
         # 0.92: vLLM's default share, unused when the KV cache's size is given
         ({}, {"kv_cache_memory_bytes": CPU_KV_CACHE_BYTES, "enforce_eager": True, "gpu_memory_utilization": 0.92}),
         (
@@ -187,7 +190,8 @@ def test_on_a_cpu_the_engine_gets_a_kv_cache_and_eager_mode_unless_the_entry_say
             {"kv_cache_memory_bytes": 1 << 30},
             {"kv_cache_memory_bytes": 1 << 30, "enforce_eager": True, "gpu_memory_utilization": 0.92},
         ),
-    ]:
+    ]
+    for keys, expected in cases:
         spec = ModelSpec.of("m", path=str(tiny_model_dir), backend="vllm", **keys)
         VLLMBackend(spec, str(tiny_model_dir)).generate(prompts(1), GenerationSettings())
         args = fake_vllm.CREATED[-1].args
@@ -277,7 +281,7 @@ def test_an_engine_nobody_shares_is_released_on_close(fake_vllm: Any, tiny_model
 
 def test_adapter_fingerprint_and_rank_limits(fake_vllm: Any, tiny_model_dir: Path, tmp_path: Path) -> None:
     from clue.backends.vllm import VLLMBackend
-    from clue.store import GenerationStore
+    from clue.store.sqlite import GenerationStore
 
     store = GenerationStore(tmp_path / "s.sqlite3")
     plain = VLLMBackend(ModelSpec("a", path=str(tiny_model_dir), backend="vllm"), str(tiny_model_dir))

@@ -220,7 +220,7 @@ def test_bad_baseline_files_are_named_errors(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"results": []}))
     with pytest.raises(ConfigError, match="not a clue baseline"):
         baseline.load(bad)
-    entry = {k: {} for k in ("protocol", "data", "decoding", "metrics")}
+    entry: dict[str, object] = {k: {} for k in ("protocol", "data", "decoding", "metrics")}
     sample = {"id": "ab", "scores": {"accuracy": "high"}}
     bad.write_text(json.dumps({"kind": "clue-baseline", "format": 2, "entries": [
         {"task": "mednli", "model": "base", **entry, "samples": [sample]}

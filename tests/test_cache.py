@@ -9,12 +9,13 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from clue.fingerprint import folder_fingerprint, generation_key, location_fingerprint
-from clue.generation import StoredRun
-from clue.store import GenerationStore, StoreWarning
+from clue.run.stored import StoredRun
+from clue.store.fingerprint import folder_fingerprint, generation_key, location_fingerprint
+from clue.store.sqlite import GenerationStore, StoreWarning
 from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
 
 PROMPT = Prompt("mednli", "s1", (ChatMessage("system", "sys"), ChatMessage("user", "SENTENCE_1: a")), 20)
@@ -26,9 +27,23 @@ class CountingBackend:
     """Answers each prompt with its sample id; the prompt with sample id "bad" fails."""
 
     loads = 0
+    per_sample_outputs = False
+    batch_sensitive = False
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+
+    def fingerprint(self, store: GenerationStore) -> dict[str, Any]:
+        return FP
+
+    def token_counter(self) -> None:
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {"engine": "counting"}
+
+    def close(self) -> None:
+        pass
 
     def generate(
         self,
@@ -194,11 +209,14 @@ def test_transformers_fingerprint_has_files_engine_torch_device_dtype_and_stop_i
     import shutil
 
     from clue.backends.transformers import TransformersBackend
-    from clue.models import ModelSpec
+    from clue.models.matrix import ModelSpec
 
     folder = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
     store = GenerationStore(tmp_path / "g.sqlite3")
-    make = lambda **kw: TransformersBackend(ModelSpec("m", path=str(folder), **kw), str(folder))  # noqa: E731
+
+    def make(**kw: str) -> TransformersBackend:
+        return TransformersBackend(ModelSpec("m", path=str(folder), **kw), str(folder))  # type: ignore[arg-type]
+
     first = make().fingerprint(store)
     assert first["torch"].startswith("2.") and first["device"] == "cpu" and first["stop_token_ids"]
     assert first["engine"].startswith("transformers ") and "model.safetensors" in first["files"]
@@ -242,7 +260,7 @@ def test_vllm_fingerprint_has_the_module_version_and_a_separate_tokenizer(
     import shutil
     import sys
 
-    from clue.models import ModelSpec
+    from clue.models.matrix import ModelSpec
     from tests.test_backend_vllm import FAKE
 
     monkeypatch.syspath_prepend(str(FAKE))
@@ -263,7 +281,7 @@ def test_vllm_fingerprint_has_the_module_version_and_a_separate_tokenizer(
 
 def test_replay_fingerprint_follows_the_recorded_file(tmp_path: Path) -> None:
     from clue.backends.replay import ReplayBackend
-    from clue.models import ModelSpec
+    from clue.models.matrix import ModelSpec
 
     path = tmp_path / "out.jsonl"
     path.write_text('{"task": "mednli", "sample_id": "s1", "text": "ENTAILMENT"}\n')

@@ -18,8 +18,10 @@ from clue.metrics.scorers import Scorers
 from clue.tasks import get_task
 from clue.tasks.base import split_reasoning
 from clue.tasks.longhealth import parse_choice_lenient
+from clue.tasks.options import TaskOptions
 from clue.types import ChatMessage, Generation, Sample
 from tests.conftest import FIXTURE_DATA, REPO
+from tests.standins import longhealth_task
 
 pytest_plugins = ["pytester"]
 
@@ -120,7 +122,7 @@ def test_longhealth_sends_a_system_and_a_user_turn_as_the_reference(name: str) -
     """Before: one user turn, the system prompt concatenated with the question prompt (CLUE's 2024
     run_LongHealth.sh without --model_has_system). eval_LongHealth.py since the vLLM rewrite sends the system prompt
     as its own turn for all three sub-tasks."""
-    task = get_task(name)
+    task = longhealth_task(name)
     prompt = task.fit_prompt(task.load(FIXTURE_DATA / "longhealth/benchmark_v5.json")[0], None)
     assert [m.role for m in prompt.messages] == ["system", "user"]
     assert _chat_sha256(prompt.messages) == REFERENCE_CHATS[name]
@@ -166,7 +168,7 @@ def test_longhealth_accuracy(
 ) -> None:
     """Reference: eval/eval_LongHealth.py, compute_metrics: `re.findall(r"The correct answer is (\\w):", ...)`, the
     first match must equal the gold letter (case as written); no match is wrong."""
-    task = get_task("longhealth_task1")
+    task = longhealth_task("longhealth_task1")
     sample = Sample("p/q0/r0", {"options": OPTIONS}, gold)
     value = task.score(sample, generation(output)).scores["accuracy"]
     check(output, value, float(reference), difference, None if clue_expected is None else float(clue_expected))
@@ -174,7 +176,7 @@ def test_longhealth_accuracy(
 
 def test_longhealth_task3_is_right_only_for_f() -> None:
     """Reference: compute_metrics(..., task3=True) returns model_choice[0] == "F"."""
-    task = get_task("longhealth_task3")
+    task = longhealth_task("longhealth_task3")
     sample = Sample("p/q0/r0", {"options": {**OPTIONS, "F": "Question cannot be answered"}}, "F")
     for output, expected in [("The correct answer is F: Question cannot be answered", 1.0),
                              ("The correct answer is C: Complete remission", 0.0),
@@ -202,7 +204,7 @@ def test_longhealth_diagnostics_read_content_without_mistaking_articles(
     """Not in the reference: the content reading (`accuracy_lenient`) and the format share (`format_adherence`,
     the reference's own pattern found), reported next to the gated accuracy."""
     assert parse_choice_lenient(output, OPTIONS) == lenient
-    task = get_task("longhealth_task1")
+    task = longhealth_task("longhealth_task1")
     scores = task.score(Sample("p/q0/r0", {"options": OPTIONS}, "C"), generation(output)).scores
     assert scores["format_adherence"] == float(follows_format)
     assert scores["accuracy_lenient"] == float(lenient == "C")
@@ -244,7 +246,7 @@ def test_longhealth_gold_letter_follows_the_reference(
     path.write_text(json.dumps(_benchmark(options, correct)))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        samples = get_task("longhealth_task1").load(path)
+        samples = longhealth_task("longhealth_task1").load(path)
     assert samples[0].reference == gold
     messages = [str(w.message) for w in caught]
     if warning is None:
@@ -260,7 +262,7 @@ def test_longhealth_question_without_matching_option_is_left_out_with_a_warning(
     path = tmp_path / "benchmark_v5.json"
     path.write_text(json.dumps(_benchmark(OPTIONS, "Not an option")))
     with pytest.warns(UserWarning, match="patient p1, question 0: no option contains"):
-        samples = get_task("longhealth_task2").load(path)
+        samples = longhealth_task("longhealth_task2").load(path)
     assert {s.id.split("/")[0] for s in samples} == {"p2"}
 
 
@@ -269,14 +271,14 @@ def test_longhealth_prompt_budget_is_the_references_8140_tokens() -> None:
     documents up to it. Task 1 fills it with the patient's other documents after the answer documents."""
     from tests.test_longhealth import BENCH, WordCounter
 
-    task = get_task("longhealth_task1")
+    task = longhealth_task("longhealth_task1")
     assert task.max_prompt_tokens == 8140
     sample = task.load(BENCH)[0]
-    small = task.configure(longhealth_max_tokens=600)
+    small = task.configure(TaskOptions(longhealth_max_tokens=600))
     prompt = small.fit_prompt(sample, WordCounter(context=100_000))
     words = sum(len(m.content.split()) for m in prompt.messages)
     assert words <= 600 and prompt.truncated_tokens > 0
-    assert task.configure(longhealth_max_tokens=0).max_prompt_tokens is None
+    assert task.configure(TaskOptions(longhealth_max_tokens=0)).max_prompt_tokens is None
 
 
 # -- MeDiSumCode --------------------------------------------------------------------------------------------------
@@ -315,7 +317,10 @@ def test_medisumcode_scores(
     scores = get_task("medisumcode").score(Sample("s", {"text": "x"}, tuple(gold)), generation(output)).scores
     names = ("icd_exact_precision", "icd_exact_recall", "icd_exact_f1", "icd_approx_f1", "icd_valid_share")
     value = tuple(round(scores[n], 6) for n in names)
-    rounded = lambda t: None if t is None else tuple(round(float(v), 6) for v in t)  # noqa: E731
+
+    def rounded(t: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        return None if t is None else tuple(round(float(v), 6) for v in t)
+
     check(output, value, rounded(reference), difference, rounded(clue_expected))
 
 
@@ -352,7 +357,7 @@ def test_one_reasoning_rule_for_every_task(output: str, answer: str, status: str
 
 
 def test_reasoning_status_is_recorded_per_sample_in_the_results() -> None:
-    from clue.report.results import result_record
+    from clue.run.case_record import result_record
     from clue.types import TaskResult
 
     task = get_task("medisumcode")

@@ -80,7 +80,7 @@ def mimic(tmp_path: Path) -> tuple[Path, Path]:
             {"subject_id": 1000 + i, "hadm_id": 2000 + i, "seq_num": 9, "icd_code": "Z9999", "icd_version": 10}
         )  # not an ICD-10-CM code
     return (
-        write_csv(tmp_path / "discharge.csv.gz", NOTE_COLUMNS, notes),  # type: ignore[arg-type]
+        write_csv(tmp_path / "discharge.csv.gz", NOTE_COLUMNS, notes),
         write_csv(tmp_path / "diagnoses_icd.csv", DIAGNOSES_COLUMNS, diagnoses),
     )
 

@@ -9,9 +9,9 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from clue import stats
-from clue.calibration import Scenario, correlated_continuous, shifts
-from clue.decision import GateConfig, MetricScores, decide
+from clue.statistics import paired as stats
+from clue.statistics.calibration import Scenario, correlated_continuous, shifts
+from clue.statistics.decision import GateConfig, MetricScores, decide
 from clue.types import MetricSpec
 
 
@@ -88,5 +88,5 @@ def test_mde_is_in_every_comparison_and_flags_a_too_small_case() -> None:
 
 
 def test_the_decision_imports_without_pytest() -> None:
-    code = "import sys, clue.decision, clue.stats; assert 'pytest' not in sys.modules, 'pytest imported'"
+    code = "import sys, clue.statistics.decision, clue.statistics.paired; assert 'pytest' not in sys.modules, 'pytest'"
     subprocess.run([sys.executable, "-c", code], check=True)

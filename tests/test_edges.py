@@ -14,7 +14,9 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,7 +26,7 @@ from clue import baseline
 from clue.backends.replay import read_outputs
 from clue.config import data_files
 from clue.errors import ConfigError, DataError, StoreError
-from clue.store import GenerationStore
+from clue.store.sqlite import GenerationStore
 from clue.tasks import get_task
 from clue.types import Generation
 from tests.conftest import FIXTURE_DATA, REPO, sigterm_once_started, sleeper, write_replay_matrix
@@ -146,7 +148,7 @@ def test_mutated_credentialed_data_never_reaches_an_artefact(pytester: pytest.Py
 def test_the_detail_a_server_adds_to_a_failed_generation_stays_out_of_the_results(tmp_path: Path) -> None:
     """Before: a server's 400 body (vLLM's validation errors echo the request's messages) went into the results
     JSON of a credentialed task as the sample's error. The store keeps it; --clue-report-samples shows it."""
-    from clue.report.results import result_record
+    from clue.run.case_record import result_record
     from clue.types import TaskResult
 
     task = get_task("mednli")
@@ -191,7 +193,10 @@ def test_longhealth_names_the_file_of_all_three_sub_tasks(tmp_path: Path) -> Non
 
 def _longhealth(tmp_path: Path, text: str | bytes) -> Path:
     path = tmp_path / "benchmark_v5.json"
-    (path.write_bytes if isinstance(text, bytes) else path.write_text)(text)  # type: ignore[operator]
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
     return path
 
 
@@ -247,7 +252,7 @@ def test_data_check_reports_every_data_set_when_one_is_broken(tmp_path: Path) ->
 # -- 4. baselines that can be edited without anyone noticing ------------------------------------------------------
 
 
-def _edited(tmp_path: Path, edit) -> Path:  # type: ignore[no-untyped-def]
+def _edited(tmp_path: Path, edit: Callable[[Any], object]) -> Path:
     saved = baseline.write(tmp_path / "b.json", [baseline_entry()])
     document = json.loads(saved.read_text())
     edit(document["entries"][0])
@@ -255,20 +260,23 @@ def _edited(tmp_path: Path, edit) -> Path:  # type: ignore[no-untyped-def]
     return saved
 
 
-def _recompute(entry: dict[str, object]) -> None:
+def _recompute(entry: dict[str, object]) -> dict[str, object]:
     entry["digest"] = baseline.digest(entry)
+    return entry
 
 
 def test_an_edited_baseline_is_refused_naming_the_file_and_entry(tmp_path: Path) -> None:
     """Before: every score set to 1.0 was taken as measured (the candidate was REGRESSED on numbers nobody
     measured); a copy of a sample with other scores was used; NaN and an accuracy of 7 failed deep in stats.py."""
 
-    def all_perfect(entry):  # type: ignore[no-untyped-def]
+    def all_perfect(entry: Any) -> Any:
         for sample in entry["samples"]:
             sample["scores"] = {k: 1.0 for k in sample["scores"]}
+        return entry
 
-    def appended_copy(entry):  # type: ignore[no-untyped-def]
+    def appended_copy(entry: Any) -> Any:
         entry["samples"].append({**entry["samples"][0], "scores": {"accuracy": 0.0, "rougeL": 0.0}})
+        return entry
 
     digest = r"b.json, entry 0 \(mednli/base\): its content does not match the digest written when it was saved"
     for edit in (all_perfect, appended_copy, lambda e: e["samples"].pop()):

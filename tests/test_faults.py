@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from clue.backends.transformers import TransformersBackend
-from clue.models import ModelSpec
-from clue.store import GenerationStore
+from clue.models.matrix import ModelSpec
+from clue.store.sqlite import GenerationStore
 from clue.types import ChatMessage, GenerationSettings, Prompt
 from tests.conftest import REPO
 from tests.test_plugin import answers, mednli_records, run, scored_indices

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from clue import baseline
 from clue.errors import ClueError
-from clue.models import load_matrix
+from clue.models.matrix import load_matrix
 from clue.records import BaselineEntry, BaselineSample
 from clue.tasks import get_task
 from tests.conftest import FIXTURE_DATA, REPO
@@ -46,7 +46,7 @@ HOSTILE = settings(
 
 def raw_ids() -> set[str]:
     """The credentialed fixtures' raw sample ids (and MeDiSumQA's note ids and questions) of 5+ characters."""
-    ids = set()
+    ids: set[str] = set()
     for name in CREDENTIALED:
         for sample in get_task(name).load(FILES[name]):
             ids.update(part for part in (sample.id, *sample.id.split("/", 1)) if len(part) >= 5)
@@ -136,7 +136,7 @@ MEQSUM_ROWS = [["File", "CHQ", "Summary"]] + [[f"q{i}", f"question {i} text", f"
 @given(data=st.data())
 def test_damaged_meqsum_workbooks(data: st.DataObject, tmp_path: Path) -> None:
     path = tmp_path / "MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx"
-    rows = [list(r) for r in MEQSUM_ROWS]
+    rows: list[list[str | int | None]] = [list(r) for r in MEQSUM_ROWS]
     r, c = data.draw(st.integers(0, len(rows) - 1)), data.draw(st.integers(0, 2))
     rows[r][c] = data.draw(st.sampled_from([None, 7, f"{CANARY} x", rows[r][c], CANARY * 100_000, "q1", "CHQ"]))
     workbook = meqsum_workbook(tuple(tuple(row) for row in rows))

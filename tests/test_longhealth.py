@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from clue.errors import DataError
-from clue.tasks import get_task
 from clue.tasks.longhealth import SEPARATOR, UNANSWERABLE, parse_choice
 from clue.types import ChatMessage, Generation
 from tests.conftest import FIXTURE_DATA
+from tests.standins import longhealth_task
 
 BENCH = FIXTURE_DATA / "longhealth" / "benchmark_v5.json"
 
@@ -34,7 +34,7 @@ class WordCounter:
 
 @pytest.mark.parametrize("name", ["longhealth_task1", "longhealth_task2", "longhealth_task3"])
 def test_subtasks_expand_questions_into_repetitions(name: str) -> None:
-    task = get_task(name)
+    task = longhealth_task(name)
     samples = task.load(BENCH)
     assert len(samples) == 12 * 5
     first = samples[0]
@@ -55,15 +55,15 @@ def test_subtasks_expand_questions_into_repetitions(name: str) -> None:
 def test_distractors_come_from_other_patients_and_vary_by_repetition() -> None:
     data = json.loads(BENCH.read_text())
     own = set(data["patient_01"]["texts"].values())
-    samples = get_task("longhealth_task2").load(BENCH)
+    samples = longhealth_task("longhealth_task2").load(BENCH)
     reps = [s for s in samples if s.id.startswith("patient_01/q0/")]
     assert all(not own & set(s.fields["distractors"]) for s in reps)
     assert len({s.fields["distractors"] for s in reps}) > 1
-    assert get_task("longhealth_task2").load(BENCH)[0].fields == samples[0].fields  # seeded
+    assert longhealth_task("longhealth_task2").load(BENCH)[0].fields == samples[0].fields  # seeded
 
 
 def test_budget_keeps_answer_documents_first_and_counts_what_it_cut() -> None:
-    task = get_task("longhealth_task2")
+    task = longhealth_task("longhealth_task2")
     sample = task.load(BENCH)[0]
     answer_words = sum(len(d.split()) for d in sample.fields["answer_docs"])
     counter = WordCounter(context=answer_words + 2000)
@@ -76,7 +76,7 @@ def test_budget_keeps_answer_documents_first_and_counts_what_it_cut() -> None:
 
 
 def test_budget_smaller_than_the_answer_documents_cuts_the_answer_document() -> None:
-    task = get_task("longhealth_task1")
+    task = longhealth_task("longhealth_task1")
     sample = task.load(BENCH)[0]
     counter = WordCounter(context=1500)
     prompt = task.fit_prompt(sample, counter)
@@ -105,7 +105,7 @@ def test_document_tokens_are_counted_by_the_counter_not_per_prompt_by_the_task()
 
 
 def test_prompt_order_is_shuffled_but_reproducible() -> None:
-    task = get_task("longhealth_task1")
+    task = longhealth_task("longhealth_task1")
     samples = task.load(BENCH)[:5]
     counter = WordCounter(context=100_000)
     texts = [task.fit_prompt(s, counter).messages[-1].content for s in samples]
@@ -131,9 +131,12 @@ def test_parse_choice(text: str, choice: str | None) -> None:
 
 
 def test_scoring_clusters_repetitions_by_question_and_f_is_invalid_in_task1() -> None:
-    task1, task3 = get_task("longhealth_task1"), get_task("longhealth_task3")
+    task1, task3 = longhealth_task("longhealth_task1"), longhealth_task("longhealth_task3")
     s1, s3 = task1.load(BENCH)[0], task3.load(BENCH)[0]
-    gen = lambda sid, t: Generation(sid, t, 1, 1, "stop", 0.0)  # noqa: E731
+
+    def gen(sid: str, t: str) -> Generation:
+        return Generation(sid, t, 1, 1, "stop", 0.0)
+
     right = task1.score(s1, gen(s1.id, "The correct answer is A: x"))
     assert right.scores["accuracy"] == 1.0 and right.cluster == "patient_01/q0"
     wrong = task1.score(s1, gen(s1.id, "The correct answer is F: x"))  # F is not an option of task 1: wrong
@@ -148,7 +151,7 @@ def write(tmp_path: Path, data: object) -> Path:
 
 
 def patient(**question_overrides: object) -> dict[str, object]:
-    q = {
+    q: dict[str, object] = {
         "question": "Q?",
         "answer_a": "one",
         "answer_b": "two",
@@ -173,4 +176,4 @@ def patient(**question_overrides: object) -> dict[str, object]:
 )
 def test_bad_benchmarks_name_patient_question_and_field(tmp_path: Path, data: object, message: str) -> None:
     with pytest.raises(DataError, match=message):
-        get_task("longhealth_task2").load(write(tmp_path, data))
+        longhealth_task("longhealth_task2").load(write(tmp_path, data))

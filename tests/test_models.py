@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from clue.errors import ConfigError
-from clue.models import load_matrix, pair_from_cli
+from clue.models.matrix import load_matrix, pair_from_cli
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -13,8 +13,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from clue.report.results import hash_id
-from clue.store import GenerationStore
+from clue.store.sqlite import GenerationStore
+from clue.util.pseudonyms import hash_id
 from tests.conftest import REPO, junit_suite_properties, write_replay_matrix
 
 pytest_plugins = ["pytester"]
@@ -361,9 +361,11 @@ def test_margins_merge_per_key_across_configuration_sources(project: pytest.Pyte
     )
     (project.path / "tox.ini").unlink(missing_ok=True)
     project.runpytest("-p", "no:cacheprovider", "--clue-margin", "accuracy=0.03").assert_outcomes(passed=4)
-    margin = lambda task, metric: json.loads(  # noqa: E731
-        (project.path / f"out/results/{task}/candidate.json").read_text()
-    )["metrics"][metric]["comparison"]["margin"]
+
+    def margin(task: str, metric: str) -> float:
+        record = json.loads((project.path / f"out/results/{task}/candidate.json").read_text())
+        return float(record["metrics"][metric]["comparison"]["margin"])
+
     assert margin("mednli", "accuracy") == 0.03
     assert margin("medisumcode", "icd_exact_f1") == 0.05
 

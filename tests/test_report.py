@@ -16,7 +16,7 @@ import pytest
 from clue.report.flags import is_repetition_loop
 from clue.report.html import render_html
 from clue.report.markdown import render_markdown
-from clue.report.results import hash_id
+from clue.util.pseudonyms import hash_id
 from tests.conftest import FIXTURE_DATA
 from tests.report_data import recorded_results, report_of
 

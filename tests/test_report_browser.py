@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -55,11 +56,13 @@ def test_browser_renders_table_and_plot(tmp_path: Path) -> None:
     assert shot.is_file(), done.stderr[-2000:]
     image = Image.open(shot).convert("RGB")
     pixels = image.load()
+    assert pixels is not None
     width, height = image.size
     counts: dict[tuple[int, int, int], int] = {}
     for y in range(0, height, 2):
         for x in range(0, width, 2):
-            counts[pixels[x, y]] = counts.get(pixels[x, y], 0) + 1
+            pixel = cast(tuple[int, int, int], pixels[x, y])
+            counts[pixel] = counts.get(pixel, 0) + 1
 
     def rgb(hex_color: str) -> tuple[int, int, int]:
         return tuple(int(hex_color[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]

@@ -16,10 +16,10 @@ import pytest
 
 import clue
 from clue.backends.replay import ReplayBackend
-from clue.decision import GateConfig, MetricScores
 from clue.errors import ConfigError
 from clue.records import BaselineEntry, CaseRecord, RecordError, RunRecord
-from clue.sequential import Look, Plan, drive, run
+from clue.statistics.decision import GateConfig, MetricScores
+from clue.statistics.sequential import Look, Plan, drive, run
 from clue.types import MetricSpec
 from tests.conftest import REPO, write_replay_matrix
 from tests.report_data import recorded_results
@@ -136,7 +136,7 @@ def test_each_sequential_case_is_decided_once_where_it_stops() -> None:
         judged.append((case, index))
         if case == "slow":
             return Look(index + 1, seen, plan.levels[index], None, index == len(plan.looks) - 1, None)
-        from clue.sequential import look
+        from clue.statistics.sequential import look
 
         upto = advanced[-1]
         prefix = [MetricScores(m.spec, m.model[:upto], m.base[:upto], m.margin) for m in metrics]
@@ -163,7 +163,7 @@ def test_no_class_is_the_whole_engine() -> None:
     """Before: ClueSession held case expansion, data, generation, the sequential loop, baselines, scoring and
     provenance in 560 lines."""
     lengths = _class_lengths()
-    assert "clue/session.py:ClueSession" in lengths
+    assert "clue/run/session.py:ClueSession" in lengths
     too_long = {name: n for name, n in lengths.items() if n > 250}
     assert not too_long, too_long
 
@@ -212,8 +212,8 @@ def test_a_third_party_backend_takes_options_of_its_own(
 ) -> None:
     """Before: ModelSpec was one flat table of clue's engines' keys, so an installed backend's own key was an
     "unknown key" whatever the backend; now each backend's typed `Options` says what it takes."""
-    from clue.models import backend_options, load_matrix
-    from clue.registry import BACKENDS
+    from clue.backends.registry import BACKENDS
+    from clue.models.matrix import backend_options, load_matrix
 
     monkeypatch.setattr(BACKENDS, "installed", lambda: {"clinic": "tests.test_run_parts:ClinicServerBackend"})
     matrix = tmp_path / "m.toml"

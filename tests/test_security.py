@@ -11,7 +11,7 @@ import pytest
 
 from clue.backends.transformers import TransformersBackend
 from clue.errors import ConfigError
-from clue.models import ModelSpec, load_matrix
+from clue.models.matrix import ModelSpec, load_matrix
 from tests.conftest import REPO
 from tests.test_plugin import mednli_records, run, write_models
 

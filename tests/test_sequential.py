@@ -11,9 +11,9 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from clue import sequential
-from clue.calibration import Scenario, paired_binary, simulate_sequential
-from clue.decision import GateConfig, MetricScores
+from clue.statistics import sequential
+from clue.statistics.calibration import Scenario, paired_binary, simulate_sequential
+from clue.statistics.decision import GateConfig, MetricScores
 from clue.types import MetricSpec
 from tests.conftest import junit_suite_properties
 from tests.test_baseline import candidate_only
@@ -61,8 +61,8 @@ def test_the_order_is_seeded_by_task_and_data_and_keeps_clusters_whole() -> None
 
 
 def test_the_sequential_gate_keeps_its_error_rates_and_stops_early_when_the_answer_is_clear() -> None:
-    """Seeded simulation through clue.decision (Tango's interval, MedNLI-like disagreement), n = 500, a look every
-    100: at the margin both errors stay near alpha; a clearly fine model stops early."""
+    """Seeded simulation through clue.statistics.decision (Tango's interval, MedNLI-like disagreement), n = 500, a
+    look every 100: at the margin both errors stay near alpha; a clearly fine model stops early."""
     config = GateConfig(0.025, 200, 1, 10)
     at_margin = Scenario("at margin", paired_binary(500, 0.10, -0.02, 0.02), 500)
     rates = simulate_sequential(at_margin, 1500, seed=11, config=config, look_every=100)

@@ -10,7 +10,7 @@ import pytest
 from scipy.optimize import brentq, minimize_scalar
 from scipy.stats import bootstrap
 
-from clue import stats
+from clue.statistics import paired as stats
 
 
 def pairs(worse: int, better: int, both_right: int, both_wrong: int) -> tuple[list[float], list[float]]:
@@ -207,7 +207,10 @@ def test_cluster_bootstrap_does_not_let_repetitions_inflate_n() -> None:
         seed=2,
     )
     naive = stats.paired_bootstrap(np.repeat(model, 5), np.repeat(base, 5), seed=2)
-    width = lambda r: r.ci_high - r.ci_low  # noqa: E731
+
+    def width(r: stats.Comparison) -> float:
+        return r.ci_high - r.ci_low
+
     assert width(repeated) == pytest.approx(width(single), rel=0.15)
     assert width(naive) < 0.6 * width(single)
 

@@ -1,4 +1,4 @@
-"""Generation throughput's correctness side (clue/backends/transformers.py, clue/generation.py): a run whose work is
+"""Generation throughput's correctness side (clue/backends/transformers.py, clue/run/stored.py): a run whose work is
 all stored loads nothing, and a prompt's output never depends on the prompts generated with it."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from clue.backends.transformers import TransformersBackend
-from clue.models import ModelSpec
+from clue.models.matrix import ModelSpec
 from clue.tasks import get_task
 from clue.types import GenerationSettings, Prompt
 from tests.conftest import FIXTURE_DATA, REPO

@@ -189,7 +189,7 @@ def test_medisumcode_prompt_and_scoring() -> None:
     assert [m.role for m in prompt.messages] == ["system", "user", "assistant", "user"]
     assert prompt.messages[2].content == "ICD-10 Codes: " + ", ".join(shots[0].reference)
     assert prompt.truncatable == scored[0].fields["text"]
-    assert prompt.truncatable in prompt.messages[-1].content
+    assert prompt.truncatable is not None and prompt.truncatable in prompt.messages[-1].content
     sample = scored[0]
     gold = list(sample.reference)
     perfect = task.score(sample, gen(sample.id, "ICD-10 Codes: " + ", ".join(gold)))

@@ -75,7 +75,7 @@ def test_rouge_length_mismatch() -> None:
 # -- BERTScore -----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from clue.tiny import build_tiny_bert
+    from clue.models.tiny import build_tiny_bert
 
     return build_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny-bert")
 

@@ -13,9 +13,9 @@ import pytest
 from clue.errors import DataError
 from clue.metrics.bertscore import BertScoreConfig
 from clue.metrics.scorers import Scorers
+from clue.models.tiny import bertscore_stand_in
 from clue.tasks import get_task
 from clue.tasks.problem_summary import clean_summary
-from clue.tiny import bertscore_stand_in
 from clue.types import Generation
 from tests.conftest import FIXTURE_DATA, REPO
 
@@ -172,7 +172,7 @@ def test_metric_memo_serves_a_rerun_without_loading_metric_models(tmp_path: Path
     """BERTScore pairs and UMLS concepts are memoised in the store: a new session with the same metric models
     scores identically without loading them; a changed BERTScore layer recomputes."""
     from clue.metrics.umls import ScispacyConfig
-    from clue.store import GenerationStore
+    from clue.store.sqlite import GenerationStore
 
     store = GenerationStore(tmp_path / "store.sqlite3")
 

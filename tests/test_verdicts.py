@@ -13,10 +13,10 @@ import pytest
 
 from clue.baseline import Reference
 from clue.errors import ConfigError
-from clue.gate import run_gate
 from clue.metrics.bertscore import BertScoreConfig
 from clue.metrics.scorers import Scorers
-from clue.models import ModelSpec, check_matrix, pair_from_cli
+from clue.models.matrix import ModelSpec, check_matrix, pair_from_cli
+from clue.run.gate import run_gate
 from clue.tasks import get_task
 from clue.types import Generation, MetricSpec, Sample, SampleScore, TaskResult
 from tests.conftest import FIXTURE_DATA, REPO, write_replay_matrix
@@ -27,7 +27,7 @@ pytest_plugins = ["pytester"]
 BUILD = """
 import json, sys
 from pathlib import Path
-from clue.tiny import build_tiny_bert, build_tiny_llama, folder_digest
+from clue.models.tiny import build_tiny_bert, build_tiny_llama, folder_digest
 from clue.metrics.bertscore import BertScorer, BertScoreConfig
 out = Path(sys.argv[1])
 bert, llama = build_tiny_bert(out / "bert"), build_tiny_llama(out / "llama", 0)
@@ -57,7 +57,7 @@ def test_a_local_metric_model_is_fingerprinted_by_its_content(tmp_path: Path) ->
     same name was not refused."""
     import shutil
 
-    from clue.tiny import build_tiny_bert
+    from clue.models.tiny import build_tiny_bert
 
     folder = build_tiny_bert(tmp_path / "bert")
     first = Scorers(bertscore_config=BertScoreConfig(str(folder), 2), umls_config=None).bertscore_fingerprint()

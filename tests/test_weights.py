@@ -17,8 +17,8 @@ from clue.backends import load_backend
 from clue.backends.transformers import resolve_dtype
 from clue.backends.weights import AdapterWarning, check_adapter, locate
 from clue.errors import ConfigError
-from clue.models import ModelSpec
-from clue.store import GenerationStore
+from clue.models.matrix import ModelSpec
+from clue.store.sqlite import GenerationStore
 from clue.types import ChatMessage, GenerationSettings, Prompt
 from tests.test_plugin import answers, code_answers, make_project, run
 
@@ -109,7 +109,7 @@ def test_adapter_errors_name_the_folder_and_the_problem(tiny_model_dir: Path, ad
 
 
 def test_an_adapter_of_another_base_model_is_refused(tiny_model_dir: Path, adapter: Path, tmp_path: Path) -> None:
-    from clue.tiny import build_tiny_llama
+    from clue.models.tiny import build_tiny_llama
 
     other_base = build_tiny_llama(tmp_path / "tiny-seed1", seed=1)
     moved = copy_adapter(adapter, tmp_path / "moved")
@@ -208,13 +208,15 @@ def test_dtype_auto_on_a_cpu_without_native_bf16_is_float32(
     (folder / "config.json").write_text(json.dumps({**config, "dtype": "bfloat16", "torch_dtype": "bfloat16"}))
     monkeypatch.setattr(backend_module, "cpu_has_native_bf16", lambda: False)
     backend = load_backend(ModelSpec("m", path=str(folder)), tmp_path)
+    assert isinstance(backend, backend_module.TransformersBackend)
     with pytest.warns(backend_module.DtypeNotice, match="runs this bfloat16 checkpoint in float32 on this CPU"):
         assert backend.dtype == "float32"  # found when needed: the backend is built without torch
     assert str(backend._ensure_model().dtype) == "torch.float32"
     assert backend.describe()["dtype"] == "float32"
     monkeypatch.setattr(backend_module, "cpu_has_native_bf16", lambda: True)
-    assert load_backend(ModelSpec("m", path=str(folder)), tmp_path).dtype == "bfloat16"
-    assert load_backend(ModelSpec("m", path=str(folder), dtype="bfloat16"), tmp_path).dtype == "bfloat16"
+    for spec in (ModelSpec("m", path=str(folder)), ModelSpec("m", path=str(folder), dtype="bfloat16")):
+        built = load_backend(spec, tmp_path)
+        assert isinstance(built, backend_module.TransformersBackend) and built.dtype == "bfloat16"
 
 
 def test_resolve_dtype_rules() -> None:

@@ -17,10 +17,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from clue.backends import load_backend
-from clue.models import ModelSpec
-from clue.smollm2 import gguf_path
+from clue.models.matrix import ModelSpec
+from clue.models.smollm2 import gguf_path
 from clue.tasks import get_task
 from clue.tasks.base import strip_reasoning
+from clue.tasks.longhealth import LongHealthBase
+from clue.tasks.options import TaskOptions
 from clue.types import ChatMessage, GenerationSettings, Prompt
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,7 +74,8 @@ def main() -> None:
         f"vs {acc_b:.3f}; substring vs whole-word labels change the parse of {parse_changes} of {2 * len(scored)}"
     )
 
-    lh = get_task("longhealth_task1").configure(longhealth_max_tokens=args.longhealth_tokens)
+    lh = get_task("longhealth_task1").configure(TaskOptions(longhealth_max_tokens=args.longhealth_tokens))
+    assert isinstance(lh, LongHealthBase)
     samples = lh.load(DATA / "longhealth/benchmark_v5.json")[: args.longhealth]
     two = [lh.fit_prompt(s, backend.token_counter()) for s in samples]
     one = [one_turn(p) for p in two]

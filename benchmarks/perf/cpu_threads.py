@@ -32,7 +32,7 @@ def _time_generation(threads: int, model_dir: Path, prompts: int, max_new: int) 
     import torch
 
     from clue.backends.transformers import TransformersBackend
-    from clue.models import ModelSpec
+    from clue.models.matrix import ModelSpec
     from clue.types import ChatMessage, GenerationSettings, Prompt
 
     torch.set_num_threads(threads)
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     args = parser.parse_args()
-    from clue.tiny import build_tiny_llama
+    from clue.models.tiny import build_tiny_llama
 
     cores = os.cpu_count() or 1
     model_dir = build_tiny_llama(Path(tempfile.mkdtemp()) / "tiny", seed=0)

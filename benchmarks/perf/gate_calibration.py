@@ -1,4 +1,4 @@
-"""Operating characteristics of clue's gate, simulated through the real decision code (clue.decision.decide).
+"""Operating characteristics of clue's gate, simulated through the real decision code (clue.statistics.decision.decide).
 
     python benchmarks/perf/gate_calibration.py --quick        # about a minute
     python benchmarks/perf/gate_calibration.py --sims 2000    # the table in docs/performance.md
@@ -7,7 +7,7 @@ Prints, per scenario (MedNLI-like binary cases with 20x the simulations: they ar
 that end regressed / non-inferior when the true change is exactly
 -margin (the error rates: both must stay near alpha = 2.5 %), the power to find a regression of -(margin + d),
 the pass rate of an unchanged model under --clue-strict, and the mean minimum detectable effect (MDE) of the
-first gated metric. Scenario shapes follow the tasks (see clue/calibration.py).
+first gated metric. Scenario shapes follow the tasks (see clue/statistics/calibration.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from clue.calibration import (
+from clue.statistics.calibration import (
     BETA_2_5_MEAN,
     Scenario,
     correlated_continuous,
@@ -24,7 +24,7 @@ from clue.calibration import (
     shifts,
     simulate,
 )
-from clue.decision import GateConfig
+from clue.statistics.decision import GateConfig
 
 ROUGE_SD, ROUGE2_SD, BERT_SD, UMLS_SD, ICD_SD = 0.2, 0.15, 0.04, 0.25, 0.2
 MARGIN, BERT_MARGIN = 0.02, 0.005

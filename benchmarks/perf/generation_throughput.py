@@ -29,8 +29,8 @@ from typing import Any
 
 from clue.backends import load_backend
 from clue.backends.transformers import TransformersBackend
-from clue.models import ModelSpec
-from clue.smollm2 import gguf_path, hf_model
+from clue.models.matrix import ModelSpec
+from clue.models.smollm2 import gguf_path, hf_model
 from clue.tasks import get_task
 from clue.types import GenerationSettings, Prompt
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from clue.tasks import get_task
 
@@ -36,8 +39,12 @@ def pairs() -> tuple[str, list[str], list[str]]:
     return source, refs * 3, long + shuffled + refs
 
 
-def timed(fn, repeat: int) -> tuple[float, list[dict[str, float]]]:  # type: ignore[no-untyped-def]
-    best, out = float("inf"), []
+def one_by_one(scorer: Any, refs: list[str], preds: list[str]) -> list[Any]:
+    return [scorer.score(r, p) for r, p in zip(refs, preds, strict=True)]
+
+
+def timed(fn: Callable[[], list[Any]], repeat: int) -> tuple[float, list[Any]]:
+    best, out = float("inf"), list[Any]()
     for _ in range(repeat):
         start = time.perf_counter()
         out = fn()
@@ -57,9 +64,9 @@ def main() -> None:
     print(f"data: {source}, {len(refs)} pairs")
     for stem in (True, False):
         a, b = py.RougeScorer(types, use_stemmer=stem), rs.RougeScorer(types, use_stemmer=stem)
-        t_py, r_py = timed(lambda a=a: [a.score(r, p) for r, p in zip(refs, preds, strict=True)], args.repeat)
-        t_rs, r_rs = timed(lambda b=b: [b.score(r, p) for r, p in zip(refs, preds, strict=True)], args.repeat)
-        t_batch, r_batch = timed(lambda b=b: b.score_batch(refs, preds), args.repeat)
+        t_py, r_py = timed(partial(one_by_one, a, refs, preds), args.repeat)
+        t_rs, r_rs = timed(partial(one_by_one, b, refs, preds), args.repeat)
+        t_batch, r_batch = timed(partial(b.score_batch, refs, preds), args.repeat)
         diff = sum(
             x[k].fmeasure != y[k].fmeasure or x[k].fmeasure != z[k].fmeasure
             for x, y, z in zip(r_py, r_rs, r_batch, strict=True)

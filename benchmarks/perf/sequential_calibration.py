@@ -1,5 +1,6 @@
 """The group-sequential gate (--clue-sequential) against the fixed-n gate, simulated through the real decision
-code (clue.sequential.run -> clue.decision.decide) on the same seeded draws as benchmarks/perf/gate_calibration.py.
+code (clue.statistics.sequential.run -> clue.statistics.decision.decide) on the same seeded draws as
+benchmarks/perf/gate_calibration.py.
 
     python benchmarks/perf/sequential_calibration.py --quick      # a few minutes
     python benchmarks/perf/sequential_calibration.py --sims 400   # the table in docs/performance.md
@@ -15,8 +16,15 @@ from __future__ import annotations
 import argparse
 import time
 
-from clue.calibration import Scenario, correlated_continuous, paired_binary, shifts, simulate, simulate_sequential
-from clue.decision import GateConfig
+from clue.statistics.calibration import (
+    Scenario,
+    correlated_continuous,
+    paired_binary,
+    shifts,
+    simulate,
+    simulate_sequential,
+)
+from clue.statistics.decision import GateConfig
 
 SHAPES = [  # (name, n, per-metric gain SDs, margins, correlation) as in gate_calibration.py
     ("MeQSum (4 metrics)", 997, [0.2, 0.15, 0.2, 0.04], [0.02, 0.02, 0.02, 0.005], 0.7),

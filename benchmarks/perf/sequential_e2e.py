@@ -37,7 +37,7 @@ WRONG = {"mednli": "The relation is NEUTRAL.", "medisumcode": "ICD-10 Codes: non
 def data_file(task: str) -> Path | None:
     """The task's data file as `pytest benchmarks` finds it ([tool.clue] of this repository)."""
     from clue.config import Layer, settings_from, tool_clue
-    from clue.session import ClueSession
+    from clue.run.session import ClueSession
 
     session = ClueSession(settings_from(REPO, [Layer("[tool.clue]", tool_clue(REPO), REPO)]))
     path = session.data_path(get_task(task))

@@ -16,14 +16,19 @@ import argparse
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clue.types import Generation
 
 
 def tiny_hd64(folder: Path) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from clue.tiny import build_tiny_llama
+    from clue.models.tiny import build_tiny_llama
 
     source = build_tiny_llama(folder / "tiny-seed0", seed=0)
     target = folder / "tiny-hd64"
@@ -39,7 +44,7 @@ def tiny_hd64(folder: Path) -> Path:
 def main() -> None:
     from clue.backends.transformers import TransformersBackend
     from clue.backends.vllm import VLLMBackend, release_all
-    from clue.models import ModelSpec
+    from clue.models.matrix import ModelSpec
     from clue.types import ChatMessage, GenerationSettings, Prompt
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -82,7 +87,10 @@ def main() -> None:
 
     (v, v_s, _), (t, t_s, _) = runs["vllm"], runs["transformers"]
     n = len(prompts)
-    same = lambda f: sum(f(a) == f(b) for a, b in zip(v, t, strict=True))  # noqa: E731
+
+    def same(f: Callable[[Generation], object]) -> int:
+        return sum(f(a) == f(b) for a, b in zip(v, t, strict=True))
+
     print(
         f"model: {options.model or 'tiny random Llama, head_dim 64'}; {n} prompts, {options.max_new_tokens} new tokens"
     )

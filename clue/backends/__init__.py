@@ -1,6 +1,6 @@
 """Backends turn prompts into generations. Each is one file, imported only when a model uses it, so that
 `import clue` never imports torch or vLLM; installed packages add backends under the entry-point group
-`clue.backends` (clue/registry.py)."""
+`clue.backends` (clue/backends/registry.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clue.backends.registry import BACKENDS
 from clue.errors import ConfigError
-from clue.registry import BACKENDS
 
 if TYPE_CHECKING:
     from clue.backends.base import Backend
-    from clue.models import ModelSpec
+    from clue.models.matrix import ModelSpec
 
 
 def built(spec: ModelSpec, cache_dir: Path) -> ModelSpec:
@@ -24,10 +24,10 @@ def built(spec: ModelSpec, cache_dir: Path) -> ModelSpec:
             raise ConfigError(f"model {spec.name!r} has neither path nor build")
         return spec
     if spec.build == "tiny-llama":
-        from clue.tiny import build_tiny_llama, tiny_model_dir
+        from clue.models.tiny import build_tiny_llama, tiny_model_dir
 
         return replace(spec, build=None, path=str(build_tiny_llama(tiny_model_dir(cache_dir, spec.seed), spec.seed)))
-    from clue import smollm2
+    from clue.models import smollm2
 
     gguf = str(smollm2.gguf_path(cache_dir))
     if spec.build == "smollm2":

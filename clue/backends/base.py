@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
+from clue.types import Generation, GenerationSettings, Prompt, TokenCounter
 
 if TYPE_CHECKING:
-    from clue.store import GenerationStore
+    from clue.store.sqlite import GenerationStore
+
+__all__ = ["Backend", "TokenCounter", "failed_generation"]
 
 
 def failed_generation(prompt: Prompt, error: str, prompt_tokens: int = 0) -> Generation:
@@ -16,20 +18,6 @@ def failed_generation(prompt: Prompt, error: str, prompt_tokens: int = 0) -> Gen
     return Generation(
         prompt.sample_id, "", prompt_tokens, 0, "error", 0.0, truncated_tokens=prompt.truncated_tokens, error=error
     )
-
-
-class TokenCounter(Protocol):
-    """Token arithmetic of one model, for tasks that must budget their documents (LongHealth)."""
-
-    context: int
-
-    def count(self, text: str) -> int:
-        """Tokens of a piece of text (cached per text: a document is counted once, not once per prompt)."""
-        ...
-
-    def count_prompt(self, messages: tuple[ChatMessage, ...]) -> int:
-        """Tokens of a whole chat rendered with the model's chat template."""
-        ...
 
 
 class Backend(Protocol):

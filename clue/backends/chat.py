@@ -17,7 +17,7 @@ from typing import Any
 from clue.backends.base import failed_generation
 from clue.backends.weights import locate
 from clue.errors import ConfigError
-from clue.models import ModelSpec
+from clue.models.matrix import ModelSpec
 from clue.types import ChatMessage, Generation, Prompt
 
 TRUNCATION_MARK = " [...]"
@@ -95,7 +95,7 @@ class ChatTokenizer:
         about two minutes)."""
         from transformers import AutoTokenizer
 
-        from clue.fingerprint import hub_commit
+        from clue.store.fingerprint import hub_commit
 
         if hub_commit(location, spec.revision) is not None:
             return

@@ -33,9 +33,9 @@ from typing import Any, TypeVar
 from clue.backends.base import failed_generation
 from clue.backends.chat import ChatTokenizer, as_chat, check_template, fit_all
 from clue.errors import ClueError, ConfigError
-from clue.fingerprint import location_fingerprint
-from clue.models import ModelSpec, backend_options
-from clue.store import GenerationStore
+from clue.models.matrix import ModelSpec, backend_options
+from clue.store.fingerprint import location_fingerprint
+from clue.store.sqlite import GenerationStore
 from clue.types import FinishReason, Generation, GenerationSettings, Prompt
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})

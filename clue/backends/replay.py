@@ -12,14 +12,14 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from clue import strict_json
 from clue.errors import ClueError, ConfigError, DataError, DataWarning, describe
-from clue.fingerprint import file_sha256
-from clue.models import ModelSpec
-from clue.pseudonyms import hash_id
-from clue.store import GenerationStore
-from clue.strict_json import JSONProblem
+from clue.models.matrix import ModelSpec
+from clue.store.fingerprint import file_sha256
+from clue.store.sqlite import GenerationStore
 from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
+from clue.util import strict_json
+from clue.util.pseudonyms import hash_id
+from clue.util.strict_json import JSONProblem
 
 _FIELDS = ("task", "sample_id", "text")
 BUILDER_TASKS = ("medisumqa_build",)  # prompts of `clue data build medisumqa` (clue.data.medisumqa.TASK)

@@ -31,12 +31,12 @@ from clue.backends.base import failed_generation
 from clue.backends.chat import PROBE_PROMPTS, ChatTokenizer, Fitted, check_template, fit_all
 from clue.backends.weights import check_weights, locate
 from clue.errors import ConfigError
-from clue.fingerprint import file_sha256, folder_fingerprint, location_fingerprint, memo_key, package_version
-from clue.models import ModelSpec
-from clue.store import GenerationStore, canonical
+from clue.models.matrix import ModelSpec
+from clue.store.fingerprint import file_sha256, folder_fingerprint, location_fingerprint, memo_key, package_version
+from clue.store.sqlite import GenerationStore, canonical
 from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
 
-# fixed text, no data set's: what the weights-took-effect check feeds every model (clue/session.py)
+# fixed text, no data set's: what the weights-took-effect check feeds every model (clue/run/session.py)
 PREFIX_CACHE = 4  # distinct shared prefixes kept (a task's few-shot block; one per task of a run at a time)
 MIN_PREFIX = 16  # shorter shared prefixes are not worth a cache copy
 FINGERPRINT_MEMO = 1  # bump when the fingerprint's fields change

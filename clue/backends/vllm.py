@@ -36,9 +36,9 @@ from typing import Any
 from clue.backends.chat import PROBE_PROMPTS, ChatTokenizer, check_template, fit_all
 from clue.backends.weights import check_weights, locate
 from clue.errors import ConfigError
-from clue.fingerprint import folder_fingerprint, location_fingerprint, package_version
-from clue.models import ModelSpec, backend_options
-from clue.store import GenerationStore
+from clue.models.matrix import ModelSpec, backend_options
+from clue.store.fingerprint import folder_fingerprint, location_fingerprint, package_version
+from clue.store.sqlite import GenerationStore
 from clue.types import Generation, GenerationSettings, Prompt
 
 CPU_KV_CACHE_BYTES = 2 << 30  # the KV cache clue gives an engine on a CPU: 2 GiB, SmolLM2's ~45,000 tokens
@@ -205,7 +205,7 @@ class VLLMBackend:
 
     @staticmethod
     def release_engines() -> None:
-        """The run's end (clue.generator.Generator.close): the engine kept for entries sharing one base freed."""
+        """The run's end (clue.run.generator.Generator.close): the engine kept for entries sharing one base freed."""
         release_all()
 
     @staticmethod

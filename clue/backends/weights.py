@@ -129,7 +129,7 @@ def _gguf_quantisations() -> set[str]:
 
 
 def _version(package: str) -> str:
-    from clue.fingerprint import package_version
+    from clue.store.fingerprint import package_version
 
     return package_version(package)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clue.errors import DataError
-from clue.fingerprint import file_sha256
+from clue.store.fingerprint import file_sha256
 from clue.tasks import get_task
 
 

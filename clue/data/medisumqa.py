@@ -27,13 +27,13 @@ from typing import Any
 from clue.backends import load_backend
 from clue.data.mimic import NOTE_COLUMNS, read_rows, write_json_array
 from clue.errors import ConfigError, DataError
-from clue.generation import StoredRun
 from clue.metrics import rouge
 from clue.metrics.bertscore import SCIBERT, SCIBERT_LAYER, BertScoreConfig
 from clue.metrics.scorers import Scorers
-from clue.models import load_matrix
-from clue.store import GenerationStore
-from clue.tiny import bertscore_stand_in
+from clue.models.matrix import load_matrix
+from clue.models.tiny import bertscore_stand_in
+from clue.run.stored import StoredRun
+from clue.store.sqlite import GenerationStore
 from clue.types import ChatMessage, GenerationSettings, Prompt
 
 TASK = "medisumqa_build"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from clue.errors import DataError
-from clue.files import PRIVATE, atomic_write
+from clue.util.files import PRIVATE, atomic_write
 
 NOTE_COLUMNS = ("note_id", "subject_id", "hadm_id", "note_type", "note_seq", "charttime", "storetime", "text")
 DIAGNOSES_COLUMNS = ("subject_id", "hadm_id", "seq_num", "icd_code", "icd_version")

@@ -9,9 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from clue.errors import ClueError
-from clue.pseudonyms import hash_id
-from clue.registry import Registry
 from clue.types import Generation, MetricSpec, Sample, SampleScore
+from clue.util.pseudonyms import hash_id
+from clue.util.registry import Registry
+
+__all__ = ["METRICS", "ExtraMetric", "apply", "installed", "specs"]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from clue.fingerprint import package_version
+from clue.store.fingerprint import package_version
 from clue.types import MetricSpec
 
 _CODE = re.compile(r"\b([A-Z][0-9][0-9A-Z])(?:\.?([0-9A-Z]{1,4}))?\b")

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clue.fingerprint import file_sha256, folder_fingerprint, memo_key, package_version
 from clue.metrics.bertscore import BertScoreConfig, BertScorer
 from clue.metrics.umls import EntityExtractor, ScispacyConfig
-from clue.store import canonical
+from clue.store.fingerprint import file_sha256, folder_fingerprint, memo_key, package_version
+from clue.store.sqlite import canonical
 
 if TYPE_CHECKING:
-    from clue.store import GenerationStore
+    from clue.store.sqlite import GenerationStore
 
 
 MEMO_VERSION = 1  # bump when clue's own BERTScore/UMLS code changes what it computes
@@ -30,7 +30,7 @@ class Scorers:
     _umls: EntityExtractor | None = None
     loads: dict[str, int] = field(default_factory=dict)
     store: GenerationStore | None = None  # memoises model-based metric values across runs (None: no memo)
-    # a stand-in BERTScore model chosen by the configuration (clue.tiny.bertscore_stand_in): builds its folder on
+    # a stand-in BERTScore model chosen by the configuration (clue.models.tiny.bertscore_stand_in): builds its folder on
     # first use and gives its layer; None: bertscore_config.model is loaded as named
     bertscore_build: Callable[[], tuple[Path, int]] | None = None
     memo_hits: int = 0

@@ -175,8 +175,8 @@ def prepare_offline_config(config: ScispacyConfig, cache_dir: Path) -> ScispacyC
     stand-in for en_core_sci_sm's NER that the embedded default and the tests use."""
     import json
 
-    from clue.files import build_folder
-    from clue.fingerprint import file_sha256
+    from clue.store.fingerprint import file_sha256
+    from clue.util.files import build_folder
 
     linker = Path(config.linker)
     if not linker.is_file():

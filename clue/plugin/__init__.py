@@ -21,16 +21,16 @@ from typing import Any, NoReturn
 import pytest
 
 from clue.errors import ClueError, ConfigError, exception_text
-from clue.evaluation import evaluate_case
-from clue.gate import GateOutcome
-from clue.models import ModelSpec
+from clue.models.matrix import ModelSpec
 from clue.plugin import xdist
 from clue.plugin.options import add_options, resolve
 from clue.records import CaseRow, NotRun
 from clue.report import junit
 from clue.report.model import sequential_text
-from clue.run import Finished, Run, merge_stats
-from clue.session import ClueSession
+from clue.run.evaluation import evaluate_case
+from clue.run.gate import GateOutcome
+from clue.run.outputs import Finished, Run, merge_stats
+from clue.run.session import ClueSession
 from clue.tasks.base import Task
 from clue.types import Generation, TaskResult
 
@@ -59,7 +59,9 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         extras = [m for found in config.hook.pytest_clue_metrics(config=config) for m in found]
         session = ClueSession(resolve(config), extras)
-        configured = bool(session.settings.model or session.settings.base_model or session.settings.matrix)
+        configured = bool(
+            session.settings.models.model or session.settings.models.base_model or session.settings.models.matrix
+        )
         if configured:
             session.cases  # noqa: B018 - validate the matrix and baselines now: a usage error, not N test errors
             if not hasattr(config, "workerinput"):  # the controller checks once for every worker
@@ -68,7 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"clue: {exc}") from None
     config.stash[session_key] = session
     config.stash[run_key] = Run(session)
-    if session.settings.debug and not hasattr(config, "workerinput"):
+    if session.settings.outputs.debug and not hasattr(config, "workerinput"):
         config.issue_config_time_warning(
             pytest.PytestWarning(
                 "clue: --clue-debug shows full tracebacks and every exception's message; they may contain patient "
@@ -87,11 +89,11 @@ def pytest_configure(config: pytest.Config) -> None:
     hooks = None
     workers = int(getattr(config.option, "numprocesses", 0) or 0)
     if workers and not hasattr(config, "workerinput") and configured:
-        gpus = xdist.visible_gpus(session.settings.gpus)
+        gpus = xdist.visible_gpus(session.settings.generation.gpus)
         problem = xdist.check_gpu_split(gpus, workers, session.models)
         if problem:
             raise pytest.UsageError(f"clue: {problem}")
-        hooks = xdist.XdistHooks(gpus, session.models)
+        hooks = xdist.XdistHooks(gpus, session.models, session.cases)
         config.pluginmanager.register(hooks, "clue-xdist")
     config.pluginmanager.register(ResultsCollector(config, hooks), "clue-results-collector")
 
@@ -194,7 +196,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.clue = dict(info)
     if report.failed and call.excinfo is not None and _is_clue_item(item):
         session = item.config.stash.get(session_key, None)
-        if session is None or not session.settings.debug:
+        if session is None or not session.settings.outputs.debug:
             report.longrepr = _clean_failure(call.excinfo)
             report.sections = []  # captured output of a clue test may echo a prompt or an output, as locals do
     return report
@@ -246,8 +248,8 @@ def clue_task(request: pytest.FixtureRequest, clue_session: ClueSession) -> Task
     if data is None:
         reason = clue_session.missing_data_reason(task)
         settings = clue_session.settings
-        if settings.require_data or settings.strict:
-            flag = "--clue-require-data" if settings.require_data else "--clue-strict"
+        if settings.data.require_data or settings.gate.strict:
+            flag = "--clue-require-data" if settings.data.require_data else "--clue-strict"
             pytest.fail(f"{reason} ({flag}: a selected task without data fails)", pytrace=False)
         pytest.skip(reason)
     return task
@@ -425,7 +427,7 @@ class ResultsCollector:
 
     @property
     def reports_dir(self) -> Path:
-        return _session(self.config).settings.reports_dir
+        return _session(self.config).settings.outputs.reports_dir
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not self.rows:

@@ -22,9 +22,9 @@ import pluggy
 import pytest
 
 if TYPE_CHECKING:
-    from clue.gate import GateOutcome
     from clue.metrics.extra import ExtraMetric
     from clue.records import CaseRow
+    from clue.run.gate import GateOutcome
 
 hookspec = pluggy.HookspecMarker("pytest")
 

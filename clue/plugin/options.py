@@ -8,12 +8,12 @@ from typing import Any, Literal
 
 import pytest
 
-from clue.config import OPTIONS, Layer, Settings, settings_from, tool_clue
+from clue.config import Layer, Settings, collect_options, settings_from, tool_clue
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("clue", "clue: clinical LLM benchmark and regression gate")
-    for opt in OPTIONS:
+    for opt in collect_options():
         flag = "--clue-" + opt.name.replace("_", "-")
         kwargs: dict[str, Any] = {"dest": f"clue_{opt.name}", "help": opt.help}
         if opt.action == "store_true":
@@ -34,7 +34,7 @@ def resolve(config: pytest.Config) -> Settings:
     rootpath = Path(config.rootpath)
     cli: dict[str, Any] = {}
     ini: dict[str, Any] = {}
-    for opt in OPTIONS:
+    for opt in collect_options():
         value = config.getoption(f"clue_{opt.name}")
         if value is not False:  # an unset store_true flag; an ini `false` is a setting (it overrides [tool.clue])
             cli[opt.name] = value

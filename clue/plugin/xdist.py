@@ -9,7 +9,9 @@
   keeps them on one worker; put the base's generations in the store first — one plain run — and later runs never
   load it.) The scheduler reads the model from the node id's parameter part, on the controller, instead of
   relying on `xdist_group` marks: xdist turns those into node-id suffixes on the workers, which pytest >= 9.2
-  silently ignores (pytest-xdist issue #1386), and which break re-running a test by its id.
+  silently ignores (pytest-xdist issue #1386), and which break re-running a test by its id (#1119). The override
+  of xdist's `_split_scope` is the one private API clue uses; tests/test_xdist.py holds a strict xfail that passes
+  (and so fails the suite) once the public route works, to say when to move to `xdist_group` marks.
 - Statistics: each worker sends its model loads, store reuse and backend time to the controller
   (`workeroutput`), which prints and records them with the rest of the results.
 
@@ -21,12 +23,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
-from clue.models import ModelSpec
+from clue.models.matrix import ModelSpec
 
 
 def visible_gpus(option: str) -> list[str]:
@@ -69,7 +71,7 @@ def check_gpu_split(gpus: list[str], workers: int, models: Mapping[str, ModelSpe
             f"use -n {len(gpus)} or fewer, or --clue-gpus none to leave CUDA_VISIBLE_DEVICES alone"
         )
     from clue.backends.vllm import VLLMOptions
-    from clue.models import backend_options
+    from clue.models.matrix import backend_options
 
     need = max(
         (backend_options(m, VLLMOptions).tensor_parallel_size for m in models.values() if m.backend == "vllm"),
@@ -92,27 +94,33 @@ def group_of(models: Mapping[str, ModelSpec], name: str) -> str:
     return f"clue-{name}"
 
 
-def model_in_nodeid(nodeid: str, names: Iterable[str]) -> str | None:
-    """The model a clue item runs, from its node id: `test_mednli[ft-a]`, or `test_x[ft-a-3]` when the test has
-    more parameters (pytest joins ids with "-"; the longest matching model name wins)."""
+def model_in_nodeid(nodeid: str, cases: Mapping[str, str]) -> str | None:
+    """The model a clue item runs, from its node id's test case (`cases`: case id -> its model's name):
+    `test_mednli[ft-a]`, `test_mednli[ft-vs-release]` (a stored baseline's case), or `test_x[ft-a-3]` when the
+    test has more parameters (pytest joins ids with "-"). The longest matching case id wins, so a case id is never
+    mistaken for a model name it contains (`ft-vs-base` runs `ft`, not a model named `base`)."""
     open_at, close_at = nodeid.find("["), nodeid.rfind("]")
     if open_at < 0 or close_at < open_at:
         return None
     ids = nodeid[open_at + 1 : close_at]
-    for name in sorted(names, key=len, reverse=True):
-        if ids == name or ids.startswith(name + "-") or ids.endswith("-" + name) or f"-{name}-" in ids:
-            return name
+    for case in sorted(cases, key=len, reverse=True):
+        if ids == case or ids.startswith(case + "-") or ids.endswith("-" + case) or f"-{case}-" in ids:
+            return cases[case]
     return None
 
 
-def make_scheduler(config: pytest.Config, log: Any, models: Mapping[str, ModelSpec]) -> Any:
+def make_scheduler(
+    config: pytest.Config, log: Any, models: Mapping[str, ModelSpec], cases: Mapping[str, ModelSpec]
+) -> Any:
     """xdist's group scheduler, with clue items grouped by the root of their model's base chain (other items keep
     xdist's own rules: an `@group` suffix, else one unit per test)."""
     from xdist.scheduler import LoadGroupScheduling
 
+    case_models = {case: spec.name for case, spec in cases.items()}
+
     class ModelGroupScheduling(LoadGroupScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            name = model_in_nodeid(nodeid, models)
+            name = model_in_nodeid(nodeid, case_models)
             return group_of(models, name) if name is not None else str(super()._split_scope(nodeid))
 
     return ModelGroupScheduling(config, log)
@@ -121,9 +129,10 @@ def make_scheduler(config: pytest.Config, log: Any, models: Mapping[str, ModelSp
 class XdistHooks:
     """Registered by the clue plugin; pytest only calls the hooks xdist defines when xdist is active."""
 
-    def __init__(self, gpus: list[str], models: Mapping[str, ModelSpec]):
+    def __init__(self, gpus: list[str], models: Mapping[str, ModelSpec], cases: Mapping[str, ModelSpec]):
         self.gpus = gpus
         self.models = models
+        self.cases = cases
         self.worker_stats: list[dict[str, Any]] = []
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
@@ -132,7 +141,7 @@ class XdistHooks:
         explicitly chosen other mode (`loadfile`, `each`, ...) is left alone."""
         if config.getvalue("dist") not in ("load", "loadgroup"):
             return None
-        return make_scheduler(config, log, self.models)
+        return make_scheduler(config, log, self.models, self.cases)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:

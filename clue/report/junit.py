@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from clue.files import SHARED, atomic_write
 from clue.records import CaseRow
+from clue.util.files import SHARED, atomic_write
 
 TESTCASE_ATTRIBUTES = frozenset({"name", "classname", "time", "group"})
 

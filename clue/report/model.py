@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clue.records import CaseRecord, NotRun, RunRecord
-from clue.sequential import Stop
+from clue.statistics.sequential import Stop
 from clue.tasks import task_names
 
 VERDICTS = ("regressed", "inconclusive", "non-inferior", "improved", "reference")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from clue.files import SHARED, atomic_write
 from clue.records import RunRecord
 from clue.report.html import render_html
 from clue.report.markdown import render_markdown
 from clue.report.model import build_report
+from clue.util.files import SHARED, atomic_write
 
 
 def write_reports(reports_dir: Path, run: RunRecord) -> tuple[Path, Path]:

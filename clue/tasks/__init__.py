@@ -1,6 +1,6 @@
-"""Tasks by name (clue/registry.py): CLUE's own, imported only when used, and installed packages' (entry points).
+"""Tasks by name (clue/tasks/registry.py): CLUE's own, imported only when used, and installed packages' (entry points).
 
-A new task of clue's is one file in this package plus one line in clue/registry.py.
+A new task of clue's is one file in this package plus one line in clue/tasks/registry.py.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING
 
-from clue.registry import TASKS
+from clue.tasks.registry import TASKS
 
 if TYPE_CHECKING:
     from clue.tasks.base import Task

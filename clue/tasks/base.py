@@ -13,15 +13,28 @@ from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from clue import strict_json
 from clue.errors import DataError, describe
-from clue.pseudonyms import hash_id
-from clue.strict_json import JSONProblem
 from clue.types import ChatMessage, Generation, MetricSpec, Prompt, Sample, SampleScore
+from clue.util import strict_json
+from clue.util.pseudonyms import hash_id
+from clue.util.strict_json import JSONProblem
 
 if TYPE_CHECKING:
-    from clue.backends.base import TokenCounter
     from clue.metrics.scorers import Scorers
+    from clue.tasks.options import TaskOptions
+    from clue.types import TokenCounter
+
+__all__ = [
+    "Task",
+    "check_unique_ids",
+    "read_json_records",
+    "record_id",
+    "refuse_repeated_columns",
+    "require_size",
+    "require_str",
+    "split_reasoning",
+    "strip_reasoning",
+]
 
 _REASONING_OPEN = re.compile(r"<(?:think|thinking|reasoning)>", re.IGNORECASE)
 _REASONING_CLOSE = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
@@ -63,9 +76,9 @@ class Task(ABC):
     # version measured something else and is refused (clue/baseline.py)
     protocol_version: ClassVar[int] = 1
 
-    def configure(self, **options: Any) -> Task:
-        """This task with the run's task options applied (a copy when any applies; the registry's instance is
-        shared by every session of the process and never changed)."""
+    def configure(self, options: TaskOptions) -> Task:
+        """This task with the run's task options (`settings.tasks`, clue/tasks/options.py) applied: a copy when
+        any applies; the registry's instance is shared by every session of the process and never changed."""
         return self
 
     def cluster_of(self, sample: Sample) -> str | None:

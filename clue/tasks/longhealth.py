@@ -35,20 +35,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from clue import strict_json
-from clue.backends.base import TokenCounter
-from clue.config import LONGHEALTH_MAX_TOKENS
 from clue.errors import DataError, DataWarning, describe
 from clue.metrics.accuracy import ACCURACY, accuracy
 from clue.metrics.scorers import Scorers
-from clue.strict_json import JSONProblem
 from clue.tasks.base import Task, require_size, strip_reasoning
-from clue.types import ChatMessage, Generation, MetricSpec, Prompt, Sample, SampleScore
+from clue.tasks.options import REFERENCE_MAX_TOKENS, TaskOptions
+from clue.types import ChatMessage, Generation, MetricSpec, Prompt, Sample, SampleScore, TokenCounter
+from clue.util import strict_json
+from clue.util.strict_json import JSONProblem
 
 UNANSWERABLE = "Question cannot be answered with provided documents"
 SEPARATOR = "\n\n--------------\n\n"
 N_DISTRACTORS = 10
-REFERENCE_MAX_TOKENS = LONGHEALTH_MAX_TOKENS  # the option's default (clue/config.py): CLUE's run_LongHealth8k.sh
 # CLUE's answer format, as its compute_metrics reads it: case-sensitive, one word character, then a colon
 _REFERENCE_ANSWER = re.compile(r"The correct answer is (\w):")
 # the lenient reader: a capital letter A-F (or any case when bracketed or followed by ":" / ")") after "answer is"
@@ -211,11 +209,10 @@ class LongHealthBase(Task):
     def metrics(self, scorers: Scorers | None = None) -> tuple[MetricSpec, ...]:
         return (ACCURACY, FORMAT_ADHERENCE, ACCURACY_LENIENT)
 
-    def configure(self, **options: Any) -> LongHealthBase:
-        """A copy using `longhealth_max_tokens` (None or 0: no cap below the model's context)."""
+    def configure(self, options: TaskOptions) -> LongHealthBase:
+        """A copy using `longhealth_max_tokens` (0: no cap below the model's context)."""
         configured = copy.copy(self)
-        if "longhealth_max_tokens" in options:
-            configured.max_prompt_tokens = options["longhealth_max_tokens"] or None
+        configured.max_prompt_tokens = options.longhealth_max_tokens or None
         return configured
 
     def protocol(self) -> dict[str, Any]:

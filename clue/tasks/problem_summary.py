@@ -13,12 +13,12 @@ import csv
 import io
 from pathlib import Path
 
-from clue import strict_json
 from clue.errors import DataError
-from clue.strict_json import JSONProblem
 from clue.tasks.base import check_unique_ids, refuse_repeated_columns, require_size
 from clue.tasks.text import TextTask
 from clue.types import Sample
+from clue.util import strict_json
+from clue.util.strict_json import JSONProblem
 
 SUBJECTIVE = ("Subjectives", "Subjective Sections")
 

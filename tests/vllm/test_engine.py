@@ -106,7 +106,7 @@ MEMORY_SCRIPT = textwrap.dedent(
     import json, sys, psutil
     from clue.backends import load_backend
     from clue.backends.vllm import POOL
-    from clue.models import ModelSpec
+    from clue.models.matrix import ModelSpec
     from clue.types import ChatMessage, GenerationSettings, Prompt
 
     def rss():
@@ -169,8 +169,8 @@ def test_results_reach_the_store_while_the_engine_runs(models: Models, monkeypat
     from dataclasses import replace
 
     from clue.backends import load_backend
-    from clue.backends.vllm import POOL, release_all
-    from clue.models import ModelSpec
+    from clue.backends.vllm import POOL, VLLMBackend, release_all
+    from clue.models.matrix import ModelSpec
     from clue.tasks import get_task
     from clue.types import GenerationSettings
 
@@ -181,6 +181,7 @@ def test_results_reach_the_store_while_the_engine_runs(models: Models, monkeypat
     prompts = [replace(p, max_new_tokens=2 + 6 * k) for k, p in enumerate(task.build_prompts(shots, scored[:6], None))]
     spec = ModelSpec("vllm", path=str(models.hf), backend="vllm", dtype="float32")
     backend = load_backend(spec, CACHE, {"vllm": spec})
+    assert isinstance(backend, VLLMBackend)
     events: list[tuple[str, bool]] = []
 
     def on_result(i: int, _: Any) -> None:
@@ -203,7 +204,7 @@ def test_cpu_defaults_and_an_engine_that_cannot_start(models: Models, monkeypatc
     from clue.backends import load_backend
     from clue.backends.vllm import CPU_KV_CACHE_BYTES, POOL, on_cpu, release_all
     from clue.errors import ConfigError
-    from clue.models import ModelSpec
+    from clue.models.matrix import ModelSpec
     from clue.types import ChatMessage, GenerationSettings, Prompt
 
     for key, value in IN_PROCESS.items():

@@ -1,4 +1,5 @@
-"""Operating characteristics of the gate, by seeded simulation through the real decision code (`clue.decision`).
+"""Operating characteristics of the gate, by seeded simulation through the real decision code
+(`clue.statistics.decision`).
 
 Each scenario draws paired per-sample scores for one test case with a known true change, runs `decide` on them,
 and counts verdicts. Used by `benchmarks/perf/gate_calibration.py` (the table in docs/performance.md) and by a
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from clue.decision import GateConfig, MetricScores, decide
+from clue.statistics.decision import GateConfig, MetricScores, decide
 from clue.types import MetricSpec
 
 Draw = Callable[[np.random.Generator], list[MetricScores]]
@@ -30,7 +31,11 @@ class Scenario:
 
 
 def correlated_continuous(
-    n: int, sds: Sequence[float], margins: Sequence[float], rho: float, shift: Sequence[float]
+    n: int,
+    sds: Sequence[float],
+    margins: Sequence[float],
+    rho: float,
+    shift: Sequence[float] | npt.NDArray[np.float64],
 ) -> Draw:
     """Per-sample gains ~ N(shift_j, sd_j^2) with pairwise correlation rho between metrics; base fixed at 0.5."""
     k = len(sds)
@@ -93,9 +98,9 @@ def simulate(scenario: Scenario, sims: int, *, seed: int, config: GateConfig) ->
 def simulate_sequential(
     scenario: Scenario, sims: int, *, seed: int, config: GateConfig, look_every: int
 ) -> dict[str, float]:
-    """As `simulate`, through the group-sequential gate (`clue.sequential.run`) on the same draws: shares of final
-    verdicts, the mean share of samples used, and the mean number of looks."""
-    from clue.sequential import run
+    """As `simulate`, through the group-sequential gate (`clue.statistics.sequential.run`) on the same draws: shares
+    of final verdicts, the mean share of samples used, and the mean number of looks."""
+    from clue.statistics.sequential import run
 
     rng = np.random.default_rng(seed)
     verdicts: Counter[str] = Counter()

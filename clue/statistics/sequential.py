@@ -6,9 +6,9 @@ with the Lan–DeMets O'Brien–Fleming function α(t) = 2 − 2Φ(z_{1−α/2} 
 The look-k boundary is the nominal level whose crossing probability, given no crossing before, is the alpha spent
 between looks k−1 and k (recursive numerical integration, Armitage–McPherson–Rowe); the other side's stop is
 ignored when computing it (non-binding), which keeps each side at or below its alpha. At each look the fixed-sample
-decision (`clue.decision.decide`: Tango or BCa, Holm across the case's gated metrics) runs at the look's nominal
-level: a regression on any gated metric stops and fails, every gated metric non-inferior stops and passes, anything
-else continues; at the last look the verdict stands as it is.
+decision (`clue.statistics.decision.decide`: Tango or BCa, Holm across the case's gated metrics) runs at the look's
+nominal level: a regression on any gated metric stops and fails, every gated metric non-inferior stops and passes,
+anything else continues; at the last look the verdict stands as it is.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from clue.decision import GateConfig, MetricScores, TaskDecision, decide
+from clue.statistics.decision import GateConfig, MetricScores, TaskDecision, decide
 
 _NORMAL = NormalDist()
 DEFAULT_LOOK_EVERY = 100  # units (pairs, or clusters) between looks

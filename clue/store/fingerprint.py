@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from clue.store import GenerationStore, StoreWarning, canonical
+from clue.store.sqlite import GenerationStore, StoreWarning, canonical
 from clue.types import GenerationSettings, Prompt
 
 SCHEMA = 1  # of generation keys: bump when the key's payload changes meaning

@@ -1,6 +1,6 @@
 """The generator: each model's backend driven through the store, one model loaded at a time, all of a model's
 selected tasks in one load; a sequential task in chunks, stopping when its cases are decided
-(`clue.sequential.drive`)."""
+(`clue.statistics.sequential.drive`)."""
 
 from __future__ import annotations
 
@@ -12,31 +12,30 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from clue import sequential
 from clue.backends import load_backend
 from clue.backends.base import Backend
-from clue.baseline import Reference
-from clue.catalog import DataCatalog, TaskData
 from clue.config import Settings, apply_cpu_threads
 from clue.errors import ClueError, exception_text
-from clue.fingerprint import memo_key
-from clue.gate import sequential_look
-from clue.generation import StoredCounter, StoredRun
-from clue.models import ModelSpec
-from clue.plan import CasePlan
-from clue.pseudonyms import shareable_error
-from clue.scoring import Scoring, generation_settings
-from clue.store import GenerationStore, canonical
+from clue.models.matrix import ModelSpec
+from clue.run.catalog import DataCatalog, TaskData
+from clue.run.plan import CasePlan
+from clue.run.scoring import Scoring, generation_settings
+from clue.run.stored import StoredCounter, StoredRun
+from clue.statistics import sequential
+from clue.store.fingerprint import memo_key
+from clue.store.sqlite import GenerationStore, canonical
 from clue.tasks.base import Task
 from clue.types import Generation, Prompt, SampleScore, TaskResult
+from clue.util.pseudonyms import shareable_error
 from clue.version import __version__
 
 PROBE_VERSION = 1  # of the weights probe: bump when PROBE_PROMPTS or the digest change
 
 # (model, engine, done, total, tokens, seconds): the pytest plugin's progress line
 Progress = Callable[[str, str, int, int, int, float], None]
-# what a case compares its model's result with (ClueError: no comparison can be made)
-ReferenceOf = Callable[[ModelSpec, TaskResult], Reference | None]
+# a sequential case's look at its model's result so far, at look `index` of the plan (ClueError: no comparison can
+# be made yet); the session binds it to the case's reference and the gate (clue/run/session.py)
+LookAt = Callable[[ModelSpec, TaskResult, sequential.Plan, int], sequential.Look]
 
 
 @dataclass
@@ -52,14 +51,12 @@ class GenerationStats:
 class Generator:
     """Generations per (model, task), made on first need: stored ones reused, the rest generated and stored."""
 
-    def __init__(
-        self, settings: Settings, plan: CasePlan, catalog: DataCatalog, scoring: Scoring, reference: ReferenceOf
-    ):
+    def __init__(self, settings: Settings, plan: CasePlan, catalog: DataCatalog, scoring: Scoring, look: LookAt):
         self.settings = settings
         self.plan = plan
         self.catalog = catalog
         self.scoring = scoring
-        self.reference = reference
+        self.look = look
         self.stats = GenerationStats()
         self.stops: dict[tuple[str, str], sequential.Stop] = {}  # (case id, task) -> where its gate stopped
         self.probes: dict[str, str] = {}  # model -> digest of its next-token logits on fixed prompts
@@ -72,7 +69,7 @@ class Generator:
     @property
     def store(self) -> GenerationStore:
         if self._store is None:
-            self._store = GenerationStore(self.settings.cache_dir / "generations.sqlite3")
+            self._store = GenerationStore(self.settings.outputs.cache_dir / "generations.sqlite3")
         return self._store
 
     def close(self) -> None:
@@ -120,7 +117,7 @@ class Generator:
             prefix = f"model {model!r}: "
             self._fail(model, todo, str(exc) if str(exc).startswith(prefix) else prefix + str(exc))
         except Exception as exc:  # an engine failure must not become a bare traceback in every test
-            detail = exception_text(exc, debug=self.settings.debug)
+            detail = exception_text(exc, debug=self.settings.outputs.debug)
             self._fail(model, todo, f"model {model!r}: generation failed: {detail}")
 
     def _fail(self, model: str, todo: list[tuple[Task, TaskData]], message: str) -> None:
@@ -130,8 +127,8 @@ class Generator:
     def _with_backend(self, model: str, todo: list[tuple[Task, TaskData]], gated: dict[str, list[ModelSpec]]) -> None:
         """Load the model's backend once, generate its fixed tasks in one go, then its sequential ones."""
         began = time.perf_counter()
-        apply_cpu_threads(self.settings.cpu_threads)
-        backend = load_backend(self.plan.models[model], self.settings.cache_dir, self.plan.models)
+        apply_cpu_threads(self.settings.generation.cpu_threads)
+        backend = load_backend(self.plan.models[model], self.settings.outputs.cache_dir, self.plan.models)
         self._engines.add(type(backend))
         self.stats.backend_seconds += time.perf_counter() - began
         unmatched = getattr(backend, "unmatched", None)  # recorded outputs (replay) say which match no sample
@@ -169,7 +166,7 @@ class Generator:
             None if all(c is None for c in labels) else [c or s.id for c, s in zip(labels, data.scored, strict=True)]
         )
         units = len(data.scored) if clusters is None else len(dict.fromkeys(clusters))
-        plan = sequential.Plan.make(units, self.settings.sequential_look_every, self.settings.alpha)
+        plan = sequential.Plan.make(units, self.settings.gate.sequential_look_every, self.settings.gate.alpha)
         generations: list[Generation] = []
         scores: list[SampleScore] = []
         results: list[TaskResult] = []  # the result at the latest look
@@ -183,9 +180,7 @@ class Generator:
 
         def judge(case_id: str, index: int, seen: int) -> sequential.Look:
             try:
-                reference = self.reference(by_id[case_id], results[0])
-                assert reference is not None
-                return sequential_look(results[0], reference, self.settings, plan, index)
+                return self.look(by_id[case_id], results[0], plan, index)
             except ClueError:  # the case's own gate reports it, on the samples generated so far
                 return sequential.Look(index + 1, seen, plan.levels[index], None, True, None)
 
@@ -201,7 +196,7 @@ class Generator:
         file with other task names or a bug fails every sample alike, and scoring those as wrong answers would turn
         a broken run into a "regressed" (or, when the base fails, "improved") verdict."""
         failed = [g for g in generations if g.error is not None]
-        limit = self.settings.max_failed_share
+        limit = self.settings.generation.max_failed_share
         if not failed or len(failed) <= limit * len(generations):
             return None
         first = failed[0]
@@ -238,10 +233,10 @@ class Generator:
             settings,
             per_sample_outputs=backend.per_sample_outputs,
             batch_sensitive=backend.batch_sensitive,
-            retry_failures=not self.settings.rescore,  # a rescore scores stored failures as failed
+            retry_failures=not self.settings.generation.rescore,  # a rescore scores stored failures as failed
         )
         self.stats.reused[model] += run.reused
-        if run.missing and self.settings.rescore:
+        if run.missing and self.settings.generation.rescore:
             first = prompts[run.missing[0]]
             shown = self.catalog.shown_id(first.task, first.sample_id)  # JUnit carries this message
             raise ClueError(
@@ -309,8 +304,8 @@ def provenance(
             "scored": len(data.scored),
         },
         "weights_probe": probe,
-        "seed": settings.seed,
-        "fewshot_seed": settings.fewshot_seed,
-        "bootstrap_seed": settings.bootstrap_seed,
-        "limit": settings.limit,
+        "seed": settings.generation.seed,
+        "fewshot_seed": settings.data.fewshot_seed,
+        "bootstrap_seed": settings.gate.bootstrap_seed,
+        "limit": settings.data.limit,
     }

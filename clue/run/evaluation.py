@@ -8,11 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from clue.errors import ClueError
-from clue.gate import GateOutcome, run_gate
-from clue.models import ModelSpec
-from clue.records import CaseRecord
-from clue.report import results as results_report
-from clue.session import ClueSession
+from clue.models.matrix import ModelSpec
+from clue.records import CaseRecord, CaseVerdict
+from clue.run import case_record
+from clue.run.gate import GateOutcome, run_gate
+from clue.run.session import ClueSession
 from clue.types import TaskResult
 
 
@@ -31,7 +31,7 @@ class CaseResult:
     warning: str | None = None
 
     @property
-    def verdict(self) -> str:
+    def verdict(self) -> CaseVerdict:
         return self.record.verdict
 
 
@@ -61,16 +61,16 @@ def evaluate_case(
     data = session.data(task)
     assert data is not None  # the result exists, so the data did
     state, same = session.weights_check(case, reference)
-    failure, warning, first = _verdict(outcome, headline, settings.strict, same)
-    record = results_report.result_record(
+    failure, warning, first = _verdict(outcome, headline, settings.gate.strict, same)
+    record = case_record.result_record(
         result,
         outcome,
         samples=data.scored[: result.n],
         sequential=stop,
-        show_samples=settings.report_samples,
-        alpha=settings.alpha,
-        resamples=settings.resamples,
-        seed=settings.bootstrap_seed,
+        show_samples=settings.outputs.report_samples,
+        alpha=settings.gate.alpha,
+        resamples=settings.gate.resamples,
+        seed=settings.gate.bootstrap_seed,
         case=case_id,
         weights_check=None if outcome is None else state,
         headline=first,

@@ -1,15 +1,16 @@
 """The regression gate in the plugin: pair a model's per-sample scores with its reference's (its base model's, or a
-stored baseline's) by sample id and hand them to the task-level decision (`clue.decision.decide`)."""
+stored baseline's) by sample id and hand them to the task-level decision (`clue.statistics.decision.decide`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clue import sequential, stats
 from clue.baseline import Reference, output_hashes
 from clue.config import Settings
-from clue.decision import GateConfig, MetricScores, decide, task_verdict
 from clue.errors import ClueError
+from clue.statistics import paired as stats
+from clue.statistics import sequential
+from clue.statistics.decision import GateConfig, MetricScores, decide, task_verdict
 from clue.tasks import get_task
 from clue.tasks.base import Task
 from clue.types import TaskResult
@@ -76,7 +77,9 @@ def metric_scores(result: TaskResult, base: Reference, settings: Settings) -> li
             f"{result.task}: model {result.model!r} and base {base.label!r} were scored on different samples; "
             "both must use the same data file, seed and --clue-limit"
         )
-    return [MetricScores(m, result.values(m.name), base.values(m.name), settings.margin_for(m)) for m in result.metrics]
+    return [
+        MetricScores(m, result.values(m.name), base.values(m.name), settings.gate.margin_for(m)) for m in result.metrics
+    ]
 
 
 def sequential_look(
@@ -90,8 +93,8 @@ def sequential_look(
 
 def gate_config(settings: Settings, alpha: float | None = None) -> GateConfig:
     """The decision's settings; `alpha`: a sequential look's nominal level instead of --clue-alpha."""
-    level = settings.alpha if alpha is None else alpha
-    return GateConfig(level, settings.resamples, settings.bootstrap_seed, settings.min_samples)
+    level = settings.gate.alpha if alpha is None else alpha
+    return GateConfig(level, settings.gate.resamples, settings.gate.bootstrap_seed, settings.gate.min_samples)
 
 
 def run_gate(

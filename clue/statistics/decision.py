@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from clue import stats
+from clue.statistics import paired as stats
 from clue.types import MetricSpec
 
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from clue import baseline, sequential
+from clue import baseline
 from clue.config import Settings
 from clue.errors import ClueError, DataError
-from clue.fingerprint import file_sha256
-from clue.pseudonyms import hash_id
+from clue.statistics import sequential
+from clue.store.fingerprint import file_sha256
 from clue.tasks import get_task
 from clue.tasks.base import Task
 from clue.types import Sample
+from clue.util.pseudonyms import hash_id
 
 
 @dataclass(frozen=True)
@@ -40,28 +41,30 @@ class DataCatalog:
     def task(self, name: str) -> Task:
         """The registry's task with this run's task options applied, one instance per name."""
         if name not in self._tasks:
-            self._tasks[name] = get_task(name).configure(longhealth_max_tokens=self.settings.longhealth_max_tokens)
+            self._tasks[name] = get_task(name).configure(self.settings.tasks)
         return self._tasks[name]
 
     def shown_id(self, task: str, sample_id: str) -> str:
         """A sample id as it may appear in results, reports, JUnit and messages: raw for public data sets or with
         --clue-report-samples, else hashed (MedNLI pairIDs, MIMIC hadm_ids and MeDiSumQA "note_id/question" ids,
         which hold question text, are credentialed)."""
-        if self.task(task).public_data or self.settings.report_samples:
+        if self.task(task).public_data or self.settings.outputs.report_samples:
             return sample_id
         return hash_id(task, sample_id)
 
     def data_path(self, task: Task) -> Path | None:
-        if task.name in self.settings.data:
-            return self.settings.data[task.name]  # named explicitly by the user: taken as given
-        if self.settings.data_dir is None:
+        if task.name in self.settings.data.data:
+            return self.settings.data.data[task.name]  # named explicitly by the user: taken as given
+        if self.settings.data.data_dir is None:
             return None
-        return task.find_data(self.settings.data_dir)  # DataError for a file resolving outside the folder
+        return task.find_data(self.settings.data.data_dir)  # DataError for a file resolving outside the folder
 
     def missing_data_reason(self, task: Task) -> str:
-        if task.name in self.settings.data:
-            return f"{task.title}: data file {self.settings.data[task.name]} (from --clue-data) does not exist"
-        where = self.settings.data_dir / task.name if self.settings.data_dir else Path("<data dir>") / task.name
+        if task.name in self.settings.data.data:
+            return f"{task.title}: data file {self.settings.data.data[task.name]} (from --clue-data) does not exist"
+        where = (
+            self.settings.data.data_dir / task.name if self.settings.data.data_dir else Path("<data dir>") / task.name
+        )
         return (
             f"{task.title}: no data; put {' or '.join(task.data_files)} in {where}/ "
             f"or pass --clue-data {task.name}=FILE"
@@ -86,17 +89,17 @@ class DataCatalog:
             return None
         try:
             samples = task.load(path)
-            shots, scored = task.split(samples, self.settings.fewshot_seed)
+            shots, scored = task.split(samples, self.settings.data.fewshot_seed)
         except DataError as exc:
             raise (DataError(path, exc.problem) if exc.path == "<data>" else exc) from None
         digest = file_sha256(path)
-        if self.settings.sequential:  # a seeded order fixed by task and data: every model sees the same
+        if self.settings.gate.sequential:  # a seeded order fixed by task and data: every model sees the same
             ranks = sequential.order(
                 [s.id for s in scored], [task.cluster_of(s) for s in scored], f"{task.name}\0{digest}"
             )
             scored = [scored[i] for i in ranks]
-        if self.settings.limit:
-            scored = scored[: self.settings.limit]
+        if self.settings.data.limit:
+            scored = scored[: self.settings.data.limit]
         ids = frozenset(s.id for s in samples)
         return TaskData(task.name, path, digest, tuple(shots), tuple(scored), len(samples), ids)
 

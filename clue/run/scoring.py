@@ -9,39 +9,44 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from clue.catalog import DataCatalog, TaskData
 from clue.config import Settings, apply_cpu_threads
 from clue.metrics import extra
 from clue.metrics.bertscore import BertScoreConfig
 from clue.metrics.extra import ExtraMetric
 from clue.metrics.scorers import Scorers
 from clue.metrics.umls import ScispacyConfig
-from clue.store import GenerationStore
+from clue.models.tiny import bertscore_stand_in
+from clue.run.catalog import DataCatalog, TaskData
+from clue.store.sqlite import GenerationStore
 from clue.tasks.base import Task
-from clue.tiny import bertscore_stand_in
 from clue.types import Generation, GenerationSettings, Sample, SampleScore, TaskResult
 
 
 def scorers_for(settings: Settings) -> Scorers:
     """The metric models this run's settings name (BERTScore, scispacy or none), built lazily on first use."""
     return Scorers(
-        rouge_stemmer=settings.rouge_stemmer,
+        rouge_stemmer=settings.scoring.rouge_stemmer,
         bertscore_config=BertScoreConfig(
-            settings.bertscore_model, settings.bertscore_layers, settings.bertscore_batch_size
+            settings.scoring.bertscore_model, settings.scoring.bertscore_layers, settings.scoring.bertscore_batch_size
         ),
         umls_config=None
-        if settings.umls_spacy_model == "off"
+        if settings.scoring.umls_spacy_model == "off"
         else ScispacyConfig(
-            settings.umls_spacy_model, settings.umls_linker, resolve_abbreviations=settings.umls_abbreviations
+            settings.scoring.umls_spacy_model,
+            settings.scoring.umls_linker,
+            resolve_abbreviations=settings.scoring.umls_abbreviations,
         ),
-        cache_dir=settings.cache_dir,
-        bertscore_build=bertscore_stand_in(settings.bertscore_model, settings.cache_dir),
+        cache_dir=settings.outputs.cache_dir,
+        bertscore_build=bertscore_stand_in(settings.scoring.bertscore_model, settings.outputs.cache_dir),
     )
 
 
 def generation_settings(settings: Settings) -> GenerationSettings:
     return GenerationSettings(
-        temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed, batch_size=settings.batch_size
+        temperature=settings.generation.temperature,
+        top_p=settings.generation.top_p,
+        seed=settings.generation.seed,
+        batch_size=settings.generation.batch_size,
     )
 
 
@@ -62,7 +67,7 @@ class Scoring:
         self, task: Task, samples: Sequence[Sample], generations: Sequence[Generation], store: GenerationStore
     ) -> list[SampleScore]:
         self.scorers.store = store  # memoised BERTScore / UMLS values
-        apply_cpu_threads(self.settings.cpu_threads)  # BERTScore runs on the CPU here
+        apply_cpu_threads(self.settings.generation.cpu_threads)  # BERTScore runs on the CPU here
         began = time.perf_counter()
         try:
             scores = task.score_all(samples, generations, self.scorers)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clue.files import build_folder
+from clue.util.files import build_folder
 
 EOS_SCALE = 1.8  # how much larger the end-of-turn embedding is than a random one (see _write_tiny_llama)
 # 5: the end-of-turn token scaled up, so the random model stops like real ones; 4: vocabularies built in Python,
@@ -229,7 +229,7 @@ def tiny_model_dir(cache_dir: Path, seed: int, kind: str = "llama") -> Path:
 
 def folder_digest(folder: Path) -> str:
     """sha256 over every file's relative name and content hash: equal digests mean identical models."""
-    from clue.fingerprint import file_sha256
+    from clue.store.fingerprint import file_sha256
 
     digest = hashlib.sha256()
     for file in sorted(p for p in folder.rglob("*") if p.is_file()):

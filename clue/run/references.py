@@ -7,15 +7,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from clue import baseline
-from clue.catalog import DataCatalog
 from clue.errors import ClueError
-from clue.models import ModelSpec
-from clue.plan import CasePlan
-from clue.pseudonyms import hash_id
+from clue.models.matrix import ModelSpec
 from clue.records import BaselineEntry
+from clue.run.catalog import DataCatalog
+from clue.run.plan import CasePlan
 from clue.types import TaskResult
+from clue.util.pseudonyms import hash_id
 
-PROBE_COUNT = 3  # the weights probe's fixed prompts (clue.generator records the probes)
+PROBE_COUNT = 3  # the weights probe's fixed prompts (clue.run.generator records the probes)
 
 
 class References:

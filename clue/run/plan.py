@@ -12,7 +12,7 @@ from clue import baseline
 from clue.backends import check_entry
 from clue.config import Settings
 from clue.errors import ConfigError
-from clue.models import ModelSpec, load_matrix, pair_from_cli
+from clue.models.matrix import ModelSpec, load_matrix, pair_from_cli
 
 
 class CasePlan:
@@ -33,7 +33,7 @@ class CasePlan:
         return self._models
 
     def _read_models(self) -> dict[str, ModelSpec]:
-        s = self.settings
+        s = self.settings.models
         if s.model:
             extra: dict[str, Any] = {"dtype": s.dtype}
             if s.chat_template:
@@ -69,7 +69,7 @@ class CasePlan:
         return self._cases
 
     def _views(self, name: str, spec: ModelSpec, is_base: bool) -> list[tuple[str, ModelSpec]]:
-        named = list(dict.fromkeys([*spec.baselines, *(self.settings.baselines if not is_base else ())]))
+        named = list(dict.fromkeys([*spec.baselines, *(self.settings.gate.baseline if not is_base else ())]))
         refs = [baseline.resolve_ref(text, spec.base, self.baseline_files) for text in named]
         labels = [r.label for r in refs]
         if len(set(labels)) < len(labels):
@@ -90,7 +90,7 @@ class CasePlan:
     def baseline_files(self) -> dict[Path, baseline.BaselineFile]:
         """Every baseline file the run names, read and checked once."""
         if self._baseline_files is None:
-            named = [*self.settings.baselines, *(b for m in self.models.values() for b in m.baselines)]
+            named = [*self.settings.gate.baseline, *(b for m in self.models.values() for b in m.baselines)]
             paths = dict.fromkeys(Path(baseline.split_spec(text)[0]) for text in named)
             self._baseline_files = {path: baseline.load(path) for path in paths}
         return self._baseline_files
@@ -106,7 +106,7 @@ class CasePlan:
     def sequential_cases(self, model: str, task: str) -> list[ModelSpec]:
         """The selected cases gating `model` on `task` when the sequential gate applies: --clue-sequential, and the
         model is no selected case's live base (that case needs all of its outputs)."""
-        if not self.settings.sequential or any(case.base == model for case, _ in self.selected):
+        if not self.settings.gate.sequential or any(case.base == model for case, _ in self.selected):
             return []
         return [
             case

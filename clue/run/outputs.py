@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from clue import baseline
-from clue.evaluation import CaseResult
 from clue.records import BaselineEntry, CaseRow, NotRun, RunRecord
 from clue.report import results as results_report
 from clue.report.model import diagnostic_lines
-from clue.session import ClueSession
+from clue.run.evaluation import CaseResult
+from clue.run.session import ClueSession
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Run:
     def __init__(self, session: ClueSession, *, files: bool = True):
         self.session = session
         self.files = files
-        self.reports_dir = session.settings.reports_dir
+        self.reports_dir = session.settings.outputs.reports_dir
         self.entries: dict[tuple[str, str], BaselineEntry] = {}  # (task, model) -> baseline entry, this process's
 
     def case_finished(self, done: CaseResult) -> CaseRow:
@@ -59,7 +59,7 @@ class Run:
         if self.files:
             results_report.write_json(path, done.record.to_json())
         entry_file = None
-        if self.session.settings.save_baseline is not None:
+        if self.session.settings.outputs.save_baseline is not None:
             entry = self.session.baseline_entry(self.session.result(done.model, done.task))
             self.entries[(done.task, done.model)] = entry
             if self.files:  # an xdist worker's entries reach the controller as files
@@ -78,20 +78,20 @@ class Run:
     ) -> Finished:
         """The run's files from every finished case's row (this process's and those xdist workers sent)."""
         settings = self.session.settings
-        record = RunRecord((), tuple(not_run), settings.strict, interrupted)
+        record = RunRecord((), tuple(not_run), settings.gate.strict, interrupted)
         if self.files:
             from clue.report.render import write_reports
 
             paths = [Path(r.results_json) for r in rows]
             record = results_report.merge(
-                self.reports_dir, paths, not_run=not_run, strict=settings.strict, interrupted=interrupted
+                self.reports_dir, paths, not_run=not_run, strict=settings.gate.strict, interrupted=interrupted
             )
             write_reports(self.reports_dir, record)
             results_report.write_json(self.reports_dir / "clue-session.json", dict(stats))
-        if settings.save_baseline is None:
+        if settings.outputs.save_baseline is None:
             return Finished(record)
         entries = {**_entry_files(rows, skip=self.entries), **self.entries}
-        written = baseline.write(settings.save_baseline, list(entries.values()))
+        written = baseline.write(settings.outputs.save_baseline, list(entries.values()))
         return Finished(record, written, len(entries))
 
 

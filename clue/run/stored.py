@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from clue.backends.base import Backend, TokenCounter
-from clue.fingerprint import generation_key, memo_key
-from clue.store import GenerationStore, canonical
+from clue.store.fingerprint import generation_key, memo_key
+from clue.store.sqlite import GenerationStore, canonical
 from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
 
 

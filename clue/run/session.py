@@ -13,17 +13,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from clue import baseline, sequential
-from clue.catalog import DataCatalog, TaskData
+from clue import baseline
 from clue.config import Settings
-from clue.generator import Generator, Progress
 from clue.metrics.extra import ExtraMetric
-from clue.models import ModelSpec
-from clue.plan import CasePlan
+from clue.models.matrix import ModelSpec
 from clue.records import BaselineEntry
-from clue.references import References
-from clue.scoring import Scoring
-from clue.store import GenerationStore
+from clue.run.catalog import DataCatalog, TaskData
+from clue.run.gate import sequential_look
+from clue.run.generator import Generator, Progress
+from clue.run.plan import CasePlan
+from clue.run.references import References
+from clue.run.scoring import Scoring
+from clue.statistics import sequential
+from clue.store.sqlite import GenerationStore
 from clue.tasks.base import Task
 from clue.types import Generation, TaskResult
 
@@ -39,9 +41,8 @@ class ClueSession:
         self.plan = CasePlan(settings)
         self.catalog = DataCatalog(settings)
         self.scoring = Scoring(settings, self.catalog, extra_metrics)
-        self.references = References(self.plan, self.catalog, self.result, {})
-        self.generator = Generator(settings, self.plan, self.catalog, self.scoring, self.references.reference)
-        self.references.probes = self.generator.probes
+        self.generator = Generator(settings, self.plan, self.catalog, self.scoring, self._sequential_look)
+        self.references = References(self.plan, self.catalog, self.result, self.generator.probes)
 
     # -- what the run evaluates -----------------------------------------------------------------------------------
     @property
@@ -109,6 +110,15 @@ class ClueSession:
     def stop(self, case: ModelSpec, task: str) -> sequential.Stop | None:
         """Where the case's sequential gate stopped on the task (None: not sequential, or it never looked)."""
         return self.generator.stops.get((case.case, task))
+
+    def _sequential_look(
+        self, case: ModelSpec, result: TaskResult, plan: sequential.Plan, index: int
+    ) -> sequential.Look:
+        """A sequential case's look at its model's samples scored so far, against its reference (the generator
+        calls it after each chunk; ClueError when no comparison can be made yet)."""
+        reference = self.references.reference(case, result)
+        assert reference is not None  # only gated cases are sequential
+        return sequential_look(result, reference, self.settings, plan, index)
 
     def reference(self, case: ModelSpec, result: TaskResult) -> baseline.Reference | None:
         return self.references.reference(case, result)

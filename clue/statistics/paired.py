@@ -3,7 +3,7 @@
 Both tests work on the *gain* per sample: model minus base, sign-flipped for metrics where lower is better, so
 that a positive gain always means "the model is better". Each comparison has a lower confidence bound at the
 one-sided level `alpha` and an upper bound at the level its regression claim is tested at (`alpha`, or the
-Holm-adjusted level when a test case gates several metrics: `clue.decision`). The bounds decide the verdict:
+Holm-adjusted level when a test case gates several metrics: `clue.statistics.decision`). The bounds decide the verdict:
 
 - regressed:     the upper bound lies below -margin   (the model is worse by more than the margin)
 - improved:      the lower bound lies above 0
