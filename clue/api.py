@@ -18,9 +18,9 @@ from typing import Any
 from clue.config import Layer, settings_from, tool_clue
 from clue.errors import ClueError, ConfigError
 from clue.models.matrix import ModelSpec
-from clue.records import CaseRow, NotRun
+from clue.records import CaseRow, NotRun, RunStats
 from clue.run.evaluation import CaseResult, evaluate_case
-from clue.run.outputs import Run, merge_stats
+from clue.run.outputs import Run
 from clue.run.session import ClueSession
 from clue.tasks import task_names
 
@@ -38,7 +38,7 @@ class Evaluation:
 
     results: list[CaseResult] = field(default_factory=list)
     not_run: list[NotRun] = field(default_factory=list)
-    stats: dict[str, Any] = field(default_factory=dict)
+    stats: RunStats = field(default_factory=RunStats)
     saved_baseline: Path | None = None  # where save_baseline= wrote the baseline
 
     def result(self, task: str, case: str) -> CaseResult:
@@ -86,7 +86,7 @@ def evaluate(
                 if done is not None:
                     out.results.append(done)
                     rows.append(run.case_finished(done))
-        out.stats = merge_stats([session.stats()], time.perf_counter() - began)
+        out.stats = RunStats.merged([session.stats()], time.perf_counter() - began)
         out.saved_baseline = run.finish(rows, out.not_run, out.stats).saved_baseline
     finally:
         session.close()

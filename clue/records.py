@@ -7,7 +7,7 @@ entry (`BaselineEntry`). The JSON shapes are those of schema version SCHEMA_VERS
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, TypeVar, cast, get_args
 
@@ -30,6 +30,7 @@ __all__ = [
     "NotRun",
     "RecordError",
     "RunRecord",
+    "RunStats",
     "SampleRow",
     "comparison_from_json",
     "name_in_message",
@@ -485,6 +486,76 @@ class CaseRow:
             outcome=_get(data, "outcome", str, where, optional=True) or "",
             baseline_entry=_get(data, "baseline_entry", str, where, optional=True),
         )
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """What a run's processes did: model loads, generations reused from the store and generated, per model, and
+    the time spent in backends and scoring (summed over xdist workers) and on the wall. Each xdist worker sends its
+    own (`to_json` over the wire, `from_json` on the controller); `merged` sums them; clue-session.json holds it."""
+
+    loads: Mapping[str, int] = field(default_factory=dict)
+    reused: Mapping[str, int] = field(default_factory=dict)
+    generated: Mapping[str, int] = field(default_factory=dict)
+    backend_s: float = 0.0
+    scoring_s: float = 0.0
+    workers: int = 1
+    wall_s: float = 0.0
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "loads": dict(self.loads),
+            "reused": dict(self.reused),
+            "generated": dict(self.generated),
+            "backend_s": self.backend_s,
+            "scoring_s": self.scoring_s,
+            "workers": self.workers,
+            "wall_s": self.wall_s,
+        }
+
+    @classmethod
+    def from_json(cls, data: JSON, where: str) -> RunStats:
+        if not isinstance(data, dict):
+            raise RecordError(f"{where}: run statistics are not an object")
+
+        def counts(key: str) -> dict[str, int]:
+            value = data.get(key, {})
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(n, int) and not isinstance(n, bool) for k, n in value.items()
+            ):
+                raise RecordError(f"{where}, {key}: not a map of model names to counts")
+            return dict(value)
+
+        def seconds(key: str) -> float:
+            value = data.get(key, 0.0)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise RecordError(f"{where}, {key}: not a number of seconds")
+            return float(value)
+
+        workers = data.get("workers", 1)
+        if isinstance(workers, bool) or not isinstance(workers, int):
+            raise RecordError(f"{where}, workers: not a count")
+        return cls(
+            counts("loads"), counts("reused"), counts("generated"), seconds("backend_s"), seconds("scoring_s"),
+            workers, seconds("wall_s"),
+        )  # fmt: skip
+
+    @classmethod
+    def merged(cls, parts: Sequence[RunStats], wall_s: float, workers: int = 1) -> RunStats:
+        """Processes' statistics summed; `workers` says how many processes generated (the xdist controller's part
+        is its own bookkeeping, not a worker), `wall_s` the session's time."""
+
+        def total(key: str) -> dict[str, int]:
+            out: dict[str, int] = {}
+            for part in parts:
+                for model, n in getattr(part, key).items():
+                    out[model] = out.get(model, 0) + n
+            return out
+
+        return cls(
+            total("loads"), total("reused"), total("generated"), sum(p.backend_s for p in parts),
+            sum(p.scoring_s for p in parts), workers, wall_s,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

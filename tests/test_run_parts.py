@@ -280,3 +280,19 @@ def test_the_case_result_hook_gets_each_finished_cases_typed_row(pytester: pytes
     written = CaseRecord.from_json(json.loads(Path(rows["candidate"]["file"]).read_text()), "results file")
     assert rows["candidate"]["primary"] == written.metrics["accuracy"].value < 1.0
     assert rows["candidate"]["samples"] == 0 and len(written.samples) == 50
+
+
+def test_run_statistics_are_a_typed_record_that_merges_and_round_trips() -> None:
+    """Worker statistics cross the xdist wire as JSON and are merged on the controller: typed on both sides, and a
+    malformed part is refused by name rather than summed into nonsense."""
+    from clue.records import RecordError, RunStats
+
+    one = RunStats({"a": 1}, {"a": 3}, {"a": 7}, 1.5, 0.5)
+    two = RunStats({"a": 1, "b": 1}, {}, {"b": 2}, 2.0, 1.0)
+    merged = RunStats.merged([one, two], wall_s=9.0, workers=2)
+    assert merged == RunStats({"a": 2, "b": 1}, {"a": 3}, {"a": 7, "b": 2}, 3.5, 1.5, 2, 9.0)
+    assert RunStats.from_json(merged.to_json(), "here") == merged
+    malformed: list[object] = [{"loads": {"a": "1"}}, {"loads": []}, {"backend_s": "slow"}, {"workers": True}, [1]]
+    for broken in malformed:
+        with pytest.raises(RecordError, match=r"^gw0"):
+            RunStats.from_json(broken, "gw0")

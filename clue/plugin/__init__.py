@@ -24,12 +24,12 @@ from clue.errors import ClueError, ConfigError, exception_text
 from clue.models.matrix import ModelSpec
 from clue.plugin import xdist
 from clue.plugin.options import add_options, resolve
-from clue.records import CaseRow, NotRun
+from clue.records import CaseRow, NotRun, RunStats
 from clue.report import junit
 from clue.report.model import sequential_text
 from clue.run.evaluation import evaluate_case
 from clue.run.gate import GateOutcome
-from clue.run.outputs import Finished, Run, merge_stats
+from clue.run.outputs import Finished, Run
 from clue.run.session import ClueSession
 from clue.tasks.base import Task
 from clue.types import Generation, TaskResult
@@ -400,18 +400,18 @@ class ResultsCollector:
         status, reason = _why_not_run(report)
         self.not_run.append(NotRun(info["task"], info.get("case") or info["model"], status, reason))
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> RunStats:
         """This process's statistics plus those the xdist workers sent: loads, reuse and time per model."""
         workers = self.xdist_hooks.worker_stats if self.xdist_hooks else []
         parts = [_session(self.config).stats()] if session_key in self.config.stash else []
-        return merge_stats(parts + workers, time.perf_counter() - self.started, max(1, len(workers)))
+        return RunStats.merged(parts + workers, time.perf_counter() - self.started, max(1, len(workers)))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):  # an xdist worker: the controller merges
             workeroutput: dict[str, Any] = getattr(self.config, "workeroutput", {})
             if session_key in self.config.stash:
-                workeroutput["clue"] = _session(self.config).stats()
+                workeroutput["clue"] = _session(self.config).stats().to_json()  # execnet carries plain data
             return
         # Ctrl-C before any case finished still rewrites the reports (pytest rewrites junit.xml too), so that no
         # folder holds a JUnit of this run next to a report of the previous one
@@ -438,18 +438,18 @@ class ResultsCollector:
             for line in _summary_lines(row):
                 tr.write_line(line)
         stats = self.stats()
-        if stats["loads"] or stats["reused"]:
-            names = sorted(set(stats["loads"]) | set(stats["reused"]))
-            loads = ", ".join(f"{name} {stats['loads'].get(name, 0)}" for name in names)
-            reused = ", ".join(f"{name} {stats['reused'].get(name, 0)}" for name in names)
+        if stats.loads or stats.reused:
+            names = sorted(set(stats.loads) | set(stats.reused))
+            loads = ", ".join(f"{name} {stats.loads.get(name, 0)}" for name in names)
+            reused = ", ".join(f"{name} {stats.reused.get(name, 0)}" for name in names)
             tr.write_line(f"model loads: {loads}; generations reused from the store: {reused}")
-        if stats["wall_s"] > 0:
+        if stats.wall_s > 0:
             tr.write_line(
-                f"time: {stats['wall_s']:.1f} s in this session, {stats['backend_s']:.1f} s in model backends, "
-                f"{stats['scoring_s']:.1f} s scoring"
+                f"time: {stats.wall_s:.1f} s in this session, {stats.backend_s:.1f} s in model backends, "
+                f"{stats.scoring_s:.1f} s scoring"
                 + (
-                    f" ({stats['workers']} workers; backend and scoring times summed over them)"
-                    if stats["workers"] > 1
+                    f" ({stats.workers} workers; backend and scoring times summed over them)"
+                    if stats.workers > 1
                     else ""
                 )
             )

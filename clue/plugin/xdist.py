@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from clue.models.matrix import ModelSpec
+from clue.records import RunStats
 
 
 def visible_gpus(option: str) -> list[str]:
@@ -133,7 +134,7 @@ class XdistHooks:
         self.gpus = gpus
         self.models = models
         self.cases = cases
-        self.worker_stats: list[dict[str, Any]] = []
+        self.worker_stats: list[RunStats] = []
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
@@ -156,7 +157,9 @@ class XdistHooks:
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         stats = getattr(node, "workeroutput", {}).get("clue")
         if stats:
-            self.worker_stats.append(stats)
+            self.worker_stats.append(
+                RunStats.from_json(stats, f"xdist worker {node.workerinput.get('workerid', '?')}'s statistics")
+            )
 
 
 def configure_worker(config: pytest.Config) -> None:

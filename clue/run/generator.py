@@ -8,8 +8,8 @@ import platform
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from clue.backends import load_backend
@@ -48,6 +48,17 @@ class GenerationStats:
     backend_seconds: float = 0.0  # constructing backends, loading weights, generating
 
 
+@dataclass(frozen=True)
+class Generated:
+    """What generating one task with one model produced: the generations and, for a sequential task, where each
+    gated case's gate stopped (`stops`: case id -> Stop, the only record of that decision) and the result scored at
+    the last look (`scored`), which the case's evaluation then reads."""
+
+    generations: tuple[Generation, ...]
+    stops: Mapping[str, sequential.Stop] = field(default_factory=dict)
+    scored: TaskResult | None = None
+
+
 class Generator:
     """Generations per (model, task), made on first need: stored ones reused, the rest generated and stored."""
 
@@ -58,10 +69,9 @@ class Generator:
         self.scoring = scoring
         self.look = look
         self.stats = GenerationStats()
-        self.stops: dict[tuple[str, str], sequential.Stop] = {}  # (case id, task) -> where its gate stopped
         self.probes: dict[str, str] = {}  # model -> digest of its next-token logits on fixed prompts
         self.progress: Progress | None = None
-        self._outputs: dict[tuple[str, str], tuple[Generation, ...] | ClueError] = {}
+        self._outputs: dict[tuple[str, str], Generated | ClueError] = {}
         self._backend_info: dict[str, dict[str, Any]] = {}
         self._store: GenerationStore | None = None
         self._engines: set[type[Any]] = set()  # backend classes used: their shared engines are released at close
@@ -84,13 +94,18 @@ class Generator:
             self._store.close()
             self._store = None
 
-    def generations(self, model: str, task: str) -> tuple[Generation, ...]:
+    def generated(self, model: str, task: str) -> Generated:
+        """The model's work on the task, generated on first need (with the model's other selected tasks, in one
+        load); ClueError when it could not be generated."""
         if (model, task) not in self._outputs:
             self._generate(model, sorted(self.plan.tasks[model] | {task}))
         entry = self._outputs[(model, task)]
         if isinstance(entry, ClueError):
             raise entry.with_traceback(None)
         return entry
+
+    def generations(self, model: str, task: str) -> tuple[Generation, ...]:
+        return self.generated(model, task).generations
 
     def _generate(self, model: str, task_names: list[str]) -> None:
         todo: list[tuple[Task, TaskData]] = []
@@ -144,7 +159,7 @@ class Generator:
                     self._generate_sequential(model, backend, task, data, gated[task.name])
         finally:
             self._backend_info[model] = backend.describe()  # measured at the end: requests, retries, loads
-            self.scoring.restamp(model, self._backend_info[model])
+            self._stamp_scored(model)
             self.stats.loads[model] += backend.loads
             began = time.perf_counter()
             backend.close()
@@ -153,7 +168,7 @@ class Generator:
         for task, data in fixed:
             chunk = tuple(outputs[start : start + len(data.scored)])
             start += len(data.scored)
-            self._outputs[(model, task.name)] = self._systematic_failure(model, task, chunk) or chunk
+            self._outputs[(model, task.name)] = self._systematic_failure(model, task, chunk) or Generated(chunk)
 
     def _generate_sequential(
         self, model: str, backend: Backend, task: Task, data: TaskData, cases: list[ModelSpec]
@@ -185,11 +200,17 @@ class Generator:
                 return sequential.Look(index + 1, seen, plan.levels[index], None, True, None)
 
         stops = sequential.drive(plan, clusters, len(data.scored), list(by_id), advance, judge)
-        self.stops.update({(case_id, task.name): stop for case_id, stop in stops.items()})
         failure = self._systematic_failure(model, task, tuple(generations))
-        self._outputs[(model, task.name)] = failure or tuple(generations)
-        if failure is None:
-            self.scoring.results[(model, task.name)] = results[0]
+        self._outputs[(model, task.name)] = failure or Generated(tuple(generations), stops, results[0])
+
+    def _stamp_scored(self, model: str) -> None:
+        """Results scored look by look while the model generated carry the backend's description as measured at the
+        end (requests, retries, loads), like results scored afterwards."""
+        backend = dict(self._backend_info[model])
+        for key, entry in self._outputs.items():
+            if key[0] == model and isinstance(entry, Generated) and entry.scored is not None:
+                scored = replace(entry.scored, provenance={**entry.scored.provenance, "backend": backend})
+                self._outputs[key] = replace(entry, scored=scored)
 
     def _systematic_failure(self, model: str, task: Task, generations: tuple[Generation, ...]) -> ClueError | None:
         """An error when more than --clue-max-failed-share of a model's samples failed: a wrong dtype, a replay

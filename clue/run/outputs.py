@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from clue import baseline
-from clue.records import BaselineEntry, CaseRow, NotRun, RunRecord
+from clue.records import BaselineEntry, CaseRow, NotRun, RunRecord, RunStats
 from clue.report import results as results_report
 from clue.report.model import diagnostic_lines
 from clue.run.evaluation import CaseResult
@@ -26,21 +26,6 @@ class Finished:
     record: RunRecord
     saved_baseline: Path | None = None
     baseline_entries: int = 0
-
-
-def merge_stats(parts: Sequence[Mapping[str, Any]], wall_s: float, workers: int = 1) -> dict[str, Any]:
-    """Processes' statistics summed (xdist workers each send theirs): loads, reuse and time per model; `workers`
-    says how many processes generated (the xdist controller's part is its own bookkeeping, not a worker)."""
-    merged: dict[str, Any] = {"loads": {}, "reused": {}, "generated": {}, "backend_s": 0.0, "scoring_s": 0.0}
-    for part in parts:
-        for key in ("loads", "reused", "generated"):
-            for model, n in part[key].items():
-                merged[key][model] = merged[key].get(model, 0) + n
-        merged["backend_s"] += part["backend_s"]
-        merged["scoring_s"] += part["scoring_s"]
-    merged["workers"] = workers
-    merged["wall_s"] = wall_s
-    return merged
 
 
 class Run:
@@ -72,7 +57,7 @@ class Run:
         self,
         rows: Sequence[CaseRow],
         not_run: Sequence[NotRun],
-        stats: Mapping[str, Any],
+        stats: RunStats,
         *,
         interrupted: bool = False,
     ) -> Finished:
@@ -87,7 +72,7 @@ class Run:
                 self.reports_dir, paths, not_run=not_run, strict=settings.gate.strict, interrupted=interrupted
             )
             write_reports(self.reports_dir, record)
-            results_report.write_json(self.reports_dir / "clue-session.json", dict(stats))
+            results_report.write_json(self.reports_dir / "clue-session.json", stats.to_json())
         if settings.outputs.save_baseline is None:
             return Finished(record)
         entries = {**_entry_files(rows, skip=self.entries), **self.entries}

@@ -113,9 +113,3 @@ class Scoring:
         result = self.task_result(model, task, scores, generations, provenance)
         self.results[(model, task.name)] = result
         return result
-
-    def restamp(self, model: str, backend: Mapping[str, Any]) -> None:
-        """The end-of-run backend provenance into results scored while the model was still generating."""
-        for key, result in list(self.results.items()):
-            if key[0] == model:
-                self.results[key] = replace(result, provenance={**result.provenance, "backend": dict(backend)})

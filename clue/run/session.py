@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from clue import baseline
 from clue.config import Settings
 from clue.metrics.extra import ExtraMetric
 from clue.models.matrix import ModelSpec
-from clue.records import BaselineEntry
+from clue.records import BaselineEntry, RunStats
 from clue.run.catalog import DataCatalog, TaskData
 from clue.run.gate import sequential_look
 from clue.run.generator import Generator, Progress
@@ -98,18 +97,19 @@ class ClueSession:
         key = (model, task_name)
         if key not in self.scoring.results:
             task = self.catalog.task(task_name)
-            generations = self.generator.generations(model, task_name)
-            if key in self.scoring.results:  # a sequential generation scored as it went
-                return self.scoring.results[key]
+            generated = self.generator.generated(model, task_name)
+            if generated.scored is not None:  # a sequential task, scored look by look as it was generated
+                return generated.scored
             data = self.catalog.data(task)
-            assert data is not None  # generations() would have raised
+            assert data is not None  # generated() would have raised
             provenance = self.generator.provenance_of(model, data)
-            self.scoring.score_result(model, task, data, generations, self.store, provenance)
+            self.scoring.score_result(model, task, data, generated.generations, self.store, provenance)
         return self.scoring.results[key]
 
     def stop(self, case: ModelSpec, task: str) -> sequential.Stop | None:
-        """Where the case's sequential gate stopped on the task (None: not sequential, or it never looked)."""
-        return self.generator.stops.get((case.case, task))
+        """Where the case's sequential gate stopped on the task (None: not sequential, or it never looked): part of
+        what generating the case's model on the task returned."""
+        return self.generator.generated(case.name, task).stops.get(case.case)
 
     def _sequential_look(
         self, case: ModelSpec, result: TaskResult, plan: sequential.Plan, index: int
@@ -130,16 +130,12 @@ class ClueSession:
         return self.references.weights_check(case, reference)
 
     # -- the run's bookkeeping ---------------------------------------------------------------------------------------
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> RunStats:
         """What this process did: sent by xdist workers to the controller, merged there, written with the results."""
         done = self.generator.stats
-        return {
-            "loads": dict(done.loads),
-            "reused": dict(done.reused),
-            "generated": dict(done.generated),
-            "backend_s": done.backend_seconds,
-            "scoring_s": self.scoring.seconds,
-        }
+        return RunStats(
+            dict(done.loads), dict(done.reused), dict(done.generated), done.backend_seconds, self.scoring.seconds
+        )
 
     def close(self) -> None:
         self.generator.close()
