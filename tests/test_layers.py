@@ -117,3 +117,13 @@ def test_the_layout_tables_name_every_package_and_module(doc: Path) -> None:
         named = set(documented_layers(text))
         missing = [m for m in top_level() if m not in named]
     assert not missing, f"{doc.name}'s layout table does not name {missing}"
+
+
+def test_every_clue_path_the_docs_name_exists() -> None:
+    """A file moved in the tree must not leave the docs pointing at where it was (README, docs/, the code's own
+    comments and docstrings, the tests' and benchmarks')."""
+    texts = [README, *(ROOT / "docs").glob("*.md"), *CLUE.rglob("*.py"), *(ROOT / "tests").rglob("*.py")]
+    texts += [*(ROOT / "benchmarks").rglob("*.py"), ROOT / "pyproject.toml"]
+    named = {(path, found) for path in texts for found in re.findall(r"(?<![\w/.-])clue/[\w/]+\.py", path.read_text())}
+    missing = sorted(f"{path.relative_to(ROOT)}: {found}" for path, found in named if not (ROOT / found).is_file())
+    assert not missing, "\n".join(missing)
