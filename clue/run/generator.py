@@ -40,7 +40,8 @@ LookAt = Callable[[ModelSpec, TaskResult, sequential.Plan, int], sequential.Look
 
 @dataclass
 class GenerationStats:
-    """What this process generated: sent by xdist workers to the controller, merged there, written with results."""
+    """What this process generated, counted as it happens; `ClueSession.stats()` turns the counts into the frozen
+    `RunStats` record that xdist workers send and the results hold."""
 
     loads: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     reused: dict[str, int] = field(default_factory=lambda: defaultdict(int))
