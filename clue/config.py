@@ -44,14 +44,23 @@ def _data(value: Any, base: Path, flag: str) -> dict[str, Path]:
     return data_files(value or [], base, flag)
 
 
-def _baselines(value: Any, base: Path, flag: str) -> tuple[str, ...]:
-    return _baseline_files(value or [], base)
+def _baseline_files(items: Any, base: Path, flag: str) -> tuple[str, ...]:
+    """--clue-baseline values (a list, or one string from [tool.clue]; None: none) as absolute FILE or FILE#MODEL."""
+    from clue.baseline import absolute_spec
+
+    listed = items if isinstance(items, list) else [] if items is None else [items]
+    return tuple(absolute_spec(str(item), base, flag) for item in listed)
 
 
 def _linker(value: Any, base: Path, flag: str) -> str:
     """A scispacy KB name, or a KB JSON Lines file (a path, resolved against the layer's folder)."""
     text = str(value)
     return str((base / text).resolve()) if text.endswith(".jsonl") else text
+
+
+def _gpu_list(value: Any, base: Path, flag: str) -> str:
+    """`auto`, `none` or GPU ids; blank is the default, auto."""
+    return str(value).strip() or "auto"
 
 
 def _path_text(value: Any, base: Path, flag: str) -> str:
@@ -195,7 +204,7 @@ class GateOptions:
         "FILE=LABEL sets another). FILE#MODEL picks one model of a file holding several (repeatable)",
         metavar="FILE[#MODEL][=LABEL]",
         repeat=True,
-        parse=_baselines,
+        parse=_baseline_files,
         shown="none",
     )
     strict: bool = option(
@@ -277,6 +286,7 @@ class GenerationOptions:
         "CUDA_VISIBLE_DEVICES; 'auto' takes CUDA_VISIBLE_DEVICES or nvidia-smi's list, 'none' leaves "
         "the environment alone",
         metavar="auto|none|0,1,...",
+        parse=_gpu_list,
     )
 
 
@@ -427,8 +437,6 @@ def default_cpu_threads() -> int:
     """OMP_NUM_THREADS when set (by the user, or by clue for each pytest -n worker: its share of the cores), else
     half the cores this process may use, at least 1: torch's default of every core oversubscribes a machine that
     other jobs share."""
-    import os
-
     share = os.environ.get("OMP_NUM_THREADS", "")
     if share.isdigit() and int(share) > 0:
         return int(share)
@@ -465,15 +473,6 @@ def data_files(pairs: Any, base: Path, flag: str) -> dict[str, Path]:
                 raise ConfigError(f"{flag}: task {target} is given two files, {files[target]} and {path}")
             files[target] = path
     return files
-
-
-def _baseline_files(items: Any, base: Path) -> tuple[str, ...]:
-    """--clue-baseline values (a list, or one string from [tool.clue]) as absolute FILE or FILE#MODEL."""
-    from clue.baseline import absolute_spec
-
-    return tuple(
-        absolute_spec(str(item), base, "--clue-baseline") for item in (items if isinstance(items, list) else [items])
-    )
 
 
 def tool_clue(rootpath: Path) -> dict[str, Any]:
@@ -601,8 +600,7 @@ def _value(opt: Option, rootpath: Path, layers: Sequence[Layer]) -> Any:
         return (base / str(raw)).resolve()
     if opt.kind in (int, float):
         return _convert(opt.name, raw, opt.kind)
-    text = str(raw)
-    return (text.strip() or opt.default) if opt.name == "gpus" else text
+    return str(raw)
 
 
 def _derived(settings: Settings) -> Settings:

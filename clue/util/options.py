@@ -41,8 +41,8 @@ def at_least(low: float) -> Check:
     return lambda value: None if value is None or value >= low else f"must be at least {low:g}"
 
 
-def between(low: float, high: float, why: str = "") -> Check:
-    return lambda value: None if low <= value <= high else f"must be between {low:g} and {high:g}{why}, got {value}"
+def between(low: float, high: float) -> Check:
+    return lambda value: None if low <= value <= high else f"must be between {low:g} and {high:g}, got {value}"
 
 
 def one_of(choices: tuple[str, ...]) -> Check:
