@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from clue.errors import ConfigError
-from clue.records import BaselineEntry, BaselineSample, RecordError, name_in_message
+from clue.records import BaselineEntry, BaselineProbes, BaselineSample, RecordError, name_in_message
 from clue.types import MetricSpec, Prompt, TaskResult
 from clue.util import strict_json
 from clue.util.files import SHARED, atomic_write
@@ -57,6 +57,7 @@ class Reference:
     scores: tuple[Mapping[str, float], ...]
     outputs: tuple[str | None, ...]
     probe: str | None = None  # a stored baseline's weights probe (session.same_weights), where it was recorded
+    contamination: BaselineProbes | None = None  # a stored baseline's side of the contamination diagnostic
 
     @property
     def failed(self) -> int:
@@ -78,6 +79,7 @@ class Reference:
             tuple(self.scores[i] for i in rows),
             tuple(self.outputs[i] for i in rows),
             self.probe,
+            self.contamination,
         )
 
     @classmethod
@@ -208,6 +210,7 @@ def reference(stored: BaselineEntry, current: BaselineEntry, label: str, run_ids
         tuple(dict(r.scores) for r in rows),
         tuple(r.output for r in rows),
         stored.weights_probe,
+        stored.contamination,
     )
 
 

@@ -234,6 +234,34 @@ class GateOptions:
     bootstrap_seed: int = option(
         1, "seed of the bootstrap resamples: changes confidence intervals only, never the stored generations"
     )
+    contamination: str = option(
+        "report",
+        "the contamination diagnostic (README: contamination): 'report' scores each gated case's reference answers "
+        "and their perturbed neighbours under the model and its base and reports whether the gain looks like "
+        "memorised test items, without changing a verdict; 'fail' also fails a flagged case; 'off' skips it",
+        metavar="MODE",
+        check=one_of(("report", "fail", "off")),
+    )
+    contamination_items: int = option(
+        200,
+        "samples per task the contamination diagnostic scores (the first N of the seeded order)",
+        metavar="N",
+        check=at_least(10),
+    )
+    contamination_margin: float = option(
+        0.1,
+        "a case is flagged when the lower confidence bound of its mean contamination statistic (gain over the base "
+        "on the exact answer minus the gain on its neighbours, nats per token) exceeds this",
+        metavar="NATS",
+        check=_non_negative,
+    )
+    contamination_item_threshold: float = option(
+        0.5,
+        "an item looks memorised when its own contamination statistic (nats per token) exceeds this: the share of "
+        "such items is reported",
+        metavar="NATS",
+        check=_non_negative,
+    )
 
     def margin_for(self, metric: MetricSpec) -> float:
         """A metric's margin: its own setting, else the global one, else the metric's default, else 0.02."""

@@ -6,6 +6,7 @@ entry (`BaselineEntry`). The JSON shapes are those of schema version SCHEMA_VERS
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -292,6 +293,76 @@ class SampleRow:
         return {k: v for k, v in values.items() if v}
 
 
+ContaminationStatus = Literal["clear", "flagged", "not available", "not applicable"]
+_CONTAMINATION_NUMBERS = ("statistic", "ci_low", "ci_high", "exact_gain", "neighbour_gain", "margin", "item_threshold")
+
+
+@dataclass(frozen=True)
+class ContaminationRecord:
+    """The contamination diagnostic of a gated case (clue/statistics/contamination.py): whether the model's gain
+    over its reference looks like memorised test items. `mode` "report" never changes the verdict; "fail" fails a
+    flagged case. Numbers are nats per token; `memorised`: items whose own statistic exceeds `item_threshold`."""
+
+    status: ContaminationStatus
+    mode: str
+    reason: str | None = None
+    statistic: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    exact_gain: float | None = None
+    neighbour_gain: float | None = None
+    memorised: Count | None = None
+    margin: float | None = None
+    item_threshold: float | None = None
+    neighbours: int | None = None
+
+    @property
+    def flagged(self) -> bool:
+        return self.status == "flagged"
+
+    @property
+    def summary(self) -> str:
+        """One line: the terminal's, the report's note, the JUnit property's."""
+        if self.statistic is None or self.memorised is None:
+            return f"contamination {self.status}: {self.reason}"
+        share = self.memorised.n / self.memorised.of
+        return (
+            f"contamination {self.status}: d = {self.statistic:+.3f} nats/token "
+            f"[{self.ci_low:+.3f}, {self.ci_high:+.3f}] (flagged above {self.margin:g}); "
+            f"{self.memorised.n} of {self.memorised.of} items look memorised ({share:.0%})"
+        )
+
+    def to_json(self) -> dict[str, JSON]:
+        out: dict[str, JSON] = {"status": self.status, "flagged": self.flagged, "mode": self.mode}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        out.update({k: getattr(self, k) for k in _CONTAMINATION_NUMBERS if getattr(self, k) is not None})
+        if self.memorised is not None:
+            out["memorised"] = self.memorised.to_json()
+        if self.neighbours is not None:
+            out["neighbours"] = self.neighbours
+        return out
+
+    @classmethod
+    def from_json(cls, data: JSON, where: str) -> ContaminationRecord | None:
+        if data is None:
+            return None
+        status = _get(data, "status", str, where)
+        if status not in get_args(ContaminationStatus):
+            raise RecordError(
+                f"{where}: status is {describe(status)}, not one of {_listed(get_args(ContaminationStatus))}"
+            )
+        numbers = {k: _get(data, k, float, where, optional=True) for k in _CONTAMINATION_NUMBERS}
+        return cls(
+            status=cast(ContaminationStatus, status),
+            mode=_get(data, "mode", str, where),
+            reason=_get(data, "reason", str, where, optional=True),
+            memorised=Count.from_json(data.get("memorised"), f"{where}, memorised"),
+            neighbours=_get(data, "neighbours", int, where, optional=True),
+            **numbers,
+        )
+
+
 @dataclass(frozen=True)
 class CaseRecord:
     """The results JSON of one case (task x model, and what it is compared with): the source of every report."""
@@ -321,6 +392,7 @@ class CaseRecord:
     samples_shown: bool = False
     weights_check: str | None = None  # "identical" | "differs" | "not checked"; None for a reference case
     headline: str | None = None  # the one-line verdict of a gated case
+    contamination: ContaminationRecord | None = None  # None: not a gated case, or the diagnostic is off
 
     @property
     def row(self) -> str:
@@ -354,6 +426,7 @@ class CaseRecord:
             "samples_shown": self.samples_shown,
             "samples": [s.to_json() for s in self.samples],
             "weights_check": self.weights_check,
+            "contamination": self.contamination.to_json() if self.contamination else None,
         }
         if self.headline is not None:
             out["headline"] = self.headline
@@ -403,6 +476,7 @@ class CaseRecord:
             samples_shown=bool(_get(data, "samples_shown", bool, here, optional=True)),
             weights_check=_get(data, "weights_check", str, here, optional=True),
             headline=_get(data, "headline", str, here, optional=True),
+            contamination=ContaminationRecord.from_json(data.get("contamination"), f"{here}, contamination"),
         )
 
     def with_samples(self, samples: tuple[SampleRow, ...]) -> CaseRecord:
@@ -501,6 +575,7 @@ class RunStats:
     scoring_s: float = 0.0
     workers: int = 1
     wall_s: float = 0.0
+    contamination_s: float = 0.0  # of backend_s: building and scoring the contamination diagnostic's probes
 
     def to_json(self) -> dict[str, JSON]:
         return {
@@ -511,6 +586,7 @@ class RunStats:
             "scoring_s": self.scoring_s,
             "workers": self.workers,
             "wall_s": self.wall_s,
+            "contamination_s": self.contamination_s,
         }
 
     @classmethod
@@ -537,7 +613,7 @@ class RunStats:
             raise RecordError(f"{where}, workers: not a count")
         return cls(
             counts("loads"), counts("reused"), counts("generated"), seconds("backend_s"), seconds("scoring_s"),
-            workers, seconds("wall_s"),
+            workers, seconds("wall_s"), seconds("contamination_s"),
         )  # fmt: skip
 
     @classmethod
@@ -554,7 +630,7 @@ class RunStats:
 
         return cls(
             total("loads"), total("reused"), total("generated"), sum(p.backend_s for p in parts),
-            sum(p.scoring_s for p in parts), workers, wall_s,
+            sum(p.scoring_s for p in parts), workers, wall_s, sum(p.contamination_s for p in parts),
         )  # fmt: skip
 
 
@@ -623,6 +699,44 @@ class BaselineSample:
 
 
 @dataclass(frozen=True)
+class BaselineProbes:
+    """The base side of the contamination diagnostic in a stored baseline: the probes' settings and, per hashed
+    sample id, the probe's digest and the log-probabilities per token of the reference answer and its neighbours."""
+
+    settings: Mapping[str, JSON]
+    items: Mapping[str, tuple[str, tuple[float, ...]]]
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "settings": dict(self.settings),
+            "items": [{"id": hid, "digest": d, "logprobs": list(v)} for hid, (d, v) in self.items.items()],
+        }
+
+    @classmethod
+    def from_json(cls, data: JSON, where: str) -> BaselineProbes | None:
+        """Checked like the scores: a value that is not a finite number, an item without neighbours or listed
+        twice is refused (an edited or damaged baseline)."""
+        if data is None:
+            return None
+        settings = _get(data, "settings", dict, where)
+        items: dict[str, tuple[str, tuple[float, ...]]] = {}
+        for i, item in enumerate(_get(data, "items", list, where)):
+            here = f"{where}, items[{i}]"
+            hid, digest = _get(item, "id", str, here), _get(item, "digest", str, here)
+            values = _get(item, "logprobs", list, here)
+            if len(values) < 2 or not all(_finite(v) and v <= 0 for v in values):
+                raise RecordError(f"{here}: logprobs must be two or more finite numbers <= 0")
+            if hid in items:
+                raise RecordError(f"{here}: sample {name_in_message(hid)} is listed twice")
+            items[hid] = (digest, tuple(float(v) for v in values))
+        return cls(settings, items)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
 class BaselineEntry:
     """A model's stored scores on one task (--clue-save-baseline) and everything that decides whether they can be
     compared with a later run: the data's hash, the task's protocol, the decoding, the metrics' definitions."""
@@ -638,6 +752,7 @@ class BaselineEntry:
     model_fingerprint: Mapping[str, JSON] = field(default_factory=dict)
     weights_probe: str | None = None
     n: int | None = None
+    contamination: BaselineProbes | None = None  # the base side of the contamination diagnostic
 
     KEYS = ("task", "model", "protocol", "data", "decoding", "metrics", "samples")
 
@@ -653,6 +768,7 @@ class BaselineEntry:
             "model_fingerprint": dict(self.model_fingerprint),
             "weights_probe": self.weights_probe,
             "n": self.n,
+            "contamination": self.contamination.to_json() if self.contamination else None,
             "samples": [s.to_json() for s in self.samples],
         }
 
@@ -678,4 +794,5 @@ class BaselineEntry:
             model_fingerprint=_get(data, "model_fingerprint", dict, here, optional=True) or {},
             weights_probe=_get(data, "weights_probe", str, here, optional=True),
             n=_get(data, "n", int, here, optional=True),
+            contamination=BaselineProbes.from_json(data.get("contamination"), f"{here}, contamination"),
         )

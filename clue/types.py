@@ -21,6 +21,9 @@ __all__ = [
     "Role",
     "Sample",
     "SampleScore",
+    "ScoredTargets",
+    "TargetRequest",
+    "TargetScore",
     "TaskResult",
     "TokenCounter",
 ]
@@ -103,6 +106,38 @@ class Generation:
     finish_reason: FinishReason
     latency_s: float
     truncated_tokens: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetRequest:
+    """Texts whose log-probability a model is asked for, each as the assistant's answer to one prompt (the
+    contamination diagnostic: a sample's reference answer and its perturbed neighbours). The prompt's context is
+    computed once for all of them."""
+
+    prompt: Prompt
+    targets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TargetScore:
+    """A target's log-probability under a model: the sum over its tokens and how many tokens it has (the mean per
+    token is what models with different tokenizers can compare)."""
+
+    logprob: float
+    tokens: int
+
+    @property
+    def per_token(self) -> float:
+        return self.logprob / self.tokens
+
+
+@dataclass(frozen=True)
+class ScoredTargets:
+    """A TargetRequest's answer: one score per target, in order, or the error that prevented them (a prompt that
+    does not fit the context, a server that refused): never stored, tried again on the next run."""
+
+    scores: tuple[TargetScore, ...]
     error: str | None = None
 
 

@@ -1,9 +1,10 @@
 """A small OpenAI-compatible chat server on 127.0.0.1 for tests, with fault injection.
 
-It answers `POST /v1/chat/completions` with a responder (the tiny transformers model, or a scripted function), and
-can be told to fail: a status for chosen request numbers (429 with Retry-After, 500, ...), or to die after N answers
-(the listening socket closes, later connections are refused). It records what it saw: request bodies, the
-Authorization header, and the highest number of requests in flight at once.
+It answers `POST /v1/chat/completions` with a responder (the tiny transformers model, or a scripted function) and,
+given an `echo`, `POST /v1/completions` with echoed prompt log-probabilities. It can be told to fail: a status for
+chosen request numbers (429 with Retry-After, 500, ...), or to die after N answers (the listening socket closes,
+later connections are refused). It records what it saw: request bodies, the Authorization header, and the highest
+number of requests in flight at once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,24 @@ from typing import Any
 
 # (messages, max_tokens, temperature, seed) -> (text, finish_reason, prompt_tokens, completion_tokens)
 Responder = Callable[[list[dict[str, str]], int, float, int], tuple[str, str, int, int]]
+# prompt token ids -> each token's log-probability (None for the first): `/v1/completions` with echo and logprobs
+Echo = Callable[[list[int]], list[float | None]]
+
+
+def tiny_model_echo(model_dir: Path) -> Echo:
+    """Prompt log-probabilities from the tiny Llama: one forward pass over the token ids, as vLLM's server echoes."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    lock = threading.Lock()
+
+    def echo(ids: list[int]) -> list[float | None]:
+        with lock, torch.inference_mode():
+            logits = model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
+        return [None] + [float(logits[i - 1, ids[i]]) for i in range(1, len(ids))]
+
+    return echo
 
 
 def echo_responder(
@@ -59,6 +78,7 @@ class ServerState:
     faults: dict[int, int] = field(default_factory=dict)  # request number (1-based) -> HTTP status to answer
     die_after: int | None = None  # close the server after this many successful answers
     delay_s: float = 0.0
+    echo: Echo | None = None  # answers /v1/completions with echoed prompt log-probabilities when set
     requests: list[dict[str, Any]] = field(default_factory=list)
     authorization: list[str | None] = field(default_factory=list)
     answered: int = 0
@@ -113,6 +133,14 @@ class FakeOpenAIServer:
                     state.max_in_flight = max(state.max_in_flight, state.in_flight)
                 # bookkeeping happens before the answer is written: once the client has it, it may send the next
                 # request at once, and that one must see this one as finished
+                if self.path == "/v1/completions" and state.echo is not None and status is None:
+                    values = state.echo(body["prompt"])
+                    with state.lock:
+                        state.in_flight -= 1
+                    logprobs = {"tokens": [str(i) for i in body["prompt"]], "token_logprobs": values}
+                    choice = {"index": 0, "text": "", "logprobs": logprobs, "finish_reason": "length"}
+                    self._send(200, {"id": f"cmpl-{number}", "object": "text_completion", "choices": [choice]})
+                    return
                 if self.path != "/v1/chat/completions" or status is not None:
                     with state.lock:
                         state.in_flight -= 1

@@ -286,3 +286,45 @@ def test_a_prompt_gives_the_same_text_alone_and_among_short_or_long_prompts(smol
     among_short = [g.text for g in backend.generate([*short, *targets], settings)[len(short) :]]
     among_long = [g.text for g in backend.generate([*long, *targets[::-1]], settings)[len(long) :]][::-1]
     assert all(alone) and among_short == alone and among_long == alone
+
+
+MEQSUM = REPO.parent / "shared" / "data" / "MeQSum" / "MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx"
+PROBED = 40  # MeQSum items the contamination test probes (and generates: it runs the suite on them)
+
+
+def test_a_fine_tune_on_the_test_items_is_flagged_and_one_on_other_items_of_the_kind_is_not(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The contamination diagnostic on a real model: two LoRA fine-tunes of SmolLM2, seeded, the same size and
+    training: one on the MeQSum items the run probes (question -> summary, in an instruction of its own, as a
+    fine-tuning mix would hold them), one on as many other MeQSum items (legitimate adaptation to the task's kind of
+    text). The first is flagged, the second is not; both gain over the base on the exact answers
+    (benchmarks/perf/contamination_validation.py measures the sizes and epochs in between)."""
+    if not MEQSUM.is_file():
+        pytest.skip(f"MeQSum's data is not at {MEQSUM}")
+    from clue.models import smollm2
+    from clue.tasks import get_task
+
+    task = get_task("meqsum")
+    _, scored = task.split(task.load(MEQSUM), 1)
+    instruction = "Summarize this consumer health question as one short question.\n\n"
+
+    def pairs(samples: list[Any]) -> list[tuple[str, str]]:
+        return [(instruction + str(s.fields["CHQ"])[:1500], str(s.reference)) for s in samples]
+
+    base = smollm2.hf_model(REPO / ".clue-cache")
+    folder = tmp_path_factory.mktemp("real-contamination")
+    trained = smollm2.train_lora(base, pairs(scored[:PROBED]), folder / "trained", epochs=3, seed=0)
+    adapted = smollm2.train_lora(base, pairs(scored[500 : 500 + PROBED]), folder / "adapted", epochs=3, seed=0)
+    matrix = f'[models.smollm2]\npath = "{base}"\ndtype = "float32"\n\n' + "".join(
+        f'[models.{name}]\npath = "{base}"\nadapter = "{adapter}"\ndtype = "float32"\nbase = "smollm2"\n\n'
+        for name, adapter in (("trained-on-test", trained), ("adapted", adapted))
+    )
+    run = run_suite(folder / "run", matrix, "-k", "meqsum", "--clue-limit", str(PROBED))
+    assert run.returncode in (0, 1), run.output[-3000:]
+    found = {case: run.record("meqsum", case)["contamination"] for case in ("trained-on-test", "adapted")}
+    assert found["trained-on-test"]["flagged"] is True, found
+    assert found["adapted"]["flagged"] is False, found
+    assert found["trained-on-test"]["memorised"]["of"] == PROBED
+    assert all(f["exact_gain"] > 0 for f in found.values()), found  # both fine-tunes gained on the answers
+    assert found["trained-on-test"]["statistic"] > 2 * found["adapted"]["statistic"], found

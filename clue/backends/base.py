@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from clue.types import Generation, GenerationSettings, Prompt, TokenCounter
+from clue.types import Generation, GenerationSettings, Prompt, ScoredTargets, TargetRequest, TokenCounter
 
 if TYPE_CHECKING:
     from clue.store.sqlite import GenerationStore
 
-__all__ = ["Backend", "TokenCounter", "failed_generation"]
+__all__ = ["Backend", "ScoresTargets", "TokenCounter", "failed_generation", "scores_targets"]
 
 
 def failed_generation(prompt: Prompt, error: str, prompt_tokens: int = 0) -> Generation:
@@ -58,3 +58,28 @@ class Backend(Protocol):
     def close(self) -> None:
         """Free the model (GPU memory) once all of its generations exist."""
         ...
+
+
+class ScoresTargets(Protocol):
+    """A backend that can give the log-probability of a given answer after a prompt (the contamination diagnostic):
+    the transformers backend (a forward pass), vLLM (prompt log-probs), a server that returns prompt log-probs.
+    Found with `scores_targets(backend)`; replay and servers that cannot do not have it."""
+
+    def score_targets(
+        self,
+        requests: Sequence[TargetRequest],
+        *,
+        desc: str = "",
+        on_result: Callable[[int, ScoredTargets], None] | None = None,
+    ) -> list[ScoredTargets]:
+        """One ScoredTargets per request, in order; `on_result(index, scored)` as soon as each exists. The
+        targets' tokens are the answer text's own (no special tokens), after the prompt's generation prompt;
+        a document too long for the context is shortened as for generation. Weights load on the first call."""
+        ...
+
+
+def scores_targets(backend: object) -> ScoresTargets | None:
+    """The backend as a ScoresTargets, or None when it cannot score targets (replay, a server without prompt
+    log-probs): the diagnostic then says "not available"."""
+    method = getattr(backend, "score_targets", None)
+    return backend if callable(method) else None  # type: ignore[return-value]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import os
 import queue
 import random
@@ -32,11 +33,12 @@ from typing import Any, TypeVar
 
 from clue.backends.base import failed_generation
 from clue.backends.chat import ChatTokenizer, as_chat, check_template, fit_all
+from clue.backends.targets import fit_targets, score_each
 from clue.errors import ClueError, ConfigError
 from clue.models.matrix import ModelSpec, backend_options
 from clue.store.fingerprint import location_fingerprint
 from clue.store.sqlite import GenerationStore
-from clue.types import FinishReason, Generation, GenerationSettings, Prompt
+from clue.types import FinishReason, Generation, GenerationSettings, Prompt, ScoredTargets, TargetRequest, TargetScore
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 FATAL_STATUSES = frozenset({401, 403, 404})  # wrong key, wrong model name: every request would fail the same way
@@ -74,6 +76,9 @@ class OpenAIOptions:
     max_concurrency: int = 8
     request_timeout: float = 600.0
     max_retries: int = 5
+    # the server returns prompt log-probabilities on /v1/completions with echo (the contamination diagnostic asks
+    # for them only then: vLLM's server fails computing them through a LoRA adapter, vllm-project/vllm#16668)
+    prompt_logprobs: bool = False
 
     def problem(self) -> str | None:
         if not self.base_url.startswith(("http://", "https://")):
@@ -203,8 +208,8 @@ class OpenAIServerBackend:
                 if job is None:
                     return False
                 i, chat, prompt_tokens, removed = job
-                payload = self._payload(chat, prompts[i].max_new_tokens, settings)
-                pending[pool.submit(self._request, payload)] = (i, prompt_tokens, removed)
+                payload = chat_payload(self.served_name, chat, prompts[i].max_new_tokens, settings)
+                pending[pool.submit(self._post, payload, "chat/completions", _parse)] = (i, prompt_tokens, removed)
                 return True
 
             # bounded: never more than max_concurrency requests queued, so an abort leaves nothing half-sent
@@ -282,20 +287,19 @@ class OpenAIServerBackend:
             else f"the server ended the generation with finish_reason {answer.finish_reason!r}",
         )
 
-    def _payload(self, chat: list[dict[str, str]], max_tokens: int, settings: GenerationSettings) -> dict[str, Any]:
-        return {
-            "model": self.served_name,
-            "messages": chat,
-            "max_tokens": max_tokens,
-            "temperature": settings.temperature,
-            "top_p": settings.top_p if not settings.greedy else 1.0,
-            "seed": settings.seed,
-            "n": 1,
-            "stream": False,
-        }
+    def score_targets(
+        self,
+        requests: Sequence[TargetRequest],
+        *,
+        desc: str = "",
+        on_result: Callable[[int, ScoredTargets], None] | None = None,
+    ) -> list[ScoredTargets]:
+        """Prompt log-probabilities through `/v1/completions` with echo, where the entry allows it (`EchoScores`)."""
+        return EchoScores(self).score(requests, desc or f"{self.spec.name}: scoring answers", on_result)
 
-    def _request(self, payload: dict[str, Any]) -> _Answer:
-        """One chat completion with retries; raises _RequestFailed with a message that never contains the key."""
+    def _post(self, payload: dict[str, Any], route: str, parse: Callable[[dict[str, Any], float], _T]) -> _T:
+        """One request to `route` (a chat completion, an echo) with retries, its answer parsed (a malformed one is
+        retried like a failure); raises _RequestFailed with a message that never contains the key."""
         body = json.dumps(payload).encode()
         key = os.environ.get(self.options.api_key_env, "")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -308,16 +312,16 @@ class OpenAIServerBackend:
             with self._lock:
                 self.requests += 1
                 self.retries += attempt > 0
-            request = urllib.request.Request(f"{self.url}/chat/completions", data=body, headers=headers, method="POST")
+            request = urllib.request.Request(f"{self.url}/{route}", data=body, headers=headers, method="POST")
             began = time.perf_counter()
             retry_after: float | None = None
             try:
                 with urllib.request.urlopen(request, timeout=self.options.request_timeout) as response:
                     data = json.loads(response.read())
-                return _parse(data, time.perf_counter() - began)
+                return parse(data, time.perf_counter() - began)
             except urllib.error.HTTPError as exc:
                 detail = _scrub(exc.read()[:300].decode("utf-8", "replace"), key)
-                last = f"HTTP {exc.code} from {self.url}/chat/completions: {detail}"
+                last = f"HTTP {exc.code} from {self.url}/{route}: {detail}"
                 if exc.code in FATAL_STATUSES:
                     hint = f" (is {self.options.api_key_env} set?)" if exc.code in (401, 403) else ""
                     raise _RequestFailed(last + hint, transport=False, fatal=True) from None
@@ -427,6 +431,87 @@ def _parse(data: dict[str, Any], latency: float) -> _Answer:
         usage.get("completion_tokens"),
         latency,
     )
+
+
+def chat_payload(
+    served_name: str, chat: list[dict[str, str]], max_tokens: int, settings: GenerationSettings
+) -> dict[str, Any]:
+    return {
+        "model": served_name,
+        "messages": chat,
+        "max_tokens": max_tokens,
+        "temperature": settings.temperature,
+        "top_p": settings.top_p if not settings.greedy else 1.0,
+        "seed": settings.seed,
+        "n": 1,
+        "stream": False,
+    }
+
+
+class EchoScores:
+    """OpenAIServerBackend.score_targets: each target as the continuation of the prompt's token ids on
+    `/v1/completions` with `echo` and `logprobs` (the OpenAI API's route to prompt log-probabilities; vLLM's server
+    and others give them), where the entry says the server gives them (`prompt_logprobs = true`: asking one that
+    crashes on such a request, as vLLM's does through a LoRA adapter, would take the user's server down). The prompt
+    is rendered and fitted with the entry's tokenizer, as for generation. Without a tokenizer (`tokenizer = "none"`)
+    the token ids are unknown: every request fails with that reason, as does every request after the server refused
+    one (a server without echo), so the diagnostic says "not available" once."""
+
+    def __init__(self, backend: OpenAIServerBackend):
+        self.backend = backend
+        self.refused: str | None = None
+        if not backend.options.prompt_logprobs:
+            self.refused = NOT_MARKED
+        elif backend.chat is None:
+            self.refused = 'the entry has tokenizer = "none": the prompt\'s tokens are unknown'
+
+    def score(
+        self, requests: Sequence[TargetRequest], desc: str, on_result: Callable[[int, ScoredTargets], None] | None
+    ) -> list[ScoredTargets]:
+        return score_each(requests, self.one, desc=desc, on_result=on_result)
+
+    def one(self, request: TargetRequest) -> ScoredTargets:
+        if self.refused:
+            return ScoredTargets((), self.refused)
+        assert self.backend.chat is not None
+        fitted = fit_targets(self.backend.chat, request)
+        if isinstance(fitted, str):
+            return ScoredTargets((), fitted)
+        context, targets = fitted
+        scores = []
+        for ids in targets:
+            payload = {"model": self.backend.served_name, "prompt": context + ids, "max_tokens": 1, "temperature": 0}
+            try:
+                logprobs = self.backend._post({**payload, "echo": True, "logprobs": 0}, "completions", _echoed_logprobs)
+            except _RequestFailed as exc:
+                if "HTTP 4" in str(exc):
+                    self.refused = f"the server gives no prompt log-probabilities ({exc})"
+                return ScoredTargets((), str(exc))
+            span = logprobs[len(context) : len(context) + len(ids)]
+            if len(span) < len(ids) or any(v is None for v in span):
+                return ScoredTargets((), "the server's echo does not cover the prompt's tokens")
+            scores.append(TargetScore(sum(v for v in span if v is not None), len(ids)))
+        return ScoredTargets(tuple(scores))
+
+
+NOT_MARKED = (
+    "the entry does not set prompt_logprobs = true (set it where the server returns prompt log-probabilities on "
+    "/v1/completions with echo; vLLM's does, except through LoRA adapters: vllm-project/vllm#16668)"
+)
+
+
+def _echoed_logprobs(data: dict[str, Any], latency: float) -> list[float | None]:
+    """The per-token log-probabilities of an echoed prompt (`choices[0].logprobs.token_logprobs`; the first token
+    has none). A value that is not a number is a malformed answer."""
+    values = data["choices"][0]["logprobs"]["token_logprobs"]
+    if not isinstance(values, list):
+        raise TypeError(f"token_logprobs is {type(values).__name__}, not a list")
+    out: list[float | None] = []
+    for v in values:
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)):
+            raise ValueError("token_logprobs holds a value that is not a finite number")
+        out.append(None if v is None else float(v))
+    return out
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -24,17 +24,27 @@ import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from clue.backends.base import failed_generation
 from clue.backends.chat import PROBE_PROMPTS, ChatTokenizer, Fitted, check_template, fit_all
+from clue.backends.targets import fit_targets, score_each
 from clue.backends.weights import check_weights, locate
 from clue.errors import ConfigError
 from clue.models.matrix import ModelSpec
 from clue.store.fingerprint import file_sha256, folder_fingerprint, location_fingerprint, memo_key, package_version
 from clue.store.sqlite import GenerationStore, canonical
-from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
+from clue.types import (
+    ChatMessage,
+    Generation,
+    GenerationSettings,
+    Prompt,
+    ScoredTargets,
+    TargetRequest,
+    TargetScore,
+)
 
 # fixed text, no data set's: what the weights-took-effect check feeds every model (clue/run/session.py)
 PREFIX_CACHE = 4  # distinct shared prefixes kept (a task's few-shot block; one per task of a run at a time)
@@ -246,6 +256,18 @@ class TransformersBackend:
             truncated_tokens=fitted.removed + prompt.truncated_tokens,
         )
 
+    # -- target log-probabilities (the contamination diagnostic) ---------------------------------------------------
+    def score_targets(
+        self,
+        requests: Sequence[TargetRequest],
+        *,
+        desc: str = "",
+        on_result: Callable[[int, ScoredTargets], None] | None = None,
+    ) -> list[ScoredTargets]:
+        """Each prompt computed once, its targets scored from its key/value cache (`target_logprobs`)."""
+        one = partial(score_one, self)
+        return score_each(requests, one, desc=desc or f"{self.spec.name}: scoring", on_result=on_result)
+
     def describe(self) -> dict[str, Any]:
         """The provenance, read when the run ends: from what was loaded, or from the memoised fingerprint when
         everything came from the store (nothing is loaded for it)."""
@@ -279,6 +301,47 @@ class TransformersBackend:
         self.model = None
         if self._runtime is not None and self._runtime[0] == "cuda":
             self._torch.cuda.empty_cache()
+
+
+def score_one(backend: TransformersBackend, request: TargetRequest) -> ScoredTargets:
+    """One request's targets on the backend's model (loaded on the first call)."""
+    fitted = fit_targets(backend.chat, request)
+    if isinstance(fitted, str):
+        return ScoredTargets((), fitted)
+    try:
+        return ScoredTargets(tuple(target_logprobs(backend._ensure_model(), backend.device, *fitted)))
+    except Exception as exc:  # out of memory, a bad input: this sample's failure, never the run's
+        return ScoredTargets((), f"scoring failed: {type(exc).__name__}: {exc}")
+
+
+def target_logprobs(
+    model: Any, device: str, context: Sequence[int], targets: Sequence[Sequence[int]]
+) -> list[TargetScore]:
+    """Log-probabilities of each target's tokens after `context`: the context once, its key/value cache repeated for
+    a batch of the targets (right-padded and masked: padding after a row changes none of its logits), one forward
+    pass for all of them; a target's first token is scored from the context's last logits."""
+    import torch
+
+    with torch.inference_mode():
+        out = model(input_ids=torch.tensor([list(context)], device=device), use_cache=True)
+        first = out.logits[0, -1].float().log_softmax(-1)
+        totals = [float(first[ids[0]]) for ids in targets]
+        width = max(len(ids) for ids in targets) - 1  # a target's inputs: all its tokens but the last
+        if width > 0:
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(len(targets))
+            inputs = [list(ids[:-1]) + [0] * (width - len(ids) + 1) for ids in targets]
+            mask = [[1] * (len(context) + len(ids) - 1) + [0] * (width - len(ids) + 1) for ids in targets]
+            rest = model(
+                input_ids=torch.tensor(inputs, device=device),
+                attention_mask=torch.tensor(mask, device=device),
+                **{_cache_argument(): cache},
+            )
+            logits = rest.logits.float().log_softmax(-1)
+            for row, ids in enumerate(targets):
+                wanted = torch.tensor(list(ids[1:]), device=device)[:, None]
+                totals[row] += float(logits[row, : len(ids) - 1].gather(1, wanted).sum())
+    return [TargetScore(total, len(ids)) for total, ids in zip(totals, targets, strict=True)]
 
 
 class SharedPrefixes:

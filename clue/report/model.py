@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from clue.records import CaseRecord, NotRun, RunRecord
+from clue.records import CaseRecord, ContaminationRecord, NotRun, RunRecord
 from clue.statistics.sequential import Stop
 from clue.tasks import task_names
 
@@ -80,6 +80,8 @@ class Report:
     diagnostics: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     # (row, task) -> where --clue-sequential stopped the case (look, samples used of available, boundary, level)
     sequential: dict[tuple[str, str], Stop] = field(default_factory=dict)
+    # (row, task) -> the case's contamination diagnostic (gated cases, unless --clue-contamination off)
+    contamination: dict[tuple[str, str], ContaminationRecord] = field(default_factory=dict)
 
     def averages(self, model: str) -> dict[str, float | None]:
         """Mean primary metric over the tasks this model has, per level and overall (None when it has none)."""
@@ -148,6 +150,8 @@ def diagnostic_lines(record: CaseRecord) -> list[str]:
         lines.append(f"{copies.n} of {copies.of} outputs copy a few-shot example's answer")
     if record.floor_ceiling:
         lines.append(record.floor_ceiling)
+    if record.contamination is not None and record.contamination.statistic is not None:
+        lines.append(record.contamination.summary)  # not available / not applicable: said once per run instead
     return lines
 
 
@@ -253,6 +257,8 @@ def _add_record(
     report.flag_counts[key] = counts
     if r.sequential is not None:
         report.sequential[key] = r.sequential
+    if r.contamination is not None:
+        report.contamination[key] = r.contamination
     notes = diagnostic_lines(r)
     if notes:
         report.diagnostics[key] = notes

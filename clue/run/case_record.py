@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from clue.records import CaseRecord, Count, MetricEntry, SampleRow
+from clue.records import CaseRecord, ContaminationRecord, Count, MetricEntry, SampleRow
 from clue.report.flags import output_flags
 from clue.run.gate import GateOutcome
 from clue.statistics import paired as stats
@@ -32,6 +32,7 @@ def result_record(
     weights_check: str | None = None,
     headline: str | None = None,
     task: Task | None = None,
+    contamination: ContaminationRecord | None = None,
 ) -> CaseRecord:
     """The results JSON of one case (task x model, and what it is compared with). Sample ids are hashed and no
     sample text is written unless `show_samples` (--clue-report-samples) or the task's data set is public.
@@ -66,6 +67,7 @@ def result_record(
         samples=tuple(_sample_rows(task, result, samples, show)),
         weights_check=weights_check,
         headline=headline,
+        contamination=contamination,
     )
 
 

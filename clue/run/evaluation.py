@@ -62,6 +62,11 @@ def evaluate_case(
     assert data is not None  # the result exists, so the data did
     state, same = session.weights_check(case, reference)
     failure, warning, first = _verdict(outcome, headline, settings.gate.strict, same)
+    contamination = session.contamination(case, result.task, reference) if reference is not None else None
+    if contamination is not None and contamination.flagged and contamination.mode == "fail":
+        failure = (failure + "\n" if failure else "") + (
+            f"{contamination.summary} (--clue-contamination fail: a flagged case fails)"
+        )
     record = case_record.result_record(
         result,
         outcome,
@@ -75,6 +80,7 @@ def evaluate_case(
         weights_check=None if outcome is None else state,
         headline=first,
         task=task,
+        contamination=contamination,
     )
     return CaseResult(case_id, result.task, result.model, record, outcome, failure, warning)
 

@@ -10,7 +10,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from clue.backends import load_backend
 from clue.backends.base import Backend
@@ -18,17 +18,20 @@ from clue.config import Settings, apply_cpu_threads
 from clue.errors import ClueError, exception_text
 from clue.models.matrix import ModelSpec
 from clue.run.catalog import DataCatalog, TaskData
+from clue.run.contamination import ProbeScores, probe_task
 from clue.run.plan import CasePlan
+from clue.run.probes import ProbeSettings, build_probes
 from clue.run.scoring import Scoring, generation_settings
 from clue.run.stored import StoredCounter, StoredRun
 from clue.statistics import sequential
 from clue.store.fingerprint import memo_key
 from clue.store.sqlite import GenerationStore, canonical
 from clue.tasks.base import Task
-from clue.types import Generation, Prompt, SampleScore, TaskResult
+from clue.types import Generation, Prompt, SampleScore, TaskResult, TokenCounter
 from clue.util.pseudonyms import shareable_error
 from clue.version import __version__
 
+T = TypeVar("T")
 PROBE_VERSION = 1  # of the weights probe: bump when PROBE_PROMPTS or the digest change
 
 # (model, engine, done, total, tokens, seconds): the pytest plugin's progress line
@@ -47,6 +50,7 @@ class GenerationStats:
     reused: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     generated: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     backend_seconds: float = 0.0  # constructing backends, loading weights, generating
+    contamination_seconds: float = 0.0  # of backend_seconds: the contamination diagnostic's probes
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class Generator:
         self.probes: dict[str, str] = {}  # model -> digest of its next-token logits on fixed prompts
         self.progress: Progress | None = None
         self._outputs: dict[tuple[str, str], Generated | ClueError] = {}
+        self.probe_scores: dict[tuple[str, str], ProbeScores] = {}  # (model, task): the contamination probes
         self._backend_info: dict[str, dict[str, Any]] = {}
         self._store: GenerationStore | None = None
         self._engines: set[type[Any]] = set()  # backend classes used: their shared engines are released at close
@@ -158,6 +163,9 @@ class Generator:
             for task, data in todo:
                 if task.name in gated:
                     self._generate_sequential(model, backend, task, data, gated[task.name])
+            if self.plan.probed(model):
+                for task, data in todo:
+                    self._score_probes(model, backend, task, data)
         finally:
             self._backend_info[model] = backend.describe()  # measured at the end: requests, retries, loads
             self._stamp_scored(model)
@@ -169,7 +177,9 @@ class Generator:
         for task, data in fixed:
             chunk = tuple(outputs[start : start + len(data.scored)])
             start += len(data.scored)
-            self._outputs[(model, task.name)] = self._systematic_failure(model, task, chunk) or Generated(chunk)
+            self._outputs[(model, task.name)] = systematic_failure(
+                self.settings, self.catalog, model, task, chunk
+            ) or Generated(chunk)
 
     def _generate_sequential(
         self, model: str, backend: Backend, task: Task, data: TaskData, cases: list[ModelSpec]
@@ -201,7 +211,7 @@ class Generator:
                 return sequential.Look(index + 1, seen, plan.levels[index], None, True, None)
 
         stops = sequential.drive(plan, clusters, len(data.scored), list(by_id), advance, judge)
-        failure = self._systematic_failure(model, task, tuple(generations))
+        failure = systematic_failure(self.settings, self.catalog, model, task, tuple(generations))
         self._outputs[(model, task.name)] = failure or Generated(tuple(generations), stops, results[0])
 
     def _stamp_scored(self, model: str) -> None:
@@ -213,34 +223,24 @@ class Generator:
                 scored = replace(entry.scored, provenance={**entry.scored.provenance, "backend": backend})
                 self._outputs[key] = replace(entry, scored=scored)
 
-    def _systematic_failure(self, model: str, task: Task, generations: tuple[Generation, ...]) -> ClueError | None:
-        """An error when more than --clue-max-failed-share of a model's samples failed: a wrong dtype, a replay
-        file with other task names or a bug fails every sample alike, and scoring those as wrong answers would turn
-        a broken run into a "regressed" (or, when the base fails, "improved") verdict."""
-        failed = [g for g in generations if g.error is not None]
-        limit = self.settings.generation.max_failed_share
-        if not failed or len(failed) <= limit * len(generations):
-            return None
-        first = failed[0]
-        where = self.catalog.shown_id(task.name, first.sample_id)
-        error = (first.error or "").replace(first.sample_id, where)
-        if where != first.sample_id:  # credentialed: the detail a server or an engine added may quote the prompt
-            error = shareable_error(error)
-        return ClueError(
-            f"model {model!r}, {task.name}: {len(failed)} of {len(generations)} generations failed "
-            f"({len(failed) / len(generations):.0%} > --clue-max-failed-share {limit:.0%}): a systematic failure, "
-            f"not a verdict. First error (sample {where}): {error}"
-        )
-
     def _build_prompts(self, backend: Backend, task: Task, data: TaskData) -> list[Prompt]:
         """The task's prompts for this model; where the backend allows, token counts come from the store's memo
         (StoredCounter), so a run whose work is all stored loads no tokenizer."""
-        if not getattr(backend, "counts_from_store", False):
-            return task.build_prompts(data.shots, data.scored, backend.token_counter())
-        counter = StoredCounter(self.store, backend.fingerprint(self.store), backend.token_counter)
-        prompts = task.build_prompts(data.shots, data.scored, counter)
-        counter.flush()
-        return prompts
+        return counted(self.store, backend, lambda counter: task.build_prompts(data.shots, data.scored, counter))
+
+    def _score_probes(self, model: str, backend: Backend, task: Task, data: TaskData) -> None:
+        """The model's scores of the task's contamination probes, while its backend is loaded anyway (not where
+        its generation failed: that error is what the case reports)."""
+        if isinstance(self._outputs.get((model, task.name)), ClueError):
+            return
+        began = time.perf_counter()
+        settings = ProbeSettings.of(self.settings.gate.contamination_items)
+        build = lambda: counted(self.store, backend, lambda c: build_probes(task, data.scored, c, settings))  # noqa: E731
+        self.probe_scores[(model, task.name)] = probe_task(
+            self.store, backend, task, build, settings, f"{model}: contamination probes", self.settings.outputs.debug
+        )
+        self.stats.backend_seconds += time.perf_counter() - began
+        self.stats.contamination_seconds += time.perf_counter() - began
 
     def _run_prompts(self, model: str, backend: Backend, prompts: list[Prompt]) -> list[Generation]:
         """Generations of `prompts` through the store: stored ones reused, the rest generated and stored."""
@@ -299,6 +299,39 @@ class Generator:
     def provenance_of(self, model: str, data: TaskData) -> dict[str, Any]:
         info = self._backend_info.get(model, {})
         return provenance(self.settings, self.plan.models[model], info, self.probes.get(model), self.catalog, data)
+
+
+def systematic_failure(
+    settings: Settings, catalog: DataCatalog, model: str, task: Task, generations: tuple[Generation, ...]
+) -> ClueError | None:
+    """An error when more than --clue-max-failed-share of a model's samples failed: a wrong dtype, a replay
+    file with other task names or a bug fails every sample alike, and scoring those as wrong answers would turn
+    a broken run into a "regressed" (or, when the base fails, "improved") verdict."""
+    failed = [g for g in generations if g.error is not None]
+    limit = settings.generation.max_failed_share
+    if not failed or len(failed) <= limit * len(generations):
+        return None
+    first = failed[0]
+    where = catalog.shown_id(task.name, first.sample_id)
+    error = (first.error or "").replace(first.sample_id, where)
+    if where != first.sample_id:  # credentialed: the detail a server or an engine added may quote the prompt
+        error = shareable_error(error)
+    return ClueError(
+        f"model {model!r}, {task.name}: {len(failed)} of {len(generations)} generations failed "
+        f"({len(failed) / len(generations):.0%} > --clue-max-failed-share {limit:.0%}): a systematic failure, "
+        f"not a verdict. First error (sample {where}): {error}"
+    )
+
+
+def counted(store: GenerationStore, backend: Backend, build: Callable[[TokenCounter | None], list[T]]) -> list[T]:
+    """`build` with the model's token counter: where the backend allows, counts come from the store's memo
+    (StoredCounter), so a run whose work is all stored loads no tokenizer."""
+    if not getattr(backend, "counts_from_store", False):
+        return build(backend.token_counter())
+    counter = StoredCounter(store, backend.fingerprint(store), backend.token_counter)
+    built = build(counter)
+    counter.flush()
+    return built
 
 
 def provenance(

@@ -103,6 +103,17 @@ class CasePlan:
         if case.base:
             self.tasks[case.base].add(task)
 
+    def probed(self, model: str) -> bool:
+        """Whether the contamination diagnostic needs `model`'s probe scores: it is a selected gated case's model
+        or base, or the run saves a baseline (whose entries carry the base side for a later run)."""
+        if self.settings.gate.contamination == "off":
+            return False
+        if self.settings.outputs.save_baseline is not None:
+            return True
+        return any(
+            case.base == model or (case.name == model and (case.base or case.baselines)) for case, _ in self.selected
+        )
+
     def sequential_cases(self, model: str, task: str) -> list[ModelSpec]:
         """The selected cases gating `model` on `task` when the sequential gate applies: --clue-sequential, and the
         model is no selected case's live base (that case needs all of its outputs)."""

@@ -4,13 +4,15 @@ check (a model whose next-token logits are its reference's)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from clue import baseline
 from clue.errors import ClueError
 from clue.models.matrix import ModelSpec
 from clue.records import BaselineEntry
 from clue.run.catalog import DataCatalog
+from clue.run.contamination import ProbeScores
 from clue.run.plan import CasePlan
 from clue.types import TaskResult
 from clue.util.pseudonyms import hash_id
@@ -25,11 +27,13 @@ class References:
         catalog: DataCatalog,
         result_of: Callable[[str, str], TaskResult],
         probes: dict[str, str],
+        probe_scores: Mapping[tuple[str, str], ProbeScores],
     ):
         self.plan = plan
         self.catalog = catalog
         self.result_of = result_of  # (model, task) -> its result in this run: a live base's
         self.probes = probes  # model -> its weights probe (filled while models generate)
+        self.probe_scores = probe_scores  # (model, task) -> its contamination probe scores (filled likewise)
 
     def baseline_entry(self, result: TaskResult) -> BaselineEntry:
         """This run's baseline entry for a result: what --clue-save-baseline writes and a stored one must match."""
@@ -37,7 +41,9 @@ class References:
         data = self.catalog.data(task)
         assert data is not None  # the result exists, so the data did
         protocol = {**task.protocol(), "few_shot_ids": [hash_id(task.name, s.id) for s in data.shots]}
-        return baseline.entry(result, protocol=protocol, prompts=self.catalog.prompt_hashes(result.task))
+        entry = baseline.entry(result, protocol=protocol, prompts=self.catalog.prompt_hashes(result.task))
+        scores = self.probe_scores.get((result.model, result.task))
+        return replace(entry, contamination=scores.for_baseline() if scores else None)
 
     def reference(self, case: ModelSpec, result: TaskResult) -> baseline.Reference | None:
         """What this case compares `result` with: its base model's result (generated in this run) or a stored

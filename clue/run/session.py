@@ -9,21 +9,23 @@ and then released before the next one is loaded.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from clue import baseline
 from clue.config import Settings
 from clue.metrics.extra import ExtraMetric
 from clue.models.matrix import ModelSpec
-from clue.records import BaselineEntry, RunStats
+from clue.records import BaselineEntry, ContaminationRecord, RunStats
 from clue.run.catalog import DataCatalog, TaskData
+from clue.run.contamination import finding
 from clue.run.gate import sequential_look
 from clue.run.generator import Generator, Progress
 from clue.run.plan import CasePlan
 from clue.run.references import References
 from clue.run.scoring import Scoring
 from clue.statistics import sequential
+from clue.statistics.contamination import ItemLogprobs
 from clue.store.sqlite import GenerationStore
 from clue.tasks.base import Task
 from clue.types import Generation, TaskResult
@@ -41,7 +43,9 @@ class ClueSession:
         self.catalog = DataCatalog(settings)
         self.scoring = Scoring(settings, self.catalog, extra_metrics)
         self.generator = Generator(settings, self.plan, self.catalog, self.scoring, self._sequential_look)
-        self.references = References(self.plan, self.catalog, self.result, self.generator.probes)
+        self.references = References(
+            self.plan, self.catalog, self.result, self.generator.probes, self.generator.probe_scores
+        )
 
     # -- what the run evaluates -----------------------------------------------------------------------------------
     @property
@@ -120,6 +124,45 @@ class ClueSession:
         assert reference is not None  # only gated cases are sequential
         return sequential_look(result, reference, self.settings, plan, index)
 
+    def contamination(self, case: ModelSpec, task: str, reference: baseline.Reference) -> ContaminationRecord | None:
+        """The case's contamination diagnostic (None when --clue-contamination off): its model's probe scores
+        against its base model's in this run, or against those its stored baseline carries."""
+        gate = self.settings.gate
+        if gate.contamination == "off":
+            return None
+        mine = self.generator.probe_scores.get((case.name, task))
+        if mine is None:
+            return ContaminationRecord("not available", gate.contamination, reason="the model's probes were not scored")
+        theirs: Mapping[str, tuple[str, ItemLogprobs]] | str
+        if case.base:
+            base = self.generator.probe_scores.get((case.base, task))
+            theirs = (
+                "the base model's probes were not scored"
+                if base is None
+                else (f"the base model: {base.unavailable}" if base.unavailable else base.hashed())
+            )
+        elif reference.contamination is None:
+            theirs = (
+                "the stored baseline carries no probe scores (saved by an earlier clue, or with the diagnostic off)"
+            )
+        elif dict(reference.contamination.settings) != dict(mine.settings.as_dict()):
+            theirs = "the stored baseline's probes were made with other settings (--clue-contamination-items?)"
+        else:
+            theirs = {
+                hid: (digest, ItemLogprobs(values[0], tuple(values[1:])))
+                for hid, (digest, values) in reference.contamination.items.items()
+            }
+        return finding(
+            mine,
+            theirs,
+            mode=gate.contamination,
+            margin=gate.contamination_margin,
+            item_threshold=gate.contamination_item_threshold,
+            alpha=gate.alpha,
+            resamples=gate.resamples,
+            seed=gate.bootstrap_seed,
+        )
+
     def reference(self, case: ModelSpec, result: TaskResult) -> baseline.Reference | None:
         return self.references.reference(case, result)
 
@@ -134,7 +177,12 @@ class ClueSession:
         """What this process did: sent by xdist workers to the controller, merged there, written with the results."""
         done = self.generator.stats
         return RunStats(
-            dict(done.loads), dict(done.reused), dict(done.generated), done.backend_seconds, self.scoring.seconds
+            dict(done.loads),
+            dict(done.reused),
+            dict(done.generated),
+            done.backend_seconds,
+            self.scoring.seconds,
+            contamination_s=done.contamination_seconds,
         )
 
     def close(self) -> None:

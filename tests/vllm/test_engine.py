@@ -229,3 +229,49 @@ def test_cpu_defaults_and_an_engine_that_cannot_start(models: Models, monkeypatc
     with pytest.raises(ConfigError, match=r"model 'huge': vLLM could not start its engine .*kv_cache_memory_bytes"):
         backend.generate([prompt], GenerationSettings())
     assert POOL.engine is None
+
+
+def probe_requests(count: int) -> list[Any]:
+    """The contamination diagnostic's probes of a few problem-summary samples (clue/run/probes.py)."""
+    from clue.run.probes import ProbeSettings, build_probes
+    from clue.tasks import get_task
+
+    task = get_task("problem_summary")
+    _, scored = task.split(task.load(FIXTURE_DATA / "problem_summary/BioNLP2023-1A-Test.csv"), 1)
+    return [p.request for p in build_probes(task, scored, None, ProbeSettings.of(count))]
+
+
+def target_scores(backend: Any, requests: list[Any]) -> list[list[float]]:
+    out = backend.score_targets(requests)
+    assert all(s.error is None for s in out), [s.error for s in out]
+    return [[t.logprob for t in s.scores] for s in out]
+
+
+def test_the_engine_s_target_logprobs_are_the_transformers_backends(
+    models: Models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The contamination diagnostic's numbers on vLLM (prompt_logprobs) are the transformers backend's (one
+    forward pass): the same token ids in, float32 on both. With a LoRA adapter vLLM's engine fails computing prompt
+    log-probabilities (vllm-project/vllm#16668; this test's first version crashed it): clue says so instead."""
+    from clue.backends import load_backend
+    from clue.backends.transformers import TransformersBackend
+    from clue.backends.vllm import release_all
+    from clue.models.matrix import ModelSpec
+
+    for key, value in IN_PROCESS.items():
+        monkeypatch.setenv(key, value)
+    requests = probe_requests(4)
+    assert len(requests) == 4 and all(len(r.targets) == 5 for r in requests)
+    local = TransformersBackend(ModelSpec("tf", path=str(models.hf), dtype="float32"), str(models.hf))
+    expected = target_scores(local, requests)
+    local.close()
+    spec = ModelSpec("vllm", path=str(models.hf), backend="vllm", dtype="float32")
+    lora = ModelSpec("vllm-lora", path=str(models.hf), backend="vllm", dtype="float32", adapter=str(models.adapter))
+    try:
+        got = target_scores(load_backend(spec, CACHE, {"vllm": spec}), requests)
+        refused = load_backend(lora, CACHE, {"vllm-lora": lora}).score_targets(requests)
+    finally:
+        release_all()
+    for ours, theirs in zip(got, expected, strict=True):
+        assert ours == pytest.approx(theirs, abs=2e-2)
+    assert all(s.error and "vllm-project/vllm#16668" in s.error for s in refused)

@@ -93,3 +93,27 @@ def test_a_server_killed_mid_run_and_restarted_resumes_from_the_store(
     assert {k: v["text"] for k, v in resumed.outputs("served").items()} == {
         k: v["text"] for k, v in reference.outputs("served").items() if k[0] in ("mednli", "medisumcode")
     }
+
+
+def test_the_server_s_echoed_prompt_logprobs_are_the_engine_s(server: Server, models: Models) -> None:
+    """The contamination diagnostic through `vllm serve`: `/v1/completions` with echo and logprobs on clue's token
+    ids gives the transformers backend's numbers."""
+    from clue.backends.openai_server import OpenAIServerBackend
+    from clue.backends.transformers import TransformersBackend
+    from clue.models.matrix import ModelSpec
+    from tests.vllm.test_engine import probe_requests, target_scores
+
+    requests = probe_requests(3)
+    local = TransformersBackend(ModelSpec("tf", path=str(models.hf), dtype="float32"), str(models.hf))
+    expected = target_scores(local, requests)
+    spec = ModelSpec.of(
+        "served",
+        path=str(models.hf),
+        backend="openai",
+        base_url=f"{server.url}/v1",
+        served_name="smollm2",
+        prompt_logprobs=True,
+    )
+    got = target_scores(OpenAIServerBackend(spec, str(models.hf)), requests)
+    for ours, theirs in zip(got, expected, strict=True):
+        assert ours == pytest.approx(theirs, abs=2e-2)

@@ -1,0 +1,216 @@
+"""Does the contamination diagnostic flag a model trained on the test items, and only such a model? An experiment on
+a real model (SmolLM2-135M-Instruct, float32 on the CPU) and MeQSum's real data, through clue's own code: the probes
+(clue/run/probes.py), the transformers backend's `score_targets` and the statistic (clue/statistics/contamination.py).
+
+The probed items are the first --items scored MeQSum samples (the diagnostic's own choice). Conditions:
+  contaminated-N-eE  a LoRA adapter (clue.models.smollm2.train_lora) trained E epochs on N of the probed items
+                     (question -> summary, in an instruction format of its own, not clue's prompt: as a
+                     fine-tuning mix would hold them)
+  adapted-N-eE       the same training on N MeQSum items that are not probed (MeQSum-style text, not the test set:
+                     legitimate domain adaptation)
+  copy               the base unchanged;  int8  the base's linear weights quantised to int8 per row and back;
+  noised             the base with Gaussian noise of 1 % of each weight matrix's standard deviation
+Per condition it prints whether the case is flagged, the statistic with its interval, and the item-level rates: the
+share of trained items that look memorised (detection) and of untrained ones (false flags), each with its N.
+Several training seeds (--seeds) give the case-level detection rate.
+
+    python benchmarks/perf/contamination_validation.py                  # the table in docs/contamination.md
+    python benchmarks/perf/contamination_validation.py --sizes 25 --epochs 3 --seeds 1   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from clue.run.probes import Probe, ProbeSettings, build_probes  # noqa: E402
+from clue.statistics.contamination import Finding, ItemLogprobs, diagnose, item_statistic  # noqa: E402
+from clue.types import Sample  # noqa: E402
+
+MEQSUM = REPO.parent / "shared" / "data" / "MeQSum" / "MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx"
+INSTRUCTION = "Summarize this consumer health question as one short question.\n\n"
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """The diagnostic's defaults, read from clue's option table so the experiment measures what users run."""
+
+    margin: float
+    item_threshold: float
+    alpha: float
+
+
+def defaults() -> Defaults:
+    from clue.config import GateOptions
+
+    gate = GateOptions()
+    return Defaults(gate.contamination_margin, gate.contamination_item_threshold, gate.alpha)
+
+
+def meqsum() -> tuple[Any, list[Sample]]:
+    from clue.tasks import get_task
+
+    task = get_task("meqsum")
+    samples = task.load(MEQSUM)
+    _, scored = task.split(samples, 1)
+    return task, scored
+
+
+def as_pair(sample: Sample) -> tuple[str, str]:
+    """A MeQSum item as a fine-tuning mix holds it: an instruction of its own (not clue's prompt) with the question,
+    and the summary as the answer; the question cut at 1,500 characters (a few are long e-mails)."""
+    return INSTRUCTION + str(sample.fields["CHQ"])[:1500], str(sample.reference)
+
+
+def altered_copy(base: Path, how: str, out: Path) -> Path:
+    """The base with its linear weights quantised to int8 per row and back (`int8`) or with Gaussian noise of 1 %
+    of each matrix's standard deviation (`noised`), saved as a folder of its own."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if weight.dim() != 2 or "embed" in name:
+                continue
+            if how == "int8":
+                scale = weight.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127
+                weight.copy_((weight / scale).round().clamp(-127, 127) * scale)
+            else:
+                weight.add_(torch.randn_like(weight) * weight.std() * 0.01)
+    model.save_pretrained(out)
+    for f in base.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens", "chat_template", "vocab", "merges")):
+            shutil.copy(f, out / f.name)
+    return out
+
+
+def scores(name: str, path: Path, adapter: Path | None, probes: Sequence[Probe]) -> list[ItemLogprobs]:
+    """The items' per-token log-probabilities through the transformers backend (what a run computes)."""
+    from clue.backends.transformers import TransformersBackend
+    from clue.models.matrix import ModelSpec
+
+    spec = ModelSpec(name, path=str(path), dtype="float32", adapter=str(adapter) if adapter else None)
+    backend = TransformersBackend(spec, str(path))
+    out = backend.score_targets([p.request for p in probes], desc=f"{name}: scoring")
+    backend.close()
+    items = []
+    for scored in out:
+        assert scored.error is None, scored.error
+        items.append(ItemLogprobs(scored.scores[0].per_token, tuple(s.per_token for s in scored.scores[1:])))
+    return items
+
+
+def row(condition: str, finding: Finding, d: Sequence[float], trained: set[int], threshold: float) -> str:
+    hit = sum(d[i] > threshold for i in trained)
+    untrained = [i for i in range(len(d)) if i not in trained]
+    false = sum(d[i] > threshold for i in untrained)
+    detect = f"{hit}/{len(trained)} ({hit / len(trained):.0%})" if trained else "-"
+    return (
+        f"| {condition} | {'yes' if finding.flagged else 'no'} | {finding.statistic:+.3f} "
+        f"[{finding.ci_low:+.3f}, {finding.ci_high:+.3f}] | {finding.exact_gain:+.3f} | {finding.neighbour_gain:+.3f} "
+        f"| {detect} | {false}/{len(untrained)} ({false / max(1, len(untrained)):.0%}) |"
+    )
+
+
+HEADER = (
+    "| condition | flagged | d, mean [90% CI] | exact gain | neighbour gain | trained items flagged "
+    "| untrained items flagged |\n|---|---|---|---|---|---|---|"
+)
+
+
+def verdict_row(
+    condition: str, items: Sequence[ItemLogprobs], base: Sequence[ItemLogprobs], trained: set[int], known: Defaults
+) -> str:
+    finding = diagnose(
+        items, base, margin=known.margin, item_threshold=known.item_threshold, alpha=known.alpha, resamples=2000,
+        seed=1,
+    )  # fmt: skip
+    d = [item_statistic(c, b) for c, b in zip(items, base, strict=True)]
+    return row(condition, finding, d, trained, known.item_threshold)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=200, help="probed items (the diagnostic's default cap)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 25, 50, 100, 200], help="trained items")
+    parser.add_argument("--epochs", type=int, nargs="+", default=[1, 3], help="training epochs")
+    parser.add_argument("--seeds", type=int, default=2, help="training seeds per contaminated condition")
+    parser.add_argument("--cache-dir", type=Path, default=REPO / ".clue-cache")
+    parser.add_argument("--out", type=Path, help="also write every condition's per-item scores here (JSON)")
+    parser.add_argument("--margin", type=float, help="judge with this margin instead of the default")
+    parser.add_argument("--rejudge", type=Path, help="print the table of a saved --out file, scoring nothing")
+    args = parser.parse_args()
+    known = defaults()
+    if args.margin is not None:
+        known = Defaults(args.margin, known.item_threshold, known.alpha)
+    if args.rejudge:
+        stored = json.loads(args.rejudge.read_text(encoding="utf-8"))
+        base_items = [ItemLogprobs(e, tuple(n)) for e, n in stored["base"]]
+        print(HEADER)
+        for condition in stored["conditions"]:
+            items = [ItemLogprobs(e, tuple(n)) for e, n in condition["items"]]
+            print(verdict_row(condition["name"], items, base_items, set(condition["trained"]), known))
+        return
+
+    from clue.models import smollm2
+
+    began = time.perf_counter()
+    base = smollm2.hf_model(args.cache_dir)
+    task, scored = meqsum()
+    settings = ProbeSettings(items=args.items, neighbours=4, share=0.25, seed=1)
+    probes = build_probes(task, scored, None, settings)
+    by_id = {s.id: s for s in scored}
+    probed_ids = [p.sample_id for p in probes]
+    rest = [s for s in scored if s.id not in set(probed_ids)]
+    print(f"MeQSum: {len(probes)} probed items, {len(rest)} others; {settings}", flush=True)
+    base_scores = scores("base", base, None, probes)
+
+    saved: dict[str, Any] = {"base": [[b.exact, list(b.neighbours)] for b in base_scores], "conditions": []}
+
+    def judge(condition: str, items: list[ItemLogprobs], trained: set[int]) -> None:
+        print(verdict_row(condition, items, base_scores, trained, known), flush=True)
+        saved["conditions"].append(
+            {"name": condition, "trained": sorted(trained), "items": [[c.exact, list(c.neighbours)] for c in items]}
+        )
+        if args.out:
+            args.out.write_text(json.dumps(saved), encoding="utf-8")
+
+    print("\n" + HEADER, flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        judge("copy", base_scores, set())
+        for how in ("int8", "noised"):
+            folder = altered_copy(base, how, Path(tmp) / how)
+            judge(how, scores(how, folder, None, probes), set())
+        for size in args.sizes:
+            for epochs in args.epochs:
+                for seed in range(args.seeds):
+                    pick = random.Random(seed).sample(range(len(probes)), min(size, len(probes)))
+                    pairs = [as_pair(by_id[probed_ids[i]]) for i in pick]
+                    folder = Path(tmp) / f"c{size}-{epochs}-{seed}"
+                    out = smollm2.train_lora(base, pairs, folder, epochs=epochs, seed=seed)
+                    name = f"contaminated-{size}-e{epochs}-s{seed}"
+                    judge(name, scores(name, base, out, probes), set(pick))
+                others = random.Random(0).sample(rest, min(size, len(rest)))
+                pairs = [as_pair(s) for s in others]
+                out = smollm2.train_lora(base, pairs, Path(tmp) / f"a{size}-{epochs}", epochs=epochs, seed=0)
+                judge(f"adapted-{size}-e{epochs}", scores(f"a{size}", base, out, probes), set())
+    print(f"\n{time.perf_counter() - began:.0f} s in all", flush=True)
+
+
+if __name__ == "__main__":
+    main()
