@@ -249,7 +249,7 @@ class GateOptions:
         check=at_least(10),
     )
     contamination_margin: float = option(
-        0.1,
+        0.35,
         "a case is flagged when the lower confidence bound of its mean contamination statistic (gain over the base "
         "on the exact answer minus the gain on its neighbours, nats per token) exceeds this",
         metavar="NATS",

@@ -327,4 +327,5 @@ def test_a_fine_tune_on_the_test_items_is_flagged_and_one_on_other_items_of_the_
     assert found["adapted"]["flagged"] is False, found
     assert found["trained-on-test"]["memorised"]["of"] == PROBED
     assert all(f["exact_gain"] > 0 for f in found.values()), found  # both fine-tunes gained on the answers
-    assert found["trained-on-test"]["statistic"] > 2 * found["adapted"]["statistic"], found
+    assert found["trained-on-test"]["statistic"] > found["adapted"]["statistic"], found
+    assert found["trained-on-test"]["memorised"]["n"] > found["adapted"]["memorised"]["n"], found

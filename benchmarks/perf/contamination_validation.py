@@ -128,7 +128,7 @@ def row(condition: str, finding: Finding, d: Sequence[float], trained: set[int],
 
 
 HEADER = (
-    "| condition | flagged | d, mean [90% CI] | exact gain | neighbour gain | trained items flagged "
+    "| condition | flagged | d, mean [95% CI] | exact gain | neighbour gain | trained items flagged "
     "| untrained items flagged |\n|---|---|---|---|---|---|---|"
 )
 

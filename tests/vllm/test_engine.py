@@ -254,6 +254,7 @@ def test_the_engine_s_target_logprobs_are_the_transformers_backends(
     forward pass): the same token ids in, float32 on both. With a LoRA adapter vLLM's engine fails computing prompt
     log-probabilities (vllm-project/vllm#16668; this test's first version crashed it): clue says so instead."""
     from clue.backends import load_backend
+    from clue.backends.base import scores_targets
     from clue.backends.transformers import TransformersBackend
     from clue.backends.vllm import release_all
     from clue.models.matrix import ModelSpec
@@ -269,7 +270,9 @@ def test_the_engine_s_target_logprobs_are_the_transformers_backends(
     lora = ModelSpec("vllm-lora", path=str(models.hf), backend="vllm", dtype="float32", adapter=str(models.adapter))
     try:
         got = target_scores(load_backend(spec, CACHE, {"vllm": spec}), requests)
-        refused = load_backend(lora, CACHE, {"vllm-lora": lora}).score_targets(requests)
+        scorer = scores_targets(load_backend(lora, CACHE, {"vllm-lora": lora}))
+        assert scorer is not None
+        refused = scorer.score_targets(requests)
     finally:
         release_all()
     for ours, theirs in zip(got, expected, strict=True):
