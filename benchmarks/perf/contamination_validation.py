@@ -172,7 +172,7 @@ def main() -> None:
     began = time.perf_counter()
     base = smollm2.hf_model(args.cache_dir)
     task, scored = meqsum()
-    settings = ProbeSettings(items=args.items, neighbours=4, share=0.25, seed=1)
+    settings = ProbeSettings.of(args.items)  # the run's neighbours, count and seed
     probes = build_probes(task, scored, None, settings)
     by_id = {s.id: s for s in scored}
     probed_ids = [p.sample_id for p in probes]

@@ -30,7 +30,7 @@ MIN_ITEMS = 10  # fewer paired items give no interval worth reporting
 @dataclass(frozen=True)
 class ProbeScores:
     """One model's scores of one task's probes: per sample id, the probe's digest and its log-probabilities; or,
-    when none could be had, why (`unavailable`: the engine gives no log-probabilities; `failed`: scoring failed)."""
+    when none could be had, why (`unavailable`: the engine gives no log-probabilities, or scoring failed)."""
 
     task: str
     items: Mapping[str, tuple[str, ItemLogprobs]]
@@ -78,7 +78,6 @@ def score_probes(
     settings: ProbeSettings,
     *,
     desc: str,
-    progress: Callable[[int, int], None] | None = None,
 ) -> ProbeScores:
     """The model's scores of `probes`: stored ones reused, the rest computed by the backend (which loads its weights
     only if some are missing) and stored one by one. An engine without log-probabilities: `unavailable` says so."""
@@ -110,8 +109,6 @@ def score_probes(
             item = _item(value)
             assert item is not None
             items[probe.sample_id] = (probe.digest, item)
-            if progress is not None:
-                progress(j + 1, len(missing))
 
         scorer.score_targets([probes[i].request for i in missing], desc=desc, on_result=keep)
         if errors and len(items) < MIN_ITEMS:
