@@ -562,6 +562,11 @@ class CaseRow:
         )
 
 
+def _is_seconds(value: object) -> bool:
+    """A duration as JSON gives it: a finite, non-negative number (not a bool, not NaN)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
 @dataclass(frozen=True)
 class RunStats:
     """What a run's processes did: model loads, generations reused from the store and generated, per model, and
@@ -576,6 +581,7 @@ class RunStats:
     workers: int = 1
     wall_s: float = 0.0
     contamination_s: float = 0.0  # of backend_s: building and scoring the contamination diagnostic's probes
+    contamination_task_s: Mapping[str, float] = field(default_factory=dict)  # contamination_s per task (its cost)
 
     def to_json(self) -> dict[str, JSON]:
         return {
@@ -587,6 +593,7 @@ class RunStats:
             "workers": self.workers,
             "wall_s": self.wall_s,
             "contamination_s": self.contamination_s,
+            "contamination_task_s": dict(self.contamination_task_s),
         }
 
     @classmethod
@@ -604,16 +611,22 @@ class RunStats:
 
         def seconds(key: str) -> float:
             value = data.get(key, 0.0)
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if not _is_seconds(value):
                 raise RecordError(f"{where}, {key}: not a number of seconds")
             return float(value)
+
+        def per_task(key: str) -> dict[str, float]:
+            value = data.get(key, {})
+            if not isinstance(value, dict) or not all(isinstance(k, str) and _is_seconds(s) for k, s in value.items()):
+                raise RecordError(f"{where}, {key}: not a map of task names to seconds")
+            return {k: float(s) for k, s in value.items()}
 
         workers = data.get("workers", 1)
         if isinstance(workers, bool) or not isinstance(workers, int):
             raise RecordError(f"{where}, workers: not a count")
         return cls(
             counts("loads"), counts("reused"), counts("generated"), seconds("backend_s"), seconds("scoring_s"),
-            workers, seconds("wall_s"), seconds("contamination_s"),
+            workers, seconds("wall_s"), seconds("contamination_s"), per_task("contamination_task_s"),
         )  # fmt: skip
 
     @classmethod
@@ -628,9 +641,13 @@ class RunStats:
                     out[model] = out.get(model, 0) + n
             return out
 
+        per_task: dict[str, float] = {}
+        for part in parts:
+            for task, spent in part.contamination_task_s.items():
+                per_task[task] = per_task.get(task, 0.0) + spent
         return cls(
             total("loads"), total("reused"), total("generated"), sum(p.backend_s for p in parts),
-            sum(p.scoring_s for p in parts), workers, wall_s, sum(p.contamination_s for p in parts),
+            sum(p.scoring_s for p in parts), workers, wall_s, sum(p.contamination_s for p in parts), per_task,
         )  # fmt: skip
 
 

@@ -326,6 +326,10 @@ def test_a_model_trained_on_the_test_items_is_flagged_reported_everywhere_and_fa
     assert 'id="contamination"' in html and ">flagged<" in html
     assert "contamination flagged" in (pytester.path / "out/summary.md").read_text()
     stats = json.loads((pytester.path / "out/clue-session.json").read_text())
+    assert list(stats["contamination_task_s"]) == ["problem_summary"], stats  # the probes' cost, per task
+    assert stats["contamination_task_s"]["problem_summary"] == pytest.approx(stats["contamination_s"])
+    assert stats["contamination_s"] > 0
+    first.stdout.fnmatch_lines(["*s in model backends (*s of it contamination probes: problem_summary *s)*"])
 
     # the stored baseline carries the base side: the same finding without the base model, nothing recomputed
     again = run_default(pytester, matrix(base, memorised, baseline="base.json#base"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import clue
 from clue.backends.replay import ReplayBackend
@@ -22,6 +25,7 @@ from clue.statistics.decision import GateConfig, MetricScores
 from clue.statistics.sequential import Look, Plan, drive, run
 from clue.types import MetricSpec
 from tests.conftest import REPO, write_replay_matrix
+from tests.hostile import hostile_values
 from tests.report_data import recorded_results
 from tests.test_plugin import answers, make_project, mednli_records, write_models
 
@@ -287,12 +291,58 @@ def test_run_statistics_are_a_typed_record_that_merges_and_round_trips() -> None
     malformed part is refused by name rather than summed into nonsense."""
     from clue.records import RecordError, RunStats
 
-    one = RunStats({"a": 1}, {"a": 3}, {"a": 7}, 1.5, 0.5)
-    two = RunStats({"a": 1, "b": 1}, {}, {"b": 2}, 2.0, 1.0)
+    one = RunStats({"a": 1}, {"a": 3}, {"a": 7}, 1.5, 0.5, contamination_s=0.5, contamination_task_s={"t": 0.5})
+    two = RunStats(
+        {"a": 1, "b": 1}, {}, {"b": 2}, 2.0, 1.0, contamination_s=1.0, contamination_task_s={"t": 0.25, "u": 0.75}
+    )
     merged = RunStats.merged([one, two], wall_s=9.0, workers=2)
-    assert merged == RunStats({"a": 2, "b": 1}, {"a": 3}, {"a": 7, "b": 2}, 3.5, 1.5, 2, 9.0)
+    assert merged == RunStats(
+        {"a": 2, "b": 1}, {"a": 3}, {"a": 7, "b": 2}, 3.5, 1.5, 2, 9.0, 1.5, {"t": 0.75, "u": 0.75}
+    )
     assert RunStats.from_json(merged.to_json(), "here") == merged
-    malformed: list[object] = [{"loads": {"a": "1"}}, {"loads": []}, {"backend_s": "slow"}, {"workers": True}, [1]]
+    malformed: list[object] = [
+        {"loads": {"a": "1"}}, {"loads": []}, {"backend_s": "slow"}, {"workers": True}, [1],
+        {"contamination_task_s": {"t": "1 s"}}, {"contamination_task_s": {"t": True}}, {"contamination_task_s": [1.0]},
+    ]  # fmt: skip
     for broken in malformed:
         with pytest.raises(RecordError, match=r"^gw0"):
             RunStats.from_json(broken, "gw0")
+
+
+def test_the_time_line_names_each_task_s_contamination_probes_largest_first() -> None:
+    """The diagnostic's cost per task is said on every run (README: its cost), not only in clue-session.json."""
+    from clue.plugin import _time_line
+    from clue.records import RunStats
+
+    probes = RunStats(
+        backend_s=80.0, scoring_s=5.0, wall_s=100.0, contamination_s=30.0,
+        contamination_task_s={"meqsum": 6.0, "longhealth": 24.0},
+    )  # fmt: skip
+    assert _time_line(probes) == (
+        "time: 100.0 s in this session, 80.0 s in model backends (30.0 s of it contamination probes: "
+        "longhealth 24.0 s, meqsum 6.0 s), 5.0 s scoring"
+    )
+    plain = RunStats(backend_s=8.0, scoring_s=1.0, workers=2, wall_s=10.0)
+    assert _time_line(plain) == (
+        "time: 10.0 s in this session, 8.0 s in model backends, 1.0 s scoring "
+        "(2 workers; backend and scoring times summed over them)"
+    )
+
+
+@given(
+    key=st.sampled_from(["backend_s", "scoring_s", "wall_s", "contamination_s", "contamination_task_s"]),
+    value=hostile_values | st.floats() | st.dictionaries(st.text(max_size=8), hostile_values | st.floats(), max_size=3),
+)
+@settings(max_examples=300, deadline=None)
+def test_run_statistics_from_any_json_are_read_finite_or_refused_by_name(key: str, value: object) -> None:
+    """clue-session.json and an xdist worker's message are read back: a NaN, a negative or an infinite duration, or
+    a value of another type, is refused naming the field, never summed into the time line."""
+    from clue.records import RunStats
+
+    try:
+        read = RunStats.from_json({key: value}, "gw3")
+    except RecordError as exc:
+        assert str(exc).startswith(f"gw3, {key}: not a ")
+        return
+    seconds = [read.backend_s, read.scoring_s, read.wall_s, read.contamination_s, *read.contamination_task_s.values()]
+    assert all(math.isfinite(s) and s >= 0 for s in seconds)

@@ -2,7 +2,7 @@
 embedded default: two tiny Llama models, every task) in fresh cache and report folders twice, with the diagnostic
 off and on (its default, `report`), and prints, measured in this run: each run's wall time, the ratio on/off, and
 the time the run with it spent on the probes (from its clue-session.json: building them and scoring them on both
-models) as a share of that run's wall time and of its time in model backends.
+models) as a share of that run's wall time and of its time in model backends, in all and per task.
 
     python benchmarks/perf/contamination_cost.py                 # every task (MeQSum ~7 min per run on 2 CPUs)
     python benchmarks/perf/contamination_cost.py -k "not meqsum"
@@ -36,6 +36,8 @@ def main() -> None:
     print(f"on / off wall:  {on_wall / off_wall:.3f}")
     print(f"probes, in the run with the diagnostic: {probes:.1f} s = {share(probes, on_wall)} of its wall time, "
           f"{share(probes, on['backend_s'])} of its backend time")  # fmt: skip
+    for task, spent in sorted(on.get("contamination_task_s", {}).items(), key=lambda item: -float(item[1])):
+        print(f"  {task:<14} {float(spent):6.1f} s = {share(float(spent), on_wall)} of the wall time")
 
 
 if __name__ == "__main__":

@@ -3,25 +3,27 @@ a real model (SmolLM2-135M-Instruct, float32 on the CPU) and MeQSum's real data,
 (clue/run/probes.py), the transformers backend's `score_targets` and the statistic (clue/statistics/contamination.py).
 
 The probed items are the first --items scored MeQSum samples (the diagnostic's own choice). Conditions:
-  contaminated-N-eE  a LoRA adapter (clue.models.smollm2.train_lora) trained E epochs on N of the probed items
-                     (question -> summary, in an instruction format of its own, not clue's prompt: as a
-                     fine-tuning mix would hold them)
-  adapted-N-eE       the same training on N MeQSum items that are not probed (MeQSum-style text, not the test set:
-                     legitimate domain adaptation)
-  copy               the base unchanged;  int8  the base's linear weights quantised to int8 per row and back;
-  noised             the base with Gaussian noise of 1 % of each weight matrix's standard deviation
+  contaminated-N-eE-sS  a LoRA adapter (clue.models.smollm2.train_lora) trained E epochs on N of the probed items
+                        (question -> summary, in an instruction format of its own, not clue's prompt: as a
+                        fine-tuning mix would hold them)
+  adapted-N-eE-sS       the same training on N MeQSum items that are not probed (MeQSum-style text, not the test set:
+                        legitimate domain adaptation)
+  copy                  the base unchanged;  int8  the base's linear weights quantised to int8 per row and back;
+  noised                the base with Gaussian noise of 1 % of each weight matrix's standard deviation
 Per condition it prints whether the case is flagged, the statistic with its interval, and the item-level rates: the
 share of trained items that look memorised (detection) and of untrained ones (false flags), each with its N.
-Several training seeds (--seeds) give the case-level detection rate.
+Each condition runs with --seeds seeds (seed S draws the items and orders the training), which gives the case-level
+detection rate (contaminated) and false-flag rate (adapted and copies) with their N.
 
     python benchmarks/perf/contamination_validation.py                  # the table in docs/contamination.md
-    python benchmarks/perf/contamination_validation.py --sizes 25 --epochs 3 --seeds 1   # a quick look
+    python benchmarks/perf/contamination_validation.py --cells 25x3 --seeds 1   # a quick look
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -135,36 +137,85 @@ HEADER = (
 
 def verdict_row(
     condition: str, items: Sequence[ItemLogprobs], base: Sequence[ItemLogprobs], trained: set[int], known: Defaults
-) -> str:
+) -> tuple[str, Finding]:
     finding = diagnose(
         items, base, margin=known.margin, item_threshold=known.item_threshold, alpha=known.alpha, resamples=2000,
         seed=1,
     )  # fmt: skip
     d = [item_statistic(c, b) for c, b in zip(items, base, strict=True)]
-    return row(condition, finding, d, trained, known.item_threshold)
+    return row(condition, finding, d, trained, known.item_threshold), finding
+
+
+def rates(judged: Sequence[tuple[str, Finding]]) -> str:
+    """Per condition (its seeds together): how many runs were flagged, of N: the detection rate of a contaminated
+    condition, the false-flag rate of an adapted one or a copy; with each run's d."""
+    groups: dict[str, list[Finding]] = {}
+    for name, finding in judged:
+        groups.setdefault(name.rsplit("-s", 1)[0] if "-e" in name else name, []).append(finding)
+    lines = ["| condition | runs flagged / N | d per run (seed 0, 1, …) |", "|---|---|---|"]
+    for name, found in groups.items():
+        flagged = sum(f.flagged for f in found)
+        each = ", ".join(f"{f.statistic:+.3f}" for f in found)
+        lines.append(f"| {name} | {flagged}/{len(found)} | {each} |")
+    return "\n".join(lines)
+
+
+CELLS = ("10x3", "25x3", "50x3", "100x1", "100x3")
+
+
+def cell(text: str) -> tuple[int, int]:
+    """`25x3`: 25 trained items, 3 epochs."""
+    size, _, epochs = text.partition("x")
+    if not (size.isdigit() and epochs.isdigit() and int(size) > 0 and int(epochs) > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ITEMSxEPOCHS with positive whole numbers, e.g. 25x3")
+    return int(size), int(epochs)
+
+
+def rejudge(files: Sequence[Path], known: Defaults) -> str:
+    """The tables of saved runs, judged again (at `known`'s margin): the conditions of every file, against the base
+    scores they share."""
+    stored = [json.loads(f.read_text(encoding="utf-8")) for f in files]
+    base = [ItemLogprobs(e, tuple(n)) for e, n in stored[0]["base"]]
+    lines, judged = [HEADER], []
+    for f, run in zip(files, stored, strict=True):
+        other = [ItemLogprobs(e, tuple(n)) for e, n in run["base"]]
+        if len(other) != len(base) or any(abs(a.exact - b.exact) > 1e-3 for a, b in zip(other, base, strict=True)):
+            raise SystemExit(f"{f}: its base scores differ from {files[0]}'s (another --items or probe set)")
+        for condition in run["conditions"]:
+            items = [ItemLogprobs(e, tuple(n)) for e, n in condition["items"]]
+            line, finding = verdict_row(condition["name"], items, base, set(condition["trained"]), known)
+            lines.append(line)
+            judged.append((condition["name"], finding))
+    return "\n".join(lines) + "\n\n" + rates(judged)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=200, help="probed items (the diagnostic's default cap)")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 25, 50, 100, 200], help="trained items")
-    parser.add_argument("--epochs", type=int, nargs="+", default=[1, 3], help="training epochs")
-    parser.add_argument("--seeds", type=int, default=2, help="training seeds per contaminated condition")
+    parser.add_argument(
+        "--cells", type=cell, nargs="+", default=[cell(c) for c in CELLS], metavar="NxE",
+        help=f"trained items x epochs, one condition pair each (default: {' '.join(CELLS)})",
+    )  # fmt: skip
+    parser.add_argument("--seeds", type=int, default=2, help="training seeds (and item draws) per condition")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1,
+        help="CPU threads for training (default: all; the adapters repeat on the same thread count)",
+    )  # fmt: skip
     parser.add_argument("--cache-dir", type=Path, default=REPO / ".clue-cache")
     parser.add_argument("--out", type=Path, help="also write every condition's per-item scores here (JSON)")
     parser.add_argument("--margin", type=float, help="judge with this margin instead of the default")
-    parser.add_argument("--rejudge", type=Path, help="print the table of a saved --out file, scoring nothing")
+    parser.add_argument("--copies", action=argparse.BooleanOptionalAction, default=True, help="score the copies")
+    parser.add_argument(
+        "--rejudge", type=Path, nargs="+",
+        help="print the tables of saved --out files (runs of the same --items: their base scores must agree), "
+        "scoring nothing",
+    )  # fmt: skip
     args = parser.parse_args()
     known = defaults()
     if args.margin is not None:
         known = Defaults(args.margin, known.item_threshold, known.alpha)
     if args.rejudge:
-        stored = json.loads(args.rejudge.read_text(encoding="utf-8"))
-        base_items = [ItemLogprobs(e, tuple(n)) for e, n in stored["base"]]
-        print(HEADER)
-        for condition in stored["conditions"]:
-            items = [ItemLogprobs(e, tuple(n)) for e, n in condition["items"]]
-            print(verdict_row(condition["name"], items, base_items, set(condition["trained"]), known))
+        print(rejudge(args.rejudge, known))
         return
 
     from clue.models import smollm2
@@ -181,34 +232,41 @@ def main() -> None:
     base_scores = scores("base", base, None, probes)
 
     saved: dict[str, Any] = {"base": [[b.exact, list(b.neighbours)] for b in base_scores], "conditions": []}
+    judged: list[tuple[str, Finding]] = []
 
     def judge(condition: str, items: list[ItemLogprobs], trained: set[int]) -> None:
-        print(verdict_row(condition, items, base_scores, trained, known), flush=True)
+        line, finding = verdict_row(condition, items, base_scores, trained, known)
+        print(line, flush=True)
+        judged.append((condition, finding))
         saved["conditions"].append(
             {"name": condition, "trained": sorted(trained), "items": [[c.exact, list(c.neighbours)] for c in items]}
         )
         if args.out:
             args.out.write_text(json.dumps(saved), encoding="utf-8")
 
+    def train(pairs: list[tuple[str, str]], folder: Path, epochs: int, seed: int) -> Path:
+        return smollm2.train_lora(base, pairs, folder, epochs=epochs, seed=seed, threads=args.threads)
+
     print("\n" + HEADER, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        judge("copy", base_scores, set())
-        for how in ("int8", "noised"):
+        if args.copies:
+            judge("copy", base_scores, set())
+        for how in ("int8", "noised") if args.copies else ():
             folder = altered_copy(base, how, Path(tmp) / how)
             judge(how, scores(how, folder, None, probes), set())
-        for size in args.sizes:
-            for epochs in args.epochs:
-                for seed in range(args.seeds):
-                    pick = random.Random(seed).sample(range(len(probes)), min(size, len(probes)))
-                    pairs = [as_pair(by_id[probed_ids[i]]) for i in pick]
-                    folder = Path(tmp) / f"c{size}-{epochs}-{seed}"
-                    out = smollm2.train_lora(base, pairs, folder, epochs=epochs, seed=seed)
-                    name = f"contaminated-{size}-e{epochs}-s{seed}"
-                    judge(name, scores(name, base, out, probes), set(pick))
-                others = random.Random(0).sample(rest, min(size, len(rest)))
-                pairs = [as_pair(s) for s in others]
-                out = smollm2.train_lora(base, pairs, Path(tmp) / f"a{size}-{epochs}", epochs=epochs, seed=0)
-                judge(f"adapted-{size}-e{epochs}", scores(f"a{size}", base, out, probes), set())
+        for size, epochs in args.cells:
+            for seed in range(args.seeds):
+                pick = random.Random(seed).sample(range(len(probes)), min(size, len(probes)))
+                pairs = [as_pair(by_id[probed_ids[i]]) for i in pick]
+                out = train(pairs, Path(tmp) / f"c{size}-{epochs}-{seed}", epochs, seed)
+                name = f"contaminated-{size}-e{epochs}-s{seed}"
+                judge(name, scores(name, base, out, probes), set(pick))
+            for seed in range(args.seeds):
+                others = random.Random(seed).sample(rest, min(size, len(rest)))
+                out = train([as_pair(s) for s in others], Path(tmp) / f"a{size}-{epochs}-{seed}", epochs, seed)
+                name = f"adapted-{size}-e{epochs}-s{seed}"
+                judge(name, scores(name, base, out, probes), set())
+    print("\n" + rates(judged))
     print(f"\n{time.perf_counter() - began:.0f} s in all", flush=True)
 
 

@@ -205,20 +205,29 @@ def _train_adapter(tmp: Path, gguf: Path) -> None:
 
 
 def train_lora(
-    base: Path, pairs: list[tuple[str, str]], out: Path, *, epochs: int, seed: int, rank: int = 16, lr: float = 5e-4
+    base: Path,
+    pairs: list[tuple[str, str]],
+    out: Path,
+    *,
+    epochs: int,
+    seed: int,
+    rank: int = 16,
+    lr: float = 5e-4,
+    threads: int = 1,
 ) -> Path:
     """A LoRA adapter of the Hugging Face folder `base` trained on (question, answer) chat turns, the loss on the
-    answer only: rank `rank` on the attention and MLP projections, batches of 8 in a seeded order, AdamW at `lr`,
-    single-threaded (the same adapter on every run). The contamination diagnostic's validation and its real-model
-    test train their candidates with it (a model fine-tuned on test items, or on other text of the same kind)."""
+    answer only: rank `rank` on the attention and MLP projections, batches of 8 in a seeded order, AdamW at `lr`, on
+    `threads` CPU threads (one by default: the same adapter on every machine; more is faster and repeats only on the
+    same thread count). The contamination diagnostic's validation and its real-model test train their candidates
+    with it (a model fine-tuned on test items, or on other text of the same kind)."""
     import random
 
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         torch.manual_seed(seed)
         tokenizer = AutoTokenizer.from_pretrained(base)
@@ -241,7 +250,7 @@ def train_lora(
         peft_model.peft_config["default"].base_model_name_or_path = str(base)
         peft_model.save_pretrained(str(out))
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
     return out
 
 

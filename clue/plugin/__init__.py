@@ -446,16 +446,7 @@ class ResultsCollector:
             reused = ", ".join(f"{name} {stats.reused.get(name, 0)}" for name in names)
             tr.write_line(f"model loads: {loads}; generations reused from the store: {reused}")
         if stats.wall_s > 0:
-            tr.write_line(
-                f"time: {stats.wall_s:.1f} s in this session, {stats.backend_s:.1f} s in model backends"
-                + (f" ({stats.contamination_s:.1f} s of it contamination probes)" if stats.contamination_s else "")
-                + f", {stats.scoring_s:.1f} s scoring"
-                + (
-                    f" ({stats.workers} workers; backend and scoring times summed over them)"
-                    if stats.workers > 1
-                    else ""
-                )
-            )
+            tr.write_line(_time_line(stats))
         tr.write_line(f"results JSON: {self.reports_dir / 'clue-results.json'}")
         tr.write_line(f"report: {self.reports_dir / 'index.html'} (summary: {self.reports_dir / 'summary.md'})")
         if self.finished is not None and self.finished.saved_baseline is not None:
@@ -464,6 +455,20 @@ class ResultsCollector:
         if os.environ.get("GITHUB_ACTIONS") == "true":
             for line in _annotations(self.rows):
                 tr.write_line(line)
+
+
+def _time_line(stats: RunStats) -> str:
+    """Where the session's time went; the contamination probes' share per task, largest first (their cost)."""
+    probes = ""
+    if stats.contamination_s:
+        tasks = sorted(stats.contamination_task_s.items(), key=lambda item: -item[1])
+        each = ", ".join(f"{task} {spent:.1f} s" for task, spent in tasks)
+        probes = f" ({stats.contamination_s:.1f} s of it contamination probes" + (f": {each})" if each else ")")
+    workers = f" ({stats.workers} workers; backend and scoring times summed over them)" if stats.workers > 1 else ""
+    return (
+        f"time: {stats.wall_s:.1f} s in this session, {stats.backend_s:.1f} s in model backends{probes}, "
+        f"{stats.scoring_s:.1f} s scoring{workers}"
+    )
 
 
 def _summary_lines(row: CaseRow) -> list[str]:

@@ -50,7 +50,7 @@ class GenerationStats:
     reused: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     generated: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     backend_seconds: float = 0.0  # constructing backends, loading weights, generating
-    contamination_seconds: float = 0.0  # of backend_seconds: the contamination diagnostic's probes
+    contamination_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # task -> seconds
 
 
 @dataclass(frozen=True)
@@ -239,8 +239,9 @@ class Generator:
         self.probe_scores[(model, task.name)] = probe_task(
             self.store, backend, task, build, settings, f"{model}: contamination probes", self.settings.outputs.debug
         )
-        self.stats.backend_seconds += time.perf_counter() - began
-        self.stats.contamination_seconds += time.perf_counter() - began
+        spent = time.perf_counter() - began
+        self.stats.backend_seconds += spent
+        self.stats.contamination_seconds[task.name] += spent
 
     def _run_prompts(self, model: str, backend: Backend, prompts: list[Prompt]) -> list[Generation]:
         """Generations of `prompts` through the store: stored ones reused, the rest generated and stored."""

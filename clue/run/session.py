@@ -182,7 +182,8 @@ class ClueSession:
             dict(done.generated),
             done.backend_seconds,
             self.scoring.seconds,
-            contamination_s=done.contamination_seconds,
+            contamination_s=sum(done.contamination_seconds.values()),
+            contamination_task_s=dict(done.contamination_seconds),
         )
 
     def close(self) -> None:
