@@ -172,16 +172,18 @@ def cell(text: str) -> tuple[int, int]:
 
 
 def rejudge(files: Sequence[Path], known: Defaults) -> str:
-    """The tables of saved runs, judged again (at `known`'s margin): the conditions of every file, against the base
-    scores they share."""
+    """The tables of saved runs, judged again (at `known`'s margin): the conditions of every file, each name once,
+    against the base scores they share."""
     stored = [json.loads(f.read_text(encoding="utf-8")) for f in files]
     base = [ItemLogprobs(e, tuple(n)) for e, n in stored[0]["base"]]
-    lines, judged = [HEADER], []
+    lines, judged = [HEADER], list[tuple[str, Finding]]()
     for f, run in zip(files, stored, strict=True):
         other = [ItemLogprobs(e, tuple(n)) for e, n in run["base"]]
         if len(other) != len(base) or any(abs(a.exact - b.exact) > 1e-3 for a, b in zip(other, base, strict=True)):
             raise SystemExit(f"{f}: its base scores differ from {files[0]}'s (another --items or probe set)")
         for condition in run["conditions"]:
+            if condition["name"] in {name for name, _ in judged}:
+                continue  # the same condition in an earlier file (the copies are in every run): counted once
             items = [ItemLogprobs(e, tuple(n)) for e, n in condition["items"]]
             line, finding = verdict_row(condition["name"], items, base, set(condition["trained"]), known)
             lines.append(line)
