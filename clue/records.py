@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, TypeVar, cast, get_args
 
@@ -562,6 +562,18 @@ class CaseRow:
         )
 
 
+Number = TypeVar("Number", int, float)
+
+
+def _summed(maps: Iterable[Mapping[str, Number]]) -> dict[str, Number]:
+    """Maps of counts or seconds (per model, per task) added key by key: what xdist workers did, together."""
+    out: dict[str, Number] = {}
+    for each in maps:
+        for key, value in each.items():
+            out[key] = out[key] + value if key in out else value
+    return out
+
+
 def _is_seconds(value: object) -> bool:
     """A duration as JSON gives it: a finite, non-negative number (not a bool, not NaN)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
@@ -634,20 +646,10 @@ class RunStats:
         """Processes' statistics summed; `workers` says how many processes generated (the xdist controller's part
         is its own bookkeeping, not a worker), `wall_s` the session's time."""
 
-        def total(key: str) -> dict[str, int]:
-            out: dict[str, int] = {}
-            for part in parts:
-                for model, n in getattr(part, key).items():
-                    out[model] = out.get(model, 0) + n
-            return out
-
-        per_task: dict[str, float] = {}
-        for part in parts:
-            for task, spent in part.contamination_task_s.items():
-                per_task[task] = per_task.get(task, 0.0) + spent
         return cls(
-            total("loads"), total("reused"), total("generated"), sum(p.backend_s for p in parts),
-            sum(p.scoring_s for p in parts), workers, wall_s, sum(p.contamination_s for p in parts), per_task,
+            _summed(p.loads for p in parts), _summed(p.reused for p in parts), _summed(p.generated for p in parts),
+            sum(p.backend_s for p in parts), sum(p.scoring_s for p in parts), workers, wall_s,
+            sum(p.contamination_s for p in parts), _summed(p.contamination_task_s for p in parts),
         )  # fmt: skip
 
 
