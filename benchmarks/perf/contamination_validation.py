@@ -17,6 +17,11 @@ detection rate (contaminated) and false-flag rate (adapted and copies) with thei
 
     python benchmarks/perf/contamination_validation.py                  # the table in docs/contamination.md
     python benchmarks/perf/contamination_validation.py --cells 25x3 --seeds 1   # a quick look
+    python benchmarks/perf/contamination_validation.py --neighbours fluent ...  # neighbours the base proposes
+
+--neighbours fluent and fluent-quarter replace the diagnostic's neighbours (a quarter of the content words swapped
+for the task's other words) with fluent ones the base model proposes (benchmarks/perf/lm_neighbours.py): one word
+per neighbour, or a quarter of them; an experiment on whether fluency separates adaptation from contamination.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from clue.run.probes import Probe, ProbeSettings, build_probes  # noqa: E402
 from clue.statistics.contamination import Finding, ItemLogprobs, diagnose, item_statistic  # noqa: E402
-from clue.types import Sample  # noqa: E402
+from clue.types import Sample, TargetRequest  # noqa: E402
 
 MEQSUM = REPO.parent / "shared" / "data" / "MeQSum" / "MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx"
 INSTRUCTION = "Summarize this consumer health question as one short question.\n\n"
@@ -99,6 +104,18 @@ def altered_copy(base: Path, how: str, out: Path) -> Path:
         if f.name.startswith(("tokenizer", "special_tokens", "chat_template", "vocab", "merges")):
             shutil.copy(f, out / f.name)
     return out
+
+
+def without_question(probe: Probe, question: str) -> Probe:
+    """The probe with the question's text taken out of its user turn (the task's frame around it kept)."""
+    from dataclasses import replace
+
+    prompt = probe.request.prompt
+    turns = tuple(
+        replace(m, content=m.content.replace(question, "")) if m.role == "user" else m for m in prompt.messages
+    )
+    request = TargetRequest(replace(prompt, messages=turns), probe.request.targets)
+    return replace(probe, request=request)
 
 
 def scores(name: str, path: Path, adapter: Path | None, probes: Sequence[Probe]) -> list[ItemLogprobs]:
@@ -206,6 +223,16 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=REPO / ".clue-cache")
     parser.add_argument("--out", type=Path, help="also write every condition's per-item scores here (JSON)")
     parser.add_argument("--margin", type=float, help="judge with this margin instead of the default")
+    parser.add_argument(
+        "--neighbours", choices=("swap", "fluent", "fluent-quarter"), default="swap",
+        help="swap: the diagnostic's own neighbours; fluent: one content word per neighbour replaced by the base "
+        "model's most likely other word; fluent-quarter: a quarter of them, left to right",
+    )  # fmt: skip
+    parser.add_argument(
+        "--prompt", choices=("item", "empty"), default="item",
+        help="item: the answers scored after the item's prompt (the diagnostic's); empty: after the same prompt with "
+        "the question's text taken out (is the answer's gain the model knowing the answer to the question?)",
+    )  # fmt: skip
     parser.add_argument("--copies", action=argparse.BooleanOptionalAction, default=True, help="score the copies")
     parser.add_argument(
         "--rejudge", type=Path, nargs="+",
@@ -227,10 +254,21 @@ def main() -> None:
     task, scored = meqsum()
     settings = ProbeSettings.of(args.items)  # the run's neighbours, count and seed
     probes = build_probes(task, scored, None, settings)
+    if args.neighbours != "swap":
+        from lm_neighbours import Proposer, with_fluent_neighbours
+
+        # one word per neighbour (a share that rounds to one) or a quarter; the seeds docs/contamination.md used
+        share, drawn = (0.01, "a") if args.neighbours == "fluent" else (settings.share, "b")
+        probes = with_fluent_neighbours(probes, Proposer(base), share=share, seed=drawn)
     by_id = {s.id: s for s in scored}
+    if args.prompt == "empty":
+        probes = [without_question(p, str(by_id[p.sample_id].fields["CHQ"])) for p in probes]
     probed_ids = [p.sample_id for p in probes]
     rest = [s for s in scored if s.id not in set(probed_ids)]
-    print(f"MeQSum: {len(probes)} probed items, {len(rest)} others; {settings}", flush=True)
+    print(
+        f"MeQSum: {len(probes)} probed items, {len(rest)} others; {settings}; {args.neighbours}, {args.prompt}",
+        flush=True,
+    )
     base_scores = scores("base", base, None, probes)
 
     saved: dict[str, Any] = {"base": [[b.exact, list(b.neighbours)] for b in base_scores], "conditions": []}
