@@ -22,6 +22,8 @@ detection rate (contaminated) and false-flag rate (adapted and copies) with thei
 --neighbours fluent and fluent-quarter replace the diagnostic's neighbours (a quarter of the content words swapped
 for the task's other words) with fluent ones the base model proposes (benchmarks/perf/lm_neighbours.py): one word
 per neighbour, or a quarter of them; an experiment on whether fluency separates adaptation from contamination.
+--prompt empty scores the answers after the prompt with the question's text taken out. --reference N also scores N
+MeQSum items that no condition trains on and prints each condition's d on the probed items against its d on these.
 """
 
 from __future__ import annotations
@@ -177,6 +179,43 @@ def rates(judged: Sequence[tuple[str, Finding]]) -> str:
     return "\n".join(lines)
 
 
+REFERENCE_HEADER = (
+    "| condition | flagged (lower end > 0) | exact gain, probed | exact gain, reference | d probed − d reference "
+    "[95% CI] |\n|---|---|---|---|---|"
+)
+
+
+def two_sample(a: Sequence[float], b: Sequence[float], *, resamples: int = 2000, seed: int = 1) -> tuple[float, ...]:
+    """mean(a) − mean(b) with a seeded percentile-bootstrap 95 % interval (the items of a and b are different)."""
+    rng = random.Random(seed)
+    diffs = sorted(
+        sum(rng.choices(a, k=len(a))) / len(a) - sum(rng.choices(b, k=len(b))) / len(b) for _ in range(resamples)
+    )
+    return sum(a) / len(a) - sum(b) / len(b), diffs[int(0.025 * resamples)], diffs[int(0.975 * resamples) - 1]
+
+
+def reference_row(
+    condition: str,
+    probed: tuple[Sequence[ItemLogprobs], Sequence[ItemLogprobs]],
+    reference: tuple[Sequence[ItemLogprobs], Sequence[ItemLogprobs]],
+) -> str:
+    """The reference-set comparison of one condition: its d on the probed items against its d on items that no
+    condition trained on (candidate and base scores of each); flagged when the interval's lower end is above 0."""
+    d = [[item_statistic(c, b) for c, b in zip(*pair, strict=True)] for pair in (probed, reference)]
+    gain = [sum(c.exact - b.exact for c, b in zip(*pair, strict=True)) / len(pair[0]) for pair in (probed, reference)]
+    diff, low, high = two_sample(d[0], d[1])
+    return (
+        f"| {condition} | {'yes' if low > 0 else 'no'} | {gain[0]:+.3f} | {gain[1]:+.3f} "
+        f"| {diff:+.3f} [{low:+.3f}, {high:+.3f}] |"
+    )
+
+
+def unseen(rest: Sequence[Sample], cells: Sequence[tuple[int, int]], seeds: int) -> list[Sample]:
+    """The non-probed items that no adapted run of `cells` x `seeds` draws for its training."""
+    drawn = {s.id for size, _ in cells for seed in range(seeds) for s in random.Random(seed).sample(rest, size)}
+    return [s for s in rest if s.id not in drawn]
+
+
 CELLS = ("10x3", "25x3", "50x3", "100x1", "100x3")
 
 
@@ -233,6 +272,11 @@ def main() -> None:
         help="item: the answers scored after the item's prompt (the diagnostic's); empty: after the same prompt with "
         "the question's text taken out (is the answer's gain the model knowing the answer to the question?)",
     )  # fmt: skip
+    parser.add_argument(
+        "--reference", type=int, default=0, metavar="N",
+        help="also score N MeQSum items that no condition trains on and print each condition's d on the probed "
+        "items against its d on these (a reference set of the task's unseen items; 0: none)",
+    )  # fmt: skip
     parser.add_argument("--copies", action=argparse.BooleanOptionalAction, default=True, help="score the copies")
     parser.add_argument(
         "--rejudge", type=Path, nargs="+",
@@ -253,30 +297,46 @@ def main() -> None:
     base = smollm2.hf_model(args.cache_dir)
     task, scored = meqsum()
     settings = ProbeSettings.of(args.items)  # the run's neighbours, count and seed
-    probes = build_probes(task, scored, None, settings)
-    if args.neighbours != "swap":
-        from lm_neighbours import Proposer, with_fluent_neighbours
-
-        # one word per neighbour (a share that rounds to one) or a quarter; the seeds docs/contamination.md used
-        share, drawn = (0.01, "a") if args.neighbours == "fluent" else (settings.share, "b")
-        probes = with_fluent_neighbours(probes, Proposer(base), share=share, seed=drawn)
     by_id = {s.id: s for s in scored}
-    if args.prompt == "empty":
-        probes = [without_question(p, str(by_id[p.sample_id].fields["CHQ"])) for p in probes]
+    proposer = None
+    if args.neighbours != "swap":
+        from lm_neighbours import Proposer
+
+        proposer = Proposer(base)
+
+    def prepared(chosen: list[Probe]) -> list[Probe]:
+        if proposer is not None:
+            from lm_neighbours import with_fluent_neighbours
+
+            # one word per neighbour (a share that rounds to one) or a quarter; the seeds docs/contamination.md used
+            share, drawn = (0.01, "a") if args.neighbours == "fluent" else (settings.share, "b")
+            chosen = with_fluent_neighbours(chosen, proposer, share=share, seed=drawn)
+        if args.prompt == "empty":
+            chosen = [without_question(p, str(by_id[p.sample_id].fields["CHQ"])) for p in chosen]
+        return chosen
+
+    probes = prepared(build_probes(task, scored, None, settings))
     probed_ids = [p.sample_id for p in probes]
     rest = [s for s in scored if s.id not in set(probed_ids)]
+    refs = prepared(build_probes(task, unseen(rest, args.cells, args.seeds), None, ProbeSettings.of(args.reference)))
     print(
         f"MeQSum: {len(probes)} probed items, {len(rest)} others; {settings}; {args.neighbours}, {args.prompt}",
         flush=True,
     )
     base_scores = scores("base", base, None, probes)
+    base_refs = scores("base (reference)", base, None, refs) if refs else []
+    referenced: list[str] = []
 
     saved: dict[str, Any] = {"base": [[b.exact, list(b.neighbours)] for b in base_scores], "conditions": []}
     judged: list[tuple[str, Finding]] = []
 
-    def judge(condition: str, items: list[ItemLogprobs], trained: set[int]) -> None:
+    def judge(condition: str, path: Path, adapter: Path | None, trained: set[int]) -> None:
+        items = base_scores if condition == "copy" else scores(condition, path, adapter, probes)
         line, finding = verdict_row(condition, items, base_scores, trained, known)
         print(line, flush=True)
+        if refs:
+            own = base_refs if condition == "copy" else scores(condition, path, adapter, refs)
+            referenced.append(reference_row(condition, (items, base_scores), (own, base_refs)))
         judged.append((condition, finding))
         saved["conditions"].append(
             {"name": condition, "trained": sorted(trained), "items": [[c.exact, list(c.neighbours)] for c in items]}
@@ -290,23 +350,26 @@ def main() -> None:
     print("\n" + HEADER, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if args.copies:
-            judge("copy", base_scores, set())
+            judge("copy", base, None, set())
         for how in ("int8", "noised") if args.copies else ():
             folder = altered_copy(base, how, Path(tmp) / how)
-            judge(how, scores(how, folder, None, probes), set())
+            judge(how, folder, None, set())
         for size, epochs in args.cells:
             for seed in range(args.seeds):
                 pick = random.Random(seed).sample(range(len(probes)), min(size, len(probes)))
                 pairs = [as_pair(by_id[probed_ids[i]]) for i in pick]
                 out = train(pairs, Path(tmp) / f"c{size}-{epochs}-{seed}", epochs, seed)
                 name = f"contaminated-{size}-e{epochs}-s{seed}"
-                judge(name, scores(name, base, out, probes), set(pick))
+                judge(name, base, out, set(pick))
             for seed in range(args.seeds):
                 others = random.Random(seed).sample(rest, min(size, len(rest)))
                 out = train([as_pair(s) for s in others], Path(tmp) / f"a{size}-{epochs}-{seed}", epochs, seed)
                 name = f"adapted-{size}-e{epochs}-s{seed}"
-                judge(name, scores(name, base, out, probes), set())
+                judge(name, base, out, set())
     print("\n" + rates(judged))
+    if referenced:
+        print(f"\nAgainst {len(refs)} reference items no condition trained on:\n{REFERENCE_HEADER}")
+        print("\n".join(referenced))
     print(f"\n{time.perf_counter() - began:.0f} s in all", flush=True)
 
 
