@@ -212,7 +212,12 @@ def reference_row(
 
 def unseen(rest: Sequence[Sample], cells: Sequence[tuple[int, int]], seeds: int) -> list[Sample]:
     """The non-probed items that no adapted run of `cells` x `seeds` draws for its training."""
-    drawn = {s.id for size, _ in cells for seed in range(seeds) for s in random.Random(seed).sample(rest, size)}
+    drawn = {
+        s.id
+        for size, _ in cells
+        for seed in range(seeds)
+        for s in random.Random(seed).sample(rest, min(size, len(rest)))
+    }
     return [s for s in rest if s.id not in drawn]
 
 
