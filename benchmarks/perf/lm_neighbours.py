@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from clue.run.probes import Probe
-from clue.tasks.neighbours import _TOKEN, _content, _core
+from clue.tasks.neighbours import _TOKEN, _content, _core, _like
 from clue.types import TargetRequest
 
 __all__ = ["Proposer", "fluent_neighbours", "with_fluent_neighbours"]
@@ -84,8 +84,7 @@ def fluent_neighbours(text: str, proposer: Proposer, *, k: int, share: float, se
             word = proposer.word(current[:at], core, rank)
             if word is None:
                 continue
-            if core[:1].isupper() and not word[:1].isupper():
-                word = word[:1].upper() + word[1:]
+            word = _like(word, core)
             current, shift = current[:at] + word + current[at + len(core) :], shift + len(word) - len(core)
         made.append(current)
     return tuple(made)
