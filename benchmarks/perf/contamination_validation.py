@@ -185,7 +185,9 @@ REFERENCE_HEADER = (
 )
 
 
-def two_sample(a: Sequence[float], b: Sequence[float], *, resamples: int = 2000, seed: int = 1) -> tuple[float, ...]:
+def two_sample(
+    a: Sequence[float], b: Sequence[float], *, resamples: int = 2000, seed: int = 1
+) -> tuple[float, float, float]:
     """mean(a) − mean(b) with a seeded percentile-bootstrap 95 % interval (the items of a and b are different)."""
     rng = random.Random(seed)
     diffs = sorted(

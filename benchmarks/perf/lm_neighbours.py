@@ -1,6 +1,7 @@
-"""Fluent neighbours for the contamination validation's `--neighbours lm`: chosen content words of an answer replaced
-by a causal language model's most likely other word given the text before them, the way Mattern et al. (2023) draw
-neighbours from a masked language model (none can be downloaded here; the base model proposes instead).
+"""Fluent neighbours for the contamination validation's `--neighbours fluent` and `fluent-quarter`: chosen content
+words of an answer replaced by a causal language model's most likely other word given the text before them, the way
+Mattern et al. (2023) draw neighbours from a masked language model (none can be downloaded here; the base model
+proposes instead).
 
 An experiment, not the diagnostic's default (clue/tasks/neighbours.py): it asks whether neighbours that keep the
 answer's fluency separate heavy domain adaptation from contamination better than vocabulary swaps do
