@@ -234,6 +234,13 @@ def cell(text: str) -> tuple[int, int]:
     return int(size), int(epochs)
 
 
+def count(text: str) -> int:
+    """A whole number of items, 0 or more."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of items, 0 or more")
+    return int(text)
+
+
 def rejudge(files: Sequence[Path], known: Defaults) -> str:
     """The tables of saved runs, judged again (at `known`'s margin): the conditions of every file, each name once,
     against the base scores they share."""
@@ -280,7 +287,7 @@ def main() -> None:
         "the question's text taken out (is the answer's gain the model knowing the answer to the question?)",
     )  # fmt: skip
     parser.add_argument(
-        "--reference", type=int, default=0, metavar="N",
+        "--reference", type=count, default=0, metavar="N",
         help="also score N MeQSum items that no condition trains on and print each condition's d on the probed "
         "items against its d on these (a reference set of the task's unseen items; 0: none)",
     )  # fmt: skip
