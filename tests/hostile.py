@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from typing import Any
 
 from hypothesis import strategies as st
@@ -14,6 +15,13 @@ from hypothesis import strategies as st
 CANARY = "QZXCANARYQZX"  # planted in the mutated records: no message or artefact may ever hold it
 
 Json = Any
+
+
+def names(text: str, raw_id: str) -> bool:
+    """Whether `text` holds `raw_id` as an id: standing alone, not inside a longer word or number. A digit id such as
+    MeDiSumCode's hadm_id 20000113 is also a run of digits of some float (a duration written as 0.0020000113 or
+    3.20000113), and that is no leak; the id written anywhere as a token of its own still is."""
+    return re.search(rf"(?<![\w-])(?<!\d\.){re.escape(raw_id)}(?![\w-])", text) is not None
 
 
 def plant(value: Json) -> Json:

@@ -30,7 +30,7 @@ from clue.store.sqlite import GenerationStore
 from clue.tasks import get_task
 from clue.types import Generation
 from tests.conftest import FIXTURE_DATA, REPO, sigterm_once_started, sleeper, write_replay_matrix
-from tests.hostile import CANARY, jsonl_mutation, plant
+from tests.hostile import CANARY, jsonl_mutation, names, plant
 from tests.test_hostile import RAW_IDS, baseline_entry
 from tests.test_plugin import answers, code_answers, make_project, mednli_records, run
 
@@ -45,12 +45,13 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return p
 
 
-def leaks(folder: Path, secrets: set[str]) -> list[str]:
-    """Every (file, secret) where a file the run wrote holds a secret."""
+def leaks(folder: Path, raw_ids: set[str]) -> list[str]:
+    """Every (file, secret) where a file the run wrote holds the canary (anywhere) or a raw id (as an id)."""
     found = []
     for path in (p for p in folder.rglob("*") if p.is_file()):
         text = path.read_text(encoding="utf-8", errors="replace")
-        found += [f"{path.name}: {s[:40]!r}" for s in secrets if s in text]
+        found += [f"{path.name}: {CANARY!r}"] if CANARY in text else []
+        found += [f"{path.name}: {i[:40]!r}" for i in raw_ids if names(text, i)]
     return found
 
 
@@ -84,7 +85,7 @@ def test_a_refused_data_file_names_no_raw_id_or_value_in_any_artefact(project: p
     result = run(project, "-k", "mednli")
     result.assert_outcomes(errors=2)
     assert (project.path / "out/clue-results.json").is_file()
-    assert not leaks(project.path / "out", {CANARY, *RAW_IDS})
+    assert not leaks(project.path / "out", RAW_IDS)
     assert CANARY not in result.stdout.str() and "Traceback" not in result.stdout.str()
 
 
@@ -112,7 +113,7 @@ def test_an_exception_while_scoring_reaches_junit_without_traceback_locals_or_ou
     result.assert_outcomes(errors=2)
     junit = (project.path / "out/junit.xml").read_text()
     assert "ValueError (its message is withheld" in junit and "traceback withheld" in junit
-    assert not leaks(project.path / "out", {CANARY, *RAW_IDS}) and CANARY not in result.stdout.str()
+    assert not leaks(project.path / "out", RAW_IDS) and CANARY not in result.stdout.str()
     assert "clue_generations =" not in junit and "Generation(sample_id" not in junit
     debug = run(project, "-k", "mednli", "--clue-debug")
     assert CANARY in (project.path / "out/junit.xml").read_text()  # the opt-in shows everything, and says so
@@ -142,7 +143,7 @@ def test_mutated_credentialed_data_never_reaches_an_artefact(pytester: pytest.Py
     )  # fmt: skip
     assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
     assert "Traceback" not in done.stdout and "INTERNALERROR" not in done.stdout
-    assert not leaks(folder / "out", {CANARY, *RAW_IDS})
+    assert not leaks(folder / "out", RAW_IDS)
 
 
 def test_the_detail_a_server_adds_to_a_failed_generation_stays_out_of_the_results(tmp_path: Path) -> None:
@@ -473,4 +474,15 @@ def test_help_describes_the_baseline_case_id_as_it_is(pytester: pytest.Pytester)
 def test_a_planted_canary_is_what_the_scan_would_find(tmp_path: Path) -> None:
     """The scan itself can fail: a file holding a planted value is reported."""
     (tmp_path / "a.json").write_text(json.dumps(plant({"x": "y"})))
-    assert leaks(tmp_path, {CANARY}) == [f"a.json: {CANARY!r}"]
+    assert leaks(tmp_path, set()) == [f"a.json: {CANARY!r}"]
+
+
+@given(whole=st.integers(0, 9999), zeros=st.integers(0, 3))
+def test_a_digit_id_inside_a_measured_duration_is_no_leak_and_the_id_itself_is(whole: int, zeros: int) -> None:
+    """Before: the scan matched MeDiSumCode's hadm_id 20000113 inside clue-session.json's wall_s (a float such as
+    3.20000113), and CI failed on a leak that was not one. The id as an id, in whatever quoting, is still found."""
+    raw_id = "20000113"
+    duration = json.dumps({"wall_s": float(f"{whole}.{'0' * zeros}{raw_id}"), "backend_s": 3.1820000113})
+    assert raw_id in duration and not names(duration, raw_id)  # a substring scan would call this a leak
+    for shown in (f'"{raw_id}"', f"sample {raw_id}: no output", f"{raw_id}/Why", f"id={raw_id}.", f"<td>{raw_id}</td>"):
+        assert names(f"{duration} {shown}", raw_id), shown

@@ -16,6 +16,7 @@ import pytest
 from clue.tasks import get_task
 from clue.types import Sample
 from tests.conftest import FIXTURE_DATA, REPO, write_replay_matrix
+from tests.hostile import names
 
 pytest_plugins = ["pytester"]
 # The runs are real child processes: in-process runs would import spaCy and torch inside pytester's sys.modules
@@ -95,7 +96,7 @@ def test_no_artefact_of_a_default_run_holds_a_raw_id_or_credentialed_text(pytest
     leaks = []
     for path in artefacts:
         text = path.read_text(encoding="utf-8", errors="replace")
-        leaks += [f"{path.name}: id {i!r}" for i in ids if re.search(rf"(?<![\w-]){re.escape(i)}(?![\w-])", text)]
+        leaks += [f"{path.name}: id {i!r}" for i in ids if names(text, i)]
         leaks += [f"{path.name}: text {s!r}" for s in snippets if s in text]
     assert not leaks, "\n".join(sorted(leaks)[:20])
 
