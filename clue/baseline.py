@@ -58,6 +58,7 @@ class Reference:
     outputs: tuple[str | None, ...]
     probe: str | None = None  # a stored baseline's weights probe (session.same_weights), where it was recorded
     contamination: BaselineProbes | None = None  # a stored baseline's side of the contamination diagnostic
+    contamination_reference: BaselineProbes | None = None  # likewise, of --clue-contamination-reference items
 
     @property
     def failed(self) -> int:
@@ -80,6 +81,7 @@ class Reference:
             tuple(self.outputs[i] for i in rows),
             self.probe,
             self.contamination,
+            self.contamination_reference,
         )
 
     @classmethod
@@ -211,6 +213,7 @@ def reference(stored: BaselineEntry, current: BaselineEntry, label: str, run_ids
         tuple(r.output for r in rows),
         stored.weights_probe,
         stored.contamination,
+        stored.contamination_reference,
     )
 
 

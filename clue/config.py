@@ -262,6 +262,16 @@ class GateOptions:
         metavar="NATS",
         check=_non_negative,
     )
+    contamination_reference: dict[str, Path] = option(
+        {},
+        "a file of one task's items that the model cannot have trained on (your own unseen items, or items written "
+        "after its training data), in the task's own data format (repeatable): the contamination diagnostic then "
+        "flags a case when d on the test items exceeds d on these, which tells memorised test items from a model "
+        "that learnt the task (docs/contamination.md); a baseline saved with it carries the base model's scores",
+        metavar="TASK=FILE",
+        repeat=True,
+        parse=_data,
+    )
 
     def margin_for(self, metric: MetricSpec) -> float:
         """A metric's margin: its own setting, else the global one, else the metric's default, else 0.02."""
@@ -619,8 +629,8 @@ def _value(opt: Option, rootpath: Path, layers: Sequence[Layer]) -> Any:
     raw, base = source.values[opt.name], source.base
     if opt.info.parse is not None:
         value = opt.info.parse(raw, base, opt.flag)
-        if opt.name == "data" and source.label in _NAMED_NOW:
-            _require_files(value)
+        if opt.name in ("data", "contamination_reference") and source.label in _NAMED_NOW:
+            _require_files(value, opt.flag)
         return value
     if opt.kind is bool:
         return _on_off(opt.flag, raw) if opt.info.on_off else _flag(raw)
@@ -656,10 +666,12 @@ def _cross_checks(settings: Settings) -> None:
 _NAMED_NOW = ("command line", "evaluate()")
 
 
-def _require_files(files: dict[str, Path]) -> None:
+def _require_files(files: dict[str, Path], flag: str) -> None:
+    """Files named on the command line (or to evaluate()) exist: a typo there is a usage error, not a skipped
+    task or a diagnostic without its reference items."""
     missing = sorted({str(path) for path in files.values() if not path.is_file()})
     if missing:
-        raise ConfigError(f"--clue-data: no such file: {', '.join(missing)}")
+        raise ConfigError(f"{flag}: no such file: {', '.join(missing)}")
 
 
 def _checked_margins(layers: Sequence[Layer]) -> tuple[float | None, dict[str, float]]:

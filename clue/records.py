@@ -294,14 +294,29 @@ class SampleRow:
 
 
 ContaminationStatus = Literal["clear", "flagged", "not available", "not applicable"]
-_CONTAMINATION_NUMBERS = ("statistic", "ci_low", "ci_high", "exact_gain", "neighbour_gain", "margin", "item_threshold")
+_CONTAMINATION_NUMBERS = (
+    "statistic",
+    "ci_low",
+    "ci_high",
+    "exact_gain",
+    "neighbour_gain",
+    "margin",
+    "item_threshold",
+    "reference_statistic",
+    "reference_ci_low",
+    "reference_ci_high",
+    "reference_d",
+)
 
 
 @dataclass(frozen=True)
 class ContaminationRecord:
     """The contamination diagnostic of a gated case (clue/statistics/contamination.py): whether the model's gain
     over its reference looks like memorised test items. `mode` "report" never changes the verdict; "fail" fails a
-    flagged case. Numbers are nats per token; `memorised`: items whose own statistic exceeds `item_threshold`."""
+    flagged case. Numbers are nats per token; `memorised`: items whose own statistic exceeds `item_threshold`.
+    With --clue-contamination-reference: `reference_statistic` is d on the test items (`statistic`) minus d on
+    `reference_items` unseen items (`reference_d`), which then decides the flag (lower end above 0); or
+    `reference_reason` says why there is no comparison (the neighbour statistic's flag stands)."""
 
     status: ContaminationStatus
     mode: str
@@ -315,6 +330,12 @@ class ContaminationRecord:
     margin: float | None = None
     item_threshold: float | None = None
     neighbours: int | None = None
+    reference_statistic: float | None = None
+    reference_ci_low: float | None = None
+    reference_ci_high: float | None = None
+    reference_d: float | None = None
+    reference_items: int | None = None
+    reference_reason: str | None = None
 
     @property
     def flagged(self) -> bool:
@@ -322,15 +343,24 @@ class ContaminationRecord:
 
     @property
     def summary(self) -> str:
-        """One line: the terminal's, the report's note, the JUnit property's."""
+        """One line: the terminal's, the report's note, the JUnit property's. With a reference comparison it comes
+        first (it decides the flag), the neighbour statistic after it."""
         if self.statistic is None or self.memorised is None:
             return f"contamination {self.status}: {self.reason}"
         share = self.memorised.n / self.memorised.of
-        return (
-            f"contamination {self.status}: d = {self.statistic:+.3f} nats/token "
-            f"[{self.ci_low:+.3f}, {self.ci_high:+.3f}] (flagged above {self.margin:g}); "
+        neighbours = (
+            f"d = {self.statistic:+.3f} nats/token [{self.ci_low:+.3f}, {self.ci_high:+.3f}]"
+            f"{'' if self.reference_statistic is not None else f' (flagged above {self.margin:g})'}; "
             f"{self.memorised.n} of {self.memorised.of} items look memorised ({share:.0%})"
         )
+        if self.reference_statistic is not None:
+            return (
+                f"contamination {self.status}: d on the test items minus d on {self.reference_items} unseen "
+                f"reference items = {self.reference_statistic:+.3f} [{self.reference_ci_low:+.3f}, "
+                f"{self.reference_ci_high:+.3f}] (flagged above 0); against neighbours alone {neighbours}"
+            )
+        unmatched = f"; no reference comparison: {self.reference_reason}" if self.reference_reason else ""
+        return f"contamination {self.status}: {neighbours}{unmatched}"
 
     def to_json(self) -> dict[str, JSON]:
         out: dict[str, JSON] = {"status": self.status, "flagged": self.flagged, "mode": self.mode}
@@ -341,6 +371,10 @@ class ContaminationRecord:
             out["memorised"] = self.memorised.to_json()
         if self.neighbours is not None:
             out["neighbours"] = self.neighbours
+        if self.reference_items is not None:
+            out["reference_items"] = self.reference_items
+        if self.reference_reason is not None:
+            out["reference_reason"] = self.reference_reason
         return out
 
     @classmethod
@@ -359,6 +393,8 @@ class ContaminationRecord:
             reason=_get(data, "reason", str, where, optional=True),
             memorised=Count.from_json(data.get("memorised"), f"{where}, memorised"),
             neighbours=_get(data, "neighbours", int, where, optional=True),
+            reference_items=_get(data, "reference_items", int, where, optional=True),
+            reference_reason=_get(data, "reference_reason", str, where, optional=True),
             **numbers,
         )
 
@@ -772,6 +808,7 @@ class BaselineEntry:
     weights_probe: str | None = None
     n: int | None = None
     contamination: BaselineProbes | None = None  # the base side of the contamination diagnostic
+    contamination_reference: BaselineProbes | None = None  # likewise, of the --clue-contamination-reference items
 
     KEYS = ("task", "model", "protocol", "data", "decoding", "metrics", "samples")
 
@@ -788,6 +825,9 @@ class BaselineEntry:
             "weights_probe": self.weights_probe,
             "n": self.n,
             "contamination": self.contamination.to_json() if self.contamination else None,
+            "contamination_reference": (
+                self.contamination_reference.to_json() if self.contamination_reference else None
+            ),
             "samples": [s.to_json() for s in self.samples],
         }
 
@@ -814,4 +854,7 @@ class BaselineEntry:
             weights_probe=_get(data, "weights_probe", str, here, optional=True),
             n=_get(data, "n", int, here, optional=True),
             contamination=BaselineProbes.from_json(data.get("contamination"), f"{here}, contamination"),
+            contamination_reference=BaselineProbes.from_json(
+                data.get("contamination_reference"), f"{here}, contamination_reference"
+            ),
         )

@@ -16,9 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clue.records import BaselineProbes, ContaminationRecord, Count, RecordError
-from clue.statistics.contamination import ItemLogprobs, diagnose, item_statistic
+from clue.run.contamination import ProbeScores, finding
+from clue.run.probes import ProbeSettings
+from clue.statistics.contamination import ItemLogprobs, against_reference, diagnose, difference_ci, item_statistic
 from clue.tasks.neighbours import FUNCTION_WORDS, MIN_WORDS, neighbours, vocabulary, words
 from tests.conftest import REPO
+from tests.hostile import names
 
 pytest_plugins = ["pytester"]
 
@@ -91,6 +94,121 @@ def test_diagnose_refuses_unpaired_or_non_finite_input() -> None:
         diagnose([item], [], margin=0.1, item_threshold=0.5, **LEVEL)
     with pytest.raises(ValueError, match="finite"):
         diagnose([ItemLogprobs(math.nan, (-1.0,))], [item], margin=0.1, item_threshold=0.5, **LEVEL)
+
+
+def _items(
+    rng: np.random.Generator, n: int, gain: float, extra: float
+) -> tuple[list[ItemLogprobs], list[ItemLogprobs]]:
+    """(candidate, base) scores of n items: the candidate gains `gain` (plus noise) on every answer, its neighbours
+    included, and `extra` more on the exact answer; exact-answer gains are skewed (a few items gain much more)."""
+    base = [ItemLogprobs(float(-rng.uniform(1, 4)), tuple(-rng.uniform(1, 4, 4))) for _ in range(n)]
+    candidate = [
+        ItemLogprobs(
+            b.exact + gain + extra + float(rng.gamma(1.0, 0.2)) - 0.2,
+            tuple(v + gain + float(rng.normal(0, 0.1)) for v in b.neighbours),
+        )
+        for b in base
+    ]
+    return candidate, base
+
+
+def test_the_reference_comparison_by_hand_and_against_scipy() -> None:
+    probed = ([ItemLogprobs(-1.0, (-2.0,)), ItemLogprobs(-1.0, (-1.0,))], [ItemLogprobs(-2.0, (-2.0,))] * 2)
+    reference = ([ItemLogprobs(-1.5, (-2.0,))], [ItemLogprobs(-2.0, (-2.0,))])
+    # probed d: 1.0 and 0.0 (mean 0.5); reference d: 0.5
+    found = against_reference(probed, reference, **LEVEL)
+    assert (found.probed, found.reference, found.statistic) == pytest.approx((0.5, 0.5, 0.0))
+    assert (found.n_probed, found.n_reference) == (2, 1)
+    rng = np.random.default_rng(5)
+    found = against_reference(_items(rng, 60, 0.5, 0.3), _items(rng, 90, 0.5, 0.0), **LEVEL)
+    assert found.statistic == pytest.approx(found.probed - found.reference)
+    # the two-sample percentile bootstrap against scipy's (each sample resampled on its own; other draws)
+    from scipy import stats as scipy_stats
+
+    a, b = rng.normal(0.3, 1.0, 50), rng.gamma(1.0, 1.0, 70)
+    low, high = difference_ci(list(a), list(b), **LEVEL)
+    theirs = scipy_stats.bootstrap(
+        (a, b), lambda x, y, axis: x.mean(axis) - y.mean(axis), confidence_level=0.9, method="percentile",
+        random_state=1,
+    )  # fmt: skip
+    assert low == pytest.approx(theirs.confidence_interval.low, abs=0.02)
+    assert high == pytest.approx(theirs.confidence_interval.high, abs=0.02)
+    # not the paired interval: the two samples' spreads add
+    assert high - low > mean_width(a) and high - low > mean_width(b)
+
+
+def mean_width(values: np.ndarray[Any, np.dtype[np.float64]]) -> float:
+    low, high = np.quantile(
+        values[np.random.default_rng(1).integers(0, len(values), (2000, len(values)))].mean(axis=1), [0.05, 0.95]
+    )
+    return float(high - low)
+
+
+def test_the_reference_comparison_flags_adaptation_at_most_at_the_level_and_contamination_by_simulation() -> None:
+    """Null: however much the candidate adapted (the same gain on probed and reference items, the exact answer
+    favoured as a task-learnt model favours it), the false-flag rate is about alpha. The neighbour statistic at
+    its margin flags the same runs nearly always; trained items (an extra gain on probed items only) are flagged."""
+    rng = np.random.default_rng(11)
+    runs = 300
+    level: dict[str, Any] = {"alpha": 0.05, "resamples": 400, "seed": 1}
+    flagged = {"adapted": 0, "adapted, neighbour statistic": 0, "contaminated": 0}
+    for _ in range(runs):
+        learnt = float(rng.uniform(0.2, 0.6))  # how much more the adapted model prefers right answers: all items
+        probed, reference = _items(rng, 50, 0.5, learnt), _items(rng, 50, 0.5, learnt)
+        flagged["adapted"] += against_reference(probed, reference, **level).flagged
+        flagged["adapted, neighbour statistic"] += diagnose(*probed, margin=0.1, item_threshold=0.5, **level).flagged
+        seen = _items(rng, 50, 0.5, learnt + 0.3)
+        flagged["contaminated"] += against_reference(seen, reference, **level).flagged
+    assert flagged["adapted"] / runs < 0.09, flagged  # alpha 0.05, with the percentile bootstrap's slack
+    assert flagged["adapted, neighbour statistic"] / runs > 0.9, flagged
+    assert flagged["contaminated"] / runs > 0.9, flagged
+
+
+def test_the_reference_comparison_refuses_empty_unpaired_or_non_finite_input() -> None:
+    item = ItemLogprobs(-1.0, (-1.0,))
+    with pytest.raises(ValueError, match="reference: 0 candidate"):
+        against_reference(([item], [item]), ([], []), **LEVEL)
+    with pytest.raises(ValueError, match="probed: 1 candidate and 2 base"):
+        against_reference(([item], [item, item]), ([item], [item]), **LEVEL)
+    with pytest.raises(ValueError, match="reference: a log-probability"):
+        against_reference(([item], [item]), ([ItemLogprobs(-1.0, (math.inf,))], [item]), **LEVEL)
+    with pytest.raises(ValueError, match="non-empty"):
+        difference_ci([], [1.0], **LEVEL)
+
+
+def _scores(task: str, prefix: str, side: list[ItemLogprobs]) -> ProbeScores:
+    return ProbeScores(task, {f"{prefix}{i}": ("digest", item) for i, item in enumerate(side)}, ProbeSettings.of(200))
+
+
+def test_with_reference_items_the_flag_is_the_reference_comparison_s_not_the_neighbour_statistic_s() -> None:
+    """A candidate that learnt the task (d high on every item, test or not) is flagged by the neighbour statistic
+    and cleared by the reference comparison; one that gained on the test items only is flagged by both; a
+    reference side that cannot be compared leaves the neighbour statistic's flag, and says why."""
+    rng = np.random.default_rng(2)
+    options: dict[str, Any] = {"mode": "report", "margin": 0.1, "item_threshold": 0.5, **LEVEL}
+
+    def case(extra_on_test: float, reference: Any = "pairs") -> ContaminationRecord:
+        test, unseen = _items(rng, 40, 0.5, 0.5 + extra_on_test), _items(rng, 40, 0.5, 0.5)
+        mine, base = _scores("t", "s", test[0]), _scores("t", "s", test[1])
+        if reference == "pairs":
+            reference = (_scores("t", "r", unseen[0]), _scores("t", "r", unseen[1]).hashed())
+        return finding(mine, base.hashed(), reference=reference, **options)
+
+    learnt = case(0.0)
+    assert learnt.status == "clear" and learnt.statistic is not None and learnt.ci_low is not None
+    assert learnt.ci_low > 0.1  # the neighbour statistic alone would have flagged it
+    assert learnt.reference_items == 40 and learnt.reference_ci_low is not None and learnt.reference_ci_low <= 0
+    assert "minus d on 40 unseen reference items" in learnt.summary and "against neighbours alone" in learnt.summary
+    seen = case(0.4)
+    assert seen.status == "flagged" and seen.reference_ci_low is not None and seen.reference_ci_low > 0
+    assert seen.statistic is not None and seen.reference_d is not None
+    assert seen.reference_statistic == pytest.approx(seen.statistic - seen.reference_d)
+    assert ContaminationRecord.from_json(json.loads(json.dumps(seen.to_json())), "x") == seen
+    unscored = case(0.0, reference="the model's reference items were not scored")
+    assert unscored.status == "flagged" and unscored.reference_statistic is None
+    assert "no reference comparison: the model's reference items were not scored" in unscored.summary
+    few = case(0.0, reference=(_scores("t", "r", [ItemLogprobs(-1, (-1,))]), {}))
+    assert few.reference_reason is not None and "0 reference items" in few.reference_reason
 
 
 # -- neighbours -----------------------------------------------------------------------------------------------------
@@ -347,3 +465,86 @@ def test_a_model_trained_on_the_test_items_is_flagged_reported_everywhere_and_fa
         json.loads((pytester.path / "out/results/problem_summary/memorised.json").read_text())["contamination"] is None
     )
     assert "contamination" not in off.stdout.str()
+
+
+CONDITIONS = (
+    "community acquired pneumonia", "acute kidney injury", "type two diabetes mellitus", "atrial fibrillation",
+    "chronic obstructive pulmonary disease exacerbation", "urinary tract infection", "hypertensive urgency",
+    "alcohol withdrawal syndrome", "deep vein thrombosis", "anemia of chronic disease", "symptomatic hyponatremia",
+    "cellulitis of the left leg", "sepsis from a urinary source", "new onset seizure",
+)  # fmt: skip
+
+
+def reference_file(path: Path) -> Path:
+    """14 Problem Summary items of the published CSV layout that no model here trained on (not the test file's)."""
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["File ID", "Subjectives", "Assessment", "Summary"])
+        for i, condition in enumerate(CONDITIONS):
+            other = CONDITIONS[(i + 5) % len(CONDITIONS)]
+            writer.writerow([
+                f"9{i:05d}.txt", f"S: Pt with history of {other} presents with {condition}.",
+                f"Admitted for {condition}, also with {other}.", f"{condition}; {other};",
+            ])  # fmt: skip
+    return path
+
+
+def test_reference_items_decide_the_flag_and_show_everywhere_and_a_bad_reference_is_said_not_failed(
+    pytester: pytest.Pytester, memorised: Path
+) -> None:
+    """--clue-contamination-reference: the memorised model gains more on its test items than on items it never
+    saw, and the comparison is in the results, JUnit, the HTML report and the terminal. The test file handed over
+    as its own reference, or a stored baseline saved without reference items, gives the reason instead and leaves
+    the neighbour statistic's flag; one saved with them gives the same finding without the base model; a reference
+    file that does not exist is a usage error."""
+    from tests.conftest import junit_suite_properties
+
+    base = Path(json.loads((memorised / "adapter_config.json").read_text())["base_model_name_or_path"])
+    reference = reference_file(pytester.path / "unseen.csv")
+    first = run_default(
+        pytester, matrix(base, memorised), "--clue-contamination-reference", f"problem_summary={reference}",
+        "--clue-save-baseline", "base.json",
+    )  # fmt: skip
+    assert first.ret in (0, 1), first.stdout.str()[-3000:]
+    live = json.loads((pytester.path / "out/results/problem_summary/memorised.json").read_text())["contamination"]
+    found = live
+    assert found["status"] == "flagged" and found["reference_items"] == len(CONDITIONS), found
+    assert found["reference_ci_low"] > 0 and found["statistic"] > found["reference_d"]
+    assert found["reference_statistic"] == pytest.approx(found["statistic"] - found["reference_d"])
+    first.stdout.fnmatch_lines([f"*contamination flagged: d on the test items minus d on {len(CONDITIONS)} unseen*"])
+    properties = junit_suite_properties(pytester.path / "out/junit.xml")
+    assert float(properties["clue.problem_summary[memorised].contamination.reference_ci_low"]) > 0
+    html = (pytester.path / "out/index.html").read_text()
+    assert "d test − d reference items" in html and f"({len(CONDITIONS)} items)" in html
+    # Problem Summary is credentialed: no artefact (the baseline to be committed included) holds a reference item's
+    # raw id or text
+    artefacts = [p for p in (pytester.path / "out").rglob("*") if p.is_file()] + [pytester.path / "base.json"]
+    texts = [a.read_text(encoding="utf-8", errors="replace") for a in artefacts]
+    ids = [f"9{i:05d}.txt" for i in range(len(CONDITIONS))]
+    assert not [i for i in ids for text in texts if names(text, i)]
+    assert not [c for c in CONDITIONS for text in texts if c in text]
+
+    test_file = "fixtures/data/problem_summary/BioNLP2023-1A-Test.csv"
+    option = "--clue-contamination-reference"
+    itself = run_default(pytester, matrix(base, memorised), option, f"problem_summary={test_file}")
+    found = json.loads((pytester.path / "out/results/problem_summary/memorised.json").read_text())["contamination"]
+    assert "reference_statistic" not in found and found["status"] == "flagged", itself.stdout.str()[-2000:]
+    assert found["reference_reason"].startswith("BioNLP2023-1A-Test.csv: 0 items that are not test items")
+
+    # a baseline saved with the reference items carries the base side of both comparisons; one saved without, none
+    stored_base = matrix(base, memorised, baseline="base.json#base")
+    stored = run_default(pytester, stored_base, option, f"problem_summary={reference}")
+    record = json.loads((pytester.path / "out/results/problem_summary/memorised-vs-base.json").read_text())
+    assert record["contamination"] == live, stored.stdout.str()[-2000:]
+    assert json.loads((pytester.path / "out/clue-session.json").read_text())["loads"] == {"memorised": 0}
+    run_default(pytester, matrix(base, memorised), "--clue-save-baseline", "without.json")
+    run_default(pytester, matrix(base, memorised, baseline="without.json#base"), option, f"problem_summary={reference}")
+    record = json.loads((pytester.path / "out/results/problem_summary/memorised-vs-base.json").read_text())
+    assert record["contamination"]["reference_reason"].startswith(
+        "the stored baseline carries no scores of reference items"
+    )
+
+    typo = run_default(pytester, matrix(base, memorised), option, "problem_summary=nope.csv")
+    assert typo.ret == pytest.ExitCode.USAGE_ERROR and f"{option}: no such file" in typo.stderr.str()

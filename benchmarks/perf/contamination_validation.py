@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from clue.run.probes import Probe, ProbeSettings, build_probes  # noqa: E402
-from clue.statistics.contamination import Finding, ItemLogprobs, diagnose, item_statistic  # noqa: E402
+from clue.statistics.contamination import Finding, ItemLogprobs, against_reference, diagnose, item_statistic  # noqa: E402
 from clue.types import Sample, TargetRequest  # noqa: E402
 
 MEQSUM = REPO.parent / "shared" / "data" / "MeQSum" / "MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx"
@@ -185,30 +185,19 @@ REFERENCE_HEADER = (
 )
 
 
-def two_sample(
-    a: Sequence[float], b: Sequence[float], *, resamples: int = 2000, seed: int = 1
-) -> tuple[float, float, float]:
-    """mean(a) − mean(b) with a seeded percentile-bootstrap 95 % interval (the items of a and b are different)."""
-    rng = random.Random(seed)
-    diffs = sorted(
-        sum(rng.choices(a, k=len(a))) / len(a) - sum(rng.choices(b, k=len(b))) / len(b) for _ in range(resamples)
-    )
-    return sum(a) / len(a) - sum(b) / len(b), diffs[int(0.025 * resamples)], diffs[int(0.975 * resamples) - 1]
-
-
 def reference_row(
     condition: str,
     probed: tuple[Sequence[ItemLogprobs], Sequence[ItemLogprobs]],
     reference: tuple[Sequence[ItemLogprobs], Sequence[ItemLogprobs]],
 ) -> str:
-    """The reference-set comparison of one condition: its d on the probed items against its d on items that no
-    condition trained on (candidate and base scores of each); flagged when the interval's lower end is above 0."""
-    d = [[item_statistic(c, b) for c, b in zip(*pair, strict=True)] for pair in (probed, reference)]
+    """The reference-set comparison of one condition (clue.statistics.contamination.against_reference, 95 %
+    interval): its d on the probed items against its d on items that no condition trained on; flagged when the
+    interval's lower end is above 0."""
     gain = [sum(c.exact - b.exact for c, b in zip(*pair, strict=True)) / len(pair[0]) for pair in (probed, reference)]
-    diff, low, high = two_sample(d[0], d[1])
+    found = against_reference(probed, reference, alpha=0.025, resamples=2000, seed=1)
     return (
-        f"| {condition} | {'yes' if low > 0 else 'no'} | {gain[0]:+.3f} | {gain[1]:+.3f} "
-        f"| {diff:+.3f} [{low:+.3f}, {high:+.3f}] |"
+        f"| {condition} | {'yes' if found.flagged else 'no'} | {gain[0]:+.3f} | {gain[1]:+.3f} "
+        f"| {found.statistic:+.3f} [{found.ci_low:+.3f}, {found.ci_high:+.3f}] |"
     )
 
 

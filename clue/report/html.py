@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
+from clue.records import ContaminationRecord
 from clue.report.model import VERDICTS, Cell, Flip, Report, sequential_text
 
 COLORS = {
@@ -298,9 +299,10 @@ def contamination_section(report: Report) -> str:
             f'<td style="background:{colour}">{escape(c.status)}</td>' if colour else f"<td>{escape(c.status)}</td>"
         )
         if c.statistic is None or c.memorised is None:
-            numbers = f'<td class="left" colspan="4">{escape(c.reason or "")}</td>'
+            numbers = f'<td class="left" colspan="5">{escape(c.reason or "")}</td>'
         else:
             numbers = (
+                f"<td>{_versus_reference(c)}</td>"
                 f"<td>{_fmt(c.statistic, True)} [{_fmt(c.ci_low, True)}, {_fmt(c.ci_high, True)}]</td>"
                 f"<td>{_fmt(c.exact_gain, True)}</td><td>{_fmt(c.neighbour_gain, True)}</td>"
                 f"<td>{c.memorised.n} of {c.memorised.of}</td>"
@@ -315,11 +317,25 @@ def contamination_section(report: Report) -> str:
         "neighbours of that answer (content words replaced by others of the task's answers). Legitimate domain "
         "adaptation raises both alike; training on the items raises the exact answers above their neighbours. A "
         "case is flagged when the interval's lower end exceeds the margin; an item looks memorised above the item "
-        "threshold. It cannot see items the base model had already memorised, nor a model pre-trained on the data "
-        "(README: contamination). In mode <code>report</code> it never changes a verdict.</p>"
+        "threshold. A model that learnt the task also prefers right answers to wrong ones: given items it cannot "
+        "have trained on (<code>--clue-contamination-reference</code>), the flag is instead whether d on the test "
+        "items exceeds d on those (the interval's lower end above 0). It cannot see items the base model had "
+        "already memorised, nor a model pre-trained on the data (README: contamination). In mode <code>report</code> "
+        "it never changes a verdict.</p>"
         '<table class="detail" id="contamination"><tr><th>model</th><th>task</th><th>contamination</th>'
+        "<th>d test − d reference items [CI]</th>"
         "<th>d (nats/token) [CI]</th><th>gain, exact</th><th>gain, neighbours</th><th>items memorised</th>"
         f"<th>mode</th></tr>{''.join(rows)}</table>"
+    )
+
+
+def _versus_reference(c: ContaminationRecord) -> str:
+    """The reference comparison's cell: the difference with its interval and the items, or why there is none."""
+    if c.reference_statistic is None:
+        return escape(c.reference_reason or "no reference items given")
+    return (
+        f"{_fmt(c.reference_statistic, True)} [{_fmt(c.reference_ci_low, True)}, "
+        f"{_fmt(c.reference_ci_high, True)}] ({c.reference_items} items)"
     )
 
 

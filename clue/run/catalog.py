@@ -28,6 +28,17 @@ class TaskData:
     sample_ids: frozenset[str] = frozenset()  # every loaded sample's id, few-shot ones included, before --clue-limit
 
 
+@dataclass(frozen=True)
+class ReferenceItems:
+    """A task's --clue-contamination-reference items: those of the file that are not test items (by id or by
+    reference answer: the test file handed over again compares the test items with themselves), and how many were
+    left out as test items."""
+
+    path: Path
+    samples: tuple[Sample, ...]
+    left_out: int
+
+
 class DataCatalog:
     """Tasks and their data for one run. Every layer asks the catalog for a task, so the test, the generator, the
     scorer and the report share one instance, configured with this run's task options."""
@@ -37,6 +48,7 @@ class DataCatalog:
         self._tasks: dict[str, Task] = {}
         self._data: dict[str, TaskData | ClueError | None] = {}
         self._prompt_hashes: dict[str, dict[str, str]] = {}
+        self._reference: dict[str, ReferenceItems | ClueError | None] = {}
 
     def task(self, name: str) -> Task:
         """The registry's task with this run's task options applied, one instance per name."""
@@ -102,6 +114,33 @@ class DataCatalog:
             scored = scored[: self.settings.data.limit]
         ids = frozenset(s.id for s in samples)
         return TaskData(task.name, path, digest, tuple(shots), tuple(scored), len(samples), ids)
+
+    def reference_items(self, task: Task, data: TaskData) -> ReferenceItems | None:
+        """The task's contamination reference items (None: --clue-contamination-reference names no file for it);
+        a DataError, kept and raised again, when the file is missing or invalid."""
+        if task.name not in self._reference:
+            try:
+                self._reference[task.name] = self._read_reference(task, data)
+            except ClueError as exc:
+                self._reference[task.name] = exc
+        entry = self._reference[task.name]
+        if isinstance(entry, ClueError):
+            raise entry
+        return entry
+
+    def _read_reference(self, task: Task, data: TaskData) -> ReferenceItems | None:
+        path = self.settings.gate.contamination_reference.get(task.name)
+        if path is None:
+            return None
+        if not path.is_file():
+            raise DataError(path, "the --clue-contamination-reference file does not exist")
+        try:
+            samples = task.load(path)
+        except DataError as exc:
+            raise (DataError(path, exc.problem) if exc.path == "<data>" else exc) from None
+        answers = {task.render_answer(s) for s in (*data.shots, *data.scored)}
+        unseen = tuple(s for s in samples if s.id not in data.sample_ids and task.render_answer(s) not in answers)
+        return ReferenceItems(path, unseen, len(samples) - len(unseen))
 
     def prompt_hashes(self, task_name: str) -> dict[str, str]:
         """Sample id -> hash of the prompt the task builds for it, before any model's template or context budget:

@@ -15,16 +15,29 @@ from clue.backends.base import Backend, scores_targets
 from clue.errors import exception_text
 from clue.records import BaselineProbes, ContaminationRecord, Count
 from clue.run.probes import PROBE_VERSION, Probe, ProbeSettings
-from clue.statistics.contamination import ItemLogprobs, diagnose
+from clue.statistics.contamination import ItemLogprobs, against_reference, diagnose
 from clue.store.fingerprint import memo_key
 from clue.store.sqlite import GenerationStore, canonical
 from clue.tasks.base import Task
 from clue.types import ScoredTargets
 from clue.util.pseudonyms import hash_id, shareable_error
 
-__all__ = ["MIN_ITEMS", "ProbeScores", "finding", "not_scored", "probe_task", "score_probes"]
+__all__ = [
+    "MIN_ITEMS",
+    "ProbeScores",
+    "ReferenceSide",
+    "Scores",
+    "finding",
+    "not_scored",
+    "probe_task",
+    "score_probes",
+]
 
 MIN_ITEMS = 10  # fewer paired items give no interval worth reporting
+Scores = Mapping[str, tuple[str, ItemLogprobs]]  # hashed id -> (probe digest, log-probabilities)
+Pairs = list[tuple[ItemLogprobs, ItemLogprobs]]
+# the reference items' scores: the candidate's and its base's (or why the base has none), or why there are none
+ReferenceSide = tuple["ProbeScores", Scores | str] | str
 
 
 @dataclass(frozen=True)
@@ -137,9 +150,49 @@ def probe_task(
         )
 
 
+def _paired(candidate: ProbeScores, base: Scores) -> Pairs:
+    """(candidate, base) scores of the items both sides scored on the same probe (by hashed id and digest)."""
+    mine = candidate.hashed()
+    return [(mine[h][1], base[h][1]) for h in mine if h in base and base[h][0] == mine[h][0]]
+
+
+def _versus_reference(
+    probed: Pairs, reference: ReferenceSide, *, alpha: float, resamples: int, seed: int
+) -> dict[str, Any]:
+    """The reference comparison's fields of the record: d on the probed items against d on the reference items,
+    or `reference_reason`, why there is none."""
+    if isinstance(reference, str):
+        return {"reference_reason": reference}
+    candidate, base = reference
+    if candidate.unavailable is not None:
+        return {"reference_reason": f"the model: {candidate.unavailable}"}
+    if isinstance(base, str):
+        return {"reference_reason": base}
+    pairs = _paired(candidate, base)
+    if len(pairs) < MIN_ITEMS:
+        return {
+            "reference_reason": f"{len(pairs)} reference items with an answer of several words scored on both "
+            f"sides (needs {MIN_ITEMS})"
+        }
+    found = against_reference(
+        ([c for c, _ in probed], [b for _, b in probed]),
+        ([c for c, _ in pairs], [b for _, b in pairs]),
+        alpha=alpha,
+        resamples=resamples,
+        seed=seed,
+    )
+    return {
+        "reference_statistic": found.statistic,
+        "reference_ci_low": found.ci_low,
+        "reference_ci_high": found.ci_high,
+        "reference_d": found.reference,
+        "reference_items": found.n_reference,
+    }
+
+
 def finding(
     candidate: ProbeScores,
-    base: Mapping[str, tuple[str, ItemLogprobs]] | str,
+    base: Scores | str,
     *,
     mode: str,
     margin: float,
@@ -147,15 +200,17 @@ def finding(
     alpha: float,
     resamples: int,
     seed: int,
+    reference: ReferenceSide | None = None,
 ) -> ContaminationRecord:
     """The case's record: the statistic over the items both sides scored on the same probe (matched by hashed id
-    and digest), or why there is none (`base` a string: the reference side's reason)."""
+    and digest), or why there is none (`base` a string: the reference side's reason). With `reference` (the
+    --clue-contamination-reference items' scores) the flag is the reference comparison's, when it can be made:
+    the neighbour statistic alone flags a model that learnt the task (docs/contamination.md)."""
     if candidate.unavailable is not None:
         return ContaminationRecord("not available", mode, reason=f"the model: {candidate.unavailable}")
     if isinstance(base, str):
         return ContaminationRecord("not available", mode, reason=base)
-    mine = candidate.hashed()
-    paired = [(mine[h][1], base[h][1]) for h in mine if h in base and base[h][0] == mine[h][0]]
+    paired = _paired(candidate, base)
     if len(paired) < MIN_ITEMS:
         return ContaminationRecord(
             "not applicable",
@@ -172,8 +227,14 @@ def finding(
         resamples=resamples,
         seed=seed,
     )
+    versus = (
+        _versus_reference(paired, reference, alpha=alpha, resamples=resamples, seed=seed)
+        if reference is not None
+        else {}
+    )
+    flagged = versus["reference_ci_low"] > 0 if "reference_ci_low" in versus else found.flagged
     return ContaminationRecord(
-        "flagged" if found.flagged else "clear",
+        "flagged" if flagged else "clear",
         mode,
         statistic=found.statistic,
         ci_low=found.ci_low,
@@ -184,4 +245,5 @@ def finding(
         margin=margin,
         item_threshold=item_threshold,
         neighbours=len(paired[0][0].neighbours),
+        **versus,
     )

@@ -10,7 +10,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any
 
 from clue.backends import load_backend
 from clue.backends.base import Backend
@@ -18,20 +18,18 @@ from clue.config import Settings, apply_cpu_threads
 from clue.errors import ClueError, exception_text
 from clue.models.matrix import ModelSpec
 from clue.run.catalog import DataCatalog, TaskData
-from clue.run.contamination import ProbeScores, probe_task
 from clue.run.plan import CasePlan
-from clue.run.probes import ProbeSettings, build_probes
+from clue.run.probing import Probing
 from clue.run.scoring import Scoring, generation_settings
-from clue.run.stored import StoredCounter, StoredRun
+from clue.run.stored import StoredRun, counted
 from clue.statistics import sequential
 from clue.store.fingerprint import memo_key
 from clue.store.sqlite import GenerationStore, canonical
 from clue.tasks.base import Task
-from clue.types import Generation, Prompt, SampleScore, TaskResult, TokenCounter
+from clue.types import Generation, Prompt, SampleScore, TaskResult
 from clue.util.pseudonyms import shareable_error
 from clue.version import __version__
 
-T = TypeVar("T")
 PROBE_VERSION = 1  # of the weights probe: bump when PROBE_PROMPTS or the digest change
 
 # (model, engine, done, total, tokens, seconds): the pytest plugin's progress line
@@ -77,7 +75,7 @@ class Generator:
         self.probes: dict[str, str] = {}  # model -> digest of its next-token logits on fixed prompts
         self.progress: Progress | None = None
         self._outputs: dict[tuple[str, str], Generated | ClueError] = {}
-        self.probe_scores: dict[tuple[str, str], ProbeScores] = {}  # (model, task): the contamination probes
+        self.probing = Probing(settings, catalog)  # the contamination diagnostic's scores, per (model, task)
         self._backend_info: dict[str, dict[str, Any]] = {}
         self._store: GenerationStore | None = None
         self._engines: set[type[Any]] = set()  # backend classes used: their shared engines are released at close
@@ -229,17 +227,11 @@ class Generator:
         return counted(self.store, backend, lambda counter: task.build_prompts(data.shots, data.scored, counter))
 
     def _score_probes(self, model: str, backend: Backend, task: Task, data: TaskData) -> None:
-        """The model's scores of the task's contamination probes, while its backend is loaded anyway (not where
-        its generation failed: that error is what the case reports)."""
+        """The model's contamination probe scores, while its backend is loaded anyway (not where its generation
+        failed: that error is what the case reports)."""
         if isinstance(self._outputs.get((model, task.name)), ClueError):
             return
-        began = time.perf_counter()
-        settings = ProbeSettings.of(self.settings.gate.contamination_items)
-        build = lambda: counted(self.store, backend, lambda c: build_probes(task, data.scored, c, settings))  # noqa: E731
-        self.probe_scores[(model, task.name)] = probe_task(
-            self.store, backend, task, build, settings, f"{model}: contamination probes", self.settings.outputs.debug
-        )
-        spent = time.perf_counter() - began
+        spent = self.probing.score(self.store, model, backend, task, data)
         self.stats.backend_seconds += spent
         self.stats.contamination_seconds[task.name] += spent
 
@@ -322,17 +314,6 @@ def systematic_failure(
         f"({len(failed) / len(generations):.0%} > --clue-max-failed-share {limit:.0%}): a systematic failure, "
         f"not a verdict. First error (sample {where}): {error}"
     )
-
-
-def counted(store: GenerationStore, backend: Backend, build: Callable[[TokenCounter | None], list[T]]) -> list[T]:
-    """`build` with the model's token counter: where the backend allows, counts come from the store's memo
-    (StoredCounter), so a run whose work is all stored loads no tokenizer."""
-    if not getattr(backend, "counts_from_store", False):
-        return build(backend.token_counter())
-    counter = StoredCounter(store, backend.fingerprint(store), backend.token_counter)
-    built = build(counter)
-    counter.flush()
-    return built
 
 
 def provenance(

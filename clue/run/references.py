@@ -28,12 +28,14 @@ class References:
         result_of: Callable[[str, str], TaskResult],
         probes: dict[str, str],
         probe_scores: Mapping[tuple[str, str], ProbeScores],
+        reference_scores: Mapping[tuple[str, str], ProbeScores | str],
     ):
         self.plan = plan
         self.catalog = catalog
         self.result_of = result_of  # (model, task) -> its result in this run: a live base's
         self.probes = probes  # model -> its weights probe (filled while models generate)
         self.probe_scores = probe_scores  # (model, task) -> its contamination probe scores (filled likewise)
+        self.reference_scores = reference_scores  # likewise, of the --clue-contamination-reference items
 
     def baseline_entry(self, result: TaskResult) -> BaselineEntry:
         """This run's baseline entry for a result: what --clue-save-baseline writes and a stored one must match."""
@@ -43,7 +45,12 @@ class References:
         protocol = {**task.protocol(), "few_shot_ids": [hash_id(task.name, s.id) for s in data.shots]}
         entry = baseline.entry(result, protocol=protocol, prompts=self.catalog.prompt_hashes(result.task))
         scores = self.probe_scores.get((result.model, result.task))
-        return replace(entry, contamination=scores.for_baseline() if scores else None)
+        unseen = self.reference_scores.get((result.model, result.task))
+        return replace(
+            entry,
+            contamination=scores.for_baseline() if scores else None,
+            contamination_reference=unseen.for_baseline() if isinstance(unseen, ProbeScores) else None,
+        )
 
     def reference(self, case: ModelSpec, result: TaskResult) -> baseline.Reference | None:
         """What this case compares `result` with: its base model's result (generated in this run) or a stored

@@ -9,16 +9,16 @@ and then released before the next one is loaded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from clue import baseline
 from clue.config import Settings
 from clue.metrics.extra import ExtraMetric
 from clue.models.matrix import ModelSpec
-from clue.records import BaselineEntry, ContaminationRecord, RunStats
+from clue.records import BaselineEntry, BaselineProbes, ContaminationRecord, RunStats
 from clue.run.catalog import DataCatalog, TaskData
-from clue.run.contamination import finding
+from clue.run.contamination import ProbeScores, ReferenceSide, Scores, finding
 from clue.run.gate import sequential_look
 from clue.run.generator import Generator, Progress
 from clue.run.plan import CasePlan
@@ -44,7 +44,12 @@ class ClueSession:
         self.scoring = Scoring(settings, self.catalog, extra_metrics)
         self.generator = Generator(settings, self.plan, self.catalog, self.scoring, self._sequential_look)
         self.references = References(
-            self.plan, self.catalog, self.result, self.generator.probes, self.generator.probe_scores
+            self.plan,
+            self.catalog,
+            self.result,
+            self.generator.probes,
+            self.generator.probing.probe_scores,
+            self.generator.probing.reference_scores,
         )
 
     # -- what the run evaluates -----------------------------------------------------------------------------------
@@ -130,31 +135,18 @@ class ClueSession:
         gate = self.settings.gate
         if gate.contamination == "off":
             return None
-        mine = self.generator.probe_scores.get((case.name, task))
+        mine = self.generator.probing.probe_scores.get((case.name, task))
         if mine is None:
             return ContaminationRecord("not available", gate.contamination, reason="the model's probes were not scored")
-        theirs: Mapping[str, tuple[str, ItemLogprobs]] | str
-        if case.base:
-            base = self.generator.probe_scores.get((case.base, task))
-            theirs = (
-                "the base model's probes were not scored"
-                if base is None
-                else (f"the base model: {base.unavailable}" if base.unavailable else base.hashed())
-            )
-        elif reference.contamination is None:
-            theirs = (
-                "the stored baseline carries no probe scores (saved by an earlier clue, or with the diagnostic off)"
-            )
-        elif dict(reference.contamination.settings) != dict(mine.settings.as_dict()):
-            theirs = "the stored baseline's probes were made with other settings (--clue-contamination-items?)"
-        else:
-            theirs = {
-                hid: (digest, ItemLogprobs(values[0], tuple(values[1:])))
-                for hid, (digest, values) in reference.contamination.items.items()
-            }
+        theirs = (
+            _live_side(self.generator.probing.probe_scores.get((case.base, task)), "probes")
+            if case.base
+            else _stored_side(reference.contamination, mine, "probe scores")
+        )
         return finding(
             mine,
             theirs,
+            reference=self._reference_side(case, task, reference),
             mode=gate.contamination,
             margin=gate.contamination_margin,
             item_threshold=gate.contamination_item_threshold,
@@ -162,6 +154,18 @@ class ClueSession:
             resamples=gate.resamples,
             seed=gate.bootstrap_seed,
         )
+
+    def _reference_side(self, case: ModelSpec, task: str, reference: baseline.Reference) -> ReferenceSide | None:
+        """The case's --clue-contamination-reference scores: its model's, and its base model's in this run or
+        those its stored baseline carries (None: no file for the task)."""
+        if task not in self.settings.gate.contamination_reference:
+            return None
+        mine = self.generator.probing.reference_scores.get((case.name, task))
+        if mine is None or isinstance(mine, str):
+            return mine or "the model's reference items were not scored"
+        if case.base:
+            return mine, _live_side(self.generator.probing.reference_scores.get((case.base, task)), "reference items")
+        return mine, _stored_side(reference.contamination_reference, mine, "scores of reference items")
 
     def reference(self, case: ModelSpec, result: TaskResult) -> baseline.Reference | None:
         return self.references.reference(case, result)
@@ -188,3 +192,19 @@ class ClueSession:
 
     def close(self) -> None:
         self.generator.close()
+
+
+def _live_side(base: ProbeScores | str | None, what: str) -> Scores | str:
+    """The base model's scores in this run, by hashed id, or why there are none."""
+    if base is None or isinstance(base, str):
+        return base or f"the base model's {what} were not scored"
+    return f"the base model: {base.unavailable}" if base.unavailable else base.hashed()
+
+
+def _stored_side(stored: BaselineProbes | None, mine: ProbeScores, what: str) -> Scores | str:
+    """A stored baseline's scores, by hashed id, or why they cannot be used."""
+    if stored is None:
+        return f"the stored baseline carries no {what} (saved by an earlier clue, or without them: save it again)"
+    if dict(stored.settings) != dict(mine.settings.as_dict()):
+        return f"the stored baseline's {what} were made with other settings (--clue-contamination-items?)"
+    return {hid: (digest, ItemLogprobs(values[0], tuple(values[1:]))) for hid, (digest, values) in stored.items.items()}

@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from clue.backends.base import Backend, TokenCounter
 from clue.store.fingerprint import generation_key, memo_key
 from clue.store.sqlite import GenerationStore, canonical
 from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -147,3 +149,14 @@ class StoredCounter:
         if self._new:
             self.store.memo_put({key: self._counts[key] for key in self._new})
             self._new.clear()
+
+
+def counted(store: GenerationStore, backend: Backend, build: Callable[[TokenCounter | None], list[T]]) -> list[T]:
+    """`build` with the model's token counter: where the backend allows, counts come from the store's memo
+    (StoredCounter), so a run whose work is all stored loads no tokenizer."""
+    if not getattr(backend, "counts_from_store", False):
+        return build(backend.token_counter())
+    counter = StoredCounter(store, backend.fingerprint(store), backend.token_counter)
+    built = build(counter)
+    counter.flush()
+    return built

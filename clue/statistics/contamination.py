@@ -14,6 +14,12 @@ base cancels what the base model already found likely (its own pre-training, the
 threshold on the candidate's likelihood alone (Min-K% Prob, Shi et al. 2023) cannot. The case statistic is the mean
 d with a bootstrap interval; the case is flagged when the interval's lower end clears `margin`, an item looks
 memorised when its own d exceeds `item_threshold`. Pure: numbers in, a frozen finding out.
+
+A model that has learnt the task prefers the right answer to a fluent wrong one, so heavy legitimate adaptation
+raises d too (docs/contamination.md: no choice of neighbours or prompt separated it from light contamination).
+`against_reference` compares instead: d on the probed items minus d on reference items of the same task that the
+candidate cannot have trained on (two independent samples, a two-sample bootstrap interval), flagged when the
+interval's lower end is above 0. Adaptation raises d on both; contamination only on the probed items.
 """
 
 from __future__ import annotations
@@ -22,9 +28,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from clue.statistics.paired import mean_ci
 
-__all__ = ["Finding", "ItemLogprobs", "diagnose", "item_statistic"]
+__all__ = [
+    "Finding",
+    "ItemLogprobs",
+    "ReferenceFinding",
+    "against_reference",
+    "diagnose",
+    "difference_ci",
+    "item_statistic",
+]
 
 
 @dataclass(frozen=True)
@@ -76,11 +92,11 @@ def diagnose(
     the (1 - 2 alpha) interval of the mean d lies above `margin`: the same one-sided level as the gate."""
     if len(candidate) != len(base) or not candidate:
         raise ValueError(f"{len(candidate)} candidate and {len(base)} base items: need the same, non-zero, number")
-    values = [item_statistic(c, b) for c, b in zip(candidate, base, strict=True)]
+    values = [float(item_statistic(c, b)) for c, b in zip(candidate, base, strict=True)]
     if not all(math.isfinite(v) for v in values):
         raise ValueError("a log-probability is not a finite number")
     low, high = mean_ci(values, alpha=alpha, resamples=resamples, seed=seed)
-    exact = [c.exact - b.exact for c, b in zip(candidate, base, strict=True)]
+    exact = [float(c.exact - b.exact) for c, b in zip(candidate, base, strict=True)]
     statistic = sum(values) / len(values)
     return Finding(
         statistic=statistic,
@@ -93,4 +109,72 @@ def diagnose(
         flagged=low > margin,
         margin=margin,
         item_threshold=item_threshold,
+    )
+
+
+@dataclass(frozen=True)
+class ReferenceFinding:
+    """The probed items' mean d against the reference items' (items the candidate cannot have trained on): the
+    difference with its interval, each side's mean d and count, and whether the case is flagged."""
+
+    statistic: float
+    ci_low: float
+    ci_high: float
+    probed: float
+    reference: float
+    n_probed: int
+    n_reference: int
+    flagged: bool
+
+
+def difference_ci(
+    a: Sequence[float], b: Sequence[float], *, alpha: float, resamples: int, seed: int
+) -> tuple[float, float]:
+    """Percentile bootstrap (1 - 2 alpha) interval of mean(a) - mean(b) for two independent samples: each is
+    resampled on its own (their items are different items, not pairs)."""
+    if not a or not b:
+        raise ValueError(f"{len(a)} and {len(b)} values: need both non-empty")
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    rng = np.random.default_rng(seed)
+    chunk = max(1, 2_000_000 // (len(x) + len(y)))
+    diffs = np.concatenate(
+        [
+            x[rng.integers(0, len(x), size=(n, len(x)))].mean(axis=1)
+            - y[rng.integers(0, len(y), size=(n, len(y)))].mean(axis=1)
+            for n in (min(chunk, resamples - start) for start in range(0, resamples, chunk))
+        ]
+    )
+    low, high = np.quantile(diffs, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def against_reference(
+    probed: tuple[Sequence[ItemLogprobs], Sequence[ItemLogprobs]],
+    reference: tuple[Sequence[ItemLogprobs], Sequence[ItemLogprobs]],
+    *,
+    alpha: float,
+    resamples: int,
+    seed: int,
+) -> ReferenceFinding:
+    """The finding from (candidate, base) scores of the probed items and of the reference items (each pair paired
+    item by item, as in `diagnose`). Flagged when the (1 - 2 alpha) interval of the difference lies above 0: the
+    probed items gained more over their neighbours than items the candidate has not seen."""
+    d = []
+    for name, (candidate, base) in (("probed", probed), ("reference", reference)):
+        if len(candidate) != len(base) or not candidate:
+            raise ValueError(f"{name}: {len(candidate)} candidate and {len(base)} base items: need the same, non-zero")
+        d.append([float(item_statistic(c, b)) for c, b in zip(candidate, base, strict=True)])
+        if not all(math.isfinite(v) for v in d[-1]):
+            raise ValueError(f"{name}: a log-probability is not a finite number")
+    low, high = difference_ci(d[0], d[1], alpha=alpha, resamples=resamples, seed=seed)
+    probed_d, reference_d = sum(d[0]) / len(d[0]), sum(d[1]) / len(d[1])
+    return ReferenceFinding(
+        statistic=probed_d - reference_d,
+        ci_low=low,
+        ci_high=high,
+        probed=probed_d,
+        reference=reference_d,
+        n_probed=len(d[0]),
+        n_reference=len(d[1]),
+        flagged=low > 0,
     )
