@@ -201,13 +201,10 @@ def reference_row(
     )
 
 
-def unseen(rest: Sequence[Sample], cells: Sequence[tuple[int, int]], seeds: int) -> list[Sample]:
+def unseen(rest: Sequence[Sample], cells: Sequence[tuple[int, int]], seeds: Sequence[int]) -> list[Sample]:
     """The non-probed items that no adapted run of `cells` x `seeds` draws for its training."""
     drawn = {
-        s.id
-        for size, _ in cells
-        for seed in range(seeds)
-        for s in random.Random(seed).sample(rest, min(size, len(rest)))
+        s.id for size, _ in cells for seed in seeds for s in random.Random(seed).sample(rest, min(size, len(rest)))
     }
     return [s for s in rest if s.id not in drawn]
 
@@ -224,9 +221,16 @@ def cell(text: str) -> tuple[int, int]:
 
 
 def count(text: str) -> int:
-    """A whole number of items, 0 or more."""
+    """A whole number, 0 or more (of items, or a seed)."""
     if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of items, 0 or more")
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number, 0 or more")
+    return int(text)
+
+
+def positive(text: str) -> int:
+    """A whole number, 1 or more (probed items, seeds)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number, 1 or more")
     return int(text)
 
 
@@ -252,12 +256,16 @@ def rejudge(files: Sequence[Path], known: Defaults) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--items", type=int, default=200, help="probed items (the diagnostic's default cap)")
+    parser.add_argument("--items", type=positive, default=200, help="probed items (the diagnostic's default cap)")
     parser.add_argument(
         "--cells", type=cell, nargs="+", default=[cell(c) for c in CELLS], metavar="NxE",
         help=f"trained items x epochs, one condition pair each (default: {' '.join(CELLS)})",
     )  # fmt: skip
-    parser.add_argument("--seeds", type=int, default=2, help="training seeds (and item draws) per condition")
+    parser.add_argument("--seeds", type=positive, default=2, help="training seeds (and item draws) per condition")
+    parser.add_argument(
+        "--first-seed", type=count, default=0, metavar="S",
+        help="the first seed (default 0): --first-seed 1 --seeds 1 runs seed 1 alone, to add a seed to earlier runs",
+    )  # fmt: skip
     parser.add_argument(
         "--threads", type=int, default=os.cpu_count() or 1,
         help="CPU threads for training (default: all; the adapters repeat on the same thread count)",
@@ -318,10 +326,11 @@ def main() -> None:
             chosen = [without_question(p, str(by_id[p.sample_id].fields["CHQ"])) for p in chosen]
         return chosen
 
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     probes = prepared(build_probes(task, scored, None, settings))
     probed_ids = [p.sample_id for p in probes]
     rest = [s for s in scored if s.id not in set(probed_ids)]
-    refs = prepared(build_probes(task, unseen(rest, args.cells, args.seeds), None, ProbeSettings.of(args.reference)))
+    refs = prepared(build_probes(task, unseen(rest, args.cells, seeds), None, ProbeSettings.of(args.reference)))
     print(
         f"MeQSum: {len(probes)} probed items, {len(rest)} others; {settings}; {args.neighbours}, {args.prompt}",
         flush=True,
@@ -358,13 +367,13 @@ def main() -> None:
             folder = altered_copy(base, how, Path(tmp) / how)
             judge(how, folder, None, set())
         for size, epochs in args.cells:
-            for seed in range(args.seeds):
+            for seed in seeds:
                 pick = random.Random(seed).sample(range(len(probes)), min(size, len(probes)))
                 pairs = [as_pair(by_id[probed_ids[i]]) for i in pick]
                 out = train(pairs, Path(tmp) / f"c{size}-{epochs}-{seed}", epochs, seed)
                 name = f"contaminated-{size}-e{epochs}-s{seed}"
                 judge(name, base, out, set(pick))
-            for seed in range(args.seeds):
+            for seed in seeds:
                 others = random.Random(seed).sample(rest, min(size, len(rest)))
                 out = train([as_pair(s) for s in others], Path(tmp) / f"a{size}-{epochs}-{seed}", epochs, seed)
                 name = f"adapted-{size}-e{epochs}-s{seed}"
