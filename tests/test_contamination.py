@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from clue.records import BaselineProbes, ContaminationRecord, Count, RecordError
 from clue.run.contamination import ProbeScores, finding
 from clue.run.probes import ProbeSettings
+from clue.statistics.calibration import adapted_items
 from clue.statistics.contamination import ItemLogprobs, against_reference, diagnose, difference_ci, item_statistic
 from clue.tasks.neighbours import FUNCTION_WORDS, MIN_WORDS, neighbours, vocabulary, words
 from tests.conftest import REPO
@@ -99,17 +100,7 @@ def test_diagnose_refuses_unpaired_or_non_finite_input() -> None:
 def _items(
     rng: np.random.Generator, n: int, gain: float, extra: float
 ) -> tuple[list[ItemLogprobs], list[ItemLogprobs]]:
-    """(candidate, base) scores of n items: the candidate gains `gain` (plus noise) on every answer, its neighbours
-    included, and `extra` more on the exact answer; exact-answer gains are skewed (a few items gain much more)."""
-    base = [ItemLogprobs(float(-rng.uniform(1, 4)), tuple(-rng.uniform(1, 4, 4))) for _ in range(n)]
-    candidate = [
-        ItemLogprobs(
-            b.exact + gain + extra + float(rng.gamma(1.0, 0.2)) - 0.2,
-            tuple(v + gain + float(rng.normal(0, 0.1)) for v in b.neighbours),
-        )
-        for b in base
-    ]
-    return candidate, base
+    return adapted_items(rng, n, gain=gain, learnt=extra)
 
 
 def test_the_reference_comparison_by_hand_and_against_scipy() -> None:

@@ -21,6 +21,7 @@ import time
 import numpy as np
 from scipy import stats
 
+from clue.statistics.calibration import adapted_items
 from clue.statistics.contamination import ItemLogprobs, against_reference, diagnose, item_statistic
 
 ADAPTATION = 0.5
@@ -33,16 +34,7 @@ Side = tuple[list[ItemLogprobs], list[ItemLogprobs]]
 
 
 def items(rng: np.random.Generator, n: int, learnt: float) -> Side:
-    """(candidate, base) log-probabilities of n items; the exact answer gains ADAPTATION + learnt + skewed noise."""
-    base = [ItemLogprobs(float(-rng.uniform(1, 4)), tuple(-rng.uniform(1, 4, 4))) for _ in range(n)]
-    candidate = [
-        ItemLogprobs(
-            b.exact + ADAPTATION + learnt + float(rng.gamma(1.0, 0.2)) - 0.2,
-            tuple(v + ADAPTATION + float(rng.normal(0, 0.1)) for v in b.neighbours),
-        )
-        for b in base
-    ]
-    return candidate, base
+    return adapted_items(rng, n, gain=ADAPTATION, learnt=learnt)
 
 
 def welch_flags(probed: Side, reference: Side) -> bool:

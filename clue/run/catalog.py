@@ -3,8 +3,10 @@ once, and the ids a run may show of its samples."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from clue import baseline
 from clue.config import Settings
@@ -85,15 +87,7 @@ class DataCatalog:
     def data(self, task: Task) -> TaskData | None:
         """The task's few-shot examples and scored samples; None when the file is absent; DataError if invalid
         (the error is kept, with its type, and raised again for every case of the task)."""
-        if task.name not in self._data:
-            try:
-                self._data[task.name] = self._read(task)
-            except ClueError as exc:
-                self._data[task.name] = exc
-        entry = self._data[task.name]
-        if isinstance(entry, ClueError):
-            raise entry
-        return entry
+        return _kept(self._data, task.name, lambda: self._read(task))
 
     def _read(self, task: Task) -> TaskData | None:
         path = self.data_path(task)
@@ -118,15 +112,7 @@ class DataCatalog:
     def reference_items(self, task: Task, data: TaskData) -> ReferenceItems | None:
         """The task's contamination reference items (None: --clue-contamination-reference names no file for it);
         a DataError, kept and raised again, when the file is missing or invalid."""
-        if task.name not in self._reference:
-            try:
-                self._reference[task.name] = self._read_reference(task, data)
-            except ClueError as exc:
-                self._reference[task.name] = exc
-        entry = self._reference[task.name]
-        if isinstance(entry, ClueError):
-            raise entry
-        return entry
+        return _kept(self._reference, task.name, lambda: self._read_reference(task, data))
 
     def _read_reference(self, task: Task, data: TaskData) -> ReferenceItems | None:
         path = self.settings.gate.contamination_reference.get(task.name)
@@ -152,3 +138,19 @@ class DataCatalog:
             prompts = task.build_prompts(data.shots, data.scored, None)
             self._prompt_hashes[task_name] = {p.sample_id: baseline.prompt_hash(p) for p in prompts}
         return self._prompt_hashes[task_name]
+
+
+V = TypeVar("V")
+
+
+def _kept(cache: dict[str, V | ClueError], key: str, read: Callable[[], V]) -> V:
+    """`read()`'s value, once per key: a ClueError is kept too, with its type, and raised again on every call."""
+    if key not in cache:
+        try:
+            cache[key] = read()
+        except ClueError as exc:
+            cache[key] = exc
+    entry = cache[key]
+    if isinstance(entry, ClueError):
+        raise entry
+    return entry

@@ -5,7 +5,8 @@ Each scenario draws paired per-sample scores for one test case with a known true
 and counts verdicts. Used by `benchmarks/perf/gate_calibration.py` (the table in docs/performance.md) and by a
 small CI test of the family-wise error rate. The shapes follow the tasks: several correlated continuous metrics
 (MeQSum, Problem Summary, MeDiSumQA), a binary accuracy with few disagreements (MedNLI), skewed continuous gains
-from failed samples.
+from failed samples. `adapted_items` draws the contamination diagnostic's scores for the same purpose
+(`benchmarks/perf/contamination_reference.py`, tests/test_contamination.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from clue.statistics.contamination import ItemLogprobs
 from clue.statistics.decision import GateConfig, MetricScores, decide
 from clue.types import MetricSpec
 
@@ -120,3 +122,20 @@ def simulate_sequential(
 def shifts(margins: Sequence[float], extra: float = 0.0) -> npt.NDArray[np.float64]:
     """A true change of -(margin + extra) on every metric."""
     return -(np.asarray(margins, dtype=float) + extra)
+
+
+def adapted_items(
+    rng: np.random.Generator, n: int, *, gain: float, learnt: float
+) -> tuple[list[ItemLogprobs], list[ItemLogprobs]]:
+    """(candidate, base) log-probabilities of n items (a reference answer and four neighbours each) for a candidate
+    adapted to the task: every answer gains `gain` nats/token over the base, the exact one `learnt` more, with a
+    skewed item-to-item spread (a few items gain much more, as real ones do)."""
+    base = [ItemLogprobs(float(-rng.uniform(1, 4)), tuple(float(v) for v in -rng.uniform(1, 4, 4))) for _ in range(n)]
+    candidate = [
+        ItemLogprobs(
+            b.exact + gain + learnt + float(rng.gamma(1.0, 0.2)) - 0.2,
+            tuple(v + gain + float(rng.normal(0, 0.1)) for v in b.neighbours),
+        )
+        for b in base
+    ]
+    return candidate, base
