@@ -659,6 +659,11 @@ def _cross_checks(settings: Settings) -> None:
             "--clue-save-baseline with --clue-sequential: a sequential run scores only the samples it generated "
             "before stopping; save baselines from a full run"
         )
+    if settings.gate.contamination == "off" and settings.gate.contamination_reference:
+        raise ConfigError(
+            "--clue-contamination-reference with --clue-contamination off: the reference items would not be "
+            "scored; drop one of the two"
+        )
 
 
 # layers whose data files were named for this run: a file that is not there is a typo, not a data set to skip (a

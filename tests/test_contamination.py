@@ -489,7 +489,7 @@ def test_reference_items_decide_the_flag_and_show_everywhere_and_a_bad_reference
     saw, and the comparison is in the results, JUnit, the HTML report and the terminal. The test file handed over
     as its own reference, or a stored baseline saved without reference items, gives the reason instead and leaves
     the neighbour statistic's flag; one saved with them gives the same finding without the base model; a reference
-    file that does not exist is a usage error."""
+    file that does not exist, or one with the diagnostic off (it would be ignored), is a usage error."""
     from tests.conftest import junit_suite_properties
 
     base = Path(json.loads((memorised / "adapter_config.json").read_text())["base_model_name_or_path"])
@@ -539,3 +539,6 @@ def test_reference_items_decide_the_flag_and_show_everywhere_and_a_bad_reference
 
     typo = run_default(pytester, matrix(base, memorised), option, "problem_summary=nope.csv")
     assert typo.ret == pytest.ExitCode.USAGE_ERROR and f"{option}: no such file" in typo.stderr.str()
+    off = ("--clue-contamination", "off")
+    ignored = run_default(pytester, matrix(base, memorised), option, f"problem_summary={reference}", *off)
+    assert ignored.ret == pytest.ExitCode.USAGE_ERROR and "with --clue-contamination off" in ignored.stderr.str()
