@@ -309,6 +309,13 @@ _CONTAMINATION_NUMBERS = (
 )
 
 
+# what a flag without reference items cannot tell apart (docs/contamination.md, the validation)
+UNREFERENCED_FLAG = (
+    "without reference items a heavy fine-tune on text of this kind is flagged too: "
+    "compare with unseen items (--clue-contamination-reference) before calling it contamination"
+)
+
+
 @dataclass(frozen=True)
 class ContaminationRecord:
     """The contamination diagnostic of a gated case (clue/statistics/contamination.py): whether the model's gain
@@ -360,7 +367,8 @@ class ContaminationRecord:
                 f"{self.reference_ci_high:+.3f}] (flagged above 0); against neighbours alone {neighbours}"
             )
         unmatched = f"; no reference comparison: {self.reference_reason}" if self.reference_reason else ""
-        return f"contamination {self.status}: {neighbours}{unmatched}"
+        caveat = f"; {UNREFERENCED_FLAG}" if self.flagged else ""
+        return f"contamination {self.status}: {neighbours}{unmatched}{caveat}"
 
     def to_json(self) -> dict[str, JSON]:
         out: dict[str, JSON] = {"status": self.status, "flagged": self.flagged, "mode": self.mode}

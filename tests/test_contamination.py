@@ -4,6 +4,7 @@ values), and each engine's target log-probabilities against a full forward pass.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -244,6 +245,12 @@ def test_a_contamination_record_round_trips_and_says_itself_in_one_line() -> Non
     assert data["flagged"] is True and data["status"] == "flagged" and data["memorised"] == {"n": 27, "of": 60}
     assert ContaminationRecord.from_json(data, "x") == record
     assert "27 of 60 items look memorised (45%)" in record.summary and "[+0.600, +1.000]" in record.summary
+    assert "--clue-contamination-reference" in record.summary  # a flag from the neighbours alone says what it can't
+    cleared = dataclasses.replace(record, status="clear")
+    assert "--clue-contamination-reference" not in cleared.summary
+    compared = dataclasses.replace(record, reference_statistic=0.3, reference_ci_low=0.1, reference_ci_high=0.5,
+                                   reference_d=0.5, reference_items=40)  # fmt: skip
+    assert "--clue-contamination-reference" not in compared.summary and "40 unseen" in compared.summary
     unavailable = ContaminationRecord("not available", "report", reason="ReplayBackend gives no log-probabilities")
     assert ContaminationRecord.from_json(unavailable.to_json(), "x") == unavailable
     assert unavailable.to_json()["flagged"] is False
@@ -278,6 +285,52 @@ def test_a_baseline_entry_with_probe_scores_round_trips() -> None:
     assert BaselineProbes.from_json(probes.to_json(), "x") == probes
     with pytest.raises(RecordError, match="listed twice"):
         BaselineProbes.from_json({"settings": {}, "items": [probes.to_json()["items"][0]] * 2}, "x")
+
+
+TEST_FILE = REPO / "fixtures/data/problem_summary/BioNLP2023-1A-Test.csv"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    again=st.lists(st.integers(0, 23), unique=True, max_size=8),
+    new=st.integers(1, 4),
+    spacing=st.sampled_from([" ", "  ", "\n", " \t "]),
+    upper=st.booleans(),
+)
+def test_test_items_beyond_the_limit_under_new_ids_and_respaced_are_no_reference_items(
+    again: list[int], new: int, spacing: str, upper: bool, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A reference file that holds test items again, under ids of its own and with their answers' spacing or case
+    changed (a re-export), leaves them all out, those beyond --clue-limit too (a model trained on the test file
+    saw those as well): only the items that are not in the test file are reference items."""
+    import csv
+    import io
+
+    from clue.config import DataOptions, GateOptions, Settings
+    from clue.run.catalog import DataCatalog
+
+    rows = list(csv.reader(io.StringIO(TEST_FILE.read_text())))
+    header, body = rows[0], rows[1:]
+    written = [[f"re-{i}", *body[i][1:-1], spacing.join(body[i][-1].split())] for i in again]
+    written = [[*r[:-1], r[-1].upper() if upper else r[-1]] for r in written]
+    written += [[f"new-{k}", *body[k][1:-1], f"{body[k][-1]} resolved"] for k in range(new)]
+    reference = tmp_path_factory.mktemp("reference") / "unseen.csv"
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows([header, *written])
+    reference.write_text(text.getvalue(), encoding="utf-8")
+    settings_ = Settings(
+        REPO,
+        data=DataOptions(data={"problem_summary": TEST_FILE}, limit=3),
+        gate=GateOptions(contamination_reference={"problem_summary": reference}),
+    )
+    catalog = DataCatalog(settings_)
+    task = catalog.task("problem_summary")
+    data = catalog.data(task)
+    assert data is not None and len(data.scored) == 3
+    items = catalog.reference_items(task, data)
+    assert items is not None
+    assert sorted(s.id for s in items.samples) == [f"new-{k}" for k in range(new)]
+    assert items.left_out == len(again)
 
 
 # -- engines ----------------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,30 +298,40 @@ def test_a_fine_tune_on_the_test_items_is_flagged_and_one_on_other_items_of_the_
 ) -> None:
     """The contamination diagnostic on a real model: two LoRA fine-tunes of SmolLM2, seeded, the same size and
     training: one on the MeQSum items the run probes (question -> summary, in an instruction of its own, as a
-    fine-tuning mix would hold them), one on as many other MeQSum items (legitimate adaptation to the task's kind of
-    text). The first is flagged, the second is not; both gain over the base on the exact answers
-    (benchmarks/perf/contamination_validation.py measures the sizes and epochs in between)."""
+    fine-tuning mix would hold them), one on as many MeQSum items that are not in the run's test file (legitimate
+    adaptation to the task's kind of text). The first is flagged, the second is not; both gain over the base on the
+    exact answers (benchmarks/perf/contamination_validation.py measures the sizes and epochs in between). Then the
+    same with as many other MeQSum items, also not in the test file, as --clue-contamination-reference items."""
     if not MEQSUM.is_file():
         pytest.skip(f"MeQSum's data is not at {MEQSUM}")
     from clue.models import smollm2
+    from clue.run.catalog import answer_key
     from clue.tasks import get_task
 
     task = get_task("meqsum")
-    _, scored = task.split(task.load(MEQSUM), 1)
+    everything = task.load(MEQSUM)
+    _, shuffled = task.split(everything, 1)
+    answers = Counter(answer_key(task, s) for s in everything)  # an answer the file holds twice stays a test item's
+    unique = [s for s in shuffled[200:500] if answers[answer_key(task, s)] == 1]
+    other, unseen = shuffled[500 : 500 + PROBED], unique[:PROBED]  # taken out of the test file: never probed
+    folder = tmp_path_factory.mktemp("real-contamination")
+    held_out = {s.id for s in (*other, *unseen)}
+    test_file = write_meqsum(folder / "test.xlsx", [s for s in everything if s.id not in held_out])
+    _, scored = task.split(task.load(test_file), 1)
     instruction = "Summarize this consumer health question as one short question.\n\n"
 
     def pairs(samples: list[Any]) -> list[tuple[str, str]]:
         return [(instruction + str(s.fields["CHQ"])[:1500], str(s.reference)) for s in samples]
 
     base = smollm2.hf_model(REPO / ".clue-cache")
-    folder = tmp_path_factory.mktemp("real-contamination")
     trained = smollm2.train_lora(base, pairs(scored[:PROBED]), folder / "trained", epochs=3, seed=0)
-    adapted = smollm2.train_lora(base, pairs(scored[500 : 500 + PROBED]), folder / "adapted", epochs=3, seed=0)
+    adapted = smollm2.train_lora(base, pairs(other), folder / "adapted", epochs=3, seed=0)
     matrix = f'[models.smollm2]\npath = "{base}"\ndtype = "float32"\n\n' + "".join(
         f'[models.{name}]\npath = "{base}"\nadapter = "{adapter}"\ndtype = "float32"\nbase = "smollm2"\n\n'
         for name, adapter in (("trained-on-test", trained), ("adapted", adapted))
     )
-    run = run_suite(folder / "run", matrix, "-k", "meqsum", "--clue-limit", str(PROBED))
+    options = ("-k", "meqsum", "--clue-limit", str(PROBED), "--clue-data", f"meqsum={test_file}")
+    run = run_suite(folder / "run", matrix, *options)
     assert run.returncode in (0, 1), run.output[-3000:]
     found = {case: run.record("meqsum", case)["contamination"] for case in ("trained-on-test", "adapted")}
     assert found["trained-on-test"]["flagged"] is True, found
@@ -329,3 +340,32 @@ def test_a_fine_tune_on_the_test_items_is_flagged_and_one_on_other_items_of_the_
     assert all(f["exact_gain"] > 0 for f in found.values()), found  # both fine-tunes gained on the answers
     assert found["trained-on-test"]["statistic"] > found["adapted"]["statistic"], found
     assert found["trained-on-test"]["memorised"]["n"] > found["adapted"]["memorised"]["n"], found
+
+    # the same run again, with the unseen items as reference items (an .xlsx of the task's own format): only their
+    # probes are computed (the store holds the rest), and the flag is the comparison's, which judges the two alike
+    reference = write_meqsum(folder / "reference.xlsx", unseen)
+    again = run_suite(folder / "run", matrix, *options, "--clue-contamination-reference", f"meqsum={reference}")
+    assert again.returncode in (0, 1), again.output[-3000:]
+    compared = {case: again.record("meqsum", case)["contamination"] for case in ("trained-on-test", "adapted")}
+    assert all(c.get("reference_items") == PROBED for c in compared.values()), compared
+    assert compared["trained-on-test"]["flagged"] is True and compared["trained-on-test"]["reference_ci_low"] > 0
+    assert compared["adapted"]["flagged"] is False and compared["adapted"]["reference_ci_low"] <= 0, compared
+    assert compared["trained-on-test"]["reference_statistic"] > compared["adapted"]["reference_statistic"]
+    for case in compared:  # the test items' scores came from the store: the neighbour statistic is unchanged
+        assert compared[case]["statistic"] == found[case]["statistic"], (compared, found)
+    assert f"minus d on {PROBED} unseen reference items" in again.output
+    print(json.dumps({"neighbours": found, "reference": compared}, indent=1))  # the figures, with -s
+
+
+def write_meqsum(path: Path, samples: list[Any]) -> Path:
+    """`samples` as a MeQSum workbook (File, CHQ, Summary), under their own ids."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["File", "CHQ", "Summary"])
+    for s in samples:
+        sheet.append([s.id, str(s.fields["CHQ"]), str(s.reference)])
+    book.save(path)
+    return path

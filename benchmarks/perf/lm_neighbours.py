@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from clue.run.probes import Probe
-from clue.tasks.neighbours import _TOKEN, _content, _core, _like
+from clue.tasks.neighbours import TOKEN, cased_like, is_content, split_core
 from clue.types import TargetRequest
 
 __all__ = ["Proposer", "fluent_neighbours", "with_fluent_neighbours"]
@@ -55,7 +55,7 @@ class Proposer:
                 if not more[:1].isalnum():
                     break
                 word, grown = word + more, [*grown, following]
-            if word.casefold() != original.casefold() and _content(word):
+            if word.casefold() != original.casefold() and is_content(word):
                 if rank == 0:
                     return word
                 rank -= 1
@@ -66,7 +66,7 @@ def fluent_neighbours(text: str, proposer: Proposer, *, k: int, share: float, se
     """`k` neighbours of `text`, each with round(share x content words) (at least one) of its content words
     replaced, left to right, by the proposer's word given the (already changed) text before it. With one word per
     neighbour, the neighbours change different words first and take the next-ranked proposal when they repeat one."""
-    spans = [m for m in _TOKEN.finditer(text) if _content(_core(m.group())[1])]
+    spans = [m for m in TOKEN.finditer(text) if is_content(split_core(m.group())[1])]
     if not spans:
         return ()
     rng = random.Random(int.from_bytes(hashlib.sha256(f"{seed}\0{text}".encode()).digest()[:8], "big"))
@@ -80,12 +80,12 @@ def fluent_neighbours(text: str, proposer: Proposer, *, k: int, share: float, se
         current, shift = text, 0
         for index in chosen:
             span = spans[index]
-            lead, core, _ = _core(span.group())
+            lead, core, _ = split_core(span.group())
             at = span.start() + shift + len(lead)
             word = proposer.word(current[:at], core, rank)
             if word is None:
                 continue
-            word = _like(word, core)
+            word = cased_like(word, core)
             current, shift = current[:at] + word + current[at + len(core) :], shift + len(word) - len(core)
         made.append(current)
     return tuple(made)

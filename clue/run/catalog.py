@@ -28,13 +28,14 @@ class TaskData:
     scored: tuple[Sample, ...]
     total: int
     sample_ids: frozenset[str] = frozenset()  # every loaded sample's id, few-shot ones included, before --clue-limit
+    answers: frozenset[str] = frozenset()  # the same samples' reference answers, as `answer_key` writes them
 
 
 @dataclass(frozen=True)
 class ReferenceItems:
-    """A task's --clue-contamination-reference items: those of the file that are not test items (by id or by
-    reference answer: the test file handed over again compares the test items with themselves), and how many were
-    left out as test items."""
+    """A task's --clue-contamination-reference items: those of the file that are not items of the test file (by id
+    or by reference answer, beyond --clue-limit too: the test file handed over again would compare the test items
+    with themselves, and a model trained on the test file saw all of it), and how many were left out as test items."""
 
     path: Path
     samples: tuple[Sample, ...]
@@ -93,11 +94,11 @@ class DataCatalog:
         path = self.data_path(task)
         if path is None or not path.is_file():
             return None
+        samples = _load(task, path)
         try:
-            samples = task.load(path)
             shots, scored = task.split(samples, self.settings.data.fewshot_seed)
         except DataError as exc:
-            raise (DataError(path, exc.problem) if exc.path == "<data>" else exc) from None
+            raise _named(exc, path) from None
         digest = file_sha256(path)
         if self.settings.gate.sequential:  # a seeded order fixed by task and data: every model sees the same
             ranks = sequential.order(
@@ -107,7 +108,8 @@ class DataCatalog:
         if self.settings.data.limit:
             scored = scored[: self.settings.data.limit]
         ids = frozenset(s.id for s in samples)
-        return TaskData(task.name, path, digest, tuple(shots), tuple(scored), len(samples), ids)
+        answers = frozenset(answer_key(task, s) for s in samples)
+        return TaskData(task.name, path, digest, tuple(shots), tuple(scored), len(samples), ids, answers)
 
     def reference_items(self, task: Task, data: TaskData) -> ReferenceItems | None:
         """The task's contamination reference items (None: --clue-contamination-reference names no file for it);
@@ -120,12 +122,8 @@ class DataCatalog:
             return None
         if not path.is_file():
             raise DataError(path, "the --clue-contamination-reference file does not exist")
-        try:
-            samples = task.load(path)
-        except DataError as exc:
-            raise (DataError(path, exc.problem) if exc.path == "<data>" else exc) from None
-        answers = {task.render_answer(s) for s in (*data.shots, *data.scored)}
-        unseen = tuple(s for s in samples if s.id not in data.sample_ids and task.render_answer(s) not in answers)
+        samples = _load(task, path)
+        unseen = tuple(s for s in samples if s.id not in data.sample_ids and answer_key(task, s) not in data.answers)
         return ReferenceItems(path, unseen, len(samples) - len(unseen))
 
     def prompt_hashes(self, task_name: str) -> dict[str, str]:
@@ -138,6 +136,24 @@ class DataCatalog:
             prompts = task.build_prompts(data.shots, data.scored, None)
             self._prompt_hashes[task_name] = {p.sample_id: baseline.prompt_hash(p) for p in prompts}
         return self._prompt_hashes[task_name]
+
+
+def answer_key(task: Task, sample: Sample) -> str:
+    """The sample's rendered reference answer with its spacing and case undone: a test item handed over again as
+    a reference item (re-exported, re-numbered) is found by it."""
+    return " ".join(task.render_answer(sample).split()).casefold()
+
+
+def _load(task: Task, path: Path) -> list[Sample]:
+    """The file's samples; a loader's DataError that names no file names this one."""
+    try:
+        return task.load(path)
+    except DataError as exc:
+        raise _named(exc, path) from None
+
+
+def _named(exc: DataError, path: Path) -> DataError:
+    return DataError(path, exc.problem) if exc.path == "<data>" else exc
 
 
 V = TypeVar("V")

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clue.statistics.paired import mean_ci
+from clue.statistics.paired import mean_ci, resampled_means
 
 __all__ = [
     "Finding",
@@ -134,17 +134,9 @@ def difference_ci(
     resampled on its own (their items are different items, not pairs)."""
     if not a or not b:
         raise ValueError(f"{len(a)} and {len(b)} values: need both non-empty")
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    rng = np.random.default_rng(seed)
-    chunk = max(1, 2_000_000 // (len(x) + len(y)))
-    diffs = np.concatenate(
-        [
-            x[rng.integers(0, len(x), size=(n, len(x)))].mean(axis=1)
-            - y[rng.integers(0, len(y), size=(n, len(y)))].mean(axis=1)
-            for n in (min(chunk, resamples - start) for start in range(0, resamples, chunk))
-        ]
-    )
-    low, high = np.quantile(diffs, [alpha, 1 - alpha])
+    samples = [np.asarray(a, dtype=float), np.asarray(b, dtype=float)]
+    means_a, means_b = resampled_means(samples, resamples, np.random.default_rng(seed))
+    low, high = np.quantile(means_a - means_b, [alpha, 1 - alpha])
     return float(low), float(high)
 
 

@@ -490,13 +490,21 @@ def mean_ci(
     v = np.asarray(values, dtype=float)
     if len(v) == 0:
         raise ValueError("no values")
-    rng = np.random.default_rng(seed)
-    chunk = max(1, 2_000_000 // len(v))
-    means = np.concatenate(
-        [
-            v[rng.integers(0, len(v), size=(min(chunk, resamples - start), len(v)))].mean(axis=1)
-            for start in range(0, resamples, chunk)
-        ]
-    )
+    (means,) = resampled_means([v], resamples, np.random.default_rng(seed))
     low, high = np.quantile(means, [alpha, 1 - alpha])
     return float(low), float(high)
+
+
+def resampled_means(
+    samples: Sequence[npt.NDArray[np.float64]], resamples: int, rng: np.random.Generator
+) -> list[npt.NDArray[np.float64]]:
+    """Each sample's mean in each of `resamples` bootstrap resamples, every sample resampled on its own (for
+    independent samples; paired data is one sample). Drawn in chunks of about two million values, so memory stays
+    flat however many resamples are asked for."""
+    chunk = max(1, 2_000_000 // sum(len(s) for s in samples))
+    parts: list[list[npt.NDArray[np.float64]]] = [[] for _ in samples]
+    for start in range(0, resamples, chunk):
+        n = min(chunk, resamples - start)
+        for part, s in zip(parts, samples, strict=True):
+            part.append(s[rng.integers(0, len(s), size=(n, len(s)))].mean(axis=1))
+    return [np.concatenate(part) for part in parts]

@@ -16,7 +16,7 @@ import random
 import re
 from collections.abc import Iterable, Sequence
 
-__all__ = ["MIN_WORDS", "neighbours", "vocabulary", "words"]
+__all__ = ["MIN_WORDS", "TOKEN", "cased_like", "is_content", "neighbours", "split_core", "vocabulary", "words"]
 
 MIN_WORDS = 4  # answers with fewer words (a label, a letter) have no neighbours worth the name
 # English function words: kept as they are, so that a neighbour reads like the answer
@@ -141,15 +141,17 @@ FUNCTION_WORDS = frozenset(
         "yours",
     ]
 )
-_TOKEN = re.compile(r"\S+")
+TOKEN = re.compile(r"\S+")  # a word with the punctuation around it
 _CORE = re.compile(r"^(\W*)(.*?)(\W*)$", re.DOTALL)
 
 
-def _content(core: str) -> bool:
+def is_content(core: str) -> bool:
+    """Whether a word (its punctuation stripped) is one a neighbour may replace: not a function word."""
     return any(ch.isalnum() for ch in core) and core.casefold() not in FUNCTION_WORDS
 
 
-def _core(token: str) -> tuple[str, str, str]:
+def split_core(token: str) -> tuple[str, str, str]:
+    """A token's leading punctuation, its word and its trailing punctuation."""
     lead, core, trail = _CORE.match(token).groups()  # type: ignore[union-attr]
     return lead, core, trail
 
@@ -157,8 +159,8 @@ def _core(token: str) -> tuple[str, str, str]:
 def words(text: str) -> list[str]:
     """The content words of a text (punctuation around a word stripped; function words left out), lower-cased
     unless written in capitals throughout (an abbreviation)."""
-    cores = (_core(token)[1] for token in _TOKEN.findall(text))
-    return [c if c.isupper() and len(c) > 1 else c.casefold() for c in cores if _content(c)]
+    cores = (split_core(token)[1] for token in TOKEN.findall(text))
+    return [c if c.isupper() and len(c) > 1 else c.casefold() for c in cores if is_content(c)]
 
 
 def vocabulary(answers: Iterable[str]) -> tuple[str, ...]:
@@ -166,7 +168,7 @@ def vocabulary(answers: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted({w for answer in answers for w in words(answer)}))
 
 
-def _like(word: str, model: str) -> str:
+def cased_like(word: str, model: str) -> str:
     """`word` capitalised as `model` is (a sentence's first word stays capitalised)."""
     return word[:1].upper() + word[1:] if model[:1].isupper() and not word.isupper() else word
 
@@ -175,8 +177,8 @@ def neighbours(text: str, vocab: Sequence[str], *, k: int, share: float, seed: s
     """`k` neighbours of `text`, each with round(share x content words) (at least one) of its content words
     replaced by a different word of `vocab`; () when the text has fewer than MIN_WORDS words, no content word, or
     the vocabulary offers no other word."""
-    tokens = [m for m in _TOKEN.finditer(text) if any(ch.isalnum() for ch in m.group())]
-    spans = [m for m in tokens if _content(_core(m.group())[1])]
+    tokens = [m for m in TOKEN.finditer(text) if any(ch.isalnum() for ch in m.group())]
+    spans = [m for m in tokens if is_content(split_core(m.group())[1])]
     if len(tokens) < MIN_WORDS or not spans or len(set(vocab)) < 2:
         return ()
     rng = random.Random(int.from_bytes(hashlib.sha256(f"{seed}\0{text}".encode()).digest()[:8], "big"))
@@ -187,11 +189,11 @@ def neighbours(text: str, vocab: Sequence[str], *, k: int, share: float, seed: s
         pieces, at = [], 0
         for index in chosen:
             span = spans[index]
-            lead, core, trail = _core(span.group())
+            lead, core, trail = split_core(span.group())
             other = core
             while other.casefold() == core.casefold():
                 other = vocab[rng.randrange(len(vocab))]
-            pieces += [text[at : span.start()], lead, _like(other, core), trail]
+            pieces += [text[at : span.start()], lead, cased_like(other, core), trail]
             at = span.end()
         made.append("".join(pieces) + text[at:])
     return tuple(made)
