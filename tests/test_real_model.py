@@ -305,14 +305,13 @@ def test_a_fine_tune_on_the_test_items_is_flagged_and_one_on_other_items_of_the_
     if not MEQSUM.is_file():
         pytest.skip(f"MeQSum's data is not at {MEQSUM}")
     from clue.models import smollm2
-    from clue.run.catalog import answer_key
     from clue.tasks import get_task
 
     task = get_task("meqsum")
     everything = task.load(MEQSUM)
     _, shuffled = task.split(everything, 1)
-    answers = Counter(answer_key(task, s) for s in everything)  # an answer the file holds twice stays a test item's
-    unique = [s for s in shuffled[200:500] if answers[answer_key(task, s)] == 1]
+    answers = Counter(task.answer_key(s) for s in everything)  # an answer the file holds twice stays a test item's
+    unique = [s for s in shuffled[200:500] if answers[task.answer_key(s)] == 1]
     other, unseen = shuffled[500 : 500 + PROBED], unique[:PROBED]  # taken out of the test file: never probed
     folder = tmp_path_factory.mktemp("real-contamination")
     held_out = {s.id for s in (*other, *unseen)}

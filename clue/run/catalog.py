@@ -28,7 +28,7 @@ class TaskData:
     scored: tuple[Sample, ...]
     total: int
     sample_ids: frozenset[str] = frozenset()  # every loaded sample's id, few-shot ones included, before --clue-limit
-    answers: frozenset[str] = frozenset()  # the same samples' reference answers, as `answer_key` writes them
+    answers: frozenset[str] = frozenset()  # the same samples' reference answers, as `Task.answer_key` writes them
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class DataCatalog:
         if self.settings.data.limit:
             scored = scored[: self.settings.data.limit]
         ids = frozenset(s.id for s in samples)
-        answers = frozenset(answer_key(task, s) for s in samples)
+        answers = frozenset(task.answer_key(s) for s in samples)
         return TaskData(task.name, path, digest, tuple(shots), tuple(scored), len(samples), ids, answers)
 
     def reference_items(self, task: Task, data: TaskData) -> ReferenceItems | None:
@@ -123,7 +123,7 @@ class DataCatalog:
         if not path.is_file():
             raise DataError(path, "the --clue-contamination-reference file does not exist")
         samples = _load(task, path)
-        unseen = tuple(s for s in samples if s.id not in data.sample_ids and answer_key(task, s) not in data.answers)
+        unseen = tuple(s for s in samples if s.id not in data.sample_ids and task.answer_key(s) not in data.answers)
         return ReferenceItems(path, unseen, len(samples) - len(unseen))
 
     def prompt_hashes(self, task_name: str) -> dict[str, str]:
@@ -136,12 +136,6 @@ class DataCatalog:
             prompts = task.build_prompts(data.shots, data.scored, None)
             self._prompt_hashes[task_name] = {p.sample_id: baseline.prompt_hash(p) for p in prompts}
         return self._prompt_hashes[task_name]
-
-
-def answer_key(task: Task, sample: Sample) -> str:
-    """The sample's rendered reference answer with its spacing and case undone: a test item handed over again as
-    a reference item (re-exported, re-numbered) is found by it."""
-    return " ".join(task.render_answer(sample).split()).casefold()
 
 
 def _load(task: Task, path: Path) -> list[Sample]:

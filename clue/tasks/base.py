@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Task",
     "check_unique_ids",
+    "comparable",
     "read_json_records",
     "record_id",
     "refuse_repeated_columns",
@@ -53,6 +54,11 @@ def split_reasoning(text: str) -> tuple[str, str | None]:
     if _REASONING_OPEN.search(text):
         return text, "unclosed"
     return text, None
+
+
+def comparable(text: str) -> str:
+    """`text` with its spacing and case undone: two answers are the same answer when these are equal."""
+    return " ".join(text.split()).casefold()
 
 
 def strip_reasoning(text: str) -> str:
@@ -96,8 +102,13 @@ class Task(ABC):
     def copies_shot(self, shots: Sequence[Sample], generation: Generation, score: SampleScore) -> bool:
         """Whether the output repeats a few-shot example's answer (whitespace and case aside): real small models do
         this constantly, and a copied answer can score well while measuring nothing about the sample."""
-        text = " ".join(strip_reasoning(generation.text).split()).casefold()
-        return bool(text) and any(" ".join(self.render_answer(s).split()).casefold() == text for s in shots)
+        text = comparable(strip_reasoning(generation.text))
+        return bool(text) and any(self.answer_key(s) == text for s in shots)
+
+    def answer_key(self, sample: Sample) -> str:
+        """The sample's reference answer as answers are compared for being the same one (`comparable`): a few-shot
+        copy, a test item handed over again as a contamination reference item."""
+        return comparable(self.render_answer(sample))
 
     def shot_balance(self, shots: Sequence[Sample]) -> dict[str, int] | None:
         """For tasks with a few labels: how many few-shot examples carry each (recorded in the provenance)."""
