@@ -70,12 +70,12 @@ def evaluate(
         options["data"] = [f"{task}={file}" for task, file in options["data"].items()]
     layers = [Layer("evaluate()", options, Path.cwd()), Layer("[tool.clue]", tool_clue(rootpath), rootpath)]
     session = ClueSession(settings_from(rootpath, layers))
-    session.check_models()
-    selected = [c for i, c in session.cases.items() if cases is None or i in cases]
+    session.plan.check_models()
+    selected = [c for i, c in session.plan.cases.items() if cases is None or i in cases]
     names = list(tasks) if tasks is not None else task_names()
     for case in selected:
         for name in names:
-            session.need(case, name)
+            session.plan.need(case, name)
     began = time.perf_counter()
     out, run = Evaluation(), Run(session, files=write_reports)
     rows: list[CaseRow] = []
@@ -96,15 +96,15 @@ def evaluate(
 def _run_case(session: ClueSession, out: Evaluation, case: ModelSpec, name: str) -> CaseResult | None:
     """The case gated on one task; None, with the reason in `out.not_run`, when it has no result."""
     try:
-        task = session.task(name)
-        if session.data(task) is None:
-            reason, status, settings = session.missing_data_reason(task), "skipped", session.settings
+        task = session.catalog.task(name)
+        if session.catalog.data(task) is None:
+            reason, status, settings = session.catalog.missing_data_reason(task), "skipped", session.settings
             if settings.data.require_data or settings.gate.strict:  # as the plugin: a selected task without data fails
                 flag = "require_data" if settings.data.require_data else "strict"
                 reason, status = f"{reason} ({flag}: a selected task without data fails)", "error"
             out.not_run.append(NotRun(name, case.case, status, reason))
             return None
-        return evaluate_case(session, case.case, case, session.result(case.name, name))
+        return evaluate_case(session, case.case, case, session.generator.result(case.name, name))
     except ClueError as exc:
         out.not_run.append(NotRun(name, case.case, "error", str(exc)))
         return None

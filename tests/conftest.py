@@ -1,4 +1,4 @@
-"""Shared helpers for the project's own tests."""
+"""Fixtures every test folder shares (the helpers they share are in tests/helpers)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE_DATA = REPO / "fixtures" / "data"
+from tests.helpers import write_replay_matrix
+from tests.helpers.replay_project import answers, code_answers, make_project
 
 
 @pytest.fixture(scope="session")
@@ -18,46 +18,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-seed0", seed=0)
 
 
-def write_replay_matrix(directory: Path, outputs: dict[str, list[dict[str, str]]]) -> None:
-    """Recorded outputs for models "base" and "candidate" (replay backend) and a matrix gating one on the other."""
-    import json
-
-    for model, rows in outputs.items():
-        (directory / f"{model}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (directory / "models.toml").write_text(
-        '[models.base]\npath = "base.jsonl"\nbackend = "replay"\n\n'
-        '[models.candidate]\npath = "candidate.jsonl"\nbackend = "replay"\nbase = "base"\n'
-    )
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """The replay project (tests/helpers/replay_project.py); each test writes the models it needs."""
+    return make_project(pytester)
 
 
-def junit_suite_properties(path: Path) -> dict[str, str]:
-    """The test suite's <properties> of a JUnit file: where clue puts each case's metrics (clue/report/junit.py)."""
-    import xml.etree.ElementTree as ET
-
-    suite = next(ET.parse(path).getroot().iter("testsuite"))
-    properties = suite.find("properties")
-    return {} if properties is None else {p.get("name", ""): p.get("value", "") for p in properties}
-
-
-def sleeper(name: str) -> str:
-    """A test module whose one test writes `started` and sleeps: a run is stopped while it waits."""
-    body = "    pathlib.Path('started').write_text(str(os.getpid()))\n    time.sleep(120)\n"
-    return f"import os, pathlib, time\n\ndef {name}():\n{body}"
-
-
-def sigterm_once_started(command: list[str], cwd: Path) -> str:
-    """Run `command` in `cwd`, send it SIGTERM once a test wrote `started`, and return its output, asserting that
-    the run ended as interrupted (a CI job's timeout or cancel)."""
-    import signal
-    import subprocess
-    import time
-
-    child = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while not (cwd / "started").exists():
-        assert child.poll() is None and time.monotonic() < deadline, child.communicate()[0]
-        time.sleep(0.2)
-    child.send_signal(signal.SIGTERM)
-    output, _ = child.communicate(timeout=60)
-    assert child.returncode == pytest.ExitCode.INTERRUPTED, output
-    return output
+@pytest.fixture
+def answered(pytester: pytest.Pytester) -> pytest.Pytester:
+    """The replay project with a base and a candidate that answer every record right."""
+    p = make_project(pytester)
+    write_replay_matrix(p.path, {m: answers(set()) + code_answers() for m in ("base", "candidate")})
+    return p

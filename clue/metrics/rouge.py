@@ -5,7 +5,7 @@ called `evaluate`'s rouge without `use_stemmer` (default False), so the paper's 
 `--clue-rouge-stemmer on` adds the Porter stemmer; the setting is part of the metric's fingerprint in every result.
 
 When `rouge-score-rs` is installed (`pip install -e ".[fast]"`) it is used instead: an independent Rust
-reimplementation that `benchmarks/perf/rouge_compare.py` measured bit-identical to rouge-score on all 18,000
+reimplementation that `studies/rouge_compare.py` measured bit-identical to rouge-score on all 18,000
 F-measures of the real MeQSum data (stemming on and off) and 36-51x faster; the test suite re-checks the equality.
 Which implementation ran is part of the fingerprint.
 """

@@ -114,7 +114,7 @@ def _write_tiny_llama(tmp: Path, seed: int) -> None:
     model = LlamaForCausalLM(config)
     # the end-of-turn embedding (tied to its output row) scaled up: greedy decoding then stops after a few to a few
     # hundred tokens, as real chat models mostly do, instead of running to max_new_tokens on ~95 % of prompts (the
-    # default run spent most of its time there, measured in benchmarks/perf/generation_throughput.py)
+    # default run spent most of its time there, measured in studies/generation_throughput.py)
     with torch.no_grad():
         model.get_input_embeddings().weight[tokenizer.eos_token_id] *= EOS_SCALE
     model.generation_config.do_sample = False

@@ -10,8 +10,8 @@
   load it.) The scheduler reads the model from the node id's parameter part, on the controller, instead of
   relying on `xdist_group` marks: xdist turns those into node-id suffixes on the workers, which pytest >= 9.2
   silently ignores (pytest-xdist issue #1386), and which break re-running a test by its id (#1119). The override
-  of xdist's `_split_scope` is the one private API clue uses; tests/test_xdist.py holds a strict xfail that passes
-  (and so fails the suite) once the public route works, to say when to move to `xdist_group` marks.
+  of xdist's `_split_scope` is the one private API clue uses; tests/plugin/test_xdist.py holds a strict xfail that
+  passes (and so fails the suite) once the public route works, to say when to move to `xdist_group` marks.
 - Statistics: each worker sends its model loads, store reuse and backend time to the controller
   (`workeroutput`), which prints and records them with the rest of the results.
 

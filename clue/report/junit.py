@@ -1,4 +1,4 @@
-"""JUnit XML that strict consumers accept: pytest's junit-10.xsd (tests/junit-10.xsd) allows no `<properties>`
+"""JUnit XML that strict consumers accept: pytest's junit-10.xsd (tests/helpers/junit-10.xsd) allows no `<properties>`
 inside a `<testcase>` and, of a testcase's attributes, only name, classname, time and group.
 
 So clue's metrics go to the test suite's `<properties>`, one property per value, named after the case as its test

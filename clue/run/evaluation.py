@@ -11,6 +11,7 @@ from clue.errors import ClueError
 from clue.models.matrix import ModelSpec
 from clue.records import CaseRecord, CaseVerdict
 from clue.run import case_record
+from clue.run.contamination.case import contamination_record
 from clue.run.gate import GateOutcome, run_gate
 from clue.run.session import ClueSession
 from clue.types import TaskResult
@@ -45,24 +46,31 @@ def evaluate_case(
     """Gate `result` (the case's model on one task) against the case's base model or stored baseline. Raises
     ClueError when no comparison can be made (the base failed, a baseline measured something else). `headline`
     may restyle the first line of a failure (the pytest_clue_headline hook)."""
-    settings, task = session.settings, session.task(result.task)
-    stop = session.stop(case, result.task)
+    settings, task, generator = session.settings, session.catalog.task(result.task), session.generator
+    mine = generator.generated(case.name, result.task)  # what generating the case's model produced
+    stop = mine.stops.get(case.case)
     if stop is not None:  # the sequential gate stopped here: the samples it used, at its look's level
         kept = stop.samples
         result = replace(result, samples=result.samples[:kept], generations=result.generations[:kept])
-    outcome, reference = None, None
+    outcome, reference, base = None, None, None
     try:
-        reference = session.reference(case, result)
+        if case.base:
+            base = generator.generated(case.base, result.task)
+        reference = session.references.reference(
+            case, result, generator.result(case.base, result.task) if case.base else None
+        )
         if reference is not None:
             outcome = run_gate(result, reference, settings, stop.level if stop else None, task)
     except ClueError as exc:
         prefix = f"base model {case.base!r}: " if case.base else ""
         raise ClueError(prefix + str(exc)) from None
-    data = session.data(task)
+    data = session.catalog.data(task)
     assert data is not None  # the result exists, so the data did
-    state, same = session.weights_check(case, reference)
+    state, same = session.references.weights_check(case, reference, mine.probe, base.probe if base else None)
     failure, warning, first = _verdict(outcome, headline, settings.gate.strict, same)
-    contamination = session.contamination(case, result.task, reference) if reference is not None else None
+    contamination = (
+        contamination_record(settings, case, result.task, reference, mine, base) if reference is not None else None
+    )
     if contamination is not None and contamination.flagged and contamination.mode == "fail":
         failure = (failure + "\n" if failure else "") + (
             f"{contamination.summary} (--clue-contamination fail: a flagged case fails)"

@@ -18,10 +18,11 @@ from clue.config import Settings, apply_cpu_threads
 from clue.errors import ClueError, exception_text
 from clue.models.matrix import ModelSpec
 from clue.run.catalog import DataCatalog, TaskData
+from clue.run.contamination.probing import Probing, TaskProbes
+from clue.run.contamination.scores import ProbeScores
 from clue.run.plan import CasePlan
-from clue.run.probing import Probing
 from clue.run.scoring import Scoring, generation_settings
-from clue.run.stored import StoredRun, counted
+from clue.run.store_loop import StoredRun, counted
 from clue.statistics import sequential
 from clue.store.fingerprint import memo_key
 from clue.store.sqlite import GenerationStore, canonical
@@ -34,9 +35,10 @@ PROBE_VERSION = 1  # of the weights probe: bump when PROBE_PROMPTS or the digest
 
 # (model, engine, done, total, tokens, seconds): the pytest plugin's progress line
 Progress = Callable[[str, str, int, int, int, float], None]
-# a sequential case's look at its model's result so far, at look `index` of the plan (ClueError: no comparison can
-# be made yet); the session binds it to the case's reference and the gate (clue/run/session.py)
-LookAt = Callable[[ModelSpec, TaskResult, sequential.Plan, int], sequential.Look]
+# a sequential case's look at its model's result so far, given its base model's result in this run (None: a stored
+# baseline), at look `index` of the plan (ClueError: no comparison can be made yet); the session builds it from the
+# references and the gate (clue/run/session.py), neither of which knows the generator
+LookAt = Callable[[ModelSpec, TaskResult, TaskResult | None, sequential.Plan, int], sequential.Look]
 
 
 @dataclass
@@ -53,13 +55,19 @@ class GenerationStats:
 
 @dataclass(frozen=True)
 class Generated:
-    """What generating one task with one model produced: the generations and, for a sequential task, where each
-    gated case's gate stopped (`stops`: case id -> Stop, the only record of that decision) and the result scored at
-    the last look (`scored`), which the case's evaluation then reads."""
+    """What generating one task with one model produced, everything a case's evaluation reads of it: the
+    generations; for a sequential task, where each gated case's gate stopped (`stops`: case id -> Stop, the only
+    record of that decision) and the result scored at the last look (`scored`); the model's weights probe (`probe`:
+    the digest of its next-token logits on fixed prompts, None when its engine gives none); and the contamination
+    diagnostic's scores of the task's probes and of its --clue-contamination-reference items (None: not probed;
+    `reference_scores` a string: why the reference file gives none)."""
 
     generations: tuple[Generation, ...]
     stops: Mapping[str, sequential.Stop] = field(default_factory=dict)
     scored: TaskResult | None = None
+    probe: str | None = None
+    probe_scores: ProbeScores | None = None
+    reference_scores: ProbeScores | str | None = None
 
 
 class Generator:
@@ -75,7 +83,7 @@ class Generator:
         self.probes: dict[str, str] = {}  # model -> digest of its next-token logits on fixed prompts
         self.progress: Progress | None = None
         self._outputs: dict[tuple[str, str], Generated | ClueError] = {}
-        self.probing = Probing(settings, catalog)  # the contamination diagnostic's scores, per (model, task)
+        self.probing = Probing(settings, catalog)  # the contamination diagnostic's scores
         self._backend_info: dict[str, dict[str, Any]] = {}
         self._store: GenerationStore | None = None
         self._engines: set[type[Any]] = set()  # backend classes used: their shared engines are released at close
@@ -110,6 +118,20 @@ class Generator:
 
     def generations(self, model: str, task: str) -> tuple[Generation, ...]:
         return self.generated(model, task).generations
+
+    def result(self, model: str, task_name: str) -> TaskResult:
+        """The model's scored result on the task (generated first if need be; kept once scored)."""
+        key = (model, task_name)
+        if key not in self.scoring.results:
+            generated = self.generated(model, task_name)
+            if generated.scored is not None:  # a sequential task, scored look by look as it was generated
+                return generated.scored
+            task = self.catalog.task(task_name)
+            data = self.catalog.data(task)
+            assert data is not None  # generated() would have raised
+            provenance = self.provenance_of(model, data)
+            self.scoring.score_result(model, task, data, generated.generations, self.store, provenance)
+        return self.scoring.results[key]
 
     def _generate(self, model: str, task_names: list[str]) -> None:
         todo: list[tuple[Task, TaskData]] = []
@@ -155,6 +177,7 @@ class Generator:
             for task, data in todo:
                 unmatched(task.name, data.sample_ids)
         fixed = [(task, data) for task, data in todo if task.name not in gated]
+        probed: dict[str, TaskProbes] = {}
         try:
             prompts = [p for task, data in fixed for p in self._build_prompts(backend, task, data)]
             outputs = self._run_prompts(model, backend, prompts)
@@ -163,7 +186,8 @@ class Generator:
                     self._generate_sequential(model, backend, task, data, gated[task.name])
             if self.plan.probed(model):
                 for task, data in todo:
-                    self._score_probes(model, backend, task, data)
+                    if (found := self._score_probes(model, backend, task, data)) is not None:
+                        probed[task.name] = found
         finally:
             self._backend_info[model] = backend.describe()  # measured at the end: requests, retries, loads
             self._stamp_scored(model)
@@ -178,6 +202,16 @@ class Generator:
             self._outputs[(model, task.name)] = systematic_failure(
                 self.settings, self.catalog, model, task, chunk
             ) or Generated(chunk)
+        for task, _ in todo:  # what else the model's load produced: its weights probe, the diagnostic's scores
+            entry = self._outputs[(model, task.name)]
+            if isinstance(entry, Generated):
+                found = probed.get(task.name)
+                self._outputs[(model, task.name)] = replace(
+                    entry,
+                    probe=self.probes.get(model),
+                    probe_scores=found.scores if found else None,
+                    reference_scores=found.reference if found else None,
+                )
 
     def _generate_sequential(
         self, model: str, backend: Backend, task: Task, data: TaskData, cases: list[ModelSpec]
@@ -203,8 +237,10 @@ class Generator:
             results[:] = [self.scoring.task_result(model, task, scores, generations, self.provenance_of(model, data))]
 
         def judge(case_id: str, index: int, seen: int) -> sequential.Look:
+            case = by_id[case_id]
             try:
-                return self.look(by_id[case_id], results[0], plan, index)
+                base = self.result(case.base, task.name) if case.base else None
+                return self.look(case, results[0], base, plan, index)
             except ClueError:  # the case's own gate reports it, on the samples generated so far
                 return sequential.Look(index + 1, seen, plan.levels[index], None, True, None)
 
@@ -226,14 +262,15 @@ class Generator:
         (StoredCounter), so a run whose work is all stored loads no tokenizer."""
         return counted(self.store, backend, lambda counter: task.build_prompts(data.shots, data.scored, counter))
 
-    def _score_probes(self, model: str, backend: Backend, task: Task, data: TaskData) -> None:
+    def _score_probes(self, model: str, backend: Backend, task: Task, data: TaskData) -> TaskProbes | None:
         """The model's contamination probe scores, while its backend is loaded anyway (not where its generation
         failed: that error is what the case reports)."""
         if isinstance(self._outputs.get((model, task.name)), ClueError):
-            return
-        spent = self.probing.score(self.store, model, backend, task, data)
-        self.stats.backend_seconds += spent
-        self.stats.contamination_seconds[task.name] += spent
+            return None
+        found = self.probing.score(self.store, model, backend, task, data)
+        self.stats.backend_seconds += found.seconds
+        self.stats.contamination_seconds[task.name] += found.seconds
+        return found
 
     def _run_prompts(self, model: str, backend: Backend, prompts: list[Prompt]) -> list[Generation]:
         """Generations of `prompts` through the store: stored ones reused, the rest generated and stored."""
@@ -271,27 +308,28 @@ class Generator:
             if run.missing:
                 self.stats.backend_seconds += time.perf_counter() - began
                 self.stats.generated[model] += run.generated
-        self._record_probe(model, backend)
+        if model not in self.probes and (found := weights_probe(self.store, backend)) is not None:
+            self.probes[model] = found
         return outputs
-
-    def _record_probe(self, model: str, backend: Backend) -> None:
-        """The model's weights probe (a backend's optional `probe()`), once per model: from the store where an
-        earlier run left it, else computed while the weights are loaded anyway (this entry loaded them, or its engine is
-        up because an entry sharing it did: `engine_ready`). Never loads weights for it alone."""
-        probe = getattr(backend, "probe", None)
-        if model in self.probes or probe is None:
-            return
-        key = memo_key({"weights_probe": PROBE_VERSION}, canonical(backend.fingerprint(self.store)))
-        found = self.store.memo_get([key]).get(key)
-        if found is None and (backend.loads or getattr(backend, "engine_ready", False)):
-            found = probe()
-            self.store.memo_put({key: found})
-        if found is not None:
-            self.probes[model] = str(found)
 
     def provenance_of(self, model: str, data: TaskData) -> dict[str, Any]:
         info = self._backend_info.get(model, {})
         return provenance(self.settings, self.plan.models[model], info, self.probes.get(model), self.catalog, data)
+
+
+def weights_probe(store: GenerationStore, backend: Backend) -> str | None:
+    """The model's weights probe (a backend's optional `probe()`): from the store where an earlier run left it, else
+    computed while the weights are loaded anyway (this entry loaded them, or its engine is up because an entry
+    sharing it did: `engine_ready`). Never loads weights for it alone; None when the engine has no probe."""
+    probe = getattr(backend, "probe", None)
+    if probe is None:
+        return None
+    key = memo_key({"weights_probe": PROBE_VERSION}, canonical(backend.fingerprint(store)))
+    found = store.memo_get([key]).get(key)
+    if found is None and (backend.loads or getattr(backend, "engine_ready", False)):
+        found = probe()
+        store.memo_put({key: found})
+    return None if found is None else str(found)
 
 
 def systematic_failure(

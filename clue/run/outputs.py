@@ -45,7 +45,11 @@ class Run:
             results_report.write_json(path, done.record.to_json())
         entry_file = None
         if self.session.settings.outputs.save_baseline is not None:
-            entry = self.session.baseline_entry(self.session.result(done.model, done.task))
+            generator = self.session.generator
+            generated = generator.generated(done.model, done.task)
+            entry = self.session.references.baseline_entry(
+                generator.result(done.model, done.task), generated.probe_scores, generated.reference_scores
+            )
             self.entries[(done.task, done.model)] = entry
             if self.files:  # an xdist worker's entries reach the controller as files
                 entry_path = results_report.result_path(self.reports_dir, done.task, done.case, ".baseline-entry")

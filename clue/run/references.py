@@ -4,7 +4,6 @@ check (a model whose next-token logits are its reference's)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from clue import baseline
@@ -12,7 +11,7 @@ from clue.errors import ClueError
 from clue.models.matrix import ModelSpec
 from clue.records import BaselineEntry
 from clue.run.catalog import DataCatalog
-from clue.run.contamination import ProbeScores
+from clue.run.contamination.scores import ProbeScores
 from clue.run.plan import CasePlan
 from clue.types import TaskResult
 from clue.util.pseudonyms import hash_id
@@ -21,44 +20,42 @@ PROBE_COUNT = 3  # the weights probe's fixed prompts (clue.run.generator records
 
 
 class References:
-    def __init__(
-        self,
-        plan: CasePlan,
-        catalog: DataCatalog,
-        result_of: Callable[[str, str], TaskResult],
-        probes: dict[str, str],
-        probe_scores: Mapping[tuple[str, str], ProbeScores],
-        reference_scores: Mapping[tuple[str, str], ProbeScores | str],
-    ):
+    """What a case is compared with. It knows the plan (the stored baselines) and the data, nothing of the
+    generator: what generating produced (a base model's result, the weights probes, the probe scores) is handed to
+    each method."""
+
+    def __init__(self, plan: CasePlan, catalog: DataCatalog):
         self.plan = plan
         self.catalog = catalog
-        self.result_of = result_of  # (model, task) -> its result in this run: a live base's
-        self.probes = probes  # model -> its weights probe (filled while models generate)
-        self.probe_scores = probe_scores  # (model, task) -> its contamination probe scores (filled likewise)
-        self.reference_scores = reference_scores  # likewise, of the --clue-contamination-reference items
 
-    def baseline_entry(self, result: TaskResult) -> BaselineEntry:
-        """This run's baseline entry for a result: what --clue-save-baseline writes and a stored one must match."""
+    def baseline_entry(
+        self,
+        result: TaskResult,
+        probe_scores: ProbeScores | None = None,
+        reference_scores: ProbeScores | str | None = None,
+    ) -> BaselineEntry:
+        """This run's baseline entry for a result: what --clue-save-baseline writes (with the model's contamination
+        probe scores, when given) and a stored one must match."""
         task = self.catalog.task(result.task)
         data = self.catalog.data(task)
         assert data is not None  # the result exists, so the data did
         protocol = {**task.protocol(), "few_shot_ids": [hash_id(task.name, s.id) for s in data.shots]}
         entry = baseline.entry(result, protocol=protocol, prompts=self.catalog.prompt_hashes(result.task))
-        scores = self.probe_scores.get((result.model, result.task))
-        unseen = self.reference_scores.get((result.model, result.task))
         return replace(
             entry,
-            contamination=scores.for_baseline() if scores else None,
-            contamination_reference=unseen.for_baseline() if isinstance(unseen, ProbeScores) else None,
+            contamination=probe_scores.for_baseline() if probe_scores else None,
+            contamination_reference=(
+                reference_scores.for_baseline() if isinstance(reference_scores, ProbeScores) else None
+            ),
         )
 
-    def reference(self, case: ModelSpec, result: TaskResult) -> baseline.Reference | None:
-        """What this case compares `result` with: its base model's result (generated in this run) or a stored
-        baseline's scores, refused (ClueError naming every difference) when the baseline measured something else.
-        None for a reference case."""
+    def reference(self, case: ModelSpec, result: TaskResult, base: TaskResult | None) -> baseline.Reference | None:
+        """What this case compares `result` with: its base model's result in this run (`base`, for a case with a
+        base) or a stored baseline's scores, refused (ClueError naming every difference) when the baseline measured
+        something else. None for a reference case."""
         if case.base:
-            reference = baseline.Reference.from_result(self.result_of(case.base, result.task))
-            return reference.restrict([s.sample_id for s in result.samples])
+            assert base is not None and base.model == case.base, "a case with a base is compared with its result"
+            return baseline.Reference.from_result(base).restrict([s.sample_id for s in result.samples])
         if not case.baselines:
             return None
         files = self.plan.baseline_files
@@ -80,12 +77,14 @@ class References:
             )
         return baseline.reference(stored, current, ref.label, [s.sample_id for s in result.samples])
 
-    def weights_check(self, case: ModelSpec, reference: baseline.Reference | None) -> tuple[str, str | None]:
-        """Whether the case's model computes its reference's function (equal weights probes): "identical" with the
-        failure message (the adapter or the new weights were not applied), "differs", or "not checked" when either
-        probe is unknown (an engine without one, a baseline saved before probes, nothing loaded and none stored)."""
-        mine = self.probes.get(case.name)
-        theirs = self.probes.get(case.base) if case.base else (reference.probe if reference else None)
+    def weights_check(
+        self, case: ModelSpec, reference: baseline.Reference | None, mine: str | None, base: str | None
+    ) -> tuple[str, str | None]:
+        """Whether the case's model computes its reference's function (equal weights probes: `mine`, and `base`, its
+        base model's in this run, or its stored baseline's): "identical" with the failure message (the adapter or
+        the new weights were not applied), "differs", or "not checked" when either probe is unknown (an engine
+        without one, a baseline saved before probes, nothing loaded and none stored)."""
+        theirs = base if case.base else (reference.probe if reference else None)
         if mine is None or theirs is None:
             return "not checked", None
         if mine != theirs:

@@ -2,11 +2,11 @@
 (`clue.statistics.decision`).
 
 Each scenario draws paired per-sample scores for one test case with a known true change, runs `decide` on them,
-and counts verdicts. Used by `benchmarks/perf/gate_calibration.py` (the table in docs/performance.md) and by a
+and counts verdicts. Used by `studies/gate_calibration.py` (the table in studies/README.md) and by a
 small CI test of the family-wise error rate. The shapes follow the tasks: several correlated continuous metrics
 (MeQSum, Problem Summary, MeDiSumQA), a binary accuracy with few disagreements (MedNLI), skewed continuous gains
 from failed samples. `adapted_items` draws the contamination diagnostic's scores for the same purpose
-(`benchmarks/perf/contamination_reference.py`, tests/test_contamination.py).
+(`studies/contamination_reference.py`, tests/run/test_contamination.py).
 """
 
 from __future__ import annotations

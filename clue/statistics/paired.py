@@ -332,7 +332,7 @@ def paired_bootstrap(
 
 
 # -- binary: Tango's score interval ------------------------------------------------------------------------------
-CONTINUITY = 0.5  # on the discordant-count difference: measured to keep both sides at <= alpha (docs/performance.md)
+CONTINUITY = 0.5  # on the discordant-count difference: measured to keep both sides at <= alpha (studies/README.md)
 
 
 def tango_statistic(better: int, worse: int, n: int, delta: float, correction: float = CONTINUITY) -> float:

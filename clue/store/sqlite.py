@@ -1,5 +1,6 @@
 """The generation store (SQLite only): every generation is persisted as soon as it exists, keyed on everything
-that determines it (clue/store/fingerprint.py builds the keys; clue/run/stored.py drives a backend through the store).
+that determines it (clue/store/fingerprint.py builds the keys; clue/run/store_loop.py drives a backend through the
+store).
 
 The key hashes the model fingerprint (weight files' content hashes for local folders, the revision for hub ids),
 the tokenizer and chat template, the backend and engine version, the generation settings that change outputs, and
