@@ -121,12 +121,8 @@ def against_baseline(live: Run, smollm2: Files, tmp_path_factory: pytest.TempPat
     folder = tmp_path_factory.mktemp("real-baseline")
     (folder / "cache").symlink_to(live.folder / "cache")
     matrix = "\n".join(live_matrix(smollm2).split("\n\n")[1:]).replace('base = "smollm2"\n', "")
-    yield run_suite(
-        folder,
-        matrix,
-        "--clue-baseline",
-        f"{live.folder / 'baseline.json'}#smollm2",
-    )
+    off = ("--clue-contamination", "off")  # as in the live run: its baseline carries no probe scores
+    yield run_suite(folder, matrix, "--clue-baseline", f"{live.folder / 'baseline.json'}#smollm2", *off)
 
 
 def test_a_saved_baseline_gives_the_live_verdicts_without_loading_a_model(live: Run, against_baseline: Run) -> None:
