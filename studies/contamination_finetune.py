@@ -31,7 +31,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.helpers.child_suite import MEQSUM, run_suite, write_meqsum  # noqa: E402
+from tests.helpers import MEQSUM  # noqa: E402
+from tests.helpers.child_suite import run_suite, write_meqsum  # noqa: E402
 
 INSTRUCTION = "Summarize this consumer health question as one short question.\n\n"
 

@@ -10,6 +10,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_DATA = REPO / "fixtures" / "data"
+# MeQSum is public (CC BY 4.0): the real file, where the workspace keeps it beside the repository
+MEQSUM = REPO.parent / "shared" / "data" / "MeQSum" / "MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx"
+needs_meqsum = pytest.mark.skipif(not MEQSUM.is_file(), reason=f"real MeQSum data not found at {MEQSUM}")
 
 
 def write_replay_matrix(directory: Path, outputs: dict[str, list[dict[str, str]]]) -> None:

@@ -68,9 +68,6 @@ def run_suite(folder: Path, matrix: str, *options: str, env: dict[str, str] | No
     return Run(folder, done.stdout + done.stderr, done.returncode)
 
 
-MEQSUM = REPO.parent / "shared" / "data" / "MeQSum" / "MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx"
-
-
 def write_meqsum(path: Path, samples: list[Any]) -> Path:
     """`samples` as a MeQSum workbook (File, CHQ, Summary), under their own ids."""
     import openpyxl

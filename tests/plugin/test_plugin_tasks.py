@@ -9,8 +9,7 @@ import pytest
 
 from clue.tasks import get_task
 from clue.types import Sample
-from tests.helpers import FIXTURE_DATA, REPO, junit_suite_properties, write_replay_matrix
-from tests.tasks.test_text_tasks import MEQSUM, needs_meqsum
+from tests.helpers import FIXTURE_DATA, MEQSUM, REPO, junit_suite_properties, needs_meqsum, write_replay_matrix
 
 pytest_plugins = ["pytester"]
 

@@ -17,10 +17,7 @@ from clue.models.tiny import bertscore_stand_in
 from clue.tasks import get_task
 from clue.tasks.problem_summary import clean_summary
 from clue.types import Generation
-from tests.helpers import FIXTURE_DATA, REPO
-
-MEQSUM = REPO.parent / "shared" / "data" / "MeQSum" / "MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx"
-needs_meqsum = pytest.mark.skipif(not MEQSUM.is_file(), reason=f"real MeQSum data not found at {MEQSUM}")
+from tests.helpers import FIXTURE_DATA, MEQSUM, REPO, needs_meqsum
 
 
 def write_xlsx(path: Path, rows: list[list[object]]) -> Path:

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import REPO
-from tests.helpers.child_suite import MEQSUM, run_suite
+from tests.helpers import MEQSUM, REPO
+from tests.helpers.child_suite import run_suite
 
 pytestmark = pytest.mark.real_model
 
