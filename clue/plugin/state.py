@@ -12,10 +12,8 @@ from clue.models.matrix import ModelSpec
 from clue.run.outputs import Run
 from clue.run.session import ClueSession
 
-session_key = pytest.StashKey[ClueSession]()
-
-
-run_key = pytest.StashKey[Run]()
+session_key = pytest.StashKey[ClueSession]()  # the run's session, in the config's stash
+run_key = pytest.StashKey[Run]()  # its files, likewise
 
 
 def session_of(config: pytest.Config) -> ClueSession:
