@@ -9,8 +9,9 @@ for case in run.results:
 
 from __future__ import annotations
 
+import difflib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,13 +67,15 @@ def evaluate(
     refused = sorted(set(options) & set(NOT_HERE))
     if refused:
         raise ConfigError(f"clue.evaluate(): {refused[0]}= is not taken here: {NOT_HERE[refused[0]]}")
-    if isinstance(options.get("data"), Mapping):
-        options["data"] = [f"{task}={file}" for task, file in options["data"].items()]
-    layers = [Layer("evaluate()", options, Path.cwd()), Layer("[tool.clue]", tool_clue(rootpath), rootpath)]
+    layers = [
+        Layer("evaluate()", options, Path.cwd(), "python"),
+        Layer(f"{rootpath / 'pyproject.toml'} [tool.clue]", tool_clue(rootpath), rootpath, "toml"),
+    ]
+    names = _named("task", tasks, task_names()) if tasks is not None else task_names()
     session = ClueSession(settings_from(rootpath, layers))
+    chosen = _named("case", cases, list(session.plan.cases)) if cases is not None else None
     session.plan.check_models()
-    selected = [c for i, c in session.plan.cases.items() if cases is None or i in cases]
-    names = list(tasks) if tasks is not None else task_names()
+    selected = [c for i, c in session.plan.cases.items() if chosen is None or i in chosen]
     for case in selected:
         for name in names:
             session.plan.need(case, name)
@@ -91,6 +94,20 @@ def evaluate(
     finally:
         session.close()
     return out
+
+
+def _named(what: str, given: Any, known: list[str]) -> list[str]:
+    """`tasks=` or `cases=` as a list of known names (one name may be given alone); an unknown one is a ConfigError
+    with the nearest known name: a typo must not return an empty run that reads as "nothing regressed"."""
+    items = [given] if isinstance(given, str) else given
+    if not isinstance(items, Sequence) or not all(isinstance(item, str) for item in items):
+        raise ConfigError(f"clue.evaluate(): {what}s= expects a list of {what} names, got {given!r}")
+    for item in items:
+        if item not in known:
+            near = difflib.get_close_matches(item, known, n=1, cutoff=0.6)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ConfigError(f"clue.evaluate(): no {what} {item!r}{hint}; {what}s: {', '.join(known)}")
+    return list(items)
 
 
 def _run_case(session: ClueSession, out: Evaluation, case: ModelSpec, name: str) -> CaseResult | None:

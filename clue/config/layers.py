@@ -6,11 +6,12 @@ the rootdir for configuration files). Each raw value is read and checked here, n
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from clue.config.sections import BERTSCORE_DEFAULT_MODEL, SECTIONS, Settings, default_cpu_threads
 from clue.config.table import Option, collect_options, section_types
@@ -35,65 +36,108 @@ def tool_clue(rootpath: Path) -> dict[str, Any]:
     return table if isinstance(table, dict) else {}
 
 
-def _convert(name: str, value: Any, kind: Any) -> Any:
+def _convert(where: str, value: Any, kind: Any) -> Any:
     """A number from a layer's value (a string from the command line or ini, a number from TOML or Python);
     a value that is not one, not finite, or an int option given a fraction is a ConfigError, never truncated."""
     try:
         if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
             raise ValueError
-        number = kind(value)
+        number = kind(value.strip() if isinstance(value, str) else value)
         if not math.isfinite(number):
             raise ValueError
         return number
     except (TypeError, ValueError, OverflowError):
-        raise ConfigError(f"clue option {name}: {value!r} is not a valid {kind.__name__}") from None
+        noun = "an integer" if kind is int else "a finite number"
+        raise ConfigError(f"{where} expects {noun}, got {_shown(value)}") from None
 
 
-def _flag(value: Any) -> bool:
-    return bool(value) and str(value).lower() not in ("false", "0", "no")
+def _shown(value: Any) -> str:
+    """A raw value as an error names it: its type and (shortened) text."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
-def _on_off(name: str, value: Any) -> bool:
-    text = str(value).strip().lower()
-    if text in ("on", "true", "1", "yes"):
-        return True
-    if text in ("off", "false", "0", "no"):
-        return False
-    raise ConfigError(f"{name} expects on or off, got {value!r}")
+ON_OFF = {"on": True, "true": True, "off": False, "false": False}  # an on|off option's spellings, any case
 
 
 def _margins(layers: Sequence[Layer]) -> tuple[float | None, dict[str, float]]:
     """The global margin and per-metric margins, merged key by key from the lowest layer up ([tool.clue]'s `margin`
     and `[tool.clue.margins]`, then ini `clue_margin` lines, then --clue-margin): a higher layer overrides only the
-    keys it sets."""
+    keys it sets; one layer setting the global margin twice, or one metric twice, is refused (which would win?)."""
     margin: float | None = None
     margins: dict[str, float] = {}
     for layer in reversed(layers):
-        for key, value in (layer.values.get("margins") or {}).items():
-            margins[str(key)] = _convert(f"{layer.label} margins {key}", value, float)
-        items = layer.values.get("margin")
-        for item in items if isinstance(items, list) else [items]:
-            if item is None:
-                continue
-            metric, sep, text = str(item).rpartition("=")
-            if sep:
-                margins[metric.strip()] = _convert(f"{layer.label} margin {metric.strip()}", text, float)
+        table = layer.values.get("margins")
+        if table is not None and not isinstance(table, Mapping):
+            raise ConfigError(f"{layer.where('margins')} expects a table of METRIC = VALUE, got {_shown(table)}")
+        for key, value in (table or {}).items():
+            _number_given(layer, f"margins.{key}", value)
+            margins[str(key)] = _convert(layer.where(f"margins.{key}"), value, float)
+        seen: set[str | None] = set()
+        for metric, value in _margin_items(layer):
+            if metric in seen:
+                raise ConfigError(
+                    f"{layer.where('margin')}: {'the global margin' if metric is None else metric} is given twice"
+                )
+            seen.add(metric)
+            if metric is None:
+                margin = value
             else:
-                margin = _convert(f"{layer.label} margin", text, float)
-    for name, value in [("margin", margin), *margins.items()]:
-        if value is not None and (value < 0 or value != value):
-            raise ConfigError(f"clue margin {name}: must be >= 0, got {value}")
+                margins[metric] = value
+    if margin is not None and not 0 <= margin < 1:
+        raise ConfigError(f"clue margin: must be in [0, 1) (a difference on the metrics' 0-1 scale), got {margin}")
     return margin, margins
+
+
+def _margin_items(layer: Layer) -> list[tuple[str | None, float]]:
+    """A layer's `margin` values as (metric or None for the global margin, value)."""
+    items = layer.values.get("margin")
+    out: list[tuple[str | None, float]] = []
+    for item in items if isinstance(items, list | tuple) else [] if items is None else [items]:
+        if isinstance(item, str):
+            metric, sep, text = item.rpartition("=")
+            if sep and not metric.strip():
+                raise ConfigError(f"{layer.where('margin')}: {item!r} names no metric (METRIC=VALUE or VALUE)")
+            name = metric.strip() if sep else None
+            out.append((name, _convert(layer.where("margin" if name is None else f"margin {name}"), text, float)))
+        else:
+            _number_given(layer, "margin", item)
+            out.append((None, _convert(layer.where("margin"), item, float)))
+    return out
+
+
+def _number_given(layer: Layer, key: str, value: Any) -> None:
+    """A typed layer (TOML, Python) gives a number as a number: a string, a list or a table there is refused."""
+    if not layer.text and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ConfigError(f"{layer.where(key)} expects a number, got {_shown(value)}")
 
 
 @dataclass(frozen=True)
 class Layer:
     """One source of settings: option name -> value (`margins`: a per-metric table), and the folder its relative
-    paths are relative to. A value of None, "" or [] is not set."""
+    paths are relative to. A value of None, "" or [] is not set. `style` is how the layer spells an option and what
+    types it gives: "cli" and "ini" give text (pytest has converted numbers and ini booleans), "toml" and "python"
+    give typed values, which must have the option's type."""
 
     label: str  # "command line", "ini", "[tool.clue]", "evaluate()"
     values: Mapping[str, Any]
     base: Path
+    style: Literal["cli", "ini", "toml", "python"] = "python"
+
+    @property
+    def text(self) -> bool:
+        return self.style in ("cli", "ini")
+
+    def where(self, name: str) -> str:
+        """The option as this layer spells it, after the layer: `command line --clue-limit`, `ini clue_limit`,
+        `pyproject.toml [tool.clue] limit`, `evaluate() limit=`."""
+        spelled = {
+            "cli": "--clue-" + name.replace("_", "-"),
+            "ini": "clue_" + name,
+            "toml": name,
+            "python": name + "=",
+        }[self.style]
+        return f"{self.label} {spelled}"
 
 
 def _is_set(value: Any) -> bool:
@@ -134,17 +178,64 @@ def _value(opt: Option, rootpath: Path, layers: Sequence[Layer]) -> Any:
         return (rootpath / opt.default).resolve() if isinstance(opt.default, Path) else opt.default
     raw, base = source.values[opt.name], source.base
     if opt.info.parse is not None:
-        value = opt.info.parse(raw, base, opt.flag)
+        try:
+            value = opt.info.parse(_parse_input(opt, source, raw), base, opt.flag)
+        except (ValueError, OSError) as exc:  # a path the system cannot take (a NUL byte, a name too long)
+            raise ConfigError(f"{source.where(opt.name)}: {exc}") from None
         if opt.name in ("data", "contamination_reference") and source.label in _NAMED_NOW:
             _require_files(value, opt.flag)
         return value
+    return _typed(opt, source, raw, base)
+
+
+def _typed(opt: Option, layer: Layer, raw: Any, base: Path) -> Any:
+    """A plain option's value of its declared type: a boolean is a boolean (an on|off option also takes those
+    words), a number a number (text only from the command line and ini), a path or a name text; anything else is a
+    ConfigError naming the option as the layer spells it."""
+    where = layer.where(opt.name)
     if opt.kind is bool:
-        return _on_off(opt.flag, raw) if opt.info.on_off else _flag(raw)
-    if opt.kind is Path:
-        return (base / str(raw)).resolve()
+        if isinstance(raw, bool):
+            return raw
+        if opt.info.on_off and isinstance(raw, str) and raw.strip().lower() in ON_OFF:
+            return ON_OFF[raw.strip().lower()]
+        raise ConfigError(f"{where} expects {'on or off' if opt.info.on_off else 'true or false'}, got {_shown(raw)}")
     if opt.kind in (int, float):
-        return _convert(opt.name, raw, opt.kind)
-    return str(raw)
+        if not (layer.text and isinstance(raw, str)):
+            _number_given(layer, opt.name, raw)
+        return _convert(where, raw, opt.kind)
+    if opt.kind is Path and isinstance(raw, str | os.PathLike) and str(raw).strip():
+        try:
+            return (base / raw).resolve()
+        except (ValueError, OSError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    if opt.kind is str and isinstance(raw, str):
+        return raw
+    raise ConfigError(f"{where} expects {'a path' if opt.kind is Path else 'text'}, got {_shown(raw)}")
+
+
+def _parse_input(opt: Option, layer: Layer, raw: Any) -> Any:
+    """What an option with its own reader (`parse`) is handed: text, or for a repeatable one a list of text (a
+    table TASK = FILE where it takes TASK=FILE items); anything else is a ConfigError naming the option."""
+    where = layer.where(opt.name)
+    if not opt.info.repeat:
+        if isinstance(raw, str | os.PathLike):
+            return str(raw)
+        raise ConfigError(f"{where} expects text, got {_shown(raw)}")
+    if isinstance(raw, Mapping) and not layer.text:
+        raw = _pairs(where, raw)
+    items = list(raw) if isinstance(raw, list | tuple) else [raw]
+    for item in items:
+        if not isinstance(item, str | os.PathLike):
+            raise ConfigError(f"{where} expects text or a list of text, got {_shown(item)}")
+    return [str(item) for item in items]
+
+
+def _pairs(where: str, table: Mapping[Any, Any]) -> list[str]:
+    """A table TASK = FILE (a TOML table, a Python dict) as TASK=FILE items."""
+    for key, value in table.items():
+        if not isinstance(key, str) or not isinstance(value, str | os.PathLike):
+            raise ConfigError(f"{where} expects a table of TASK = FILE, got {key!r} = {_shown(value)}")
+    return [f"{key}={value}" for key, value in table.items()]
 
 
 def _derived(settings: Settings) -> Settings:
@@ -186,14 +277,23 @@ def _require_files(files: dict[str, Path], flag: str) -> None:
 
 
 def _checked_margins(layers: Sequence[Layer]) -> tuple[float | None, dict[str, float]]:
+    """The margins, each metric's known and within its scale: a margin as wide as the metric's range can never be
+    crossed, so nothing could regress."""
     margin, margins = _margins(layers)
     if margins:
-        from clue.tasks import metric_names
+        from clue.tasks import metric_specs
 
-        known = metric_names()
-        if set(margins) - known:
+        known = metric_specs()
+        if set(margins) - set(known):
             raise ConfigError(
-                f"--clue-margin: unknown metric(s) {', '.join(sorted(set(margins) - known))}; "
+                f"--clue-margin: unknown metric(s) {', '.join(sorted(set(margins) - set(known)))}; "
                 f"metrics: {', '.join(sorted(known))}"
             )
+        for name, value in margins.items():
+            spec = known[name]
+            width = 1.0 if spec.kind == "binary" else spec.bounds[1] - spec.bounds[0] if spec.bounds else math.inf
+            if not 0 <= value < width:
+                raise ConfigError(
+                    f"--clue-margin {name}: must be >= 0 and below {width:g} (the metric's range), got {value}"
+                )
     return margin, margins

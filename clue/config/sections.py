@@ -18,7 +18,7 @@ from clue.models.matrix import DTYPES
 from clue.statistics import paired as stats
 from clue.tasks.options import TaskOptions
 from clue.types import MetricSpec
-from clue.util.options import at_least, between, one_of, option
+from clue.util.options import COUNT_MAX, SEED_MAX, TOKENS_MAX, between, one_of, option
 
 BERTSCORE_DEFAULT_MODEL = "allenai/scibert_scivocab_uncased"
 
@@ -50,12 +50,18 @@ def _path_text(value: Any, base: Path, flag: str) -> str:
     return str((base / str(value)).resolve())
 
 
+ALPHA_MIN = 1e-4  # a smaller level is a tail the bootstrap cannot resolve with at most RESAMPLES_MAX resamples
+RESAMPLES_MAX = 1_000_000  # 8 MB of replicates per metric, seconds per comparison; 10**11 filled 23 GB and died
+
+
 def _alpha(value: float) -> str | None:
-    return None if 0 < value < 0.5 else f"must be between 0 and 0.5 (one-sided level), got {value}"
+    if ALPHA_MIN <= value < 0.5:
+        return None
+    return f"must be at least {ALPHA_MIN:g} and below 0.5 (a one-sided level), got {value:g}"
 
 
-def _non_negative(value: float) -> str | None:
-    return None if value >= 0 else "must be >= 0"
+def _top_p(value: float) -> str | None:
+    return None if 0 < value <= 1 else f"must be above 0 and at most 1 (a probability mass), got {value:g}"
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ class ModelOptions:
         None,
         "context length for --clue-model/--clue-base-model",
         metavar="TOKENS",
+        check=between(1, TOKENS_MAX),
         shown="the model config's",
     )
 
@@ -118,11 +125,13 @@ class DataOptions:
         None,
         "score only the first N samples of each task after the few-shot split (quick runs)",
         metavar="N",
-        check=at_least(1),
+        check=between(1, COUNT_MAX),
         shown="every sample",
     )
     fewshot_seed: int = option(
-        1, "seed of the few-shot shuffle: 1 is CLUE's split (random.seed(1); random.shuffle(data))"
+        1,
+        "seed of the few-shot shuffle: 1 is CLUE's split (random.seed(1); random.shuffle(data))",
+        check=between(0, SEED_MAX),
     )
 
 
@@ -206,16 +215,21 @@ class GateOptions:
         100,
         "with --clue-sequential: units (samples, or LongHealth questions) between looks",
         metavar="N",
-        check=at_least(1),
+        check=between(1, COUNT_MAX),
     )
-    resamples: int = option(stats.DEFAULT_RESAMPLES, "bootstrap resamples for continuous metrics", check=at_least(1))
+    resamples: int = option(
+        stats.DEFAULT_RESAMPLES, "bootstrap resamples for continuous metrics", check=between(100, RESAMPLES_MAX)
+    )
     min_samples: int = option(
         stats.DEFAULT_MIN_SAMPLES,
         "fewer independent units than this (paired samples, or clusters where a task repeats a question) make a "
         "comparison inconclusive",
+        check=between(1, COUNT_MAX),
     )
     bootstrap_seed: int = option(
-        1, "seed of the bootstrap resamples: changes confidence intervals only, never the stored generations"
+        1,
+        "seed of the bootstrap resamples: changes confidence intervals only, never the stored generations",
+        check=between(0, SEED_MAX),
     )
     contamination: str = option(
         "report",
@@ -229,21 +243,21 @@ class GateOptions:
         200,
         "samples per task the contamination diagnostic scores (the first N of the seeded order)",
         metavar="N",
-        check=at_least(10),
+        check=between(10, COUNT_MAX),
     )
     contamination_margin: float = option(
         0.35,
         "a case is flagged when the lower confidence bound of its mean contamination statistic (gain over the base "
         "on the exact answer minus the gain on its neighbours, nats per token) exceeds this",
         metavar="NATS",
-        check=_non_negative,
+        check=between(0, 100),
     )
     contamination_item_threshold: float = option(
         0.5,
         "an item looks memorised when its own contamination statistic (nats per token) exceeds this: the share of "
         "such items is reported",
         metavar="NATS",
-        check=_non_negative,
+        check=between(0, 100),
     )
     contamination_reference: dict[str, Path] = option(
         {},
@@ -270,15 +284,17 @@ class GenerationOptions:
     """How outputs are generated (decoding is part of the store's key) and on what."""
 
     temperature: float = option(
-        0.0, "sampling temperature; 0 means greedy decoding (CLUE's scripts used 1.0)", check=_non_negative
+        0.0, "sampling temperature; 0 means greedy decoding (CLUE's scripts used 1.0)", check=between(0, 10)
     )
-    top_p: float = option(1.0, "nucleus sampling top-p, used when temperature > 0")
-    seed: int = option(1, "sampling seed when --clue-temperature > 0 (part of the generation store's key)")
+    top_p: float = option(1.0, "nucleus sampling top-p, used when temperature > 0", check=_top_p)
+    seed: int = option(
+        1, "sampling seed when --clue-temperature > 0 (part of the generation store's key)", check=between(0, SEED_MAX)
+    )
     batch_size: int = option(
         8,
         "prompts per batch for a third-party engine that batches with padding; clue's own engines do not use it: "
         "transformers runs each prompt alone, vLLM and servers schedule their own batches",
-        check=at_least(1),
+        check=between(1, 65536),
     )
     max_failed_share: float = option(
         0.05,
@@ -298,7 +314,7 @@ class GenerationOptions:
         "sets each worker's share), else half the cores, at least 1: measured on a 2-core machine, 2 threads were "
         "no faster than 1 when idle and 3.3x slower when another job shared the machine (docs/performance.md)",
         metavar="N",
-        check=at_least(1),
+        check=between(1, 4096),
         shown="OMP_NUM_THREADS, else half the cores",
     )
     gpus: str = option(
@@ -330,10 +346,12 @@ class ScoringOptions:
     )
     bertscore_layers: int | None = option(
         None,
-        "which hidden layer BERTScore uses (required for models bert-score does not know)",
+        "which hidden layer BERTScore uses (required for models bert-score does not know; at most the model's layers, "
+        "checked when it loads)",
+        check=between(1, 1024),
         shown="8 for SciBERT",
     )
-    bertscore_batch_size: int = option(64, "BERTScore batch size")
+    bertscore_batch_size: int = option(64, "BERTScore batch size", check=between(1, 65536))
     umls_spacy_model: str = option(
         "en_core_sci_sm",
         "spaCy/scispacy pipeline for UMLS-entity F1 ('ruler' builds an offline EntityRuler from the "

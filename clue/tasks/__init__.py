@@ -12,6 +12,7 @@ from clue.tasks.registry import TASKS
 
 if TYPE_CHECKING:
     from clue.tasks.base import Task
+    from clue.types import MetricSpec
 
 REGISTRY = TASKS.builtin  # CLUE's own tasks, in the paper's order
 
@@ -26,6 +27,15 @@ def get_task(name: str) -> Task:
 def task_names() -> list[str]:
     """Every task: CLUE's own, then installed ones."""
     return TASKS.names()
+
+
+def metric_specs() -> dict[str, MetricSpec]:
+    """Every metric a registered task can report, by name, from the tasks' definitions alone (no metric model is
+    built): what per-metric options are checked against (a margin within the metric's range)."""
+    from clue.metrics.extra import installed
+
+    specs = {spec.name: spec for name in task_names() for spec in get_task(name).metrics(None)}
+    return specs | {m.spec.name: m.spec for m in installed()}
 
 
 def metric_names() -> set[str]:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clue.util.options import option
+from clue.util.options import TOKENS_MAX, option
 
 __all__ = ["REFERENCE_MAX_TOKENS", "TaskOptions"]
 
 REFERENCE_MAX_TOKENS = 8140  # CLUE's scripts/launch_scripts/run_LongHealth8k.sh: --max_len 8140
 
 
-def _non_negative(value: int) -> str | None:
-    return None if value >= 0 else "must be >= 0 (0: the model's context only)"
+def _budget(value: int) -> str | None:
+    return None if 0 <= value <= TOKENS_MAX else f"must be between 0 (the model's context only) and {TOKENS_MAX}"
 
 
 @dataclass(frozen=True)
@@ -24,5 +24,5 @@ class TaskOptions:
         "LongHealth's prompt budget in tokens (system prompt, instructions, question, options and documents; the "
         "model's context still applies); the default is CLUE's run_LongHealth8k.sh; 0 = the model's context",
         metavar="TOKENS",
-        check=_non_negative,
+        check=_budget,
     )

@@ -42,7 +42,16 @@ def at_least(low: float) -> Check:
 
 
 def between(low: float, high: float) -> Check:
-    return lambda value: None if low <= value <= high else f"must be between {low:g} and {high:g}, got {value}"
+    """Inclusive bounds (None, an unset optional value, passes): every number an option takes has both, the upper
+    one what a machine can hold or what the quantity can mean (a count of 10**11 resamples is a typo, not a wish)."""
+    return lambda value: (
+        None if value is None or low <= value <= high else f"must be between {low:g} and {high:g}, got {value:g}"
+    )
+
+
+SEED_MAX = 2**32 - 1  # numpy's and the engines' seeds are 32-bit
+COUNT_MAX = 10**8  # samples, items, units: more than any data set holds
+TOKENS_MAX = 2**24  # a context length no model has
 
 
 def one_of(choices: tuple[str, ...]) -> Check:

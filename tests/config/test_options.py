@@ -43,7 +43,7 @@ def test_an_option_added_to_a_section_is_a_flag_an_ini_key_a_tool_clue_key_and_a
 
     help_text = " ".join(pytester.runpytest("--help").stdout.str().split())
     assert "--clue-warmup-prompts=N prompts run before the timed ones (default: 3)" in help_text
-    assert "clue_warmup_prompts (string): default for --clue-warmup-prompts" in help_text
+    assert "clue_warmup_prompts (int): default for --clue-warmup-prompts" in help_text
 
     def warmup(*args: str) -> Any:
         section: Any = resolve(pytester.parseconfig(*args)).generation  # the extended section
@@ -111,7 +111,16 @@ def test_a_number_is_taken_or_refused_naming_the_flag(opt: config.Option, value:
     try:
         settings = settings_from(Path("/tmp"), [Layer("evaluate()", {opt.name: value}, Path("/tmp"))])
     except ConfigError as exc:
-        assert str(exc).startswith(opt.flag) or f"clue option {opt.name}" in str(exc), str(exc)
+        assert str(exc).startswith(opt.flag) or f"evaluate() {opt.name}=" in str(exc), str(exc)
         return
     got = getattr(getattr(settings, opt.section), opt.name)
     assert got == opt.kind(value) or (opt.name == "cpu_threads" and value == 0)
+
+
+@pytest.mark.parametrize("opt", NUMBERS_ALL := [o for o in OPTIONS if o.kind in (int, float)], ids=lambda o: o.name)
+def test_every_number_has_a_range_with_both_ends(opt: config.Option) -> None:
+    """A count of 10**11 resamples grew a process to 23 GB: every number an option takes is bounded above and
+    below by what it can mean, checked at start-up."""
+    assert opt.info.check is not None, f"{opt.name} takes any number"
+    assert opt.info.check(10**12) is not None, f"{opt.name} has no upper bound"
+    assert opt.info.check(-1) is not None, f"{opt.name} takes a negative number"
