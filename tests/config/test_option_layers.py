@@ -154,9 +154,9 @@ def test_every_option_from_the_command_line_and_ini_is_read_as_written_or_refuse
     elif opt.kind is bool and not ini and opt.action == "store_true":
         assert value is True
     elif raw.strip() and opt.name not in ("margin", "cpu_threads") and opt.info.parse is None:
-        style = "ini" if ini else "cli"
+        layer = Layer("x", {}, pytester.path, "ini" if ini else "cli")
         written = raw.strip() if ini or opt.kind in (int, float) else raw  # an ini value is stripped
-        _reading_is_faithful(opt, written, value, Layer("x", {}, pytester.path, style))
+        _reading_is_faithful(opt, written, value, layer)
 
 
 def test_a_boolean_written_as_a_word_is_refused_in_tool_clue_and_evaluate(pytester: pytest.Pytester) -> None:
