@@ -127,7 +127,10 @@ class OpenAIServerBackend:
         self.retries = 0
         tokenizer = spec.tokenizer or location
         self.chat: ChatTokenizer | None = None if tokenizer == "none" else ChatTokenizer(spec, tokenizer)
+        # `_stop` ends one call's work (a fatal answer, Ctrl-C, the call's end) and is cleared when the next begins;
+        # `_closed` ends the backend's: a probe scored after a generation batch must not find the batch's stop set
         self._stop = threading.Event()
+        self._closed = threading.Event()
         self._lock = threading.Lock()
 
     # -- identity -----------------------------------------------------------------------------------------------
@@ -171,7 +174,13 @@ class OpenAIServerBackend:
         return self.chat
 
     def close(self) -> None:
+        self._closed.set()
         self._stop.set()
+
+    def _begin(self) -> None:
+        """A call's start: the previous call's stop no longer applies (a closed backend stays closed)."""
+        if not self._closed.is_set():
+            self._stop.clear()
 
     # -- generation ---------------------------------------------------------------------------------------------
     def generate(
@@ -184,7 +193,7 @@ class OpenAIServerBackend:
     ) -> list[Generation]:
         from tqdm.auto import tqdm
 
-        self._stop.clear()
+        self._begin()
         results: dict[int, Generation] = {}
         jobs = self._jobs(prompts, results, on_result)
 
@@ -295,6 +304,7 @@ class OpenAIServerBackend:
         on_result: Callable[[int, ScoredTargets], None] | None = None,
     ) -> list[ScoredTargets]:
         """Prompt log-probabilities through `/v1/completions` with echo, where the entry allows it (`EchoScores`)."""
+        self._begin()
         return EchoScores(self).score(requests, desc or f"{self.spec.name}: scoring answers", on_result)
 
     def _post(self, payload: dict[str, Any], route: str, parse: Callable[[dict[str, Any], float], _T]) -> _T:
@@ -307,6 +317,8 @@ class OpenAIServerBackend:
             headers["Authorization"] = f"Bearer {key}"
         last, transport = "", True
         for attempt in range(self.options.max_retries + 1):
+            if self._closed.is_set():
+                raise _RequestFailed("the backend was closed", transport=True)
             if self._stop.is_set():
                 raise _RequestFailed("run stopped", transport=True)
             with self._lock:
@@ -424,13 +436,30 @@ def _parse(data: dict[str, Any], latency: float) -> _Answer:
     if not isinstance(text, str):
         raise TypeError(f"message content is {type(text).__name__}, not a string")
     usage = data.get("usage") or {}
+    if not isinstance(usage, dict):
+        raise TypeError(f"usage is {type(usage).__name__}, not an object")
     return _Answer(
         text,
         str(choice.get("finish_reason") or "stop"),
-        usage.get("prompt_tokens"),
-        usage.get("completion_tokens"),
+        _token_count(usage, "prompt_tokens"),
+        _token_count(usage, "completion_tokens"),
         latency,
     )
+
+
+TOKENS_MAX = 2**24  # more tokens than any context holds: a count past it is not one
+
+
+def _token_count(usage: dict[str, Any], field: str) -> int | None:
+    """A usage count as a number of tokens (None: the server gave none). A count that is negative, fractional,
+    not finite, huge or not a number is a malformed answer naming the field (retried, then the sample fails), never a
+    negative rate in the progress line or the results."""
+    value = usage.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= TOKENS_MAX:
+        raise ValueError(f"usage.{field} is {value!r}, not a count of tokens")
+    return value
 
 
 def chat_payload(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -249,3 +250,45 @@ def test_ctrl_c_returns_promptly_and_keeps_what_was_stored() -> None:
         stragglers = [t for t in threading.enumerate() if t.name.startswith("clue-openai") and not t.daemon]
         assert not stragglers  # nothing the interpreter would wait for at exit
     signal.signal(signal.SIGINT, previous)
+
+
+def test_a_server_s_usage_counts_are_counts_of_tokens_or_the_answer_is_malformed() -> None:
+    """A server's answer is data too: usage counts that are negative, fractional, NaN, huge or text were recorded
+    (or failed as a TypeError with no name; "-2013.4 tokens/s" in the progress line). Each hostile count is refused
+    naming the field (the sample fails after retries); a valid one is kept as given."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    count = st.one_of(
+        st.none(),
+        st.integers(-(2**40), 2**40),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=4),
+        st.booleans(),
+        st.lists(st.integers(), max_size=2),
+    )
+    answer: dict[str, object] = {}
+
+    def respond(messages: list[dict[str, str]], max_tokens: int, temperature: float, seed: int) -> tuple[Any, ...]:
+        return "an answer", "stop", answer["prompt"], answer["completion"]
+
+    with FakeOpenAIServer(respond) as server:
+        backend = server_backend(server.base_url, max_retries=0)
+
+        @settings(max_examples=60, deadline=None)
+        @given(count, count)
+        def check(prompt_tokens: object, completion_tokens: object) -> None:
+            answer.update(prompt=prompt_tokens, completion=completion_tokens)
+            (got,) = backend.generate(prompts(1), GenerationSettings())
+            valid = [
+                v is None or (type(v) is int and 0 <= v <= openai_server.TOKENS_MAX)
+                for v in (prompt_tokens, completion_tokens)
+            ]
+            if all(valid):
+                assert got.error is None, got.error
+                assert got.completion_tokens == (completion_tokens or 0) and got.prompt_tokens >= 0
+            else:
+                field = "usage.prompt_tokens" if not valid[0] else "usage.completion_tokens"
+                assert got.error is not None and field in got.error and server.base_url in got.error, got.error
+
+        check()

@@ -395,6 +395,34 @@ def test_a_server_s_echoed_prompt_logprobs_give_the_transformers_backend_s_score
         assert [s.logprob for s in g.scores] == pytest.approx([s.logprob for s in e.scores], abs=1e-4)
 
 
+def test_a_server_scores_probes_after_it_generated_in_the_same_run(tiny_model_dir: Path) -> None:
+    """The defect: the request pool's stop flag, set when a generation batch ended, stayed set, so every probe
+    request of a run that also generated failed "run stopped" and the diagnostic never ran through a server. A
+    closed backend still refuses work."""
+    from clue.backends.openai_server import OpenAIServerBackend
+    from clue.models.matrix import ModelSpec
+    from clue.types import ChatMessage, GenerationSettings, Prompt, TargetRequest
+    from tests.helpers.openai_server import FakeOpenAIServer, tiny_model_echo
+
+    chat = (ChatMessage("user", "My knee hurts when I run. What should I do?"),)
+    prompts = [Prompt("t", f"s{i}", chat, 4) for i in range(2)]
+    requests = [TargetRequest(p, ("What helps knee pain when running?", "What helps knee ache?")) for p in prompts]
+    with FakeOpenAIServer(echo=tiny_model_echo(tiny_model_dir)) as server:
+        spec = ModelSpec.of(
+            "served", path="served", backend="openai", base_url=server.base_url, tokenizer=str(tiny_model_dir),
+            prompt_logprobs=True, max_retries=0,
+        )  # fmt: skip
+        backend = OpenAIServerBackend(spec, "served")
+        generated = backend.generate(prompts, GenerationSettings())
+        scored = backend.score_targets(requests)
+        again = backend.generate(prompts, GenerationSettings())
+        backend.close()
+        closed = backend.score_targets(requests[:1])
+    assert all(g.error is None for g in [*generated, *again])
+    assert all(s.error is None and len(s.scores) == 2 for s in scored), [s.error for s in scored]
+    assert closed[0].error is not None and "closed" in closed[0].error
+
+
 def test_a_server_without_prompt_logprobs_is_asked_once_and_said_to_be_unable(tiny_model_dir: Path) -> None:
     from clue.backends.openai_server import OpenAIServerBackend
     from clue.models.matrix import ModelSpec

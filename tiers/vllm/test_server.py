@@ -97,10 +97,12 @@ def test_a_server_killed_mid_run_and_restarted_resumes_from_the_store(
 
 def test_the_server_s_echoed_prompt_logprobs_are_the_engine_s(server: Server, models: Models) -> None:
     """The contamination diagnostic through `vllm serve`: `/v1/completions` with echo and logprobs on clue's token
-    ids gives the transformers backend's numbers."""
+    ids gives the transformers backend's numbers, on a backend that has generated first, as a run's has (a stop flag
+    left set by the generation batch once failed every probe "run stopped")."""
     from clue.backends.openai_server import OpenAIServerBackend
     from clue.backends.transformers import TransformersBackend
     from clue.models.matrix import ModelSpec
+    from clue.types import GenerationSettings
     from tiers.vllm.test_engine import probe_requests, target_scores
 
     requests = probe_requests(3)
@@ -114,6 +116,9 @@ def test_the_server_s_echoed_prompt_logprobs_are_the_engine_s(server: Server, mo
         served_name="smollm2",
         prompt_logprobs=True,
     )
-    got = target_scores(OpenAIServerBackend(spec, str(models.hf)), requests)
+    backend = OpenAIServerBackend(spec, str(models.hf))
+    (first,) = backend.generate([requests[0].prompt], GenerationSettings())
+    assert first.error is None, first.error
+    got = target_scores(backend, requests)
     for ours, theirs in zip(got, expected, strict=True):
         assert ours == pytest.approx(theirs, abs=2e-2)
