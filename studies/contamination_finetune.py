@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def experiment(folder: Path, probed: int, epochs: int) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     from clue.models import smollm2
+    from clue.run.contamination.probes import probed_samples
     from clue.tasks import get_task
 
     task = get_task("meqsum")
@@ -67,20 +68,21 @@ def experiment(folder: Path, probed: int, epochs: int) -> tuple[dict[str, Any], 
     other, unseen = shuffled[500 : 500 + probed], unique[:probed]  # taken out of the test file: never probed
     held_out = {s.id for s in (*other, *unseen)}
     test_file = write_meqsum(folder / "test.xlsx", [s for s in everything if s.id not in held_out])
-    _, scored = task.split(task.load(test_file), 1)
+    probed_items = probed_samples(task, test_file, probed)  # the file's fixed probe order (not the run's limit)
 
     def pairs(samples: list[Any]) -> list[tuple[str, str]]:
         return [(INSTRUCTION + str(s.fields["CHQ"])[:1500], str(s.reference)) for s in samples]
 
     base = smollm2.hf_model(REPO / ".clue-cache")
     print(f"training two adapters: {probed} items x {epochs} epochs each", flush=True)
-    trained = smollm2.train_lora(base, pairs(scored[:probed]), folder / "trained", epochs=epochs, seed=0)
+    trained = smollm2.train_lora(base, pairs(probed_items), folder / "trained", epochs=epochs, seed=0)
     adapted = smollm2.train_lora(base, pairs(other), folder / "adapted", epochs=epochs, seed=0)
     matrix = f'[models.smollm2]\npath = "{base}"\ndtype = "float32"\n\n' + "".join(
         f'[models.{name}]\npath = "{base}"\nadapter = "{adapter}"\ndtype = "float32"\nbase = "smollm2"\n\n'
         for name, adapter in (("trained-on-test", trained), ("adapted", adapted))
     )
-    options = ("-k", "meqsum", "--clue-limit", str(probed), "--clue-data", f"meqsum={test_file}")
+    options = ["-k", "meqsum", "--clue-limit", str(probed), "--clue-contamination-items", str(probed)]
+    options += ["--clue-data", f"meqsum={test_file}"]
     print("pytest benchmarks -k meqsum, three models", flush=True)
     run = run_suite(folder / "run", matrix, *options)
     failures = [] if run.returncode in (0, 1) else [f"the run ended with {run.returncode}: {run.output[-3000:]}"]

@@ -66,6 +66,17 @@ class ContaminationRecord:
         return self.status == "flagged"
 
     @property
+    def undecided(self) -> str | None:
+        """Why the diagnostic could not judge the case although it applies (its scores or its base's are missing,
+        or the reference comparison the user asked for could not be made), or None: under `fail` such a case cannot
+        pass. A task whose answers have no neighbours (labels, letters) is not applicable, not undecided."""
+        if self.status == "not available":
+            return self.reason or "the diagnostic did not run"
+        if self.reference_reason is not None:
+            return f"no reference comparison: {self.reference_reason}"
+        return None
+
+    @property
     def summary(self) -> str:
         """One line: the terminal's, the report's note, the JUnit property's. With a reference comparison it comes
         first (it decides the flag), the neighbour statistic after it."""

@@ -11,6 +11,7 @@ from typing import TypeVar
 from clue import baseline
 from clue.config import Settings
 from clue.errors import ClueError, DataError
+from clue.run.contamination.probes import probe_order
 from clue.statistics import sequential
 from clue.store.fingerprint import file_sha256
 from clue.tasks import get_task
@@ -29,13 +30,18 @@ class TaskData:
     total: int
     sample_ids: frozenset[str] = frozenset()  # every loaded sample's id, few-shot ones included, before --clue-limit
     answers: frozenset[str] = frozenset()  # the same samples' reference answers, as `Task.answer_key` writes them
+    # every sample of the file in an order fixed by the task and the file's bytes alone: the contamination
+    # diagnostic probes the first of these, so its probes do not change with --clue-limit, the few-shot seed or
+    # --clue-sequential, and a baseline saved at one limit serves a run at another
+    probe_pool: tuple[Sample, ...] = ()
 
 
 @dataclass(frozen=True)
 class ReferenceItems:
-    """A task's --clue-contamination-reference items: those of the file that are not items of the test file (by id
-    or by reference answer, beyond --clue-limit too: the test file handed over again would compare the test items
-    with themselves, and a model trained on the test file saw all of it), and how many were left out as test items."""
+    """A task's --clue-contamination-reference items: those of the file that are not items of the test file (by id,
+    or by reference answer up to spacing, case and punctuation; beyond --clue-limit too: the test file handed
+    over again would compare the test items with themselves, and a model trained on the test file saw all of it),
+    and how many were left out as test items."""
 
     path: Path
     samples: tuple[Sample, ...]
@@ -109,7 +115,8 @@ class DataCatalog:
             scored = scored[: self.settings.data.limit]
         ids = frozenset(s.id for s in samples)
         answers = frozenset(task.answer_key(s) for s in samples)
-        return TaskData(task.name, path, digest, tuple(shots), tuple(scored), len(samples), ids, answers)
+        pool = probe_order(task, samples, digest)
+        return TaskData(task.name, path, digest, tuple(shots), tuple(scored), len(samples), ids, answers, pool)
 
     def reference_items(self, task: Task, data: TaskData) -> ReferenceItems | None:
         """The task's contamination reference items (None: --clue-contamination-reference names no file for it);

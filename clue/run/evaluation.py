@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 from clue.errors import ClueError
 from clue.models.matrix import ModelSpec
-from clue.records import CaseRecord, CaseVerdict
+from clue.records import CaseRecord, CaseVerdict, ContaminationRecord
 from clue.run import case_record
 from clue.run.contamination.case import contamination_record
 from clue.run.gate import GateOutcome, run_gate
@@ -71,10 +71,8 @@ def evaluate_case(
     contamination = (
         contamination_record(settings, case, result.task, reference, mine, base) if reference is not None else None
     )
-    if contamination is not None and contamination.flagged and contamination.mode == "fail":
-        failure = (failure + "\n" if failure else "") + (
-            f"{contamination.summary} (--clue-contamination fail: a flagged case fails)"
-        )
+    if contamination is not None and contamination.mode == "fail":
+        failure = _contamination_failure(failure, contamination)
     record = case_record.result_record(
         result,
         outcome,
@@ -91,6 +89,21 @@ def evaluate_case(
         contamination=contamination,
     )
     return CaseResult(case_id, result.task, result.model, record, outcome, failure, warning)
+
+
+def _contamination_failure(failure: str | None, contamination: ContaminationRecord) -> str | None:
+    """Under --clue-contamination fail: a flagged case fails, and so does one the diagnostic could not judge (a
+    gate that passes on a diagnostic that did not run is the accident the mode exists to prevent)."""
+    if contamination.flagged:
+        why = f"{contamination.summary} (--clue-contamination fail: a flagged case fails)"
+    elif contamination.undecided is not None:
+        why = (
+            f"contamination not judged: {contamination.undecided} (--clue-contamination fail: a case passes only on "
+            "a diagnostic that ran; use report to see the verdict without it)"
+        )
+    else:
+        return failure
+    return (failure + "\n" if failure else "") + why
 
 
 def _verdict(

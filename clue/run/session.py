@@ -22,6 +22,7 @@ from clue.metrics.extra import ExtraMetric
 from clue.models.matrix import ModelSpec
 from clue.records import RunStats
 from clue.run.catalog import DataCatalog, TaskData
+from clue.run.contamination.probing import check_references
 from clue.run.gate import sequential_look
 from clue.run.generator import Generator
 from clue.run.plan import CasePlan
@@ -45,6 +46,7 @@ class ClueSession:
         self.references = References(self.plan, self.catalog)
         look = partial(_look, self.references, settings)
         self.generator = Generator(settings, self.plan, self.catalog, self.scoring, look)
+        check_references(settings, self.catalog)  # a named reference file that cannot serve: a usage error now
 
     def stats(self) -> RunStats:
         """What this process did: sent by xdist workers to the controller, merged there, written with the results."""

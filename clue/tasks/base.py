@@ -57,8 +57,9 @@ def split_reasoning(text: str) -> tuple[str, str | None]:
 
 
 def comparable(text: str) -> str:
-    """`text` with its spacing and case undone: two answers are the same answer when these are equal."""
-    return " ".join(text.split()).casefold()
+    """`text` with its spacing, case and punctuation undone (its letters and digits only): two answers are the same
+    answer when these are equal (a re-export that changed commas or hyphens does not make a test item unseen)."""
+    return "".join(c for c in text.casefold() if c.isalnum())
 
 
 def strip_reasoning(text: str) -> str:

@@ -23,7 +23,8 @@ from clue.statistics.calibration import adapted_items
 from clue.statistics.contamination import ItemLogprobs, against_reference, diagnose, difference_ci, item_statistic
 from clue.tasks.neighbours import FUNCTION_WORDS, MIN_WORDS, neighbours, vocabulary, words
 from tests.helpers import REPO
-from tests.helpers.hostile import names
+from tests.helpers.hostile import bytes_mutation, csv_mutation, names
+from tests.helpers.hostile_files import HOSTILE
 
 pytest_plugins = ["pytester"]
 
@@ -203,6 +204,21 @@ def test_with_reference_items_the_flag_is_the_reference_comparison_s_not_the_nei
     assert few.reference_reason is not None and "0 reference items" in few.reference_reason
 
 
+def test_stored_probes_that_do_not_match_say_so_and_few_probed_items_say_why() -> None:
+    """A base side whose probes match too few of the model's (a stored baseline saved from another data file or clue
+    version) is "not available" with the count, never "not applicable" with a false reason (labels or letters);
+    a test file with too few items to probe says that."""
+    rng = np.random.default_rng(3)
+    options: dict[str, Any] = {"mode": "fail", "margin": 0.1, "item_threshold": 0.5, **LEVEL}
+    test = _items(rng, 30, 0.5, 0.5)
+    mine, other = _scores("t", "s", test[0]), _scores("t", "elsewhere-", test[1])
+    unmatched = finding(mine, other.hashed(), **options)
+    assert unmatched.status == "not available" and unmatched.undecided is not None
+    assert "match 0 of the model's 30 probes" in (unmatched.reason or "") and "labels" not in (unmatched.reason or "")
+    few = finding(_scores("t", "s", test[0][:4]), _scores("t", "s", test[1][:4]).hashed(), **options)
+    assert few.status == "not applicable" and few.undecided is None and "4 items" in (few.reason or "")
+
+
 # -- neighbours -----------------------------------------------------------------------------------------------------
 texts = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=300)
 
@@ -291,17 +307,32 @@ TEST_FILE = REPO / "fixtures/data/problem_summary/BioNLP2023-1A-Test.csv"
 
 
 @settings(max_examples=40, deadline=None)
+def repunctuated(text: str, how: str) -> str:
+    """`text` as a re-export may have changed its punctuation."""
+    if how == "drop":
+        return "".join(c for c in text if c.isalnum() or c.isspace())
+    if how == "period":
+        return text.rstrip(".") + "."
+    if how == "hyphens":
+        return text.replace(" ", "-", 2)
+    if how == "semicolons":
+        return text.replace(",", ";").replace(".", ",")
+    return text
+
+
 @given(
     again=st.lists(st.integers(0, 23), unique=True, max_size=8),
     new=st.integers(1, 4),
     spacing=st.sampled_from([" ", "  ", "\n", " \t "]),
     upper=st.booleans(),
+    punctuation=st.sampled_from(["keep", "drop", "period", "hyphens", "semicolons"]),
 )
 def test_test_items_beyond_the_limit_under_new_ids_and_respaced_are_no_reference_items(
-    again: list[int], new: int, spacing: str, upper: bool, tmp_path_factory: pytest.TempPathFactory
+    again: list[int], new: int, spacing: str, upper: bool, punctuation: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """A reference file that holds test items again, under ids of its own and with their answers' spacing or case
-    changed (a re-export), leaves them all out, those beyond --clue-limit too (a model trained on the test file
+    """A reference file that holds test items again, under ids of its own and with their answers' spacing, case or
+    punctuation changed (a re-export; punctuation was once enough to count a test item as unseen), leaves them all
+    out, those beyond --clue-limit too (a model trained on the test file
     saw those as well): only the items that are not in the test file are reference items."""
     import csv
     import io
@@ -313,6 +344,7 @@ def test_test_items_beyond_the_limit_under_new_ids_and_respaced_are_no_reference
     header, body = rows[0], rows[1:]
     written = [[f"re-{i}", *body[i][1:-1], spacing.join(body[i][-1].split())] for i in again]
     written = [[*r[:-1], r[-1].upper() if upper else r[-1]] for r in written]
+    written = [[*r[:-1], repunctuated(r[-1], punctuation)] for r in written]
     written += [[f"new-{k}", *body[k][1:-1], f"{body[k][-1]} resolved"] for k in range(new)]
     reference = tmp_path_factory.mktemp("reference") / "unseen.csv"
     text = io.StringIO()
@@ -453,13 +485,14 @@ LIMIT = 12  # problem-summary samples: answers of several words, above the diagn
 
 
 def answer_pairs(count: int) -> list[tuple[str, str]]:
-    """The first `count` problem-summary samples the run scores, as (user turn, reference answer): what a model
-    trained on the test items has seen."""
+    """The `count` problem-summary samples a run with --clue-contamination-items `count` probes, as (user turn,
+    reference answer): what a model trained on the probed test items has seen."""
+    from clue.run.contamination.probes import probed_samples
     from clue.tasks import get_task
 
     task = get_task("problem_summary")
-    _, scored = task.split(task.load(REPO / "fixtures/data/problem_summary/BioNLP2023-1A-Test.csv"), 1)
-    return [(task.render_user(s), task.render_answer(s)) for s in scored[:count]]
+    probed = probed_samples(task, REPO / "fixtures/data/problem_summary/BioNLP2023-1A-Test.csv", count)
+    return [(task.render_user(s), task.render_answer(s)) for s in probed]
 
 
 @pytest.fixture(scope="module")
@@ -483,8 +516,9 @@ def run_default(p: pytest.Pytester, matrix: str, *options: str) -> pytest.RunRes
     return p.runpytest_subprocess(
         "-W", "ignore::pytest.PytestAssertRewriteWarning", "-p", "no:cacheprovider", "--clue-data-dir",
         "fixtures/data", "--clue-reports-dir", "out", "--clue-cache-dir", str(p.path / "cache"), "--clue-limit",
-        str(LIMIT), "--clue-matrix", "matrix.toml", "--junitxml", "out/junit.xml", "--clue-bertscore-model",
-        "tiny-bert", "--clue-umls-spacy-model", "ruler", "--clue-umls-linker", "fixtures/umls/kb.jsonl", *options,
+        str(LIMIT), "--clue-contamination-items", str(LIMIT), "--clue-matrix", "matrix.toml", "--junitxml",
+        "out/junit.xml", "--clue-bertscore-model", "tiny-bert", "--clue-umls-spacy-model", "ruler",
+        "--clue-umls-linker", "fixtures/umls/kb.jsonl", *options,
     )  # fmt: skip
 
 
@@ -521,8 +555,9 @@ def test_a_model_trained_on_the_test_items_is_flagged_reported_everywhere_and_fa
     assert stats["contamination_s"] > 0
     first.stdout.fnmatch_lines(["*s in model backends (*s of it contamination probes: problem_summary *s)*"])
 
-    # the stored baseline carries the base side: the same finding without the base model, nothing recomputed
-    again = run_default(pytester, matrix(base, memorised, baseline="base.json#base"))
+    # the stored baseline carries the base side: the same finding without the base model, nothing recomputed, at
+    # another --clue-limit too (the probes once depended on it, and a baseline saved at 12 matched no probe at 5)
+    again = run_default(pytester, matrix(base, memorised, baseline="base.json#base"), "--clue-limit", "5")
     stats = json.loads((pytester.path / "out/clue-session.json").read_text())
     assert stats["loads"] == {"memorised": 0}, stats  # its generations and probe scores came from the store
     stored = json.loads((pytester.path / "out/results/problem_summary/memorised-vs-base.json").read_text())
@@ -547,6 +582,38 @@ CONDITIONS = (
 )  # fmt: skip
 
 
+def test_under_fail_a_case_passes_only_on_a_diagnostic_that_ran() -> None:
+    """A clear finding passes; a flagged one fails; one the diagnostic could not judge although it applies (no
+    scores, a stored baseline whose probes do not match, a reference comparison asked for and not made) fails under
+    `fail` with the reason, instead of passing on a diagnostic that did not run; a task without neighbours (labels,
+    letters) is not applicable and passes."""
+    from clue.records import ContaminationRecord, Count
+    from clue.run.evaluation import _contamination_failure
+
+    numbers: dict[str, Any] = {
+        "statistic": 0.1,
+        "ci_low": 0.0,
+        "ci_high": 0.2,
+        "exact_gain": 0.1,
+        "neighbour_gain": 0.0,
+    }
+    numbers |= {"memorised": Count(0, 12), "margin": 0.35, "item_threshold": 0.5, "neighbours": 4}
+    clear = ContaminationRecord("clear", "fail", **numbers)
+    assert _contamination_failure(None, clear) is None
+    unmatched = ContaminationRecord("not available", "fail", reason="the base's scores match 3 of the model's 12")
+    assert "contamination not judged: the base's scores match 3" in (_contamination_failure(None, unmatched) or "")
+    no_reference = dataclasses.replace(
+        clear, reference_reason="the stored baseline carries no scores of reference items"
+    )
+    failure = _contamination_failure("rougeL regressed", no_reference) or ""
+    assert failure.startswith("rougeL regressed\n") and "no reference comparison: the stored baseline" in failure
+    labels = ContaminationRecord("not applicable", "fail", reason="answers that are labels")
+    assert _contamination_failure(None, labels) is None
+
+
+REFERENCE_ITEMS = min(LIMIT, len(CONDITIONS))  # the run probes --clue-contamination-items of them
+
+
 def reference_file(path: Path) -> Path:
     """14 Problem Summary items of the published CSV layout that no model here trained on (not the test file's)."""
     import csv
@@ -563,14 +630,16 @@ def reference_file(path: Path) -> Path:
     return path
 
 
-def test_reference_items_decide_the_flag_and_show_everywhere_and_a_bad_reference_is_said_not_failed(
+def test_reference_items_decide_the_flag_and_show_everywhere_and_a_bad_reference_is_a_usage_error(
     pytester: pytest.Pytester, memorised: Path
 ) -> None:
     """--clue-contamination-reference: the memorised model gains more on its test items than on items it never
     saw, and the comparison is in the results, JUnit, the HTML report and the terminal. The test file handed over
-    as its own reference, or a stored baseline saved without reference items, gives the reason instead and leaves
-    the neighbour statistic's flag; one saved with them gives the same finding without the base model; a reference
-    file that does not exist, or one with the diagnostic off (it would be ignored), is a usage error."""
+    as its own reference (no item left that is not a test item), a damaged file (once set aside with a note, so
+    that the weaker statistic decided and a gate under `fail` passed), one that does not exist, or one with the
+    diagnostic off (it would be ignored) is a usage error; a stored baseline saved without reference items gives the
+    reason instead and leaves the neighbour statistic's flag (and fails under `fail`); one saved with them gives the
+    same finding without the base model."""
     from tests.helpers import junit_suite_properties
 
     base = Path(json.loads((memorised / "adapter_config.json").read_text())["base_model_name_or_path"])
@@ -582,14 +651,14 @@ def test_reference_items_decide_the_flag_and_show_everywhere_and_a_bad_reference
     assert first.ret in (0, 1), first.stdout.str()[-3000:]
     live = json.loads((pytester.path / "out/results/problem_summary/memorised.json").read_text())["contamination"]
     found = live
-    assert found["status"] == "flagged" and found["reference_items"] == len(CONDITIONS), found
+    assert found["status"] == "flagged" and found["reference_items"] == REFERENCE_ITEMS, found
     assert found["reference_ci_low"] > 0 and found["statistic"] > found["reference_d"]
     assert found["reference_statistic"] == pytest.approx(found["statistic"] - found["reference_d"])
-    first.stdout.fnmatch_lines([f"*contamination flagged: d on the test items minus d on {len(CONDITIONS)} unseen*"])
+    first.stdout.fnmatch_lines([f"*contamination flagged: d on the test items minus d on {REFERENCE_ITEMS} unseen*"])
     properties = junit_suite_properties(pytester.path / "out/junit.xml")
     assert float(properties["clue.problem_summary[memorised].contamination.reference_ci_low"]) > 0
     html = (pytester.path / "out/index.html").read_text()
-    assert "d test − d reference items" in html and f"({len(CONDITIONS)} items)" in html
+    assert "d test − d reference items" in html and f"({REFERENCE_ITEMS} items)" in html
     # Problem Summary is credentialed: no artefact (the baseline to be committed included) holds a reference item's
     # raw id or text
     artefacts = [p for p in (pytester.path / "out").rglob("*") if p.is_file()] + [pytester.path / "base.json"]
@@ -601,9 +670,15 @@ def test_reference_items_decide_the_flag_and_show_everywhere_and_a_bad_reference
     test_file = "fixtures/data/problem_summary/BioNLP2023-1A-Test.csv"
     option = "--clue-contamination-reference"
     itself = run_default(pytester, matrix(base, memorised), option, f"problem_summary={test_file}")
-    found = json.loads((pytester.path / "out/results/problem_summary/memorised.json").read_text())["contamination"]
-    assert "reference_statistic" not in found and found["status"] == "flagged", itself.stdout.str()[-2000:]
-    assert found["reference_reason"].startswith("BioNLP2023-1A-Test.csv: 0 items that are not test items")
+    assert itself.ret == pytest.ExitCode.USAGE_ERROR, itself.stdout.str()[-2000:]
+    assert "0 items that are not test items (needs 10; 24 of its 24 are the test file's" in itself.stderr.str()
+    damaged = pytester.path / "damaged.csv"
+    damaged.write_bytes(reference.read_bytes().replace(b"acute", b"ac\xffte", 1))
+    for mode in ("fail", "report"):
+        contamination = ("--clue-contamination", mode)
+        refused = run_default(pytester, matrix(base, memorised), option, f"problem_summary={damaged}", *contamination)
+        assert refused.ret == pytest.ExitCode.USAGE_ERROR, refused.stdout.str()[-2000:]
+        assert f"{option} problem_summary={damaged}: " in refused.stderr.str()
 
     # a baseline saved with the reference items carries the base side of both comparisons; one saved without, none
     stored_base = matrix(base, memorised, baseline="base.json#base")
@@ -617,9 +692,52 @@ def test_reference_items_decide_the_flag_and_show_everywhere_and_a_bad_reference
     assert record["contamination"]["reference_reason"].startswith(
         "the stored baseline carries no scores of reference items"
     )
+    strict = run_default(
+        pytester, matrix(base, memorised, baseline="without.json#base"), option, f"problem_summary={reference}",
+        "--clue-contamination", "fail",
+    )  # fmt: skip
+    assert strict.ret == 1
+    strict.stdout.fnmatch_lines(["*no reference comparison: the stored baseline carries*(--clue-contamination fail*"])
 
     typo = run_default(pytester, matrix(base, memorised), option, "problem_summary=nope.csv")
     assert typo.ret == pytest.ExitCode.USAGE_ERROR and f"{option}: no such file" in typo.stderr.str()
     off = ("--clue-contamination", "off")
     ignored = run_default(pytester, matrix(base, memorised), option, f"problem_summary={reference}", *off)
     assert ignored.ret == pytest.ExitCode.USAGE_ERROR and "with --clue-contamination off" in ignored.stderr.str()
+
+
+@HOSTILE
+@given(data=st.data(), how=st.sampled_from(["bytes", "csv"]), mode=st.sampled_from(["report", "fail"]))
+def test_a_damaged_reference_file_is_a_usage_error_at_start_up(
+    data: st.DataObject, how: str, mode: str, tmp_path: Path
+) -> None:
+    """Hypothesis' damage to a reference file the user named (bytes flipped, cut short, a record of another shape):
+    the session does not start, with one ConfigError naming the option and the file, or the file still reads and
+    holds at least 10 items that are not test items, which the diagnostic then uses. Nothing in between: a file set
+    aside with a note let the weaker statistic decide, and a gate under `fail` passed."""
+    from clue.config import DataOptions, GateOptions, Settings
+    from clue.errors import ConfigError
+    from clue.run.contamination.scores import MIN_ITEMS
+    from clue.run.session import ClueSession
+
+    clean = reference_file(tmp_path / "clean.csv")
+    damaged = tmp_path / "unseen.csv"
+    if how == "bytes":
+        damaged.write_bytes(data.draw(bytes_mutation(clean.read_bytes())))
+    else:
+        damaged.write_text(data.draw(csv_mutation(clean.read_text(encoding="utf-8"))), encoding="utf-8")
+    settings_ = Settings(
+        REPO,
+        data=DataOptions(data={"problem_summary": TEST_FILE}),
+        gate=GateOptions(contamination=mode, contamination_reference={"problem_summary": damaged}),
+    )
+    try:
+        session = ClueSession(settings_)
+    except ConfigError as exc:
+        assert str(exc).startswith(f"--clue-contamination-reference problem_summary={damaged}: "), str(exc)
+        return
+    task = session.catalog.task("problem_summary")
+    task_data = session.catalog.data(task)
+    assert task_data is not None
+    items = session.catalog.reference_items(task, task_data)
+    assert items is not None and len(items.samples) >= MIN_ITEMS

@@ -47,21 +47,22 @@ def test_a_fine_tune_on_the_probed_items_is_flagged_on_the_real_model(tmp_path: 
     if not MEQSUM.is_file():
         pytest.skip(f"MeQSum's data is not at {MEQSUM}")
     from clue.models import smollm2
+    from clue.run.contamination.probes import probed_samples
     from clue.tasks import get_task
 
     task = get_task("meqsum")
-    _, scored = task.split(task.load(MEQSUM), 1)  # the run's own split: its first PROBED items are probed
+    probed = probed_samples(task, MEQSUM, PROBED)  # the file's fixed probe order: whatever --clue-limit is
 
     def pair(sample: Any) -> tuple[str, str]:
         return INSTRUCTION + str(sample.fields["CHQ"])[:1500], str(sample.reference)
 
     base = smollm2.hf_model(REPO / ".clue-cache")
-    adapter = memorising_adapter(base, [pair(s) for s in scored[:PROBED]])
+    adapter = memorising_adapter(base, [pair(s) for s in probed])
     matrix = (
         f'[models.smollm2]\npath = "{base}"\ndtype = "float32"\n\n'
         f'[models.memorised]\npath = "{base}"\nadapter = "{adapter}"\ndtype = "float32"\nbase = "smollm2"\n'
     )
-    run = run_suite(tmp_path, matrix, "-k", "meqsum", "--clue-limit", str(PROBED))
+    run = run_suite(tmp_path, matrix, "-k", "meqsum", "--clue-contamination-items", str(PROBED))
     assert run.returncode in (0, 1), run.output[-3000:]
     found = run.record("meqsum", "memorised")["contamination"]
     assert found["status"] == "flagged" and found["flagged"] is True, found

@@ -79,6 +79,8 @@ def _stored_side(stored: BaselineProbes | None, mine: ProbeScores, what: str) ->
     """A stored baseline's scores, by hashed id, or why they cannot be used."""
     if stored is None:
         return f"the stored baseline carries no {what} (saved by an earlier clue, or without them: save it again)"
-    if dict(stored.settings) != dict(mine.settings.as_dict()):
-        return f"the stored baseline's {what} were made with other settings (--clue-contamination-items?)"
+    theirs, ours = dict(stored.settings), dict(mine.settings.as_dict())
+    theirs.pop("items", None), ours.pop("items", None)  # items pair one by one: a baseline of 200 serves a run of 50
+    if theirs != ours:
+        return f"the stored baseline's {what} were made by another probe version ({theirs}; this run: {ours})"
     return {hid: (digest, ItemLogprobs(values[0], tuple(values[1:]))) for hid, (digest, values) in stored.items.items()}

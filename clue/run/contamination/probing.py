@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from clue.backends.base import Backend
 from clue.config import Settings
-from clue.errors import ClueError
+from clue.errors import ClueError, ConfigError
 from clue.run.catalog import DataCatalog, TaskData
 from clue.run.contamination.probes import ProbeSettings, build_probes
 from clue.run.contamination.scores import MIN_ITEMS, ProbeScores, probe_task
@@ -17,7 +17,7 @@ from clue.run.store_loop import counted
 from clue.store.sqlite import GenerationStore
 from clue.tasks.base import Task
 
-__all__ = ["Probing", "TaskProbes"]
+__all__ = ["Probing", "TaskProbes", "check_references"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,31 @@ class TaskProbes:
     seconds: float
 
 
+def check_references(settings: Settings, catalog: DataCatalog) -> None:
+    """Start-up: every --clue-contamination-reference file the user named is read and holds enough items that are
+    not test items, or the run is a usage error naming the file and what is wrong. A file set aside with a note
+    would let the weaker statistic decide, and a gate under `--clue-contamination fail` pass by accident."""
+    if settings.gate.contamination == "off":
+        return
+    for name, path in settings.gate.contamination_reference.items():
+        flag = f"--clue-contamination-reference {name}={path}"
+        try:
+            task = catalog.task(name)
+            data = catalog.data(task)
+            if data is None:  # no test data (the task is skipped): the file itself must still be readable
+                task.load(path)
+                continue
+            items = catalog.reference_items(task, data)
+        except ClueError as exc:
+            raise ConfigError(f"{flag}: {exc}") from None
+        if items is not None and len(items.samples) < MIN_ITEMS:
+            raise ConfigError(
+                f"{flag}: {len(items.samples)} items that are not test items (needs {MIN_ITEMS}; {items.left_out} "
+                f"of its {items.left_out + len(items.samples)} are the test file's, by id or answer, up to "
+                "spacing, case and punctuation)"
+            )
+
+
 class Probing:
     """Scores a model's probes of a task while its backend is loaded for its generations (stored scores reused)."""
 
@@ -40,7 +65,7 @@ class Probing:
     def score(self, store: GenerationStore, model: str, backend: Backend, task: Task, data: TaskData) -> TaskProbes:
         began = time.perf_counter()
         settings = ProbeSettings.of(self.settings.gate.contamination_items)
-        build = lambda: counted(store, backend, lambda c: build_probes(task, data.scored, c, settings))  # noqa: E731
+        build = lambda: counted(store, backend, lambda c: build_probes(task, data.probe_pool, c, settings))  # noqa: E731
         scores = probe_task(
             store, backend, task, build, settings, f"{model}: contamination probes", self.settings.outputs.debug
         )

@@ -211,12 +211,20 @@ def finding(
     if isinstance(base, str):
         return ContaminationRecord("not available", mode, reason=base)
     paired = _paired(candidate, base)
-    if len(paired) < MIN_ITEMS:
+    if len(candidate.items) < MIN_ITEMS:
         return ContaminationRecord(
             "not applicable",
             mode,
-            reason=f"{len(paired)} items with a reference answer of several words scored on both sides "
+            reason=f"the test file has {len(candidate.items)} items with a reference answer of several words to probe "
             f"(needs {MIN_ITEMS}): answers that are labels or letters have no neighbours",
+        )
+    if len(paired) < MIN_ITEMS:
+        return ContaminationRecord(
+            "not available",
+            mode,
+            reason=f"the base's scores match {len(paired)} of the model's {len(candidate.items)} probes (same item, "
+            f"same probe text; needs {MIN_ITEMS}): a stored baseline saved from another data file or clue version "
+            "cannot judge this run; save it again",
         )
     found = diagnose(
         [c for c, _ in paired],
