@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import difflib
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from clue.config import Layer, settings_from, tool_clue
-from clue.errors import ClueError, ConfigError
+from clue.errors import ClueError, ConfigError, ReportsWarning
 from clue.models.matrix import ModelSpec
 from clue.records import CaseRow, NotRun, RunStats
 from clue.run.evaluation import CaseResult, evaluate_case
@@ -41,6 +42,7 @@ class Evaluation:
     not_run: list[NotRun] = field(default_factory=list)
     stats: RunStats = field(default_factory=RunStats)
     saved_baseline: Path | None = None  # where save_baseline= wrote the baseline
+    unwritten: tuple[str, ...] = ()  # "PATH: why" for each report or baseline that could not be written
 
     def result(self, task: str, case: str) -> CaseResult:
         return next(r for r in self.results if r.task == task and r.case == case)
@@ -90,7 +92,10 @@ def evaluate(
                     out.results.append(done)
                     rows.append(run.case_finished(done))
         out.stats = RunStats.merged([session.stats()], time.perf_counter() - began)
-        out.saved_baseline = run.finish(rows, out.not_run, out.stats).saved_baseline
+        finished = run.finish(rows, out.not_run, out.stats)
+        out.saved_baseline, out.unwritten = finished.saved_baseline, finished.unwritten
+        if finished.unwritten:
+            warnings.warn(f"clue: reports not written: {'; '.join(finished.unwritten)}", ReportsWarning, stacklevel=2)
     finally:
         session.close()
     return out

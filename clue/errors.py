@@ -52,6 +52,11 @@ class DataWarning(UserWarning):
     """A published data file has a known quirk that clue resolves as the reference does (named in the message)."""
 
 
+class ReportsWarning(UserWarning):
+    """`clue.evaluate(write_reports=True)`: a report or baseline could not be written (named, with the reason); the
+    results are returned all the same."""
+
+
 # exceptions whose messages name files, modules or memory, never a prompt or an output: shown as they are
 _PLAIN_MESSAGES = (OSError, ImportError, MemoryError)
 

@@ -78,6 +78,8 @@ class ResultsCollector:
         run = self.config.stash[run_key]
         not_run = self.not_run + (self._stopped() if exitstatus == pytest.ExitCode.INTERRUPTED else [])
         self.finished = run.finish(self.rows, not_run, self.stats(), interrupted=interrupted)
+        if self.finished.unwritten and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a gate whose reports are missing did not pass
         xmlpath = self.config.option.xmlpath
         if xmlpath and Path(xmlpath).is_file():
             junit.conform(Path(xmlpath))
@@ -112,6 +114,9 @@ class ResultsCollector:
         if os.environ.get("GITHUB_ACTIONS") == "true":
             for line in github_annotations(self.rows):
                 tr.write_line(line)
+        if self.finished is not None and self.finished.unwritten:
+            listed = "; ".join(self.finished.unwritten)
+            tr.write_line(f"clue: reports not written (the verdicts above stand): {listed}", red=True, bold=True)
 
 
 def _why_not_run(report: pytest.TestReport) -> tuple[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from clue.records import RunRecord
@@ -13,13 +14,29 @@ from clue.util.files import SHARED, atomic_write
 
 
 def write_reports(reports_dir: Path, run: RunRecord) -> tuple[Path, Path]:
-    report = build_report(run)
-    reports_dir.mkdir(parents=True, exist_ok=True)
     html_path, md_path = reports_dir / "index.html", reports_dir / "summary.md"
-    for path, text in ((html_path, render_html(report)), (md_path, render_markdown(report))):
-        atomic_write(path, text.encode(), SHARED)
+    for _, write in report_writers(reports_dir, run):
+        write()
+    return html_path, md_path
+
+
+def report_writers(reports_dir: Path, run: RunRecord) -> list[tuple[Path, Callable[[], object]]]:
+    """Each report's path and the call that writes it (index.html, summary.md, and GitHub's step summary when
+    GITHUB_STEP_SUMMARY is set), each on its own: one that cannot be written does not stop the others."""
+    report = build_report(run)
+    html, markdown = render_html(report), render_markdown(report)
+
+    def to(path: Path, text: str) -> Callable[[], object]:
+        return lambda: atomic_write(path, text.encode(), SHARED)
+
+    writers = [(reports_dir / "index.html", to(reports_dir / "index.html", html))]
+    writers.append((reports_dir / "summary.md", to(reports_dir / "summary.md", markdown)))
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as f:
-            f.write(md_path.read_text(encoding="utf-8"))
-    return html_path, md_path
+        writers.append((Path(step_summary), lambda: _append(Path(step_summary), markdown)))
+    return writers
+
+
+def _append(path: Path, text: str) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text)

@@ -5,8 +5,8 @@ outcome, skips and JUnit; `clue.evaluate` adds nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ class Finished:
     record: RunRecord
     saved_baseline: Path | None = None
     baseline_entries: int = 0
+    unwritten: tuple[str, ...] = ()  # "PATH: why" for each file that could not be written (the rest were)
 
 
 class Run:
@@ -37,12 +38,23 @@ class Run:
         self.files = files
         self.reports_dir = session.settings.outputs.reports_dir
         self.entries: dict[tuple[str, str], BaselineEntry] = {}  # (task, model) -> baseline entry, this process's
+        self.unwritten: list[str] = []  # "PATH: why", for the one error after the summary
+
+    def _write(self, path: Path, write: Callable[[], Any]) -> bool:
+        """`write()`, or, when the system refuses (a file where a folder belongs, a full disk, no permission), the
+        path and the reason kept for one error at the end: a report that cannot be written must not cost the run's
+        verdicts or the other reports."""
+        try:
+            write()
+        except OSError as exc:
+            self.unwritten.append(f"{path}: {exc.strerror or exc}")
+            return False
+        return True
 
     def case_finished(self, done: CaseResult) -> CaseRow:
         """Write the case's results file (and, with --clue-save-baseline, its baseline entry) and return its row."""
         path = results_report.result_path(self.reports_dir, done.task, done.case)
-        if self.files:
-            results_report.write_json(path, done.record.to_json())
+        written = not self.files or self._write(path, lambda: results_report.write_json(path, done.record.to_json()))
         entry_file = None
         if self.session.settings.outputs.save_baseline is not None:
             generator = self.session.generator
@@ -53,9 +65,14 @@ class Run:
             self.entries[(done.task, done.model)] = entry
             if self.files:  # an xdist worker's entries reach the controller as files
                 entry_path = results_report.result_path(self.reports_dir, done.task, done.case, ".baseline-entry")
-                entry_file = str(results_report.write_json(entry_path, entry.to_json()))
+                if self._write(entry_path, lambda: results_report.write_json(entry_path, entry.to_json())):
+                    entry_file = str(entry_path)
         summary = done.record.with_samples(())  # what travels on a test report: no per-sample rows
-        return CaseRow(summary, str(path), tuple(diagnostic_lines(done.record)), baseline_entry=entry_file)
+        # a results file that could not be written is named by no row: a stale one from an earlier run at that path
+        # must not be merged, the row's own record stands in for it
+        return CaseRow(
+            summary, str(path) if written else "", tuple(diagnostic_lines(done.record)), baseline_entry=entry_file
+        )
 
     def finish(
         self,
@@ -69,19 +86,28 @@ class Run:
         settings = self.session.settings
         record = RunRecord((), tuple(not_run), settings.gate.strict, interrupted)
         if self.files:
-            from clue.report.render import write_reports
-
-            paths = [Path(r.results_json) for r in rows]
-            record = results_report.merge(
-                self.reports_dir, paths, not_run=not_run, strict=settings.gate.strict, interrupted=interrupted
-            )
-            write_reports(self.reports_dir, record)
-            results_report.write_json(self.reports_dir / "clue-session.json", stats.to_json())
+            record = self._reports(rows, record, stats)
         if settings.outputs.save_baseline is None:
-            return Finished(record)
+            return Finished(record, unwritten=tuple(self.unwritten))
         entries = {**_entry_files(rows, skip=self.entries), **self.entries}
-        written = baseline.write(settings.outputs.save_baseline, list(entries.values()))
-        return Finished(record, written, len(entries))
+        target = settings.outputs.save_baseline
+        saved = self._write(target, lambda: baseline.write(target, list(entries.values())))
+        return Finished(record, target if saved else None, len(entries), tuple(self.unwritten))
+
+    def _reports(self, rows: Sequence[CaseRow], record: RunRecord, stats: RunStats) -> RunRecord:
+        """clue-results.json, the HTML and Markdown reports and clue-session.json, each written where it can be."""
+        from clue.report.render import report_writers
+
+        files = sorted({Path(r.results_json) for r in rows if r.results_json})
+        read = [results_report.read_record(p) for p in files if p.is_file()]
+        held = [r.record for r in rows if not r.results_json]  # their files could not be written
+        record = replace(record, results=tuple(sorted((*read, *held), key=lambda r: (r.task, r.row))))
+        results, session = self.reports_dir / "clue-results.json", self.reports_dir / "clue-session.json"
+        self._write(results, lambda: results_report.write_json(results, record.to_json()))
+        for path, write in report_writers(self.reports_dir, record):
+            self._write(path, write)
+        self._write(session, lambda: results_report.write_json(session, stats.to_json()))
+        return record
 
 
 def _entry_files(rows: Sequence[CaseRow], skip: Mapping[tuple[str, str], Any]) -> dict[tuple[str, str], BaselineEntry]:

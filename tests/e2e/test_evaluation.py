@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import clue
-from clue.errors import ConfigError
+from clue.errors import ConfigError, ReportsWarning
 from tests.helpers import REPO
 from tests.helpers.replay_project import mednli_records, write_models
 
@@ -74,6 +74,10 @@ def test_evaluate_honours_save_baseline_reports_and_require_data(tmp_path: Path)
     assert run.saved_baseline == tmp_path / "bl.json"
     assert set(baseline.load(tmp_path / "bl.json").entries) == {("mednli", "base"), ("mednli", "candidate")}
     assert set(json.loads((tmp_path / "reports/clue-session.json").read_text())["loads"]) == {"base", "candidate"}
+    (tmp_path / "blocked").write_text("a file where the reports folder belongs\n")
+    with pytest.warns(ReportsWarning, match=r"reports not written: .*blocked.*"):
+        blocked = clue.evaluate(["mednli"], write_reports=True, **{**common, "reports_dir": str(tmp_path / "blocked")})
+    assert len(blocked.results) == 2 and blocked.unwritten and all("blocked" in u for u in blocked.unwritten)
     missing = clue.evaluate(["meqsum"], require_data=True, **common)
     assert [(r.task, r.status) for r in missing.not_run] == [("meqsum", "error"), ("meqsum", "error")]
     assert "require_data" in missing.not_run[0].reason
