@@ -195,7 +195,7 @@ class OpenAIServerBackend:
 
         self._begin()
         results: dict[int, Generation] = {}
-        jobs = self._jobs(prompts, results, on_result)
+        jobs = request_jobs(self.chat, self.spec, prompts, results, on_result)
 
         state = _RunState()
         pool = _DaemonPool(self.options.max_concurrency)
@@ -245,21 +245,6 @@ class OpenAIServerBackend:
                 "generations were finished and stored, a re-run resumes from there"
             )
         return [results[i] for i in range(len(prompts))]
-
-    def _jobs(
-        self,
-        prompts: Sequence[Prompt],
-        results: dict[int, Generation],
-        on_result: Callable[[int, Generation], None] | None,
-    ) -> list[tuple[int, list[dict[str, str]], int, int]]:
-        """(index, chat, prompt tokens, tokens removed) per request: prompts fitted to the tokenizer's context (one
-        that cannot fit fails here, into `results`), or sent as they are without a tokenizer."""
-        if self.chat is None:
-            return [(i, as_chat(p.messages, self.spec.system_role), 0, 0) for i, p in enumerate(prompts)]
-        return [
-            (i, self.chat.chat(fitted.messages), len(fitted.ids), fitted.removed)
-            for i, fitted in fit_all(self.chat, prompts, results, on_result)
-        ]
 
     def _outcome(
         self, future: Future[_Answer], prompt: Prompt, prompt_tokens: int, removed: int, state: _RunState
@@ -416,6 +401,23 @@ class _DaemonPool:
                 if item is not None:
                     item[0].cancel()
             self.shutdown()
+
+
+def request_jobs(
+    chat: ChatTokenizer | None,
+    spec: ModelSpec,
+    prompts: Sequence[Prompt],
+    results: dict[int, Generation],
+    on_result: Callable[[int, Generation], None] | None,
+) -> list[tuple[int, list[dict[str, str]], int, int]]:
+    """(index, chat, prompt tokens, tokens removed) per request: prompts fitted to the tokenizer's context (one that
+    cannot fit fails here, into `results`), or sent as they are without a tokenizer."""
+    if chat is None:
+        return [(i, as_chat(p.messages, spec.system_role), 0, 0) for i, p in enumerate(prompts)]
+    return [
+        (i, chat.chat(fitted.messages), len(fitted.ids), fitted.removed)
+        for i, fitted in fit_all(chat, prompts, results, on_result)
+    ]
 
 
 def finish_reason(reported: str) -> FinishReason:

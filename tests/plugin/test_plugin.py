@@ -447,7 +447,7 @@ def test_the_junit_file_follows_the_reports_dir(project: pytest.Pytester) -> Non
     ("args", "message"),
     [
         (("--clue-margin", "accurcy=0.05"), "*--clue-margin: unknown metric(s) accurcy; metrics: accuracy, *"),
-        (("--clue-limit", "0"), "*--clue-limit must be at least 1*"),
+        (("--clue-limit", "0"), "*--clue-limit must be between 1 and 1e+08, got 0*"),
         (("--clue-dtype", "float8"), "*--clue-dtype 'float8' is not one of auto, float32, float16, bfloat16*"),
     ],
 )
