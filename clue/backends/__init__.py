@@ -43,6 +43,10 @@ def check_entry(spec: ModelSpec) -> None:
     """Start-up checks of an entry's backend that need no weights (a backend's optional `check(spec, location)`):
     a GGUF file's header, an adapter's config and rank, option combinations the engine refuses. Built entries are
     made by clue itself, on first use, and are not checked here."""
+    if spec.build is not None and spec.adapter:  # clue builds the weights; the adapter is the user's
+        from clue.backends.weights import check_adapter
+
+        check_adapter(spec.adapter, None, f"model {spec.name!r}", needs_peft=spec.backend == "transformers")
     if spec.build is not None or spec.path is None:
         return
     try:

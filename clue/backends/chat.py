@@ -246,11 +246,21 @@ def check_template(spec: ModelSpec, location: str) -> None:
         from transformers.utils.chat_template_utils import _compile_jinja_template
     except ImportError:  # pragma: no cover - a transformers without it: checked when the tokenizer loads
         return
-    chat = as_chat((ChatMessage("system", "s"), ChatMessage("user", "u")), spec.system_role)
+    user = "clue-start-up-check-user-turn"
+    turns = (ChatMessage("system", "clue-start-up-check-system-turn"), ChatMessage("user", user))
+    chat = as_chat(turns, spec.system_role)
     try:
-        _compile_jinja_template(template).render(messages=chat, add_generation_prompt=True, bos_token="", eos_token="")
+        text = _compile_jinja_template(template).render(
+            messages=chat, add_generation_prompt=True, bos_token="", eos_token=""
+        )
     except Exception as exc:  # TemplateError from raise_exception, or any error the template's own code raises
         raise ConfigError(template_error(spec.name, exc, system=spec.system_role)) from None
+    if user not in text:  # plain text is a valid Jinja template too: it renders, without the conversation
+        where = spec.chat_template or location
+        raise ConfigError(
+            f"model {spec.name!r}: the chat template ({where}) does not render the conversation: a user turn rendered "
+            f"as {text[:80]!r} (a chat template loops over `messages`)"
+        )
 
 
 def as_chat(messages: Sequence[ChatMessage], system_role: bool) -> list[dict[str, str]]:

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 from clue.errors import ConfigError
 from clue.util import strict_json
+from clue.util.options import SEED_MAX, TOKENS_MAX
 from clue.util.strict_json import JSONProblem
 
 if sys.version_info >= (3, 11):
@@ -146,6 +147,7 @@ def _spec_from_table(name: str, table: Mapping[str, Any], origin: str, root: Pat
     values = {k: v for k, v in table.items() if k in _KEYS}
     baselines = _baselines(values.pop("baseline", []), where, root)
     _check_types(values, _TYPES, where)
+    _check_ranges(values, where)
     _check_engine(values, where)
     own = _engine_options(
         values.get("backend", "transformers"), {k: v for k, v in table.items() if k not in _KEYS}, where
@@ -202,6 +204,17 @@ def _check_types(values: dict[str, Any], kinds: Mapping[str, type], where: str) 
             ok, values[key] = True, float(value)
         if not ok:
             raise ConfigError(f"{where}: {key} must be {_KIND_WORDS[kind]}, not {value!r}")
+
+
+# the entry's numbers and what they can mean (a context of -5 tokens, or of 10**11, is a typo)
+_RANGES = {"max_model_len": (1, TOKENS_MAX), "seed": (0, SEED_MAX)}
+
+
+def _check_ranges(values: dict[str, Any], where: str) -> None:
+    for key, (low, high) in _RANGES.items():
+        value = values.get(key)
+        if value is not None and not low <= value <= high:
+            raise ConfigError(f"{where}: {key} must be between {low} and {high}, not {value!r}")
 
 
 def _check_engine(values: dict[str, Any], where: str) -> None:

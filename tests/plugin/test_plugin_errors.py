@@ -102,3 +102,19 @@ def test_help_describes_the_baseline_case_id_as_it_is(pytester: pytest.Pytester)
     text = " ".join(pytester.runpytest("--help").stdout.str().split())
     assert "'<model>-vs-<recorded model>' (the model name stored in the baseline, not the file's name" in text
     assert "--clue-debug" in text and "may hold patient text" in text
+
+
+@pytest.mark.parametrize("setting", ['report_samples = "off"', 'report_samples = "false"', "report_samples = 0"])
+def test_raw_samples_asked_for_in_words_are_a_usage_error_and_no_report_holds_a_raw_id(
+    answered: pytest.Pytester, setting: str
+) -> None:
+    """The defect: `report_samples = "off"` in [tool.clue] switched raw-sample reports on, and raw MedNLI ids and
+    sentences landed in every results file and index.html. Now any value but a TOML boolean is refused before
+    anything runs, and nothing is written."""
+    answered.makepyprojecttoml(f"[tool.clue]\n{setting}\n")
+    result = run(answered, "-k", "mednli")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*[[]tool.clue[]] report_samples expects true or false, got *"])
+    assert not (answered.path / "out" / "results").exists()
+    if (answered.path / "out").exists():
+        assert not leaks(answered.path / "out", RAW_IDS)
