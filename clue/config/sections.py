@@ -241,7 +241,8 @@ class GateOptions:
     )
     contamination_items: int = option(
         200,
-        "samples per task the contamination diagnostic scores (the first N of the seeded order)",
+        "samples per task the contamination diagnostic scores: the first N of the whole test file in an order fixed "
+        "by its bytes, whatever --clue-limit is (a baseline saved at one limit serves another)",
         metavar="N",
         check=between(10, COUNT_MAX),
     )
