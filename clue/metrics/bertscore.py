@@ -55,17 +55,13 @@ class BertScorer:
             self._scorer = bert_score.BERTScorer(
                 model_type=config.model, num_layers=config.num_layers, batch_size=config.batch_size, device=device
             )
+        except AssertionError as exc:  # bert-score asserts the layer is one the model has
+            raise ConfigError(f"--clue-bertscore-layers {config.num_layers}: {exc}") from None
         except (OSError, ValueError, KeyError) as exc:
             raise ClueError(
                 f"BERTScore model {config.model!r} cannot be loaded ({exc}); pass a local folder with "
                 "--clue-bertscore-model (and --clue-bertscore-layers if it is not a model bert-score knows)"
             ) from None
-        depth = getattr(getattr(self._scorer._model, "config", None), "num_hidden_layers", None)
-        if isinstance(depth, int) and config.num_layers is not None and config.num_layers > depth:
-            # bert-score slices the encoder's layers: a layer past the last would silently be the last
-            raise ConfigError(
-                f"--clue-bertscore-layers {config.num_layers}: BERTScore model {config.model!r} has {depth} layers"
-            )
         limit_tokenizer_to_positions(self._scorer._tokenizer, self._scorer._model)
 
     def score(self, candidates: Sequence[str], references: Sequence[str]) -> list[tuple[float, float, float]]:

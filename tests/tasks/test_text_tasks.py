@@ -197,3 +197,15 @@ def test_metric_memo_serves_a_rerun_without_loading_metric_models(tmp_path: Path
     other_layer = fresh(layers=1)
     task.score_all(samples, gens, other_layer)
     assert other_layer.loads == {"bertscore": 1} and other_layer.memo_hits == 10
+
+
+def test_a_bertscore_layer_past_the_model_s_last_is_refused_naming_the_option(tmp_path: Path) -> None:
+    """--clue-bertscore-layers 999 was bert-score's bare AssertionError when the metric model loaded."""
+    from clue.errors import ConfigError
+    from clue.metrics.bertscore import BertScorer
+    from clue.models.tiny import build_tiny_bert
+
+    model = build_tiny_bert(tmp_path / "tiny-bert")
+    with pytest.raises(ConfigError, match=r"--clue-bertscore-layers 999: Invalid num_layers: num_layers should be between 0 and 2"):
+        BertScorer(BertScoreConfig(str(model), 999))
+    assert BertScorer(BertScoreConfig(str(model), 1)).score(["a cough"], ["a cough"])[0][2] > 0.99
