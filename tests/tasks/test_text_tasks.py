@@ -206,6 +206,6 @@ def test_a_bertscore_layer_past_the_model_s_last_is_refused_naming_the_option(tm
     from clue.models.tiny import build_tiny_bert
 
     model = build_tiny_bert(tmp_path / "tiny-bert")
-    with pytest.raises(ConfigError, match=r"--clue-bertscore-layers 999: Invalid num_layers: num_layers should be between 0 and 2"):
+    with pytest.raises(ConfigError, match=r"--clue-bertscore-layers 999: Invalid num_layers: .* between 0 and 2"):
         BertScorer(BertScoreConfig(str(model), 999))
     assert BertScorer(BertScoreConfig(str(model), 1)).score(["a cough"], ["a cough"])[0][2] > 0.99
