@@ -88,11 +88,11 @@ class OpenAIOptions:
                 "base_url must not carry credentials; put the key in the environment variable named by "
                 f"api_key_env ({self.api_key_env})"
             )
-        for key in ("max_concurrency", "request_timeout"):
-            if getattr(self, key) <= 0:
-                return f"{key} must be positive"
-        if self.max_retries < 0:
-            return "max_retries must be 0 or more"
+        # each count bounded: a thread per concurrent request, a wait per retry (10**9 of either is a typo)
+        for key, high in (("max_concurrency", 1024), ("request_timeout", 86400.0), ("max_retries", 100)):
+            value, low = getattr(self, key), 0 if key == "max_retries" else 1 if key == "max_concurrency" else 1e-3
+            if not low <= value <= high:  # NaN fails too
+                return f"{key} must be between {low:g} and {high:g}, not {value!r}"
         return None
 
 

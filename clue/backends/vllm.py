@@ -193,11 +193,11 @@ class VLLMOptions:
         executor = self.distributed_executor_backend
         if executor is not None and executor not in EXECUTORS:
             return f"distributed_executor_backend {executor!r} is not one of {', '.join(EXECUTORS)}"
-        if self.tensor_parallel_size <= 0:
-            return "tensor_parallel_size must be positive"
+        if not 1 <= self.tensor_parallel_size <= 1024:
+            return f"tensor_parallel_size must be between 1 and 1024, not {self.tensor_parallel_size}"
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             return "gpu_memory_utilization must be in (0, 1]"
-        if self.kv_cache_memory_bytes is not None and self.kv_cache_memory_bytes <= 0:
+        if self.kv_cache_memory_bytes is not None and not 0 < self.kv_cache_memory_bytes <= 2**50:
             return "kv_cache_memory_bytes must be positive (bytes, e.g. 4294967296 for 4 GiB)"
         return None
 

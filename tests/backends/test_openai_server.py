@@ -164,7 +164,12 @@ def test_decoding_settings_reach_the_server() -> None:
         ({"backend": "openai"}, "needs base_url"),
         ({"backend": "openai", "base_url": "http://user:pw@host/v1"}, "must not carry credentials"),
         ({"base_url": "http://host/v1"}, "only used with backend"),
-        ({"backend": "openai", "base_url": "http://h/v1", "max_concurrency": 0}, "must be positive"),
+        (
+            {"backend": "openai", "base_url": "http://h/v1", "max_concurrency": 0},
+            "max_concurrency must be between 1 and 1024",
+        ),
+        ({"backend": "openai", "base_url": "http://h/v1", "max_concurrency": 10**9}, "max_concurrency must be betw"),
+        ({"backend": "openai", "base_url": "http://h/v1", "max_retries": 10**6}, "max_retries must be between 0"),
         ({"backend": "openai", "base_url": "http://h/v1", "max_retries": "3"}, "must be an integer"),
     ],
 )
