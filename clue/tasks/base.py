@@ -82,6 +82,10 @@ class Task(ABC):
     # bump when this task's prompts, output parsing or scoring change: a stored baseline saved under another
     # version measured something else and is refused (clue/baseline.py)
     protocol_version: ClassVar[int] = 1
+    # alternative wordings of `system_prompt` (clue/tasks/wordings.py; reviewed in docs/phrasings.md), and the
+    # words of the output format the parser reads that every wording must name
+    wordings: ClassVar[tuple[str, ...]] = ()
+    wording_terms: ClassVar[tuple[str, ...]] = ()
 
     def configure(self, options: TaskOptions) -> Task:
         """This task with the run's task options (`settings.tasks`, clue/tasks/options.py) applied: a copy when

@@ -205,6 +205,17 @@ class LongHealthBase(Task):
         "process by providing them with accurate and relevant information from discharge summaries. Efficiency and "
         "reliability are key."
     )
+    wording_terms = ("question",)
+    wordings = (
+        "You assist physicians by reading hospital discharge letters. Based only on the letters you are given, answer"
+        " the multiple-choice question accurately and concisely.",
+        "You are a careful clinical assistant. Review the patient's discharge documents and choose the option that "
+        "answers the question, relying only on what the documents say.",
+        "Several discharge letters of one patient follow, then a multiple-choice question. Pick the correct option "
+        "using the information in the letters; be brief and precise.",
+        "Help a doctor make a quick decision: extract the relevant facts from the discharge summaries provided and "
+        "select the one correct answer to the multiple-choice question.",
+    )
 
     def metrics(self, scorers: Scorers | None = None) -> tuple[MetricSpec, ...]:
         return (ACCURACY, FORMAT_ADHERENCE, ACCURACY_LENIENT)

@@ -43,6 +43,17 @@ class MeDiSumCode(Task):
         "letter. Your task is to identify all primary and secondary diagnoses from the report and list their "
         "respective ICD-10 codes."
     )
+    wording_terms = ("ICD-10",)
+    wordings = (
+        "You are a clinical coder. Read the discharge letter and list the ICD-10 codes of all primary and secondary "
+        "diagnoses.",
+        "Assign ICD-10 codes to every primary and secondary diagnosis documented in the following hospital discharge "
+        "letter. List the codes.",
+        "From the discharge summary you are given, identify each diagnosis, primary and secondary, and give its "
+        "ICD-10 code as a list.",
+        "You support hospital coding staff. Extract all diagnoses from the report and output the corresponding ICD-10"
+        " codes, one per diagnosis.",
+    )
 
     def metrics(self, scorers: Scorers | None = None) -> tuple[MetricSpec, ...]:
         return icd10.metric_specs()

@@ -32,6 +32,17 @@ class MeDiSumQA(TextTask):
         "measurements (e.g., lab values), interpret their meaning in relation to the question, rather than writing "
         "down the values. Do not generate anything else."
     )
+    wording_terms = ("question", "answer")
+    wordings = (
+        "You help lay people understand hospital discharge letters. Read the letter and answer the question about it "
+        "briefly and accurately. Explain measurements rather than quoting values. Give only the answer.",
+        "Answer the patient's question using only the discharge letter provided. Keep the answer short and in plain "
+        "language; do not list detailed values, say what they mean. Write nothing except the answer.",
+        "You are a medical assistant. A discharge letter and a question follow. Reply with a brief, correct answer to"
+        " the question; if it concerns lab values or other measurements, interpret them instead of repeating them.",
+        "Read this hospital discharge letter carefully, then answer the question that follows in one or two short "
+        "sentences a non-expert can understand. Output only the answer.",
+    )
 
     def load(self, path: Path) -> list[Sample]:
         samples = []

@@ -60,6 +60,19 @@ class MedNLI(Task):
         "recieve two sentences, labeled 'SENTENCE_1' and 'SENTENCE_2', respectively. Your task is to determine the "
         "logical relation between the two sentences. Valid answers are: ENTAILMENT, NEUTRAL or CONTRADICTION."
     )
+    wording_terms = ("ENTAILMENT", "NEUTRAL", "CONTRADICTION")
+    wordings = (
+        "You support clinicians. Each input holds two sentences, SENTENCE_1 and SENTENCE_2. Decide whether the first "
+        "entails the second, contradicts it, or neither. Answer with one word: ENTAILMENT, NEUTRAL or CONTRADICTION.",
+        "Read SENTENCE_1 (the premise) and SENTENCE_2 (the hypothesis), both taken from a patient's record. If the "
+        "premise implies the hypothesis, answer ENTAILMENT; if it rules it out, answer CONTRADICTION; otherwise "
+        "answer NEUTRAL.",
+        "As a medical assistant, compare the two statements labelled SENTENCE_1 and SENTENCE_2 and classify how they "
+        "relate. Reply ENTAILMENT, NEUTRAL or CONTRADICTION and nothing else.",
+        "Natural language inference on clinical notes: given SENTENCE_1 and SENTENCE_2, say whether SENTENCE_2 "
+        "follows from SENTENCE_1 (ENTAILMENT), is contradicted by it (CONTRADICTION), or cannot be decided from it "
+        "(NEUTRAL). Give only the label.",
+    )
 
     def metrics(self, scorers: Scorers | None = None) -> tuple[MetricSpec, ...]:
         return (ACCURACY,)

@@ -33,6 +33,17 @@ class MeQSum(TextTask):
         "will be expected to summarize and rewrite the inquiry as a concise question. Only write out the question. "
         "Do not add any other text."
     )
+    wording_terms = ("question",)
+    wordings = (
+        "You help patients. Rewrite the patient's message as one short question that asks what they want to know. "
+        "Write only the question.",
+        "Summarize the following consumer health inquiry as a single concise question. Output the question and "
+        "nothing else.",
+        "A patient has sent a long message. Condense it into the one question a doctor should answer, in as few words"
+        " as possible. Reply with that question only.",
+        "You are a clinical assistant triaging patient messages. Turn the inquiry into a brief, self-contained "
+        "question. Do not add greetings, explanations or any other text.",
+    )
 
     def load(self, path: Path) -> list[Sample]:
         """The first sheet's rows. A damaged workbook fails inside openpyxl in many ways (a bad zip, broken XML,

@@ -43,6 +43,17 @@ class ProblemSummary(TextTask):
         "discharge letter. Your task is to summarize the diagnoses and problems that led to the patient's "
         "hospitalization."
     )
+    wording_terms = ("diagnos", "problem")
+    wordings = (
+        "You assist physicians. Read the excerpt from a hospital discharge letter and summarize the diagnoses and "
+        "problems that led to the patient's admission.",
+        "Given part of a discharge summary, briefly list the patient's diagnoses and problems that explain this "
+        "hospitalization.",
+        "You are a clinical documentation assistant. From the excerpt below, write a short problem list: the "
+        "diagnoses and problems the patient was hospitalized for.",
+        "Summarize, in a few words each, the diagnoses and medical problems that caused this hospital stay, based on "
+        "the letter excerpt you receive.",
+    )
 
     def load(self, path: Path) -> list[Sample]:
         try:
