@@ -39,6 +39,7 @@ from clue.models.matrix import ModelSpec, backend_options
 from clue.store.fingerprint import location_fingerprint
 from clue.store.sqlite import GenerationStore
 from clue.types import FinishReason, Generation, GenerationSettings, Prompt, ScoredTargets, TargetRequest, TargetScore
+from clue.util.options import TOKENS_MAX
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 FATAL_STATUSES = frozenset({401, 403, 404})  # wrong key, wrong model name: every request would fail the same way
@@ -89,8 +90,9 @@ class OpenAIOptions:
                 f"api_key_env ({self.api_key_env})"
             )
         # each count bounded: a thread per concurrent request, a wait per retry (10**9 of either is a typo)
-        for key, high in (("max_concurrency", 1024), ("request_timeout", 86400.0), ("max_retries", 100)):
-            value, low = getattr(self, key), 0 if key == "max_retries" else 1 if key == "max_concurrency" else 1e-3
+        bounds = (("max_concurrency", 1, 1024), ("request_timeout", 1e-3, 86400.0), ("max_retries", 0, 100))
+        for key, low, high in bounds:
+            value = getattr(self, key)
             if not low <= value <= high:  # NaN fails too
                 return f"{key} must be between {low:g} and {high:g}, not {value!r}"
         return None
@@ -447,9 +449,6 @@ def _parse(data: dict[str, Any], latency: float) -> _Answer:
         _token_count(usage, "completion_tokens"),
         latency,
     )
-
-
-TOKENS_MAX = 2**24  # more tokens than any context holds: a count past it is not one
 
 
 def _token_count(usage: dict[str, Any], field: str) -> int | None:

@@ -71,8 +71,7 @@ def _margins(layers: Sequence[Layer]) -> tuple[float | None, dict[str, float]]:
         if table is not None and not isinstance(table, Mapping):
             raise ConfigError(f"{layer.where('margins')} expects a table of METRIC = VALUE, got {_shown(table)}")
         for key, value in (table or {}).items():
-            _number_given(layer, f"margins.{key}", value)
-            margins[str(key)] = _convert(layer.where(f"margins.{key}"), value, float)
+            margins[str(key)] = _number(layer, f"margins.{key}", value, float)
         seen: set[str | None] = set()
         for metric, value in _margin_items(layer):
             if metric in seen:
@@ -101,15 +100,16 @@ def _margin_items(layer: Layer) -> list[tuple[str | None, float]]:
             name = metric.strip() if sep else None
             out.append((name, _convert(layer.where("margin" if name is None else f"margin {name}"), text, float)))
         else:
-            _number_given(layer, "margin", item)
-            out.append((None, _convert(layer.where("margin"), item, float)))
+            out.append((None, _number(layer, "margin", item, float)))
     return out
 
 
-def _number_given(layer: Layer, key: str, value: Any) -> None:
-    """A typed layer (TOML, Python) gives a number as a number: a string, a list or a table there is refused."""
+def _number(layer: Layer, key: str, value: Any, kind: type) -> Any:
+    """A number from a layer: text only from the command line and ini; a typed layer (TOML, Python) gives a number
+    as a number, and a string, a list or a table there is refused."""
     if not layer.text and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise ConfigError(f"{layer.where(key)} expects a number, got {_shown(value)}")
+    return _convert(layer.where(key), value, kind)
 
 
 @dataclass(frozen=True)
@@ -200,9 +200,7 @@ def _typed(opt: Option, layer: Layer, raw: Any, base: Path) -> Any:
             return ON_OFF[raw.strip().lower()]
         raise ConfigError(f"{where} expects {'on or off' if opt.info.on_off else 'true or false'}, got {_shown(raw)}")
     if opt.kind in (int, float):
-        if not (layer.text and isinstance(raw, str)):
-            _number_given(layer, opt.name, raw)
-        return _convert(where, raw, opt.kind)
+        return _number(layer, opt.name, raw, opt.kind)
     if opt.kind is Path and isinstance(raw, str | os.PathLike) and str(raw).strip():
         try:
             return (base / raw).resolve()

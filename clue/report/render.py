@@ -14,10 +14,11 @@ from clue.util.files import SHARED, atomic_write
 
 
 def write_reports(reports_dir: Path, run: RunRecord) -> tuple[Path, Path]:
-    html_path, md_path = reports_dir / "index.html", reports_dir / "summary.md"
-    for _, write in report_writers(reports_dir, run):
+    """index.html and summary.md (and GitHub's step summary), each written; their paths."""
+    writers = report_writers(reports_dir, run)
+    for _, write in writers:
         write()
-    return html_path, md_path
+    return writers[0][0], writers[1][0]
 
 
 def report_writers(reports_dir: Path, run: RunRecord) -> list[tuple[Path, Callable[[], object]]]:
@@ -26,11 +27,11 @@ def report_writers(reports_dir: Path, run: RunRecord) -> list[tuple[Path, Callab
     report = build_report(run)
     html, markdown = render_html(report), render_markdown(report)
 
-    def to(path: Path, text: str) -> Callable[[], object]:
-        return lambda: atomic_write(path, text.encode(), SHARED)
+    def written(name: str, text: str) -> tuple[Path, Callable[[], object]]:
+        path = reports_dir / name
+        return path, lambda: atomic_write(path, text.encode(), SHARED)
 
-    writers = [(reports_dir / "index.html", to(reports_dir / "index.html", html))]
-    writers.append((reports_dir / "summary.md", to(reports_dir / "summary.md", markdown)))
+    writers = [written("index.html", html), written("summary.md", markdown)]
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         writers.append((Path(step_summary), lambda: _append(Path(step_summary), markdown)))

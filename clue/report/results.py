@@ -18,7 +18,7 @@ from clue.util import strict_json
 from clue.util.files import SHARED, atomic_write
 from clue.util.strict_json import JSONProblem
 
-__all__ = ["SCHEMA_VERSION", "merge", "read_json", "read_record", "read_run", "result_path", "write_json"]
+__all__ = ["SCHEMA_VERSION", "merged", "read_json", "read_record", "read_run", "result_path", "write_json"]
 
 
 def write_json(path: Path, data: Any) -> Path:
@@ -49,18 +49,17 @@ def read_run(path: Path) -> RunRecord:
     return RunRecord.from_json(read_json(path), str(path))
 
 
-def merge(
-    reports_dir: Path,
+def merged(
     paths: Iterable[Path],
+    held: Sequence[CaseRecord] = (),
     *,
     not_run: Sequence[NotRun] = (),
     strict: bool = False,
     interrupted: bool = False,
 ) -> RunRecord:
-    """Merge this session's per-test files into clue-results.json, with the cases of this run that produced no
-    result (skipped: no data; errored: invalid data, a failed model load, a systematic failure) and their
-    reasons; returns what it wrote. The file describes this run only."""
-    records = tuple(read_record(p) for p in sorted(set(paths)) if p.is_file())
-    run = RunRecord(records, tuple(not_run), strict, interrupted)
-    write_json(reports_dir / "clue-results.json", run.to_json())
-    return run
+    """clue-results.json's record: this session's per-test files, the records whose files could not be written
+    (`held`), and the cases of this run that produced no result (skipped: no data; errored: invalid data, a failed
+    model load, a systematic failure) with their reasons. It describes this run only; the caller writes it."""
+    read = [read_record(p) for p in sorted(set(paths)) if p.is_file()]
+    records = tuple(sorted((*read, *held), key=lambda r: (r.task, r.row)))
+    return RunRecord(records, tuple(not_run), strict, interrupted)

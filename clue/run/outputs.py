@@ -6,7 +6,7 @@ outcome, skips and JUnit; `clue.evaluate` adds nothing."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +98,11 @@ class Run:
         """clue-results.json, the HTML and Markdown reports and clue-session.json, each written where it can be."""
         from clue.report.render import report_writers
 
-        files = sorted({Path(r.results_json) for r in rows if r.results_json})
-        read = [results_report.read_record(p) for p in files if p.is_file()]
+        files = [Path(r.results_json) for r in rows if r.results_json]
         held = [r.record for r in rows if not r.results_json]  # their files could not be written
-        record = replace(record, results=tuple(sorted((*read, *held), key=lambda r: (r.task, r.row))))
+        record = results_report.merged(
+            files, held, not_run=record.not_run, strict=record.strict, interrupted=record.interrupted
+        )
         results, session = self.reports_dir / "clue-results.json", self.reports_dir / "clue-session.json"
         self._write(results, lambda: results_report.write_json(results, record.to_json()))
         for path, write in report_writers(self.reports_dir, record):

@@ -36,12 +36,3 @@ def metric_specs() -> dict[str, MetricSpec]:
 
     specs = {spec.name: spec for name in task_names() for spec in get_task(name).metrics(None)}
     return specs | {m.spec.name: m.spec for m in installed()}
-
-
-def metric_names() -> set[str]:
-    """Every metric name a registered task can report (for validating per-metric options such as margins), from
-    the tasks' definitions alone: no metric model is built or hashed for it."""
-    from clue.metrics.extra import installed
-
-    names = {spec.name for name in task_names() for spec in get_task(name).metrics(None)}
-    return names | {m.spec.name for m in installed()}

@@ -18,6 +18,7 @@ from clue.errors import ConfigError
 from clue.models.matrix import ModelSpec
 from clue.store.sqlite import GenerationStore
 from clue.types import ChatMessage, Generation, GenerationSettings, Prompt
+from clue.util.options import TOKENS_MAX
 from tests.helpers import REPO
 from tests.helpers.openai_server import FakeOpenAIServer, tiny_model_responder
 
@@ -285,10 +286,7 @@ def test_a_server_s_usage_counts_are_counts_of_tokens_or_the_answer_is_malformed
         def check(prompt_tokens: object, completion_tokens: object) -> None:
             answer.update(prompt=prompt_tokens, completion=completion_tokens)
             (got,) = backend.generate(prompts(1), GenerationSettings())
-            valid = [
-                v is None or (type(v) is int and 0 <= v <= openai_server.TOKENS_MAX)
-                for v in (prompt_tokens, completion_tokens)
-            ]
+            valid = [v is None or (type(v) is int and 0 <= v <= TOKENS_MAX) for v in (prompt_tokens, completion_tokens)]
             if all(valid):
                 assert got.error is None, got.error
                 assert got.completion_tokens == (completion_tokens or 0) and got.prompt_tokens >= 0

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import clue
-from clue.config import OPTIONS, Layer, Option, settings_from
+from clue.config import OPTIONS, GateOptions, Layer, Option, settings_from
 from clue.errors import ConfigError
 from clue.plugin.options import resolve
 
@@ -95,33 +95,39 @@ def test_every_option_from_evaluate_is_read_as_written_or_refused_naming_it(name
     _settle(opt, Layer("evaluate()", {name: raw}, ROOT, "python"), raw)
 
 
+def _margins_read(layer: Layer) -> GateOptions | None:
+    """The gate's settings from one layer setting margins, or None when it was refused with a ConfigError naming
+    the margin."""
+    try:
+        return settings_from(ROOT, [layer]).gate
+    except ConfigError as exc:
+        assert "margin" in str(exc), str(exc)
+        return None
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.one_of(toml_values, st.dictionaries(st.text(max_size=8), python_values, max_size=3)))
 def test_margins_tables_are_metric_numbers_within_the_metric_range_or_refused(raw: Any) -> None:
     """`[tool.clue] margins = 5` was an INTERNALERROR; a margin of 5 on a 0-1 metric was accepted."""
-    try:
-        got = settings_from(ROOT, [Layer("pyproject.toml [tool.clue]", {"margins": raw}, ROOT, "toml")])
-    except ConfigError as exc:
-        assert "margin" in str(exc), str(exc)
+    got = _margins_read(Layer("pyproject.toml [tool.clue]", {"margins": raw}, ROOT, "toml"))
+    if got is None:
         return
-    for metric, value in got.gate.margins.items():
-        assert isinstance(raw, dict) and raw[metric] == value and 0 <= value < 2, (raw, got.gate.margins)
+    for metric, value in got.margins.items():
+        assert isinstance(raw, dict) and raw[metric] == value and 0 <= value < 2, (raw, got.margins)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(toml_values, st.lists(st.one_of(numbers, st.sampled_from(["=0.1", "rouge1=0.1", "0.1"])))))
 def test_margin_values_are_one_global_and_known_metrics_or_refused(raw: Any) -> None:
     """A list where one number belongs is not read as its last element; `=0.1` names no metric."""
-    try:
-        got = settings_from(ROOT, [Layer("evaluate()", {"margin": raw}, ROOT, "python")])
-    except ConfigError as exc:
-        assert "margin" in str(exc), str(exc)
+    got = _margins_read(Layer("evaluate()", {"margin": raw}, ROOT, "python"))
+    if got is None:
         return
     items = raw if isinstance(raw, list) else [raw]
     plain = [i for i in items if not (isinstance(i, str) and "=" in i)]
     assert len(plain) <= 1
-    if plain and got.gate.margin is not None:
-        assert got.gate.margin == float(plain[0]) and 0 <= got.gate.margin < 1
+    if plain and got.margin is not None:
+        assert got.margin == float(plain[0]) and 0 <= got.margin < 1
 
 
 # the command line and ini, through pytest's own parsing (its conversions come first, then clue's)
