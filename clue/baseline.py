@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from clue.errors import ConfigError
-from clue.records import BaselineEntry, BaselineProbes, BaselineSample, RecordError, name_in_message
+from clue.records import (
+    BaselineEntry,
+    BaselinePhrasing,
+    BaselineProbes,
+    BaselineSample,
+    RecordError,
+    name_in_message,
+)
 from clue.types import MetricSpec, Prompt, TaskResult
 from clue.util import strict_json
 from clue.util.files import SHARED, atomic_write
@@ -104,6 +111,7 @@ def entry(
     *,
     protocol: Mapping[str, Any],
     prompts: Mapping[str, str],
+    worded: Sequence[tuple[str, str, TaskResult]] = (),
 ) -> BaselineEntry:
     """A model's baseline entry for one task: what was measured and the per-sample scores, without any text.
     `protocol` is the task's protocol with the few-shot examples; `prompts` maps sample ids to prompt hashes."""
@@ -129,16 +137,51 @@ def entry(
         model_fingerprint={"model": provenance.get("model", {}), "backend": provenance.get("backend", {})},
         weights_probe=provenance.get("weights_probe"),
         n=result.n,
-        samples=tuple(
-            BaselineSample(
-                id=hash_id(result.task, s.sample_id),
-                prompt=prompts.get(s.sample_id),
-                output=output,
-                cluster=None if s.cluster is None else hash_id(result.task, str(s.cluster)),
-                scores=dict(s.scores),
-            )
-            for s, output in zip(result.samples, output_hashes(result), strict=True)
-        ),
+        samples=_rows(result, prompts),
+        phrasings=tuple(BaselinePhrasing(wording, digest, _rows(scored, {})) for wording, digest, scored in worded),
+    )
+
+
+def _rows(result: TaskResult, prompts: Mapping[str, str]) -> tuple[BaselineSample, ...]:
+    return tuple(
+        BaselineSample(
+            id=hash_id(result.task, s.sample_id),
+            prompt=prompts.get(s.sample_id),
+            output=output,
+            cluster=None if s.cluster is None else hash_id(result.task, str(s.cluster)),
+            scores=dict(s.scores),
+        )
+        for s, output in zip(result.samples, output_hashes(result), strict=True)
+    )
+
+
+def worded_reference(
+    stored: BaselineEntry, wording: str, digest: str, label: str, current: BaselineEntry, run_ids: Sequence[str]
+) -> Reference:
+    """The stored scores under one alternative wording, of this run's samples in this run's order; ConfigError when
+    the baseline holds none under that wording or holds another text under its id."""
+    found = next((p for p in stored.phrasings if p.wording == wording), None)
+    if found is None:
+        held = ", ".join(p.wording for p in stored.phrasings) or "none"
+        raise ConfigError(
+            f"baseline {label!r} ({stored.task}) holds no scores under the wording {wording!r} (it holds: {held}); "
+            "save it again with this --clue-phrasings"
+        )
+    if found.digest != digest:
+        raise ConfigError(
+            f"baseline {label!r} ({stored.task}): the wording {wording!r} had another text when it was saved "
+            f"(hash {found.digest}, now {digest}); save the baseline again"
+        )
+    by_id = {s.id: s for s in found.samples}
+    missing = [s for s in current.samples if s.id not in by_id]
+    if missing:
+        raise ConfigError(
+            f"baseline {label!r} ({stored.task}): {len(missing)} of this run's {len(current.samples)} samples have "
+            f"no score under the wording {wording!r}"
+        )
+    rows = [by_id[s.id] for s in current.samples]
+    return Reference(
+        label, "baseline", tuple(run_ids), tuple(dict(r.scores) for r in rows), tuple(r.output for r in rows)
     )
 
 
@@ -303,8 +346,19 @@ def _check_samples(entry: BaselineEntry, where: str) -> None:
         specs[name] = MetricSpec(name, "", kind=kind, bounds=None if bounds is None else (bounds[0], bounds[1]))
     if entry.n is not None and entry.n != len(entry.samples):
         raise ConfigError(f"{where}: holds {len(entry.samples)} samples, but was saved with n = {entry.n}")
+    _check_rows(entry.samples, specs, where)
+    wordings: set[str] = set()
+    for phrasing in entry.phrasings:
+        here = f"{where}, wording {name_in_message(phrasing.wording)}"
+        if phrasing.wording in wordings:
+            raise ConfigError(f"{here}: listed twice")
+        wordings.add(phrasing.wording)
+        _check_rows(phrasing.samples, specs, here)
+
+
+def _check_rows(samples: Sequence[BaselineSample], specs: Mapping[str, MetricSpec], where: str) -> None:
     seen: set[str] = set()
-    for sample in entry.samples:
+    for sample in samples:
         if sample.id in seen:
             raise ConfigError(f"{where}, sample {name_in_message(sample.id)}: listed twice")
         seen.add(sample.id)

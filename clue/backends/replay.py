@@ -1,7 +1,11 @@
 """Replay recorded outputs instead of running a model.
 
 `path` is a JSON Lines file of `{"task": ..., "sample_id": ..., "text": ...}` records: outputs produced
-elsewhere (another harness, an API run, a colleague's GPU box) are scored and gated exactly like live ones.
+elsewhere (another harness, an API run, a colleague's GPU box) are scored and gated exactly like live ones. A record
+may name the instruction wording it was generated under (`"wording"`: a wording's id, e.g. `clue-2`, or the hash of
+its text, as the results list them; without one, the reference wording): under --clue-phrasings each prompt is
+answered with the record of its own wording, and a wording without records fails its samples (outputs recorded under
+one wording never stand in for another's).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from clue.util.pseudonyms import hash_id
 from clue.util.strict_json import JSONProblem
 
 _FIELDS = ("task", "sample_id", "text")
+_OPTIONAL = ("wording",)
+REFERENCE = "reference"
 BUILDER_TASKS = ("medisumqa_build",)  # prompts of `clue data build medisumqa` (clue.data.medisumqa.TASK)
 
 
@@ -62,7 +68,10 @@ class ReplayBackend:
             self.loads += 1
         results = []
         for prompt in prompts:
-            text = self.outputs.get((prompt.task, prompt.sample_id))
+            ids = prompt_wording(prompt)
+            text = next(
+                (t for w in ids if (t := self.outputs.get((prompt.task, prompt.sample_id, w))) is not None), None
+            )
             if text is None:
                 results.append(
                     Generation(
@@ -72,7 +81,8 @@ class ReplayBackend:
                         0,
                         "error",
                         0.0,
-                        error=f"no recorded output in {self.path} for this sample of {prompt.task}",
+                        error=f"no recorded output in {self.path} for this sample of {prompt.task}"
+                        + ("" if REFERENCE in ids else f" under the wording {ids[0]!r}"),
                     )
                 )
             else:
@@ -94,7 +104,7 @@ class ReplayBackend:
     def unmatched(self, task: str, sample_ids: Collection[str]) -> None:
         """Warn, once per task, about this task's records that match no sample of its data: an id written another
         way, or outputs of another data version; the samples without a record fail and are scored as failed."""
-        stray = sorted(hash_id(task, sid) for t, sid in self.outputs if t == task and sid not in sample_ids)
+        stray = sorted({hash_id(task, sid) for t, sid, _ in self.outputs if t == task and sid not in sample_ids})
         if stray:
             warnings.warn(
                 DataWarning(
@@ -122,11 +132,26 @@ class ReplayBackend:
         self.outputs.clear()
 
 
-def read_outputs(path: Path) -> dict[tuple[str, str], str]:
-    """(task, sample_id) -> text of a replay file. Refused as one DataError naming the file and the line: non-UTF-8
-    text, a line that is not a {task, sample_id, text} object of strings, a key given twice in one object, and a
-    (task, sample_id) recorded twice with different texts (which one was scored would be a guess). A task name that
-    is no task's is a ConfigError listing the tasks: its records would match nothing."""
+def prompt_wording(prompt: Prompt) -> tuple[str, ...]:
+    """The ids a record may name the prompt's wording by: clue's id for it (`reference`, `clue-N`) when it is one of
+    the task's wordings, and the hash of its text (a team's wording is named by either its hash or its id)."""
+    from clue.tasks import get_task, task_names
+    from clue.tasks.wordings import Wording, task_wordings
+
+    system = next((m.content for m in prompt.messages if m.role == "system"), None)
+    if system is None or prompt.task not in task_names():
+        return (REFERENCE,)
+    text = system.strip()  # LongHealth's system turn is its wording between newlines
+    named = next((w.id for w in task_wordings(get_task(prompt.task)) if w.text.strip() == text), None)
+    digest = Wording("", text).digest
+    return (named, digest) if named else (digest,)
+
+
+def read_outputs(path: Path) -> dict[tuple[str, str, str], str]:
+    """(task, sample_id, wording) -> text of a replay file. Refused as one DataError naming the file and the line:
+    non-UTF-8 text, a line that is not a {task, sample_id, text} object of strings, a key given twice in one object,
+    and a (task, sample_id, wording) recorded twice with different texts (which one was scored would be a guess). A
+    task name that is no task's is a ConfigError listing the tasks: its records would match nothing."""
     from clue.tasks import task_names
 
     known = [*task_names(), *BUILDER_TASKS]
@@ -134,14 +159,14 @@ def read_outputs(path: Path) -> dict[tuple[str, str], str]:
         text = strict_json.read_text(path)
     except JSONProblem as exc:
         raise DataError(path, str(exc)) from None
-    outputs: dict[tuple[str, str], str] = {}
-    first_line: dict[tuple[str, str], int] = {}
+    outputs: dict[tuple[str, str, str], str] = {}
+    first_line: dict[tuple[str, str, str], int] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         where = f"line {lineno}"
         try:
-            record = strict_json.parse(line, known_keys=_FIELDS, one_line=True)
+            record = strict_json.parse(line, known_keys=_FIELDS + _OPTIONAL, one_line=True)
         except JSONProblem as exc:
             raise DataError(path, str(exc), record=where) from None
         if not isinstance(record, dict):
@@ -159,7 +184,12 @@ def read_outputs(path: Path) -> dict[tuple[str, str], str]:
             named = f"{task!r} (did you mean {near[0]}?)" if near else f"({describe(task)})"
             tasks = ", ".join(task_names())
             raise ConfigError(f"replay file {path}, {where}: no task {named}; tasks: {tasks}")
-        key = (task, str(record["sample_id"]))
+        wording = record.get("wording", REFERENCE)
+        if not isinstance(wording, str) or not wording.strip():
+            raise DataError(
+                path, f"expected a wording's id or hash, got {describe(wording)}", record=where, field="wording"
+            )
+        key = (task, str(record["sample_id"]), wording)
         if key in outputs and outputs[key] != record["text"]:
             raise DataError(
                 path,

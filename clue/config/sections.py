@@ -51,6 +51,7 @@ def _path_text(value: Any, base: Path, flag: str) -> str:
 
 
 ALPHA_MIN = 1e-4  # a smaller level is a tail the bootstrap cannot resolve with at most RESAMPLES_MAX resamples
+PHRASINGS_MAX = 16  # the reference and 15 alternatives: each one is a full generation of the task
 RESAMPLES_MAX = 1_000_000  # 8 MB of replicates per metric, seconds per comparison; 10**11 filled 23 GB and died
 
 
@@ -216,6 +217,22 @@ class GateOptions:
         "with --clue-sequential: units (samples, or LongHealth questions) between looks",
         metavar="N",
         check=between(1, COUNT_MAX),
+    )
+    phrasings: int = option(
+        1,
+        "instruction wordings per task (README: phrasings): each model generates every selected task under the "
+        "reference wording (CLUE's) and N-1 alternatives (yours from --clue-wordings first, then clue's, reviewed "
+        "in docs/phrasings.md); the case regresses when any wording or their per-sample mean regressed, improves "
+        "only when the mean improved and no wording regressed (one Holm family). Costs N times the generation",
+        metavar="N",
+        check=between(1, PHRASINGS_MAX),
+    )
+    wordings: Path | None = option(
+        None,
+        'a TOML file of your own wordings of tasks\' instructions, one table per task (id = "text"), each naming '
+        "the task's output format; with --clue-phrasings N they come before clue's alternatives",
+        metavar="FILE",
+        shown="none",
     )
     resamples: int = option(
         stats.DEFAULT_RESAMPLES, "bootstrap resamples for continuous metrics", check=between(100, RESAMPLES_MAX)

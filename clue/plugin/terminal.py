@@ -94,6 +94,15 @@ def summary_lines(row: CaseRow) -> list[str]:
                 f"  base {c.base_mean:.4f}  delta {c.delta:+.4f}  CI [{c.ci_low:+.4f}, {c.ci_high:+.4f}]  {c.verdict}"
             )
         lines.append(line)
+    summary = record.phrasings_summary
+    if summary is not None:
+        each = " | ".join(f"{w.wording} {w.comparison.delta:+.4f} {w.comparison.verdict}" for w in record.phrasings)
+        lines.append(f"    wordings ({summary.metric}, model minus base): {each}")
+        lines.append(
+            f"    across {len(record.phrasings) - 1} wordings: {summary.verdict.upper()} (reference wording alone: "
+            f"{summary.reference_verdict.upper()}); spread model {summary.model_spread:.4f} vs base "
+            f"{summary.base_spread:.4f}: {summary.finding}"
+        )
     if record.sequential is not None:
         stop = record.sequential
         lines.append(f"    sequential: {sequential_text(stop)} (nominal level {stop.level:.2g})")

@@ -76,6 +76,26 @@ class BaselineProbes:
 
 
 @dataclass(frozen=True)
+class BaselinePhrasing:
+    """A stored baseline's scores under one alternative wording (--clue-phrasings): the wording's id and the hash
+    of its text, so that a later run gates only against scores of the same instruction."""
+
+    wording: str
+    digest: str
+    samples: tuple[BaselineSample, ...]
+
+    def to_json(self) -> dict[str, JSON]:
+        return {"wording": self.wording, "digest": self.digest, "samples": [s.to_json() for s in self.samples]}
+
+    @classmethod
+    def from_json(cls, data: JSON, where: str) -> BaselinePhrasing:
+        wording = _get(data, "wording", str, where)
+        here = f"{where} ({name_in_message(wording)})"
+        samples = _get(data, "samples", list, here)
+        return cls(wording, _get(data, "digest", str, here), tuple(BaselineSample.from_json(s, here) for s in samples))
+
+
+@dataclass(frozen=True)
 class BaselineEntry:
     """A model's stored scores on one task (--clue-save-baseline) and everything that decides whether they can be
     compared with a later run: the data's hash, the task's protocol, the decoding, the metrics' definitions."""
@@ -93,6 +113,7 @@ class BaselineEntry:
     n: int | None = None
     contamination: BaselineProbes | None = None  # the base side of the contamination diagnostic
     contamination_reference: BaselineProbes | None = None  # likewise, of the --clue-contamination-reference items
+    phrasings: tuple[BaselinePhrasing, ...] = ()  # the scores under each alternative wording (--clue-phrasings)
 
     KEYS = ("task", "model", "protocol", "data", "decoding", "metrics", "samples")
 
@@ -113,6 +134,7 @@ class BaselineEntry:
                 self.contamination_reference.to_json() if self.contamination_reference else None
             ),
             "samples": [s.to_json() for s in self.samples],
+            **({"phrasings": [p.to_json() for p in self.phrasings]} if self.phrasings else {}),
         }
 
     @classmethod
@@ -140,5 +162,9 @@ class BaselineEntry:
             contamination=BaselineProbes.from_json(data.get("contamination"), f"{here}, contamination"),
             contamination_reference=BaselineProbes.from_json(
                 data.get("contamination_reference"), f"{here}, contamination_reference"
+            ),
+            phrasings=tuple(
+                BaselinePhrasing.from_json(p, f"{here}, phrasings[{i}]")
+                for i, p in enumerate(_get(data, "phrasings", list, here, optional=True) or [])
             ),
         )

@@ -8,6 +8,7 @@ from typing import cast
 
 from clue.errors import describe
 from clue.records.contamination import ContaminationRecord
+from clue.records.phrasings import PhrasingsSummary, WordingEntry
 from clue.records.reading import (
     _CHOICES,
     JSON,
@@ -186,6 +187,9 @@ class CaseRecord:
     weights_check: str | None = None  # "identical" | "differs" | "not checked"; None for a reference case
     headline: str | None = None  # the one-line verdict of a gated case
     contamination: ContaminationRecord | None = None  # None: not a gated case, or the diagnostic is off
+    # under --clue-phrasings N > 1: the primary metric's comparison per wording and combined, and the summary
+    phrasings: tuple[WordingEntry, ...] = ()
+    phrasings_summary: PhrasingsSummary | None = None
 
     @property
     def row(self) -> str:
@@ -223,6 +227,9 @@ class CaseRecord:
         }
         if self.headline is not None:
             out["headline"] = self.headline
+        if self.phrasings_summary is not None:
+            out["phrasings"] = [w.to_json() for w in self.phrasings]
+            out["phrasings_summary"] = self.phrasings_summary.to_json()
         return out
 
     @classmethod
@@ -270,6 +277,10 @@ class CaseRecord:
             weights_check=_get(data, "weights_check", str, here, optional=True),
             headline=_get(data, "headline", str, here, optional=True),
             contamination=ContaminationRecord.from_json(data.get("contamination"), f"{here}, contamination"),
+            phrasings=_list(data, "phrasings", here, WordingEntry.from_json) if "phrasings" in data else (),
+            phrasings_summary=None
+            if data.get("phrasings_summary") is None
+            else PhrasingsSummary.from_json(data["phrasings_summary"], f"{here}, phrasings_summary"),
         )
 
     def with_samples(self, samples: tuple[SampleRow, ...]) -> CaseRecord:

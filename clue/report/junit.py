@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from clue.records import CaseRow
+from clue.records import CaseRecord, CaseRow
 from clue.util.files import SHARED, atomic_write
 
 TESTCASE_ATTRIBUTES = frozenset({"name", "classname", "time", "group"})
@@ -50,11 +50,38 @@ def case_properties(row: CaseRow) -> list[tuple[str, str]]:
                 value = f"{value['n']}/{value['of']}"
             shown = str(value).lower() if isinstance(value, bool) else value
             out.append((name, shown if isinstance(shown, str) else f"{shown:.6g}"))
+    out += _phrasing_properties(prefix, record)
     for metric, values in row.metrics.items():
         for key, value in values.to_json().items():
             name = f"{prefix}.{metric}" if key == "value" else f"{prefix}.{metric}.{key}"
             out.append((name, value if isinstance(value, str) else f"{value:.6g}"))
     return out
+
+
+def _phrasing_properties(prefix: str, record: CaseRecord) -> list[tuple[str, str]]:
+    """Under --clue-phrasings: the verdict across wordings, the reference wording's alone, the sensitivity, and
+    each wording's difference, interval, verdict and text hash."""
+    summary = record.phrasings_summary
+    if summary is None:
+        return []
+    here = f"{prefix}.phrasings"
+    out: list[tuple[str, str]] = [
+        (f"{here}.verdict", summary.verdict),
+        (f"{here}.reference_verdict", summary.reference_verdict),
+        (f"{here}.sensitivity.finding", summary.finding),
+    ]
+    numbers = {
+        "sensitivity.model_spread": summary.model_spread,
+        "sensitivity.base_spread": summary.base_spread,
+        "sensitivity.ci_low": summary.spread_ci_low,
+        "sensitivity.ci_high": summary.spread_ci_high,
+    }
+    for entry in record.phrasings:
+        c, key = entry.comparison, entry.wording
+        out += [(f"{here}.{key}.verdict", c.verdict), (f"{here}.{key}.digest", entry.digest or "")]
+        numbers.update({f"{key}.delta": c.delta, f"{key}.ci_low": c.ci_low, f"{key}.ci_high": c.ci_high})
+        numbers.update({f"{key}.model": c.model_mean, f"{key}.base": c.base_mean, f"{key}.n": c.n})
+    return out + [(f"{here}.{key}", f"{value:.6g}") for key, value in numbers.items()]
 
 
 def add_case_properties(config: pytest.Config, row: CaseRow) -> None:

@@ -7,10 +7,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from clue.records import CaseRecord, ContaminationRecord, Count, MetricEntry, SampleRow
+from clue.records import (
+    CaseRecord,
+    ContaminationRecord,
+    Count,
+    MetricEntry,
+    PhrasingsSummary,
+    SampleRow,
+    WordingEntry,
+)
 from clue.report.flags import output_flags
 from clue.run.gate import GateOutcome
 from clue.statistics import paired as stats
+from clue.statistics.phrasings import COMBINED
 from clue.statistics.sequential import Stop
 from clue.tasks import get_task
 from clue.tasks.base import Task, split_reasoning
@@ -68,6 +77,37 @@ def result_record(
         weights_check=weights_check,
         headline=headline,
         contamination=contamination,
+        phrasings=_wording_entries(outcome),
+        phrasings_summary=_phrasings_summary(outcome),
+    )
+
+
+def _wording_entries(outcome: GateOutcome | None) -> tuple[WordingEntry, ...]:
+    """Under --clue-phrasings: the primary metric's comparison under each wording (the reference first) and the
+    combined one."""
+    if outcome is None or outcome.phrasings is None:
+        return ()
+    phrased = outcome.phrasings
+    decision = phrased.decision
+    primary = next(c for c in decision.reference if c.metric == decision.combined.metric)
+    compared = [primary, *(c for _, c in decision.wordings)]
+    entries = [WordingEntry(w.id, w.digest, w.source, c) for w, c in zip(phrased.wordings, compared, strict=True)]
+    return (*entries, WordingEntry(COMBINED, None, "mean over the wordings", decision.combined))
+
+
+def _phrasings_summary(outcome: GateOutcome | None) -> PhrasingsSummary | None:
+    if outcome is None or outcome.phrasings is None:
+        return None
+    decision, sense = outcome.phrasings.decision, outcome.phrasings.decision.sensitivity
+    return PhrasingsSummary(
+        decision.combined.metric,
+        decision.verdict,
+        outcome.phrasings.reference_verdict,
+        sense.model_spread,
+        sense.base_spread,
+        sense.ci_low,
+        sense.ci_high,
+        sense.finding,
     )
 
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from clue.baseline import Reference
 from clue.errors import ClueError
 from clue.models.matrix import ModelSpec
 from clue.records import CaseRecord, CaseVerdict, ContaminationRecord
 from clue.run import case_record
 from clue.run.contamination.case import contamination_record
-from clue.run.gate import GateOutcome, run_gate
+from clue.run.gate import GateOutcome, Worded, run_gate
 from clue.run.session import ClueSession
 from clue.types import TaskResult
 
@@ -60,7 +61,8 @@ def evaluate_case(
             case, result, generator.result(case.base, result.task) if case.base else None
         )
         if reference is not None:
-            outcome = run_gate(result, reference, settings, stop.level if stop else None, task)
+            worded = _worded(session, case, result, reference)
+            outcome = run_gate(result, reference, settings, stop.level if stop else None, task, worded)
     except ClueError as exc:
         prefix = f"base model {case.base!r}: " if case.base else ""
         raise ClueError(prefix + str(exc)) from None
@@ -89,6 +91,31 @@ def evaluate_case(
         contamination=contamination,
     )
     return CaseResult(case_id, result.task, result.model, record, outcome, failure, warning)
+
+
+def _worded(session: ClueSession, case: ModelSpec, result: TaskResult, reference: Reference) -> list[Worded]:
+    """Under --clue-phrasings N: the case's model and its reference under each alternative wording, on the samples
+    `result` holds (a sequential case's up to its stop)."""
+    generator = session.generator
+    if not generator.phrasings.active:
+        return []
+    task = session.catalog.task(result.task)
+    ids = [s.sample_id for s in result.samples]
+    mine = generator.worded_results(case.name, result.task)
+    theirs = generator.worded_results(case.base, result.task) if case.base else {}
+    found = []
+    for wording in generator.phrasings.alternatives(task):
+        own = _first(mine[wording.id], len(ids))
+        if case.base:
+            base = Reference.from_result(theirs[wording.id]).restrict(ids)
+        else:
+            base = session.references.worded(case, result, wording, reference)
+        found.append(Worded(wording, own, base))
+    return found
+
+
+def _first(result: TaskResult, n: int) -> TaskResult:
+    return replace(result, samples=result.samples[:n], generations=result.generations[:n])
 
 
 def _contamination_failure(failure: str | None, contamination: ContaminationRecord) -> str | None:
@@ -122,9 +149,9 @@ def _verdict(
     first = outcome.headline()
     first = headline(outcome, first) if headline is not None else first
     text = first + "\n" + outcome.message().partition("\n")[2]
-    if outcome.regressed:
+    if outcome.verdict == "regressed":
         return text, None, first
-    if outcome.inconclusive:
+    if outcome.verdict == "inconclusive":
         if strict:
             return text + "\n(--clue-strict: inconclusive comparisons fail)", None, first
         return None, text, first

@@ -20,6 +20,7 @@ from clue.models.matrix import ModelSpec
 from clue.run.catalog import DataCatalog, TaskData
 from clue.run.contamination.probing import Probing, TaskProbes
 from clue.run.contamination.scores import ProbeScores
+from clue.run.phrasings import Phrasings
 from clue.run.plan import CasePlan
 from clue.run.scoring import Scoring, generation_settings
 from clue.run.store_loop import StoredRun, counted
@@ -27,6 +28,7 @@ from clue.statistics import sequential
 from clue.store.fingerprint import memo_key
 from clue.store.sqlite import GenerationStore, canonical
 from clue.tasks.base import Task
+from clue.tasks.wordings import Wording, worded
 from clue.types import Generation, Prompt, SampleScore, TaskResult
 from clue.util.pseudonyms import shareable_error
 from clue.version import __version__
@@ -60,7 +62,8 @@ class Generated:
     record of that decision) and the result scored at the last look (`scored`); the model's weights probe (`probe`:
     the digest of its next-token logits on fixed prompts, None when its engine gives none); and the contamination
     diagnostic's scores of the task's probes and of its --clue-contamination-reference items (None: not probed;
-    `reference_scores` a string: why the reference file gives none)."""
+    `reference_scores` a string: why the reference file gives none); under --clue-phrasings N, the generations
+    under each alternative wording (`worded`: wording id -> generations of the same samples, in order)."""
 
     generations: tuple[Generation, ...]
     stops: Mapping[str, sequential.Stop] = field(default_factory=dict)
@@ -68,6 +71,7 @@ class Generated:
     probe: str | None = None
     probe_scores: ProbeScores | None = None
     reference_scores: ProbeScores | str | None = None
+    worded: Mapping[str, tuple[Generation, ...]] = field(default_factory=dict)
 
 
 class Generator:
@@ -84,6 +88,8 @@ class Generator:
         self.progress: Progress | None = None
         self._outputs: dict[tuple[str, str], Generated | ClueError] = {}
         self.probing = Probing(settings, catalog)  # the contamination diagnostic's scores
+        self.phrasings = Phrasings(settings)  # the wordings each task is generated under
+        self._worded_results: dict[tuple[str, str], dict[str, TaskResult]] = {}
         self._backend_info: dict[str, dict[str, Any]] = {}
         self._store: GenerationStore | None = None
         self._engines: set[type[Any]] = set()  # backend classes used: their shared engines are released at close
@@ -133,6 +139,23 @@ class Generator:
             self.scoring.score_result(model, task, data, generated.generations, self.store, provenance)
         return self.scoring.results[key]
 
+    def worded_results(self, model: str, task_name: str) -> dict[str, TaskResult]:
+        """The model's scored results under each alternative wording (--clue-phrasings), by wording id; empty when
+        the run uses the reference wording alone."""
+        key = (model, task_name)
+        if key not in self._worded_results:
+            generated = self.generated(model, task_name)
+            task = self.catalog.task(task_name)
+            data = self.catalog.data(task)
+            assert data is not None  # generated() would have raised
+            provenance = self.provenance_of(model, data)
+            found = {}
+            for wording, generations in generated.worded.items():
+                scores = self.scoring.score(task, data.scored[: len(generations)], generations, self.store)
+                found[wording] = self.scoring.task_result(model, task, scores, generations, provenance)
+            self._worded_results[key] = found
+        return self._worded_results[key]
+
     def _generate(self, model: str, task_names: list[str]) -> None:
         todo: list[tuple[Task, TaskData]] = []
         for name in (n for n in task_names if (model, n) not in self._outputs):
@@ -178,12 +201,15 @@ class Generator:
                 unmatched(task.name, data.sample_ids)
         fixed = [(task, data) for task, data in todo if task.name not in gated]
         probed: dict[str, TaskProbes] = {}
+        alternatives: dict[str, dict[str, tuple[Generation, ...]] | ClueError] = {}
         try:
             prompts = [p for task, data in fixed for p in self._build_prompts(backend, task, data)]
             outputs = self._run_prompts(model, backend, prompts)
             for task, data in todo:
                 if task.name in gated:
                     self._generate_sequential(model, backend, task, data, gated[task.name])
+            if self.phrasings.active:
+                alternatives = self._generate_worded(model, backend, todo)
             if self.plan.probed(model):
                 for task, data in todo:
                     if (found := self._score_probes(model, backend, task, data)) is not None:
@@ -206,12 +232,51 @@ class Generator:
             entry = self._outputs[(model, task.name)]
             if isinstance(entry, Generated):
                 found = probed.get(task.name)
+                worded_found = alternatives.get(task.name, {})
+                if isinstance(worded_found, ClueError):
+                    self._outputs[(model, task.name)] = worded_found
+                    continue
                 self._outputs[(model, task.name)] = replace(
                     entry,
                     probe=self.probes.get(model),
                     probe_scores=found.scores if found else None,
                     reference_scores=found.reference if found else None,
+                    worded=worded_found,
                 )
+
+    def _generate_worded(
+        self, model: str, backend: Backend, todo: list[tuple[Task, TaskData]]
+    ) -> dict[str, dict[str, tuple[Generation, ...]] | ClueError]:
+        """Each task's samples under its alternative wordings (--clue-phrasings), in one pass through the store: the
+        samples the reference wording generated (all of them, or a sequential task's up to its last stop)."""
+        found: dict[str, dict[str, tuple[Generation, ...]] | ClueError] = {}
+        jobs: list[tuple[Task, Wording, list[Prompt]]] = []
+        for task, data in todo:
+            entry = self._outputs.get((model, task.name))
+            if isinstance(entry, ClueError):
+                continue
+            upto = len(entry.generations) if isinstance(entry, Generated) else len(data.scored)
+            try:
+                wordings = self.phrasings.alternatives(task)
+            except ClueError as exc:
+                found[task.name] = exc
+                continue
+            for wording in wordings:
+                jobs.append((task, wording, self._build_prompts(backend, worded(task, wording), data)[:upto]))
+        outputs = self._run_prompts(model, backend, [p for _, _, prompts in jobs for p in prompts])
+        start = 0
+        for task, wording, prompts in jobs:
+            chunk = tuple(outputs[start : start + len(prompts)])
+            start += len(prompts)
+            kept = found.setdefault(task.name, {})
+            if isinstance(kept, ClueError):
+                continue
+            failure = systematic_failure(self.settings, self.catalog, model, task, chunk)
+            if failure is not None:
+                found[task.name] = ClueError(f"under the wording {wording.id!r}: {failure}")
+            else:
+                kept[wording.id] = chunk
+        return found
 
     def _generate_sequential(
         self, model: str, backend: Backend, task: Task, data: TaskData, cases: list[ModelSpec]

@@ -59,8 +59,13 @@ class Run:
         if self.session.settings.outputs.save_baseline is not None:
             generator = self.session.generator
             generated = generator.generated(done.model, done.task)
+            task = self.session.catalog.task(done.task)
+            worded = generator.worded_results(done.model, done.task)
             entry = self.session.references.baseline_entry(
-                generator.result(done.model, done.task), generated.probe_scores, generated.reference_scores
+                generator.result(done.model, done.task),
+                generated.probe_scores,
+                generated.reference_scores,
+                [(w, worded[w.id]) for w in generator.phrasings.alternatives(task)],
             )
             self.entries[(done.task, done.model)] = entry
             if self.files:  # an xdist worker's entries reach the controller as files

@@ -4,15 +4,18 @@ check (a model whose next-token logits are its reference's)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from clue import baseline
+from clue.baseline import BaselineRef
 from clue.errors import ClueError
 from clue.models.matrix import ModelSpec
 from clue.records import BaselineEntry
 from clue.run.catalog import DataCatalog
 from clue.run.contamination.scores import ProbeScores
 from clue.run.plan import CasePlan
+from clue.tasks.wordings import Wording
 from clue.types import TaskResult
 from clue.util.pseudonyms import hash_id
 
@@ -33,14 +36,20 @@ class References:
         result: TaskResult,
         probe_scores: ProbeScores | None = None,
         reference_scores: ProbeScores | str | None = None,
+        worded: Sequence[tuple[Wording, TaskResult]] = (),
     ) -> BaselineEntry:
         """This run's baseline entry for a result: what --clue-save-baseline writes (with the model's contamination
-        probe scores, when given) and a stored one must match."""
+        probe scores and its results under alternative wordings, when given) and a stored one must match."""
         task = self.catalog.task(result.task)
         data = self.catalog.data(task)
         assert data is not None  # the result exists, so the data did
         protocol = {**task.protocol(), "few_shot_ids": [hash_id(task.name, s.id) for s in data.shots]}
-        entry = baseline.entry(result, protocol=protocol, prompts=self.catalog.prompt_hashes(result.task))
+        entry = baseline.entry(
+            result,
+            protocol=protocol,
+            prompts=self.catalog.prompt_hashes(result.task),
+            worded=[(wording.id, wording.digest, scored) for wording, scored in worded],
+        )
         return replace(
             entry,
             contamination=probe_scores.for_baseline() if probe_scores else None,
@@ -58,6 +67,21 @@ class References:
             return baseline.Reference.from_result(base).restrict([s.sample_id for s in result.samples])
         if not case.baselines:
             return None
+        ref, stored, current = self._stored(case, result)
+        return baseline.reference(stored, current, ref.label, [s.sample_id for s in result.samples])
+
+    def worded(
+        self, case: ModelSpec, result: TaskResult, wording: Wording, reference: baseline.Reference
+    ) -> baseline.Reference:
+        """The stored baseline's scores under one alternative wording (--clue-phrasings), of `result`'s samples;
+        ClueError when the baseline holds none under that wording's id and text."""
+        ref, stored, current = self._stored(case, result)
+        ids = [s.sample_id for s in result.samples]
+        return baseline.worded_reference(stored, wording.id, wording.digest, ref.label, current, ids)
+
+    def _stored(self, case: ModelSpec, result: TaskResult) -> tuple[BaselineRef, BaselineEntry, BaselineEntry]:
+        """The case's stored baseline entry for the result's task and this run's entry, checked to measure the
+        same thing."""
         files = self.plan.baseline_files
         ref = baseline.resolve_ref(case.baselines[0], None, files)
         stored = files[ref.path].entry(result.task, ref.model)
@@ -75,7 +99,7 @@ class References:
                 + "\n  - ".join(problems)
                 + "\nSave the baseline again with this clue, data and settings (docs/ci.md: refreshing a baseline)"
             )
-        return baseline.reference(stored, current, ref.label, [s.sample_id for s in result.samples])
+        return ref, stored, current
 
     def weights_check(
         self, case: ModelSpec, reference: baseline.Reference | None, mine: str | None, base: str | None

@@ -58,10 +58,11 @@ def task_verdict(comparisons: Sequence[stats.Comparison], gated: frozenset[str])
     return "improved" if verdicts else "inconclusive"
 
 
-def decide(metrics: Sequence[MetricScores], config: GateConfig, clusters: Sequence[str] | None = None) -> TaskDecision:
-    """Compare every metric, adjust the gated metrics' regression claims with Holm, and give the case's verdict."""
-
-    prepared = {
+def prepare_all(
+    metrics: Sequence[MetricScores], config: GateConfig, clusters: Sequence[str] | None = None
+) -> dict[str, stats.Prepared]:
+    """Every metric's paired test, computed once (its regression claim's level is set by the family it is in)."""
+    return {
         m.spec.name: stats.prepare(
             m.spec.kind,
             m.model,
@@ -77,6 +78,11 @@ def decide(metrics: Sequence[MetricScores], config: GateConfig, clusters: Sequen
         )
         for m in metrics
     }
+
+
+def decide(metrics: Sequence[MetricScores], config: GateConfig, clusters: Sequence[str] | None = None) -> TaskDecision:
+    """Compare every metric, adjust the gated metrics' regression claims with Holm, and give the case's verdict."""
+    prepared = prepare_all(metrics, config, clusters)
     gated = [m for m in metrics if m.spec.gate]
     levels = dict.fromkeys(prepared, config.alpha)
     holm = stats.holm_levels([prepared[m.spec.name].p_regression for m in gated], config.alpha)

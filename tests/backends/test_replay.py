@@ -30,7 +30,7 @@ def test_replay_files_refuse_ambiguous_records_and_unknown_tasks(tmp_path: Path)
     with pytest.raises(DataError, match=r"outputs.jsonl, record line 2: the sample \(hashed [0-9a-f]{16}\) of mednli"):
         read_outputs(path)
     path.write_text(json.dumps({"task": "mednli", "sample_id": "a1", "text": "N"}) * 1 + "\n" * 2)
-    assert read_outputs(path) == {("mednli", "a1"): "N"}
+    assert read_outputs(path) == {("mednli", "a1", "reference"): "N"}
     path.write_text(json.dumps({"task": "MedNLI", "sample_id": "a1", "text": "N"}) + "\n")
     with pytest.raises(ConfigError, match=r"line 1: no task 'MedNLI' \(did you mean mednli\?\); tasks: mednli, "):
         read_outputs(path)

@@ -1,0 +1,103 @@
+"""--clue-phrasings end to end on recorded outputs (issue 44): a candidate right under the reference wording and
+wrong under the others (an adapter trained on the benchmark's own prompt) is IMPROVED under the reference wording
+alone and REGRESSED across wordings, with each wording's verdict in the results JSON, JUnit and the terminal; a
+stored baseline carries the base's per-wording scores."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from clue.tasks import get_task
+from clue.tasks.wordings import task_wordings
+from tests.helpers import write_replay_matrix
+from tests.helpers.replay_project import answers, code_answers, make_project, run
+
+pytest_plugins = ["pytester"]
+
+WORDINGS = [w.id for w in task_wordings(get_task("mednli"))]
+
+
+def worded(wrong: dict[str, set[int]]) -> list[dict[str, str]]:
+    """MedNLI outputs under each of the task's wordings: right except on the records `wrong` names per wording."""
+    out = []
+    for wording in WORDINGS:
+        for record in answers(wrong.get(wording, set())):
+            out.append({**record, "wording": wording} if wording != "reference" else record)
+    return out
+
+
+def prompt_overfit(p: pytest.Pytester) -> None:
+    """Base: wrong on 20 of 50 under every wording. Candidate: right on all 50 under the reference wording, wrong on
+    40 under every other."""
+    base = {w: set(range(20)) for w in WORDINGS}
+    candidate = {w: set() if w == "reference" else set(range(40)) for w in WORDINGS}
+    write_replay_matrix(p.path, {"base": worded(base) + code_answers(), "candidate": worded(candidate) + code_answers()})
+
+
+def results(p: pytest.Pytester) -> dict[str, dict[str, object]]:
+    merged = json.loads((p.path / "out" / "clue-results.json").read_text())["results"]
+    return {r["case"]: r for r in merged if r["task"] == "mednli"}
+
+
+def test_a_prompt_overfit_candidate_is_improved_alone_and_regressed_across_wordings(pytester: pytest.Pytester) -> None:
+    p = make_project(pytester)
+    prompt_overfit(p)
+    alone = run(p, "-k", "mednli")
+    assert results(p)["candidate"]["verdict"] == "improved", alone.stdout.str()[-3000:]
+    assert "phrasings" not in results(p)["candidate"]
+
+    across = run(p, "-k", "mednli", "--clue-phrasings", "3")
+    text = across.stdout.str()
+    record = results(p)["candidate"]
+    assert record["verdict"] == "regressed", text[-3000:]
+    entries = {e["wording"]: e for e in record["phrasings"]}  # type: ignore[union-attr]
+    assert list(entries) == ["reference", "clue-1", "clue-2", "combined"]
+    assert entries["reference"]["verdict"] == "improved" and entries["reference"]["delta"] > 0.3
+    assert entries["clue-1"]["verdict"] == entries["clue-2"]["verdict"] == "regressed"
+    assert entries["clue-1"]["delta"] < -0.3 and entries["clue-1"]["n"] == 50
+    assert entries["clue-1"]["digest"] == task_wordings(get_task("mednli"))[1].digest
+    summary = record["phrasings_summary"]
+    assert summary["reference_verdict"] == "improved" and summary["verdict"] == "regressed"  # type: ignore[index]
+    assert summary["sensitivity"]["finding"] == "more sensitive"  # type: ignore[index]
+    assert "across 3 wordings: REGRESSED (reference wording alone: IMPROVED)" in text
+    across.assert_outcomes(passed=1, failed=1)  # the base is the reference case; the candidate fails
+
+    suite = ET.parse(p.path / "out" / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    props = {e.get("name"): e.get("value") for e in suite.iter("property")}
+    assert props["clue.mednli[candidate].phrasings.verdict"] == "regressed"
+    assert props["clue.mednli[candidate].phrasings.reference_verdict"] == "improved"
+    assert props["clue.mednli[candidate].phrasings.clue-2.verdict"] == "regressed"
+
+
+def test_a_candidate_trained_across_wordings_is_improved_across_them(pytester: pytest.Pytester) -> None:
+    p = make_project(pytester)
+    base = {w: set(range(20)) for w in WORDINGS}
+    write_replay_matrix(p.path, {"base": worded(base) + code_answers(), "candidate": worded({}) + code_answers()})
+    done = run(p, "-k", "mednli", "--clue-phrasings", "3")
+    record = results(p)["candidate"]
+    assert record["verdict"] == "improved", done.stdout.str()[-3000:]
+    assert record["phrasings_summary"]["sensitivity"]["finding"] == "no difference shown"  # type: ignore[index]
+
+
+def test_a_stored_baseline_carries_the_base_s_scores_under_each_wording(pytester: pytest.Pytester) -> None:
+    p = make_project(pytester)
+    prompt_overfit(p)
+    live = run(p, "-k", "mednli", "--clue-phrasings", "3")
+    expected = results(p)["candidate"]
+    p.path.joinpath("base.toml").write_text('[models.base]\npath = "base.jsonl"\nbackend = "replay"\n')
+    saved = run(p, "-k", "mednli", "--clue-phrasings", "3", "--clue-matrix", "base.toml", "--clue-save-baseline", "b.json")
+    assert saved.ret == 0, saved.stdout.str()[-3000:]
+    stored = json.loads((p.path / "b.json").read_text())["entries"][0]
+    assert [x["wording"] for x in stored["phrasings"]] == ["clue-1", "clue-2"]
+    p.path.joinpath("cand.toml").write_text('[models.candidate]\npath = "candidate.jsonl"\nbackend = "replay"\n')
+    gated = run(p, "-k", "mednli", "--clue-phrasings", "3", "--clue-matrix", "cand.toml", "--clue-baseline", "b.json")
+    record = results(p)["candidate-vs-base"]
+    assert record["verdict"] == "regressed", gated.stdout.str()[-3000:]
+    assert [e["delta"] for e in record["phrasings"]] == [e["delta"] for e in expected["phrasings"]]  # type: ignore[union-attr]
+    more = run(p, "-k", "mednli", "--clue-phrasings", "4", "--clue-matrix", "cand.toml", "--clue-baseline", "b.json")
+    assert "holds no scores under the wording 'clue-3'" in more.stdout.str(), live.stdout.str()[-2000:]
