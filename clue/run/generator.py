@@ -28,7 +28,6 @@ from clue.statistics import sequential
 from clue.store.fingerprint import memo_key
 from clue.store.sqlite import GenerationStore, canonical
 from clue.tasks.base import Task
-from clue.tasks.wordings import Wording, worded
 from clue.types import Generation, Prompt, SampleScore, TaskResult
 from clue.util.pseudonyms import shareable_error
 from clue.version import __version__
@@ -144,16 +143,11 @@ class Generator:
         the run uses the reference wording alone."""
         key = (model, task_name)
         if key not in self._worded_results:
-            generated = self.generated(model, task_name)
-            task = self.catalog.task(task_name)
+            generated, task = self.generated(model, task_name), self.catalog.task(task_name)
             data = self.catalog.data(task)
             assert data is not None  # generated() would have raised
             provenance = self.provenance_of(model, data)
-            found = {}
-            for wording, generations in generated.worded.items():
-                scores = self.scoring.score(task, data.scored[: len(generations)], generations, self.store)
-                found[wording] = self.scoring.task_result(model, task, scores, generations, provenance)
-            self._worded_results[key] = found
+            self._worded_results[key] = self.scoring.worded(model, task, data, generated.worded, self.store, provenance)
         return self._worded_results[key]
 
     def _generate(self, model: str, task_names: list[str]) -> None:
@@ -207,7 +201,9 @@ class Generator:
             outputs = self._run_prompts(model, backend, prompts)
             for task, data in todo:
                 if task.name in gated:
-                    self._generate_sequential(model, backend, task, data, gated[task.name])
+                    self._outputs[(model, task.name)] = generate_sequential(
+                        self, model, backend, task, data, gated[task.name]
+                    )
             if self.phrasings.active:
                 alternatives = self._generate_worded(model, backend, todo)
             if self.plan.probed(model):
@@ -247,71 +243,13 @@ class Generator:
     def _generate_worded(
         self, model: str, backend: Backend, todo: list[tuple[Task, TaskData]]
     ) -> dict[str, dict[str, tuple[Generation, ...]] | ClueError]:
-        """Each task's samples under its alternative wordings (--clue-phrasings), in one pass through the store: the
-        samples the reference wording generated (all of them, or a sequential task's up to its last stop)."""
-        found: dict[str, dict[str, tuple[Generation, ...]] | ClueError] = {}
-        jobs: list[tuple[Task, Wording, list[Prompt]]] = []
-        for task, data in todo:
-            entry = self._outputs.get((model, task.name))
-            if isinstance(entry, ClueError):
-                continue
-            upto = len(entry.generations) if isinstance(entry, Generated) else len(data.scored)
-            try:
-                wordings = self.phrasings.alternatives(task)
-            except ClueError as exc:
-                found[task.name] = exc
-                continue
-            for wording in wordings:
-                jobs.append((task, wording, self._build_prompts(backend, worded(task, wording), data)[:upto]))
-        outputs = self._run_prompts(model, backend, [p for _, _, prompts in jobs for p in prompts])
-        start = 0
-        for task, wording, prompts in jobs:
-            chunk = tuple(outputs[start : start + len(prompts)])
-            start += len(prompts)
-            kept = found.setdefault(task.name, {})
-            if isinstance(kept, ClueError):
-                continue
-            failure = systematic_failure(self.settings, self.catalog, model, task, chunk)
-            if failure is not None:
-                found[task.name] = ClueError(f"under the wording {wording.id!r}: {failure}")
-            else:
-                kept[wording.id] = chunk
-        return found
-
-    def _generate_sequential(
-        self, model: str, backend: Backend, task: Task, data: TaskData, cases: list[ModelSpec]
-    ) -> None:
-        """Generate the task in chunks of --clue-sequential-look-every units (whole clusters), look at every open
-        case after each chunk, and stop when all of them have crossed a boundary or the data ran out."""
-        prompts = self._build_prompts(backend, task, data)
-        labels = [task.cluster_of(s) for s in data.scored]
-        clusters = (
-            None if all(c is None for c in labels) else [c or s.id for c, s in zip(labels, data.scored, strict=True)]
+        """Each task's samples under its alternative wordings (--clue-phrasings), in one pass through the store."""
+        return self.phrasings.generate(
+            [(task, data, self._outputs.get((model, task.name))) for task, data in todo],
+            lambda task, data: self._build_prompts(backend, task, data),
+            lambda prompts: self._run_prompts(model, backend, prompts),
+            lambda task, chunk: systematic_failure(self.settings, self.catalog, model, task, chunk),
         )
-        units = len(data.scored) if clusters is None else len(dict.fromkeys(clusters))
-        plan = sequential.Plan.make(units, self.settings.gate.sequential_look_every, self.settings.gate.alpha)
-        generations: list[Generation] = []
-        scores: list[SampleScore] = []
-        results: list[TaskResult] = []  # the result at the latest look
-        by_id = {case.case: case for case in cases}
-
-        def advance(upto: int) -> None:
-            new = self._run_prompts(model, backend, prompts[len(generations) : upto])
-            scores.extend(self.scoring.score(task, data.scored[len(generations) : upto], new, self.store))
-            generations.extend(new)
-            results[:] = [self.scoring.task_result(model, task, scores, generations, self.provenance_of(model, data))]
-
-        def judge(case_id: str, index: int, seen: int) -> sequential.Look:
-            case = by_id[case_id]
-            try:
-                base = self.result(case.base, task.name) if case.base else None
-                return self.look(case, results[0], base, plan, index)
-            except ClueError:  # the case's own gate reports it, on the samples generated so far
-                return sequential.Look(index + 1, seen, plan.levels[index], None, True, None)
-
-        stops = sequential.drive(plan, clusters, len(data.scored), list(by_id), advance, judge)
-        failure = systematic_failure(self.settings, self.catalog, model, task, tuple(generations))
-        self._outputs[(model, task.name)] = failure or Generated(tuple(generations), stops, results[0])
 
     def _stamp_scored(self, model: str) -> None:
         """Results scored look by look while the model generated carry the backend's description as measured at the
@@ -380,6 +318,40 @@ class Generator:
     def provenance_of(self, model: str, data: TaskData) -> dict[str, Any]:
         info = self._backend_info.get(model, {})
         return provenance(self.settings, self.plan.models[model], info, self.probes.get(model), self.catalog, data)
+
+
+def generate_sequential(
+    self: Generator, model: str, backend: Backend, task: Task, data: TaskData, cases: list[ModelSpec]
+) -> Generated | ClueError:
+    """Generate the task in chunks of --clue-sequential-look-every units (whole clusters), look at every open
+    case after each chunk, and stop when all of them have crossed a boundary or the data ran out."""
+    prompts = self._build_prompts(backend, task, data)
+    labels = [task.cluster_of(s) for s in data.scored]
+    clusters = None if all(c is None for c in labels) else [c or s.id for c, s in zip(labels, data.scored, strict=True)]
+    units = len(data.scored) if clusters is None else len(dict.fromkeys(clusters))
+    plan = sequential.Plan.make(units, self.settings.gate.sequential_look_every, self.settings.gate.alpha)
+    generations: list[Generation] = []
+    scores: list[SampleScore] = []
+    results: list[TaskResult] = []  # the result at the latest look
+    by_id = {case.case: case for case in cases}
+
+    def advance(upto: int) -> None:
+        new = self._run_prompts(model, backend, prompts[len(generations) : upto])
+        scores.extend(self.scoring.score(task, data.scored[len(generations) : upto], new, self.store))
+        generations.extend(new)
+        results[:] = [self.scoring.task_result(model, task, scores, generations, self.provenance_of(model, data))]
+
+    def judge(case_id: str, index: int, seen: int) -> sequential.Look:
+        case = by_id[case_id]
+        try:
+            base = self.result(case.base, task.name) if case.base else None
+            return self.look(case, results[0], base, plan, index)
+        except ClueError:  # the case's own gate reports it, on the samples generated so far
+            return sequential.Look(index + 1, seen, plan.levels[index], None, True, None)
+
+    stops = sequential.drive(plan, clusters, len(data.scored), list(by_id), advance, judge)
+    failure = systematic_failure(self.settings, self.catalog, model, task, tuple(generations))
+    return failure or Generated(tuple(generations), stops, results[0])
 
 
 def weights_probe(store: GenerationStore, backend: Backend) -> str | None:

@@ -113,3 +113,20 @@ class Scoring:
         result = self.task_result(model, task, scores, generations, provenance)
         self.results[(model, task.name)] = result
         return result
+
+    def worded(
+        self,
+        model: str,
+        task: Task,
+        data: TaskData,
+        worded: Mapping[str, Sequence[Generation]],
+        store: GenerationStore,
+        provenance: Mapping[str, Any],
+    ) -> dict[str, TaskResult]:
+        """Results under alternative wordings (--clue-phrasings): the task's own scoring of each wording's
+        generations of its first samples, not kept (the model's result is the reference wording's)."""
+        out = {}
+        for wording, generations in worded.items():
+            scores = self.score(task, data.scored[: len(generations)], generations, store)
+            out[wording] = self.task_result(model, task, scores, generations, provenance)
+        return out

@@ -14,12 +14,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from clue.statistics.contamination import ItemLogprobs
 from clue.statistics.decision import GateConfig, MetricScores, decide
+from clue.statistics.phrasings import WordingScores, decide_phrasings
 from clue.types import MetricSpec
 
 Draw = Callable[[np.random.Generator], list[MetricScores]]
@@ -139,3 +142,61 @@ def adapted_items(
         for b in base
     ]
     return candidate, base
+
+
+# -- across instruction wordings (clue.statistics.phrasings) ------------------------------------------------------
+WordedDraw = Callable[[np.random.Generator], tuple[list[MetricScores], list[WordingScores]]]
+
+
+def worded_scores(
+    n: int,
+    wordings: int,
+    *,
+    kind: Literal["binary", "continuous"],
+    rho: float,
+    shifts: Sequence[float],
+    margin: float,
+    sd: float = 0.2,
+) -> WordedDraw:
+    """Paired scores of one case under `wordings` wordings (the first the reference). Each model's score of a sample
+    under a wording is a shared sample effect plus its own noise, correlated between wordings with `rho`; the
+    model's true mean change under wording w is `shifts[w]`. `kind` "continuous": scores around 0.5, noise sd `sd`
+    for both models; "binary": 0/1 right answers from latent normals (the base right with probability 0.7, the
+    model's latent sharing 80 % of the base's: few disagreements, as in MedNLI), so the change is in accuracy."""
+    spec = MetricSpec("primary", "simulated", kind=kind)
+    correlation = np.full((wordings, wordings), rho) + (1 - rho) * np.eye(wordings)
+    chol = np.linalg.cholesky(correlation)
+    normal = NormalDist()
+    cut = np.array([normal.inv_cdf(min(max(0.7 + s, 1e-6), 1 - 1e-6)) for s in shifts])
+
+    def draw(rng: np.random.Generator) -> tuple[list[MetricScores], list[WordingScores]]:
+        zm = rng.standard_normal((n, wordings)) @ chol.T
+        zb = rng.standard_normal((n, wordings)) @ chol.T
+        if kind == "binary":
+            base = (zb < normal.inv_cdf(0.7)).astype(float)
+            model = ((0.8 * zb + 0.6 * zm) < cut).astype(float)
+        else:
+            effect = rng.normal(0.0, 0.1, (n, 1))
+            base = 0.5 + effect + sd * zb
+            model = 0.5 + effect + np.asarray(shifts) + sd * zm
+        reference = [MetricScores(spec, model[:, 0], base[:, 0], margin)]
+        others = [WordingScores(f"w{w}", model[:, w], base[:, w]) for w in range(1, wordings)]
+        return reference, others
+
+    return draw
+
+
+def simulate_phrasings(draw: WordedDraw, sims: int, *, seed: int, config: GateConfig) -> dict[str, float]:
+    """Shares of verdicts across wordings over `sims` seeded draws, through `decide_phrasings` (the gate's code), and
+    the share of draws whose sensitivity finding is not "no difference shown"."""
+    rng = np.random.default_rng(seed)
+    verdicts: Counter[str] = Counter()
+    flagged = 0
+    for i in range(sims):
+        reference, others = draw(rng)
+        config_i = GateConfig(config.alpha, config.resamples, seed + i, config.min_samples)
+        decision = decide_phrasings(reference, "primary", others, config_i)
+        verdicts[decision.verdict] += 1
+        flagged += decision.sensitivity.finding != "no difference shown"
+    shares = {v: verdicts[v] / sims for v in ("regressed", "inconclusive", "non-inferior", "improved")}
+    return {**shares, "sensitivity_flagged": flagged / sims}
