@@ -11,6 +11,7 @@ from typing import Any
 
 from clue.records import ContaminationRecord
 from clue.report.model import VERDICTS, Cell, Flip, Report, sequential_text
+from clue.report.wordings import phrasings_section
 
 COLORS = {
     "regressed": "#f4c7c3",
@@ -376,7 +377,8 @@ def render_html(report: Report) -> str:
 {headline}
 <p class="legend">{legend}</p>
 {not_run_section(report)}<h2>Summary</h2>{summary_table(report)}{sequential_section(report)}{diagnostics_section(report)}
-<h2>Difference to the base model</h2>{delta_plot(report)}{contamination_section(report)}
+<h2>Difference to the base model</h2>{delta_plot(report)}{phrasings_section(report.worded)}
+{contamination_section(report)}
 <h2>All metrics</h2><p>Gated metrics decide the test case; a case with several is tested as one claim (Holm's
 procedure: each regression p-value is compared with the level shown). MDE: the smallest change this comparison finds
 with 80 % power at its n and variance; when it exceeds the margin (⚠), the comparison is too small to show

@@ -82,6 +82,8 @@ class Report:
     sequential: dict[tuple[str, str], Stop] = field(default_factory=dict)
     # (row, task) -> the case's contamination diagnostic (gated cases, unless --clue-contamination off)
     contamination: dict[tuple[str, str], ContaminationRecord] = field(default_factory=dict)
+    # the cases run under several wordings of their instruction (--clue-phrasings), in the run's order
+    worded: list[CaseRecord] = field(default_factory=list)
 
     def averages(self, model: str) -> dict[str, float | None]:
         """Mean primary metric over the tasks this model has, per level and overall (None when it has none)."""
@@ -259,6 +261,8 @@ def _add_record(
         report.sequential[key] = r.sequential
     if r.contamination is not None:
         report.contamination[key] = r.contamination
+    if r.phrasings_summary is not None:
+        report.worded.append(r)
     notes = diagnostic_lines(r)
     if notes:
         report.diagnostics[key] = notes

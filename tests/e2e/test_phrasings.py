@@ -66,6 +66,9 @@ def test_a_prompt_overfit_candidate_is_improved_alone_and_regressed_across_wordi
     assert "across 3 wordings: REGRESSED (reference wording alone: IMPROVED)" in text
     across.assert_outcomes(passed=1, failed=1)  # the base is the reference case; the candidate fails
 
+    html = (p.path / "out" / "index.html").read_text()
+    assert html.count('class="wordings-plot"') == 1 and html.count('data-verdict="regressed"') >= 2
+    assert "REGRESSED across 3 wordings (reference wording alone: IMPROVED)" in html
     suite = ET.parse(p.path / "out" / "junit.xml").getroot().find("testsuite")
     assert suite is not None
     props = {e.get("name"): e.get("value") for e in suite.iter("property")}
@@ -101,3 +104,20 @@ def test_a_stored_baseline_carries_the_base_s_scores_under_each_wording(pytester
     assert [e["delta"] for e in record["phrasings"]] == [e["delta"] for e in expected["phrasings"]]  # type: ignore[union-attr]
     more = run(p, "-k", "mednli", "--clue-phrasings", "4", "--clue-matrix", "cand.toml", "--clue-baseline", "b.json")
     assert "holds no scores under the wording 'clue-3'" in more.stdout.str(), live.stdout.str()[-2000:]
+
+
+def test_sequential_looks_judge_the_reference_wording_and_the_family_is_tested_where_it_stopped(
+    pytester: pytest.Pytester,
+) -> None:
+    """Under --clue-sequential the looks judge the reference wording alone; the alternatives are generated for the
+    samples generated up to the stop and the family is tested on the stopped case's samples at its look's level."""
+    p = make_project(pytester)
+    prompt_overfit(p)
+    done = run(p, "-k", "mednli", "--clue-phrasings", "3", "--clue-sequential", "--clue-sequential-look-every", "20")
+    record = results(p)["candidate"]
+    stop = record["sequential"]
+    assert stop is not None and stop["samples_used"] < 50, done.stdout.str()[-3000:]  # type: ignore[index]
+    assert record["verdict"] == "regressed"
+    assert {e["n"] for e in record["phrasings"]} == {stop["samples_used"]}  # type: ignore[index, union-attr]
+    regression_levels = [e["comparison"]["regression_alpha"] for e in record["phrasings"]]  # type: ignore[union-attr]
+    assert max(regression_levels) <= stop["nominal_alpha"]  # type: ignore[index]
