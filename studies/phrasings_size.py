@@ -78,7 +78,8 @@ def main() -> None:
         for wordings in (3,) if args.quick else (3, 5):
             for rho in (0.3, 0.8):
                 print(row(kind, n, margin, wordings, rho, sims, config), flush=True)
-    print(f"\n{sims} simulations per cell, {args.resamples} resamples, alpha 0.025; {time.perf_counter() - began:.0f} s")
+    seconds = time.perf_counter() - began
+    print(f"\n{sims} simulations per cell, {args.resamples} resamples, alpha 0.025; {seconds:.0f} s")
 
 
 if __name__ == "__main__":

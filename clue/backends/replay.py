@@ -1,11 +1,11 @@
 """Replay recorded outputs instead of running a model.
 
-`path` is a JSON Lines file of `{"task": ..., "sample_id": ..., "text": ...}` records: outputs produced
-elsewhere (another harness, an API run, a colleague's GPU box) are scored and gated exactly like live ones. A record
-may name the instruction wording it was generated under (`"wording"`: a wording's id, e.g. `clue-2`, or the hash of
-its text, as the results list them; without one, the reference wording): under --clue-phrasings each prompt is
-answered with the record of its own wording, and a wording without records fails its samples (outputs recorded under
-one wording never stand in for another's).
+`path` is a JSON Lines file of `{"task": ..., "sample_id": ..., "text": ...}` records: outputs produced elsewhere
+(another harness, an API run, a colleague's GPU box) are scored and gated exactly like live ones. A record may name the
+instruction wording it was generated under (`"wording"`: clue's id of it, e.g. `clue-2`, or the hash of its text as the
+results list it, the only name of a team's own wording; without one, the reference wording): under --clue-phrasings each
+prompt is answered with the record of its own wording, and a wording without records fails its samples (outputs recorded
+under one wording never stand in for another's).
 """
 
 from __future__ import annotations
@@ -134,7 +134,8 @@ class ReplayBackend:
 
 def prompt_wording(prompt: Prompt) -> tuple[str, ...]:
     """The ids a record may name the prompt's wording by: clue's id for it (`reference`, `clue-N`) when it is one of
-    the task's wordings, and the hash of its text (a team's wording is named by either its hash or its id)."""
+    the task's wordings, and the hash of its text (the only name of a team's wording here: the backend does not
+    read the team's file, and the hash is what the results list beside its id)."""
     from clue.tasks import get_task, task_names
     from clue.tasks.wordings import Wording, task_wordings
 

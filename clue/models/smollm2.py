@@ -22,7 +22,7 @@ import sys
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -204,9 +204,12 @@ def _train_adapter(tmp: Path, gguf: Path) -> None:
         torch.set_num_threads(threads)
 
 
+Chat = str | list[dict[str, str]]  # a user turn, or a whole conversation (system, few-shot turns, user)
+
+
 def train_lora(
     base: Path,
-    pairs: list[tuple[str, str]],
+    pairs: Sequence[tuple[Chat, str]],
     out: Path,
     *,
     epochs: int,
@@ -215,11 +218,12 @@ def train_lora(
     lr: float = 5e-4,
     threads: int = 1,
 ) -> Path:
-    """A LoRA adapter of the Hugging Face folder `base` trained on (question, answer) chat turns, the loss on the
-    answer only: rank `rank` on the attention and MLP projections, batches of 8 in a seeded order, AdamW at `lr`, on
-    `threads` CPU threads (one by default: the same adapter on every machine; more is faster and repeats only on the
-    same thread count). The contamination diagnostic's validation and its real-model test train their candidates
-    with it (a model fine-tuned on test items, or on other text of the same kind)."""
+    """A LoRA adapter of the Hugging Face folder `base` trained on (question, answer) chat turns (a question is a user
+    turn, or a whole conversation as a task's prompt holds it), the loss on the answer only: rank `rank` on the
+    attention and MLP projections, batches of 8 in a seeded order, AdamW at `lr`, on `threads` CPU threads (one by
+    default: the same adapter on every machine; more is faster and repeats only on the same thread count). The
+    contamination diagnostic's validation and its real-model test train their candidates with it (a model fine-tuned on
+    test items, or on other text of the same kind)."""
     import random
 
     import torch
@@ -254,13 +258,13 @@ def train_lora(
     return out
 
 
-def _batches(tokenizer: Any, pairs: list[tuple[str, str]], size: int) -> list[tuple[Any, Any, Any]]:
+def _batches(tokenizer: Any, pairs: Sequence[tuple[Chat, str]], size: int) -> list[tuple[Any, Any, Any]]:
     """Chat-formatted pairs, the loss on the answer tokens only (prompt and padding are -100)."""
     import torch
 
     rows = []
     for question, answer in pairs:
-        chat = [{"role": "user", "content": question}]
+        chat = [{"role": "user", "content": question}] if isinstance(question, str) else question
         text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
         prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         answer_ids = tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]

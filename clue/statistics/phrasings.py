@@ -163,8 +163,8 @@ def spread_difference(
     for start in range(0, config.resamples, chunk):
         stop = min(config.resamples, start + chunk)
         idx = rng.integers(0, units, size=(stop - start, units))
-        weights = np.zeros((stop - start, units))
-        np.add.at(weights, (np.arange(stop - start)[:, None], idx), 1.0)
+        rows = (np.arange(stop - start)[:, None] * units + idx).ravel()
+        weights = np.bincount(rows, minlength=(stop - start) * units).reshape(stop - start, units).astype(float)
         total = weights @ counts
         means_m = (weights @ sums_m.T) / total[:, None]
         means_b = (weights @ sums_b.T) / total[:, None]
