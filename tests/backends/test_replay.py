@@ -36,6 +36,25 @@ def test_replay_files_refuse_ambiguous_records_and_unknown_tasks(tmp_path: Path)
         read_outputs(path)
 
 
+@given(wording=st.one_of(st.integers(), st.none(), st.just(""), st.just("  "), st.lists(st.text(), max_size=2)))
+def test_a_wording_that_is_no_name_is_refused_by_line(
+    tmp_path_factory: pytest.TempPathFactory, wording: object
+) -> None:
+    """A record's `wording` names the instruction it was generated under (issue 44): a value that is not a
+    non-empty string is refused naming the line and the field; the same sample under two wordings is two records."""
+    path = tmp_path_factory.mktemp("replay") / "outputs.jsonl"
+    rows = [
+        {"task": "mednli", "sample_id": "a1", "text": "NEUTRAL"},
+        {"task": "mednli", "sample_id": "a1", "text": "ENTAILMENT", "wording": "clue-1"},
+        {"task": "mednli", "sample_id": "a1", "text": "X", "wording": wording},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=r"record line 3, field 'wording': expected a wording's id or hash"):
+        read_outputs(path)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
+    assert read_outputs(path) == {("mednli", "a1", "reference"): "NEUTRAL", ("mednli", "a1", "clue-1"): "ENTAILMENT"}
+
+
 def test_replay_problems_are_usage_errors_and_stray_records_a_warning(answered: pytest.Pytester) -> None:
     rows = answers(set()) + code_answers()
     write_replay_matrix(answered.path, {"base": rows, "candidate": [*rows, {**rows[0], "task": "MedNLI"}]})

@@ -14,8 +14,9 @@ from clue.models.tiny import bertscore_stand_in
 from clue.records import RunRecord
 from clue.report.model import Report, build_report
 from clue.run.case_record import result_record
-from clue.run.gate import run_gate
+from clue.run.gate import Worded, run_gate
 from clue.tasks import get_task
+from clue.tasks.wordings import task_wordings
 from clue.types import Generation, Sample, TaskResult
 from tests.helpers import FIXTURE_DATA, REPO
 
@@ -46,10 +47,17 @@ def recorded_results(show_samples: bool = False) -> list[dict[str, Any]]:
     records = []
     rng = random.Random(3)
 
-    def pair(task_name: str, samples: list[Sample], base_texts: list[str], cand_texts: list[str]) -> None:
+    def pair(
+        task_name: str, samples: list[Sample], base_texts: list[str], cand_texts: list[str], worded: bool = False
+    ) -> None:
         base = _result(task_name, "base", samples, base_texts, scorers)
         cand = _result(task_name, "candidate", samples, cand_texts, scorers)
-        outcome = run_gate(cand, Reference.from_result(base), settings())
+        # MedNLI's case also under one alternative wording (--clue-phrasings 2), where the candidate answers like
+        # its base: the records carry `phrasings` for every reader
+        other = task_wordings(get_task(task_name))[1]
+        like_base = _result(task_name, "candidate", samples, base_texts, scorers)
+        alternatives = [Worded(other, like_base, Reference.from_result(base))] if worded else []
+        outcome = run_gate(cand, Reference.from_result(base), settings(), worded=alternatives)
         for result, out in ((base, None), (cand, outcome)):
             records.append(
                 result_record(
@@ -69,6 +77,7 @@ def recorded_results(show_samples: bool = False) -> list[dict[str, Any]]:
         scored,
         [s.reference for s in scored],
         [wrong(s) if i < 18 else s.reference for i, s in enumerate(scored)],
+        worded=True,
     )
 
     code = get_task("medisumcode")
