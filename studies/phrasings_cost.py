@@ -47,7 +47,7 @@ def matrix(work: Path, engine: str) -> list[str]:
     from clue.models import smollm2
 
     base = smollm2.hf_model(REPO / ".clue-cache")
-    lora = smollm2.lora_adapter(REPO / ".clue-cache")
+    lora = smollm2.hf_adapter(REPO / ".clue-cache")
     backend = 'backend = "vllm"\n' if engine == "vllm" else ""
     text = (
         f'[models.smollm2]\npath = "{base}"\ndtype = "float32"\n{backend}\n'

@@ -5,6 +5,7 @@ When `GITHUB_STEP_SUMMARY` is set (GitHub Actions), the same text is appended to
 
 from __future__ import annotations
 
+from clue.records import CaseRecord
 from clue.report.model import Report, sequential_text
 
 ICONS = {"regressed": "🔴", "inconclusive": "🟡", "non-inferior": "🟢", "improved": "🟩", "reference": "⚪"}
@@ -43,8 +44,23 @@ def render_markdown(report: Report) -> str:
             "\n**Sequential gate** (--clue-sequential): "
             + "; ".join(f"{row} on {task}: {sequential_text(stop)}" for (row, task), stop in report.sequential.items())
         )
+    if report.worded:
+        lines.append("\n**Across instruction wordings** (--clue-phrasings):")
+        lines += [_worded_line(r) for r in report.worded]
     if report.diagnostics:
         lines.append("\n**Diagnostics** (information, not verdicts):")
         lines += [f"- {row} on {task}: {'; '.join(notes)}" for (row, task), notes in report.diagnostics.items()]
     lines.append(f"\nCI: {report.confidence:.0%}. Details: index.html, next to this file.")
     return "\n".join(lines) + "\n"
+
+
+def _worded_line(record: CaseRecord) -> str:
+    summary = record.phrasings_summary
+    assert summary is not None
+    each = ", ".join(f"{e.wording} {e.comparison.delta:+.4f} {e.comparison.verdict}" for e in record.phrasings)
+    sensitive = "" if summary.finding == "no difference shown" else f"; {summary.finding} to the wording than its base"
+    return (
+        f"- {record.row} on {record.task}: {summary.verdict.upper()} across {len(record.phrasings) - 1} wordings "
+        f"(reference wording alone: {summary.reference_verdict.upper()}); {summary.metric} model − base: {each}"
+        + sensitive
+    )

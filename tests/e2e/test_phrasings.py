@@ -71,6 +71,9 @@ def test_a_prompt_overfit_candidate_is_improved_alone_and_regressed_across_wordi
     html = (p.path / "out" / "index.html").read_text()
     assert html.count('class="wordings-plot"') == 1 and html.count('data-verdict="regressed"') >= 2
     assert "REGRESSED across 3 wordings (reference wording alone: IMPROVED)" in html
+    summary_md = (p.path / "out" / "summary.md").read_text()
+    assert "candidate on mednli: REGRESSED across 3 wordings (reference wording alone: IMPROVED)" in summary_md
+    assert "more sensitive to the wording than its base" in summary_md
     suite = ET.parse(p.path / "out" / "junit.xml").getroot().find("testsuite")
     assert suite is not None
     props = {e.get("name"): e.get("value") for e in suite.iter("property")}

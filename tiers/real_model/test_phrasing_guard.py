@@ -31,7 +31,7 @@ def test_the_real_model_generates_and_is_gated_under_each_wording(tmp_path: Path
     from clue.tasks.wordings import task_wordings
 
     cache = REPO / ".clue-cache"
-    base, lora = smollm2.hf_model(cache), smollm2.lora_adapter(cache)
+    base, lora = smollm2.hf_model(cache), smollm2.hf_adapter(cache)
     matrix = (
         f'[models.smollm2]\npath = "{base}"\ndtype = "float32"\n\n'
         f'[models.lora]\npath = "{base}"\nadapter = "{lora}"\ndtype = "float32"\nbase = "smollm2"\n'
