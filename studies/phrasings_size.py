@@ -72,12 +72,42 @@ def reference_alone(
     return improved / sims
 
 
+def sizes(sims: int, config: GateConfig, cell: str | None = None) -> None:
+    """The two error rates alone, for more simulations per cell in the same time."""
+    began = time.perf_counter()
+    print("| shape | N | rho | false REGRESSED at -margin | false IMPROVED unchanged (reference alone) |")
+    print("|---|---|---|---|---|")
+    for kind, n, margin in SHAPES:
+        for wordings in (3, 5):
+            for rho in (0.3, 0.8):
+                if cell is not None and cell != f"{kind},{wordings},{rho}":
+                    continue
+                draw = worded_scores(n, wordings, kind=kind, rho=rho, shifts=[-margin] * wordings, margin=margin)  # type: ignore[arg-type]
+                regressed = simulate_phrasings(draw, sims, seed=1, config=config)["regressed"]
+                same = worded_scores(n, wordings, kind=kind, rho=rho, shifts=[0.0] * wordings, margin=margin)  # type: ignore[arg-type]
+                improved = simulate_phrasings(same, sims, seed=2, config=config)["improved"]
+                alone = reference_alone(kind, n, margin, wordings, rho, [0.0] * wordings, sims, config, seed=2)
+                print(
+                    f"| {kind} n={n} | {wordings} | {rho:.1f} | {regressed:.1%} | {improved:.1%} ({alone:.1%}) |",
+                    flush=True,
+                )
+    seconds = time.perf_counter() - began
+    print(f"\n{sims} simulations per cell, {config.resamples} resamples, alpha 0.025; {seconds:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sims", type=int, default=2000, help="simulated cases per cell")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per comparison")
     parser.add_argument("--quick", action="store_true", help="100 simulations, N = 3 only")
+    parser.add_argument(
+        "--size-only", action="store_true", help="only the false REGRESSED and false IMPROVED columns (the sizes)"
+    )
+    parser.add_argument("--cell", help="with --size-only: one cell, e.g. continuous,3,0.3")
     args = parser.parse_args()
+    if args.size_only:
+        sizes(args.sims, GateConfig(0.025, args.resamples, 1, 10), args.cell)
+        return
     sims = 100 if args.quick else args.sims
     config = GateConfig(0.025, args.resamples, 1, 10)
     began = time.perf_counter()

@@ -52,8 +52,10 @@ def test_the_real_model_generates_and_is_gated_under_each_wording(tmp_path: Path
     assert f"across {WORDINGS} wordings:" in live.output, live.output[-3000:]
 
     candidate = f'[models.lora]\npath = "{base}"\nadapter = "{lora}"\ndtype = "float32"\n'
-    stored = run_suite(tmp_path / "stored", candidate, *options, *off, "--clue-baseline", str(tmp_path / "b.json"))
+    # the live run's store: the adapter's generations are reused, so this run loads no model at all
+    against = ("--clue-baseline", f"{tmp_path / 'b.json'}#smollm2", "--clue-cache-dir", str(tmp_path / "live/cache"))
+    stored = run_suite(tmp_path / "stored", candidate, *options, *off, *against)
     assert stored.returncode in (0, 1), stored.output[-3000:]
     again = stored.record("meqsum", "lora-vs-smollm2")
     assert [e["base"] for e in again["phrasings"]] == [e["base"] for e in record["phrasings"]]
-    assert stored.session["loads"].get("smollm2", 0) == 0
+    assert stored.session["loads"].get("smollm2", 0) == 0 and sum(stored.session["generated"].values()) == 0
