@@ -48,7 +48,7 @@ def matrix(work: Path, engine: str) -> list[str]:
 
     base = smollm2.hf_model(REPO / ".clue-cache")
     lora = smollm2.hf_adapter(REPO / ".clue-cache")
-    backend = 'backend = "vllm"\n' if engine == "vllm" else ""
+    backend = 'backend = "vllm"\nmax_model_len = 2048\n' if engine == "vllm" else ""
     text = (
         f'[models.smollm2]\npath = "{base}"\ndtype = "float32"\n{backend}\n'
         f'[models.lora]\npath = "{base}"\nadapter = "{lora}"\ndtype = "float32"\nbase = "smollm2"\n{backend}'
