@@ -51,8 +51,7 @@ def evaluate_case(
     mine = generator.generated(case.name, result.task)  # what generating the case's model produced
     stop = mine.stops.get(case.case)
     if stop is not None:  # the sequential gate stopped here: the samples it used, at its look's level
-        kept = stop.samples
-        result = replace(result, samples=result.samples[:kept], generations=result.generations[:kept])
+        result = _first(result, stop.samples)
     outcome, reference, base = None, None, None
     try:
         if case.base:
@@ -61,7 +60,7 @@ def evaluate_case(
             case, result, generator.result(case.base, result.task) if case.base else None
         )
         if reference is not None:
-            worded = _worded(session, case, result, reference)
+            worded = _worded(session, case, result)
             outcome = run_gate(result, reference, settings, stop.level if stop else None, task, worded)
     except ClueError as exc:
         prefix = f"base model {case.base!r}: " if case.base else ""
@@ -93,25 +92,21 @@ def evaluate_case(
     return CaseResult(case_id, result.task, result.model, record, outcome, failure, warning)
 
 
-def _worded(session: ClueSession, case: ModelSpec, result: TaskResult, reference: Reference) -> list[Worded]:
+def _worded(session: ClueSession, case: ModelSpec, result: TaskResult) -> list[Worded]:
     """Under --clue-phrasings N: the case's model and its reference under each alternative wording, on the samples
     `result` holds (a sequential case's up to its stop)."""
     generator = session.generator
     if not generator.phrasings.active:
         return []
-    task = session.catalog.task(result.task)
+    wordings = generator.phrasings.alternatives(session.catalog.task(result.task))
     ids = [s.sample_id for s in result.samples]
     mine = generator.worded_results(case.name, result.task)
-    theirs = generator.worded_results(case.base, result.task) if case.base else {}
-    found = []
-    for wording in generator.phrasings.alternatives(task):
-        own = _first(mine[wording.id], len(ids))
-        if case.base:
-            base = Reference.from_result(theirs[wording.id]).restrict(ids)
-        else:
-            base = session.references.worded(case, result, wording, reference)
-        found.append(Worded(wording, own, base))
-    return found
+    if case.base:
+        theirs = generator.worded_results(case.base, result.task)
+        bases = [Reference.from_result(theirs[w.id]).restrict(ids) for w in wordings]
+    else:
+        bases = session.references.worded(case, result, wordings)
+    return [Worded(w, _first(mine[w.id], len(ids)), base) for w, base in zip(wordings, bases, strict=True)]
 
 
 def _first(result: TaskResult, n: int) -> TaskResult:

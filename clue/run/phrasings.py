@@ -43,10 +43,6 @@ class Phrasings:
             )
         return tuple(available[: self.count - 1])
 
-    def all(self, task: Task) -> tuple[Wording, ...]:
-        """The reference wording and the alternatives, in the order the results list them."""
-        return (task_wordings(task)[0], *self.alternatives(task))
-
     def generate(
         self,
         todo: Sequence[tuple[Task, TaskData, Any]],

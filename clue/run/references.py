@@ -70,14 +70,12 @@ class References:
         ref, stored, current = self._stored(case, result)
         return baseline.reference(stored, current, ref.label, [s.sample_id for s in result.samples])
 
-    def worded(
-        self, case: ModelSpec, result: TaskResult, wording: Wording, reference: baseline.Reference
-    ) -> baseline.Reference:
-        """The stored baseline's scores under one alternative wording (--clue-phrasings), of `result`'s samples;
-        ClueError when the baseline holds none under that wording's id and text."""
+    def worded(self, case: ModelSpec, result: TaskResult, wordings: Sequence[Wording]) -> list[baseline.Reference]:
+        """The stored baseline's scores under each alternative wording (--clue-phrasings), of `result`'s samples;
+        ClueError when the baseline holds none under a wording's id and text. The entry is found and checked once."""
         ref, stored, current = self._stored(case, result)
         ids = [s.sample_id for s in result.samples]
-        return baseline.worded_reference(stored, wording.id, wording.digest, ref.label, current, ids)
+        return [baseline.worded_reference(stored, w.id, w.digest, ref.label, current, ids) for w in wordings]
 
     def _stored(self, case: ModelSpec, result: TaskResult) -> tuple[BaselineRef, BaselineEntry, BaselineEntry]:
         """The case's stored baseline entry for the result's task and this run's entry, checked to measure the
