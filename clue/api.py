@@ -42,6 +42,7 @@ class Evaluation:
     not_run: list[NotRun] = field(default_factory=list)
     stats: RunStats = field(default_factory=RunStats)
     saved_baseline: Path | None = None  # where save_baseline= wrote the baseline
+    tracked: str | None = None  # mlflow=: what was logged to the tracking store
     unwritten: tuple[str, ...] = ()  # "PATH: why" for each report or baseline that could not be written
 
     def result(self, task: str, case: str) -> CaseResult:
@@ -81,6 +82,7 @@ def evaluate(
     for case in selected:
         for name in names:
             session.plan.need(case, name)
+    session.plan.check_data_use()
     began = time.perf_counter()
     out, run = Evaluation(), Run(session, files=write_reports)
     rows: list[CaseRow] = []
@@ -93,7 +95,7 @@ def evaluate(
                     rows.append(run.case_finished(done))
         out.stats = RunStats.merged([session.stats()], time.perf_counter() - began)
         finished = run.finish(rows, out.not_run, out.stats)
-        out.saved_baseline, out.unwritten = finished.saved_baseline, finished.unwritten
+        out.saved_baseline, out.unwritten, out.tracked = finished.saved_baseline, finished.unwritten, finished.tracked
         if finished.unwritten:
             warnings.warn(f"clue: reports not written: {'; '.join(finished.unwritten)}", ReportsWarning, stacklevel=2)
     finally:

@@ -1,6 +1,7 @@
 """The `clue` command: data set builders, the data checker and the store export (the benchmark runs under pytest).
 
     clue data check DIR
+    clue data fetch meqsum [DIR] [--url MIRROR] [--sha256 HEX]
     clue data build medisumcode --mimic-notes discharge.csv.gz --mimic-diagnoses diagnoses_icd.csv.gz --out FILE
     clue data build medisumqa --mimic-notes discharge.csv.gz --matrix models.toml --model NAME --out FILE
     clue store export --cache-dir .clue-cache [--model NAME] [--task TASK] --out FILE
@@ -28,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True)
 
     _add_check(data_commands)
+    _add_fetch(data_commands)
     _add_store(commands)
     build = data_commands.add_parser("build", help="build a MIMIC-IV derived data set from the PhysioNet files")
     builders = build.add_subparsers(dest="dataset", required=True)
@@ -58,6 +60,32 @@ def _add_check(data_commands: Any) -> None:
         help="one task's file, as --clue-data (repeatable); [tool.clue] data in ./pyproject.toml is read too",
     )
     check.add_argument("--strict", action="store_true", help="also fail (exit 1) when a data set is missing")
+
+
+def _add_fetch(data_commands: Any) -> None:
+    fetch = data_commands.add_parser(
+        "fetch",
+        help="download a public data set (meqsum, longhealth) and verify it is the file clue was validated on",
+        description="Download TASK's file from where it is published (or --url), check its SHA-256 against clue's "
+        "pin (or --sha256), validate it with the task's loader, and only then move it to DIR/<task>/<file>, where "
+        "--clue-data-dir looks. A failed, truncated or tampered download leaves nothing behind. Credentialed data "
+        "sets (mednli, problem_summary, medisumqa, medisumcode) are not downloaded: the command says how to get them.",
+    )
+    fetch.add_argument("task", metavar="TASK", help="meqsum or longhealth (a credentialed task: how to obtain it)")
+    fetch.add_argument(
+        "data_dir",
+        type=Path,
+        metavar="DIR",
+        nargs="?",
+        help="the folder given to --clue-data-dir (default: data_dir under [tool.clue] in ./pyproject.toml)",
+    )
+    fetch.add_argument("--url", help="download from this address instead (a mirror; https://, http:// or file://)")
+    fetch.add_argument(
+        "--sha256",
+        metavar="HEX",
+        help="the SHA-256 the file must have, instead of clue's pin (LongHealth has no pin: a copy you trust)",
+    )
+    fetch.add_argument("--timeout", type=float, default=60.0, help="seconds without data before giving up (60)")
 
 
 def _add_store(commands: Any) -> None:
@@ -159,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             bad = any(r.status == "invalid" for r in results)
             missing = any(r.status == "missing" for r in results)
             return 1 if bad or (args.strict and missing) else 0
+        if args.data_command == "fetch":
+            return _fetch(args)
         if args.dataset == "medisumcode":
             from clue.data import medisumcode
 
@@ -185,6 +215,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"clue: {exc}", file=sys.stderr)
         return 1
     return 2  # pragma: no cover - argparse requires a command
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from clue.data.fetch import fetch, source_of
+
+    source_of(args.task)  # a credentialed or unknown task is explained before a data folder is asked for
+    data_dir, _ = _data_locations(args.data_dir, [])
+    if data_dir is None:  # pragma: no cover - _data_locations raises first
+        raise ClueError("no data folder")
+    if not 0 < args.timeout <= 3600:
+        raise ClueError(f"--timeout {args.timeout}: give seconds between 0 and 3600")
+    bars: list[Any] = []  # the bar opens with the first bytes: a refusal before the download prints no bar
+
+    def progress(done: int, total: int | None) -> None:
+        if not bars:
+            bars.append(tqdm(desc=f"fetching {args.task}", total=total, unit="B", unit_scale=True, leave=False))
+        bars[0].update(done - bars[0].n)
+
+    try:
+        got = fetch(args.task, data_dir, url=args.url, sha256=args.sha256, timeout_s=args.timeout, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
+    what = "already in place" if got.already_there else f"wrote {got.size} bytes"
+    print(f"{what}: {got.path}")
+    print(f"sha256 {got.sha256}: verified against {got.checked_against}")
+    if got.redirected_to:
+        print(f"the download was redirected to {got.redirected_to}")
+    if got.records is not None:
+        print(f"{got.records} records (the task's loader read it); clue data check {data_dir} now finds it")
+    return 0
 
 
 def _data_locations(data_dir: Path | None, pairs: Sequence[str]) -> tuple[Path | None, dict[str, Path]]:

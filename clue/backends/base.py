@@ -22,8 +22,10 @@ def failed_generation(prompt: Prompt, error: str, prompt_tokens: int = 0) -> Gen
 
 class Backend(Protocol):
     """An engine for one model entry. Optional, found by getattr: `probe()` (a digest of next-token logits on fixed
-    prompts: the weights check), `counts_from_store` (token counts may come from the store's memo) and a static
-    `release_engines()` (free engines the class keeps between entries, called once at the run's end)."""
+    prompts: the weights check), `counts_from_store` (token counts may come from the store's memo), a static
+    `release_engines()` (free engines the class keeps between entries, called once at the run's end), and where the
+    prompts go for the data-use guard (clue/backends/data_use.py): `in_process = True`, or a static
+    `destination(spec)`; a class that says neither is taken to send them off this machine."""
 
     loads: int  # how many times the weights were loaded (0 when every prompt came from the store)
     per_sample_outputs: bool  # outputs are keyed by sample, not determined by the prompt (replay)

@@ -9,6 +9,10 @@ Prompts are rendered and fitted with the model's own tokenizer and chat template
 same way as the local engines, so that documents are shortened identically; `tokenizer = "none"` sends prompts as
 they are (the server then rejects over-long ones as failed samples, and LongHealth cannot budget its documents).
 
+Where the prompts may go is the data-use guard's (clue/backends/data_use.py): a credentialed task only to a loopback
+address, a Unix socket (`unix_socket`) or a host the entry declares approved; requests follow no redirect and a
+loopback URL is held to a loopback peer (clue/backends/connection.py).
+
 The API key is read from the environment variable named by `api_key_env` at request time. It is never part of a
 fingerprint, a description, an error message, the store or a report.
 """
@@ -33,12 +37,15 @@ from typing import Any, TypeVar
 
 from clue.backends.base import failed_generation
 from clue.backends.chat import ChatTokenizer, as_chat, check_template, fit_all
+from clue.backends.connection import NotLoopback, RedirectRefused, opener
+from clue.backends.data_use import Destination, server_destination
 from clue.backends.targets import fit_targets, score_each
 from clue.errors import ClueError, ConfigError
 from clue.models.matrix import ModelSpec, backend_options
 from clue.store.fingerprint import location_fingerprint
 from clue.store.sqlite import GenerationStore
 from clue.types import FinishReason, Generation, GenerationSettings, Prompt, ScoredTargets, TargetRequest, TargetScore
+from clue.util.hosts import url_host
 from clue.util.options import TOKENS_MAX
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -80,6 +87,9 @@ class OpenAIOptions:
     # the server returns prompt log-probabilities on /v1/completions with echo (the contamination diagnostic asks
     # for them only then: vLLM's server fails computing them through a LoRA adapter, vllm-project/vllm#16668)
     prompt_logprobs: bool = False
+    # a server listening on a Unix socket on this machine (vllm serve --uds PATH): every request goes over it;
+    # base_url still gives the path ("http://localhost/v1")
+    unix_socket: str = ""
 
     def problem(self) -> str | None:
         if not self.base_url.startswith(("http://", "https://")):
@@ -89,6 +99,12 @@ class OpenAIOptions:
                 "base_url must not carry credentials; put the key in the environment variable named by "
                 f"api_key_env ({self.api_key_env})"
             )
+        try:
+            url_host(self.base_url)  # the data-use guard reads the host from this text
+        except ConfigError as exc:
+            return f"base_url {exc}"
+        if self.unix_socket and not self.base_url.startswith("http://"):
+            return 'unix_socket needs an http:// base_url (e.g. "http://localhost/v1"): no TLS over a local socket'
         # each count bounded: a thread per concurrent request, a wait per retry (10**9 of either is a typo)
         bounds = (("max_concurrency", 1, 1024), ("request_timeout", 1e-3, 86400.0), ("max_retries", 0, 100))
         for key, low, high in bounds:
@@ -103,6 +119,12 @@ class OpenAIServerBackend:
     loads = 0  # nothing is loaded here: the server holds the weights
     per_sample_outputs = False
     batch_sensitive = False
+
+    @staticmethod
+    def destination(spec: ModelSpec) -> Destination:
+        """Where the prompts go, for the data-use guard: the server's host as base_url writes it, or the socket."""
+        options = backend_options(spec, OpenAIOptions)
+        return server_destination(options.base_url, options.unix_socket)
 
     @staticmethod
     def check(spec: ModelSpec, location: str) -> None:
@@ -124,6 +146,7 @@ class OpenAIServerBackend:
         self.check(spec, location)
         self.spec = spec
         self.url = self.options.base_url.rstrip("/")
+        self._opener = opener(self.url, self.options.unix_socket)
         self.served_name = self.options.served_name or location
         self.requests = 0
         self.retries = 0
@@ -315,21 +338,16 @@ class OpenAIServerBackend:
             began = time.perf_counter()
             retry_after: float | None = None
             try:
-                with urllib.request.urlopen(request, timeout=self.options.request_timeout) as response:
+                with self._opener.open(request, timeout=self.options.request_timeout) as response:
                     data = json.loads(response.read())
                 return parse(data, time.perf_counter() - began)
-            except urllib.error.HTTPError as exc:
-                detail = _scrub(exc.read()[:300].decode("utf-8", "replace"), key)
-                last = f"HTTP {exc.code} from {self.url}/{route}: {detail}"
-                if exc.code in FATAL_STATUSES:
-                    hint = f" (is {self.options.api_key_env} set?)" if exc.code in (401, 403) else ""
-                    raise _RequestFailed(last + hint, transport=False, fatal=True) from None
-                if exc.code not in RETRY_STATUSES:
-                    raise _RequestFailed(last, transport=False) from None
-                retry_after = _retry_after(exc.headers.get("Retry-After"))
+            except urllib.error.HTTPError as exc:  # raises unless the status is worth a retry
+                last, retry_after = _http_failure(exc, f"{self.url}/{route}", key, self.options.api_key_env)
                 transport = False
             except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
+                reason = getattr(exc, "reason", exc)  # urllib wraps what connecting raised
+                if isinstance(reason, NotLoopback):
+                    raise _RequestFailed(str(reason), transport=False, fatal=True) from None
                 last = f"no answer from {self.url} ({type(reason).__name__}: {_scrub(str(reason), key)})"
                 transport = True
             except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
@@ -343,6 +361,21 @@ class OpenAIServerBackend:
 
 
 _T = TypeVar("_T")
+
+
+def _http_failure(exc: urllib.error.HTTPError, where: str, key: str, key_env: str) -> tuple[str, float | None]:
+    """An HTTP error answer: (the message, the server's Retry-After) when it is worth a retry (429, 5xx); a refused
+    redirect, a fatal status (401, 403, 404) or another client error raises _RequestFailed."""
+    detail = _scrub(exc.read()[:300].decode("utf-8", "replace"), key)
+    last = f"HTTP {exc.code} from {where}: {detail}"
+    if isinstance(exc, RedirectRefused):
+        raise _RequestFailed(f"HTTP {exc.code} from {where}: {exc.msg}", transport=False, fatal=True) from None
+    if exc.code in FATAL_STATUSES:
+        hint = f" (is {key_env} set?)" if exc.code in (401, 403) else ""
+        raise _RequestFailed(last + hint, transport=False, fatal=True) from None
+    if exc.code not in RETRY_STATUSES:
+        raise _RequestFailed(last, transport=False) from None
+    return last, _retry_after(exc.headers.get("Retry-After"))
 
 
 @dataclass

@@ -32,6 +32,8 @@ BUILDER_TASKS = ("medisumqa_build",)  # prompts of `clue data build medisumqa` (
 
 
 class ReplayBackend:
+    in_process = True  # the data-use guard: nothing is sent anywhere; outputs are read from a file
+
     @staticmethod
     def check(spec: ModelSpec, location: str) -> None:
         """Start-up: recorded outputs have no weights an adapter could change."""

@@ -53,6 +53,7 @@ FINGERPRINT_MEMO = 1  # bump when the fingerprint's fields change
 
 
 class TransformersBackend:
+    in_process = True  # the data-use guard: prompts stay in this process (clue/backends/data_use.py)
     counts_from_store = True  # token counts may come from the store's memo: the tokenizer loads only on a miss
     per_sample_outputs = False
     batch_sensitive = False  # every prompt runs alone: its output never depends on other prompts

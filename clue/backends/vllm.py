@@ -246,6 +246,7 @@ def start_error(name: str, exc: BaseException, cpu: bool) -> str:
 
 
 class VLLMBackend:
+    in_process = True  # the data-use guard: vLLM's offline engine runs here (Ray workers are the user's own nodes)
     Options = VLLMOptions
     uses_peers = True
     per_sample_outputs = False

@@ -50,6 +50,22 @@ def _path_text(value: Any, base: Path, flag: str) -> str:
     return str((base / str(value)).resolve())
 
 
+def _tracking_uri(value: Any, base: Path, flag: str) -> str:
+    """An MLflow tracking URI (http(s)://, sqlite:///, file:, databricks, ...) as given; a plain path is a local
+    file store, relative to where the option was set. Credentials belong in MLflow's environment variables."""
+    text = str(value).strip()
+    if not text or not text.isprintable() or any(c.isspace() for c in text):
+        raise ValueError(f"{value!r} is not a tracking URI (e.g. http://127.0.0.1:5000, sqlite:///mlflow.db)")
+    if re.search(r"//[^/@]*:[^/@]*@", text):
+        raise ValueError(
+            "the URI carries a password; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead "
+            "(a URI is printed in logs)"
+        )
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", text) and not re.match(r"[A-Za-z]:[\\/]", text):
+        return text
+    return str((base / text).resolve())
+
+
 ALPHA_MIN = 1e-4  # a smaller level is a tail the bootstrap cannot resolve with at most RESAMPLES_MAX resamples
 PHRASINGS_MAX = 16  # the reference and 15 alternatives: each one is a full generation of the task
 RESAMPLES_MAX = 1_000_000  # 8 MB of replicates per metric, seconds per comparison; 10**11 filled 23 GB and died
@@ -159,6 +175,19 @@ class OutputOptions:
         "write raw sample ids, inputs, outputs and references into the results JSON and the "
         "HTML report; off by default because MIMIC-derived text is credentialed (public data sets are always "
         "shown)",
+    )
+    mlflow: str | None = option(
+        None,
+        "after the run's reports are written, log each case to this MLflow tracking store (http(s)://HOST:PORT, "
+        "sqlite:///FILE, a folder): one parent run per session, a nested run per case with its parameters, metrics, "
+        'verdict tags and results JSON; never a sample\'s text. Needs pip install "clue[mlflow]"; a store that is '
+        "down is one error after the reports, the verdicts stand",
+        metavar="URI",
+        parse=_tracking_uri,
+        shown="none",
+    )
+    mlflow_experiment: str = option(
+        "clue", "the MLflow experiment --clue-mlflow logs to (created when missing)", metavar="NAME"
     )
     debug: bool = option(
         False,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from clue.backends import load_backend
+from clue.backends.data_use import check_data_use
 from clue.data.mimic import NOTE_COLUMNS, read_rows, write_json_array
 from clue.errors import ConfigError, DataError
 from clue.metrics import rouge
@@ -131,6 +132,7 @@ def build(
     models = load_matrix(matrix)
     if model not in models:
         raise ConfigError(f"model matrix {matrix}: no entry {model!r}; entries: {', '.join(models)}")
+    check_data_use(models[model], ["medisumqa"])  # MIMIC-IV-Note text: only where the data-use guard clears it
     order, sources = _sample_notes(notes_path, notes, seed, report)
     store = GenerationStore(cache_dir / "generations.sqlite3")
     texts = _write_questions(models, model, order, sources, store, cache_dir, report)

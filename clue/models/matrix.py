@@ -24,6 +24,10 @@ Engines (`backend = ...`): "transformers" (CPU/test path, the default), "vllm" (
 for a LoRA adapter evaluated on the base weights' engine), "openai" (any OpenAI-compatible `/v1/chat/completions`
 server: `base_url`, `served_name`, `api_key_env`, `max_concurrency`, `request_timeout`, `max_retries`, `tokenizer`),
 and "replay" (score outputs recorded elsewhere; `path` is a JSON Lines file).
+
+A credentialed task's prompts go only to an engine on this machine, unless the entry declares its server's host
+approved for credentialed data: `approved_host = "llm-gw.hospital.example"` with `approval_reason = "..."`
+(clue/backends/data_use.py).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from typing import Any, TypeVar
 
 from clue.errors import ConfigError
 from clue.util import strict_json
+from clue.util.hosts import normal_host
 from clue.util.options import SEED_MAX, TOKENS_MAX
 from clue.util.strict_json import JSONProblem
 
@@ -83,6 +88,10 @@ class ModelSpec:
     tokenizer: str | None = None  # local folder / hub id of the tokenizer (vllm, openai), or "none" (openai)
     # stored baselines (`FILE` or `FILE#MODEL`, absolute) this model is gated against, each in its own test case
     baselines: tuple[str, ...] = ()
+    # a server host declared approved for credentialed data, and why (clue/backends/data_use.py: the data-use guard;
+    # the reason is recorded in every result's provenance)
+    approved_host: str | None = None
+    approval_reason: str | None = None
     # the engine's own keys (vllm: tensor_parallel_size, ...; openai: base_url, ...), sorted (key, value) pairs
     options: tuple[tuple[str, Any], ...] = ()
     # the test case this entry is a view of (CasePlan.cases: "<model>" or "<model>-vs-<baseline>"); "" for an entry
@@ -149,6 +158,7 @@ def _spec_from_table(name: str, table: Mapping[str, Any], origin: str, root: Pat
     _check_types(values, _TYPES, where)
     _check_ranges(values, where)
     _check_engine(values, where)
+    _check_approval(values, where)
     own = _engine_options(
         values.get("backend", "transformers"), {k: v for k, v in table.items() if k not in _KEYS}, where
     )
@@ -236,6 +246,20 @@ def _check_engine(values: dict[str, Any], where: str) -> None:
         raise ConfigError(f"{where}: needs a path (local folder or Hugging Face id)")
 
 
+def _check_approval(values: dict[str, Any], where: str) -> None:
+    """approved_host and approval_reason come together: an approval without a reason (or a reason for no host)
+    is refused, as is a host that is not a plain ASCII name or address."""
+    host, reason = values.get("approved_host"), values.get("approval_reason")
+    if host is None and reason is None:
+        return
+    if not (host and host.strip()) or not (reason and reason.strip()):
+        raise ConfigError(
+            f"{where}: approved_host and approval_reason go together: the server's host, and why it may receive "
+            'credentialed data (e.g. approval_reason = "hospital gateway, zero retention, DUA 2025-17")'
+        )
+    values["approved_host"] = normal_host(host.strip(), f"{where}: approved_host")
+
+
 def _check_locations(values: dict[str, Any], where: str, root: Path) -> None:
     """A relative path that exists next to the matrix file is local (made absolute); anything else must look like
     a hub id (a replay file must exist)."""
@@ -298,7 +322,7 @@ def _what_runs(spec: ModelSpec) -> tuple[Any, ...]:
     """Everything of an entry that determines its outputs: all fields but its name and what it is compared with
     (local paths resolved, so "./m" and "/abs/m" are the same weights)."""
     values = spec.describe()
-    for key in ("name", "base", "baselines"):
+    for key in ("name", "base", "baselines", "approved_host", "approval_reason"):
         values.pop(key)
     for key in ("path", "adapter", "chat_template", "tokenizer"):
         if values[key] and Path(values[key]).exists():

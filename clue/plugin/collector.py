@@ -111,6 +111,8 @@ class ResultsCollector:
         if self.finished is not None and self.finished.saved_baseline is not None:
             saved = self.finished
             tr.write_line(f"baseline saved: {saved.saved_baseline} ({saved.baseline_entries} task x model entries)")
+        if self.finished is not None and self.finished.tracked:
+            tr.write_line(self.finished.tracked)
         if os.environ.get("GITHUB_ACTIONS") == "true":
             for line in github_annotations(self.rows):
                 tr.write_line(line)

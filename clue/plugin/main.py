@@ -127,8 +127,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Plan generation from the selected items only, so `-k medisumcode` loads and runs what it needs."""
+    plan = session_of(session.config).plan
     for model, task in selected_cases(session.items):
-        session_of(session.config).plan.need(model, task)
+        plan.need(model, task)
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker's usage error is xdist's internal error: the generator refuses each case instead
+    try:
+        plan.check_data_use()  # before any fixture loads or connects: credentialed prompts stay where allowed
+    except ConfigError as exc:
+        raise pytest.UsageError(f"clue: {exc}") from None
 
 
 @pytest.hookimpl(wrapper=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from clue.backends import load_backend
 from clue.backends.base import Backend
+from clue.backends.data_use import check_data_use, clearance
 from clue.config import Settings, apply_cpu_threads
 from clue.errors import ClueError, exception_text
 from clue.models.matrix import ModelSpec
@@ -186,6 +187,8 @@ class Generator:
         """Load the model's backend once, generate its fixed tasks in one go, then its sequential ones."""
         began = time.perf_counter()
         apply_cpu_threads(self.settings.generation.cpu_threads)
+        # the data-use guard again, for every task this load serves (the plan checked the selection at start-up)
+        check_data_use(self.plan.models[model], [task.name for task, _ in todo])
         backend = load_backend(self.plan.models[model], self.settings.outputs.cache_dir, self.plan.models)
         self._engines.add(type(backend))
         self.stats.backend_seconds += time.perf_counter() - began
@@ -416,6 +419,7 @@ def provenance(
             "scored": len(data.scored),
         },
         "weights_probe": probe,
+        "data_use": clearance(spec, task.name).to_json(),
         "seed": settings.generation.seed,
         "fewshot_seed": settings.data.fewshot_seed,
         "bootstrap_seed": settings.gate.bootstrap_seed,

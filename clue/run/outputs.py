@@ -27,6 +27,7 @@ class Finished:
     saved_baseline: Path | None = None
     baseline_entries: int = 0
     unwritten: tuple[str, ...] = ()  # "PATH: why" for each file that could not be written (the rest were)
+    tracked: str | None = None  # --clue-mlflow: what was logged, one line
 
 
 class Run:
@@ -92,12 +93,44 @@ class Run:
         record = RunRecord((), tuple(not_run), settings.gate.strict, interrupted)
         if self.files:
             record = self._reports(rows, record, stats)
-        if settings.outputs.save_baseline is None:
-            return Finished(record, unwritten=tuple(self.unwritten))
-        entries = {**_entry_files(rows, skip=self.entries), **self.entries}
-        target = settings.outputs.save_baseline
-        saved = self._write(target, lambda: baseline.write(target, list(entries.values())))
-        return Finished(record, target if saved else None, len(entries), tuple(self.unwritten))
+        saved, entries = None, 0
+        if settings.outputs.save_baseline is not None:
+            found = {**_entry_files(rows, skip=self.entries), **self.entries}
+            target = settings.outputs.save_baseline
+            saved = target if self._write(target, lambda: baseline.write(target, list(found.values()))) else None
+            entries = len(found)
+        tracked = self._track(rows, record) if settings.outputs.mlflow else None
+        return Finished(record, saved, entries, tuple(self.unwritten), tracked)
+
+    def _track(self, rows: Sequence[CaseRow], record: RunRecord) -> str | None:
+        """--clue-mlflow, after every file is written: the records (read back from the results files when there
+        are files) go to the tracking store; a store that fails is one more entry of `unwritten`."""
+        from clue.errors import ClueError
+        from clue.report.tracking import Tracker, shown_uri
+
+        outputs = self.session.settings.outputs
+        uri = str(outputs.mlflow)
+        if not self.files:
+            held = [r.record for r in rows]
+            record = results_report.merged([], held, not_run=record.not_run, strict=record.strict)
+        artefacts: list[Path] = []
+        case_files: dict[str, Path] = {}
+        if self.files and not outputs.report_samples:  # raw text in the reports stays out of the tracking store
+            names = ("clue-results.json", "index.html", "summary.md", "clue-session.json")
+            artefacts = [self.reports_dir / name for name in names]
+            case_files = {f"{r.task}/{r.case}": Path(r.results_json) for r in rows if r.results_json}
+        try:
+            tracked = Tracker(uri, outputs.mlflow_experiment).log(
+                record, settings_params(self.session), artefacts, case_files
+            )
+        except ClueError as exc:
+            self.unwritten.append(f"MLflow tracking at {shown_uri(uri)}: {exc}")
+            return None
+        except Exception as exc:  # the server down, refusing, a store it cannot open: the verdicts stand
+            detail = " ".join(str(exc).split())[:300]
+            self.unwritten.append(f"MLflow tracking at {shown_uri(uri)}: {type(exc).__name__}: {detail}")
+            return None
+        return tracked.line()
 
     def _reports(self, rows: Sequence[CaseRow], record: RunRecord, stats: RunStats) -> RunRecord:
         """clue-results.json, the HTML and Markdown reports and clue-session.json, each written where it can be."""
@@ -114,6 +147,23 @@ class Run:
             self._write(path, write)
         self._write(session, lambda: results_report.write_json(session, stats.to_json()))
         return record
+
+
+def settings_params(session: ClueSession) -> dict[str, str]:
+    """The run's settings as MLflow parameters (`section.option`), for the parent run: what was asked for."""
+    import dataclasses
+
+    out: dict[str, str] = {}
+    settings = session.settings
+    for section in dataclasses.fields(settings):
+        values = getattr(settings, section.name)
+        if not dataclasses.is_dataclass(values):
+            continue
+        for f in dataclasses.fields(values):
+            value = getattr(values, f.name)
+            if value not in (None, (), [], {}) and f.name != "mlflow":
+                out[f"{section.name}.{f.name}"] = str(value)
+    return out
 
 
 def _entry_files(rows: Sequence[CaseRow], skip: Mapping[tuple[str, str], Any]) -> dict[tuple[str, str], BaselineEntry]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from clue import baseline
 from clue.backends import check_entry
+from clue.backends.data_use import check_data_use
 from clue.config import Settings
 from clue.errors import ConfigError
 from clue.models.matrix import ModelSpec, load_matrix, pair_from_cli
@@ -85,6 +86,12 @@ class CasePlan:
         combinations an engine refuses): a configuration error once, before any test, not at every case's setup."""
         for spec in self.models.values():
             check_entry(spec)
+
+    def check_data_use(self) -> None:
+        """Start-up, once the selected tests are known: every model may be sent the credentialed tasks it will
+        generate (its own cases' and, as a base, its candidates'), before anything loads or connects."""
+        for model, tasks in self.tasks.items():
+            check_data_use(self.models[model], tasks)
 
     @property
     def baseline_files(self) -> dict[Path, baseline.BaselineFile]:

@@ -208,7 +208,7 @@ def test_plugin_run_against_a_server_that_dies_resumes_and_never_writes_the_key(
             f'[models.base]\npath = "base"\n{entry}\n[models.candidate]\npath = "ft"\nbase = "base"\n{entry}'
         )
         died = run(pytester)
-        port = server.httpd.server_address[1]
+        port = server.port
     died.assert_outcomes(errors=2)
     died.stdout.fnmatch_lines(["*30 of 50 generations were finished and stored, a re-run resumes from there*"])
     with FakeOpenAIServer(port=port):

@@ -19,7 +19,7 @@ from clue.cli import main
 from clue.data import medisumcode, medisumqa
 from clue.data.check import DATASETS, check
 from clue.data.mimic import DIAGNOSES_COLUMNS, NOTE_COLUMNS
-from clue.errors import DataError
+from clue.errors import ConfigError, DataError
 from clue.tasks import get_task
 from tests.helpers import FIXTURE_DATA, REPO
 
@@ -238,6 +238,19 @@ def test_medisumqa_build_through_a_backend_filters_echoing_pairs(mimic: tuple[Pa
     assert all("Followup Instructions" in s.fields["discharge_summary"] for s in samples)
     again = medisumqa.build(notes, tmp_path / "models.toml", "writer", tmp_path / "again.json", **kwargs)  # type: ignore[arg-type]
     assert again.generations_reused == 6 and (tmp_path / "again.json").read_bytes() == out.read_bytes()
+
+
+def test_medisumqa_build_sends_mimic_notes_to_no_host_the_data_use_guard_refuses(
+    mimic: tuple[Path, Path], tmp_path: Path
+) -> None:
+    notes, _ = mimic
+    (tmp_path / "models.toml").write_text(
+        '[models.writer]\npath = "gpt"\nbackend = "openai"\nbase_url = "https://api.vendor.example/v1"\n'
+        'tokenizer = "none"\n'
+    )
+    with pytest.raises(ConfigError, match=r"model 'writer': medisumqa is credentialed data .* api\.vendor\.example"):
+        medisumqa.build(notes, tmp_path / "models.toml", "writer", tmp_path / "out.json", cache_dir=tmp_path / "c")
+    assert not (tmp_path / "c").exists()  # refused before the store was opened, let alone the server
 
 
 def test_medisumqa_parsing_and_selection() -> None:

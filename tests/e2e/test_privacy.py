@@ -48,23 +48,39 @@ def test_no_artefact_of_a_default_run_holds_a_raw_id_or_credentialed_text(pytest
         "--clue-bertscore-model", "tiny-bert", "--clue-umls-spacy-model", "ruler",
         "--clue-umls-linker", str(REPO / "fixtures/umls/kb.jsonl"),
     ]  # fmt: skip
-    first = pytester.runpytest_subprocess(*options, "--clue-save-baseline", "out/baseline.json")
+    tracking = ["--clue-mlflow", "sqlite:///mlflow.db"] if _has_mlflow() else []  # and its artefacts in ./mlruns
+    first = pytester.runpytest_subprocess(*options, "--clue-save-baseline", "out/baseline.json", *tracking)
     assert first.ret in (0, 1), first.stdout.str()
+    assert not tracking or "cases logged to experiment 'clue'" in first.stdout.str()
     # a rescore that misses generations: its error message (naming the first missing sample) lands in JUnit
     (pytester.path / "candidate.jsonl").write_text(json.dumps(candidate[0]) + "\n")
     pytester.runpytest_subprocess(
         *options, "--clue-rescore", "--clue-temperature", "0.5", "--junitxml", "out/junit-rescore.xml"
     )
-    artefacts = [p for p in (pytester.path / "out").rglob("*") if p.is_file()]
+    inputs = {"data", "cache", "models.toml", "base.jsonl", "candidate.jsonl", "tox.ini"}  # the run's own inputs
+    artefacts = [
+        p
+        for p in pytester.path.rglob("*")
+        if p.is_file() and p.relative_to(pytester.path).parts[0] not in inputs and p.suffix != ".py"
+    ]
     assert {"index.html", "summary.md", "junit.xml", "junit-rescore.xml", "clue-results.json", "baseline.json"} <= {
         p.name for p in artefacts
     }
+    if tracking:  # the MLflow store: its database and the artefacts it holds are scanned like the reports
+        assert (pytester.path / "mlflow.db").is_file()
+        assert sum(p.name == "index.html" for p in artefacts) == 2 and sum(p.name == "mlflow.db" for p in artefacts)
     leaks = []
     for path in artefacts:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_bytes().decode("utf-8", errors="replace")
         leaks += [f"{path.name}: id {i!r}" for i in ids if names(text, i)]
         leaks += [f"{path.name}: text {s!r}" for s in snippets if s in text]
     assert not leaks, "\n".join(sorted(leaks)[:20])
+
+
+def _has_mlflow() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("mlflow") is not None  # .ci/run installs it: CI always scans the store
 
 
 def test_the_store_and_an_export_of_it_are_private_files(pytester: pytest.Pytester) -> None:

@@ -10,6 +10,8 @@ number of requests in flight at once.
 from __future__ import annotations
 
 import json
+import socket
+import socketserver
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +24,20 @@ from typing import Any
 Responder = Callable[[list[dict[str, str]], int, float, int], tuple[str, str, int, int]]
 # prompt token ids -> each token's log-probability (None for the first): `/v1/completions` with echo and logprobs
 Echo = Callable[[list[int]], list[float | None]]
+
+
+def outbound_address() -> str | None:
+    """An address of this machine that is not a loopback one (the interface a packet out would leave by; a UDP
+    socket's connect sends nothing), or None where the machine has none."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("198.51.100.1", 9))
+        address = str(probe.getsockname()[0])
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
 
 
 def tiny_model_echo(model_dir: Path) -> Echo:
@@ -82,13 +98,23 @@ class ServerState:
     requests: list[dict[str, Any]] = field(default_factory=list)
     authorization: list[str | None] = field(default_factory=list)
     answered: int = 0
+    connections: int = 0  # TCP (or Unix socket) connections accepted: zero proves that nothing connected
+    redirect_to: str | None = None  # answer every POST with a 307 to this URL
     in_flight: int = 0
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class FakeOpenAIServer:
-    def __init__(self, responder: Responder = echo_responder, *, port: int = 0, **faults: Any):
+    def __init__(
+        self,
+        responder: Responder = echo_responder,
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        unix_socket: str | None = None,
+        **faults: Any,
+    ):
         self.state = ServerState(responder, **faults)
         state = self.state
         outer = self
@@ -118,6 +144,11 @@ class FakeOpenAIServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length))
+                if state.redirect_to is not None:
+                    with state.lock:
+                        state.requests.append(body)
+                    self._send(307, {"error": {"message": "moved"}}, {"Location": state.redirect_to})
+                    return
                 with state.lock:
                     dead = state.die_after is not None and state.answered >= state.die_after
                 if dead:  # a request that raced the shutdown: the connection drops without an answer
@@ -173,15 +204,41 @@ class FakeOpenAIServer:
                 if dying:
                     threading.Thread(target=outer.stop, daemon=True).start()
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        class Counting:
+            def verify_request(self, request: Any, client_address: Any) -> bool:
+                with state.lock:
+                    state.connections += 1
+                return True
+
+        class TCPServer(Counting, ThreadingHTTPServer):
+            pass
+
+        class UnixServer(Counting, socketserver.ThreadingUnixStreamServer):
+            def server_bind(self) -> None:  # HTTPServer's would read a (host, port) address
+                socketserver.ThreadingUnixStreamServer.server_bind(self)
+
+        self.unix_socket = unix_socket
+        self.httpd: UnixServer | TCPServer
+        if unix_socket is not None:
+            self.httpd = UnixServer(unix_socket, Handler)
+        else:
+            self.httpd = TCPServer((host, port), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.stopped = False
 
     @property
     def base_url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        if self.unix_socket is not None:
+            return "http://localhost/v1"
+        address: Any = self.httpd.server_address
+        host = f"[{address[0]}]" if ":" in str(address[0]) else address[0]
+        return f"http://{host!s}:{address[1]}/v1"
+
+    @property
+    def port(self) -> int:
+        address: Any = self.httpd.server_address
+        return int(address[1])
 
     def __enter__(self) -> FakeOpenAIServer:
         self.thread.start()
