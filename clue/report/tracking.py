@@ -144,11 +144,21 @@ def case_tags(record: CaseRecord) -> dict[str, str]:
     return {k: str(v)[:PARAM_MAX] for k, v in tags.items() if v is not None}
 
 
+def folder_store(uri: str) -> bool:
+    """A file store (a folder, or a file: URI): MLflow 3 refuses those unless MLFLOW_ALLOW_FILE_STORE is set."""
+    return (
+        uri.startswith("file:") or not re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", uri) or bool(re.match(r"[A-Za-z]:", uri))
+    )
+
+
 @contextmanager
-def _patience() -> Iterator[None]:
+def _patience(uri: str) -> Iterator[None]:
     """MLflow's HTTP client retries seven times with doubling waits by default (minutes against a server that is
-    down): bounded here, unless the user set MLFLOW_HTTP_REQUEST_* themselves."""
+    down): bounded here, unless the user set MLFLOW_HTTP_REQUEST_* themselves. A folder the user named as the store
+    is taken as one (MLflow 3 keeps its file store in maintenance mode and refuses it without the opt-out)."""
     wanted = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(RETRIES), "MLFLOW_HTTP_REQUEST_TIMEOUT": str(TIMEOUT_S)}
+    if folder_store(uri):
+        wanted["MLFLOW_ALLOW_FILE_STORE"] = "true"
     added = {k: v for k, v in wanted.items() if k not in os.environ}
     os.environ.update(added)
     try:
@@ -167,14 +177,15 @@ class Tracker:
         except ImportError:
             raise ClueError('--clue-mlflow needs MLflow: pip install "clue[mlflow]" (or pip install mlflow)') from None
         self.uri, self.experiment = uri, experiment
-        self.client = MlflowClient(tracking_uri=uri)
+        with _patience(uri):  # the client opens its store here
+            self.client = MlflowClient(tracking_uri=uri)
 
     def log(
         self, record: RunRecord, settings: Mapping[str, str], artefacts: Sequence[Path], case_files: Mapping[str, Path]
     ) -> Tracked:
         """The session's parent run and one child per case; artefacts only where given (none under
         --clue-report-samples)."""
-        with _patience():
+        with _patience(self.uri):
             experiment_id = self._experiment()
             counts: dict[str, int] = {}
             for r in record.results:

@@ -66,15 +66,22 @@ def _check_store(uri: str, experiment: str, record: RunRecord) -> None:
                 assert child.data.metrics[f"{name}.base"] == pytest.approx(entry.comparison.base_mean)
 
 
-def test_every_case_is_a_nested_run_with_its_metrics_and_verdict_in_a_sqlite_store(
-    recorded: RunRecord, tmp_path: Path
+@pytest.mark.parametrize("store", ["sqlite", "folder", "file-uri"])
+def test_every_case_is_a_nested_run_with_its_metrics_and_verdict_in_a_tracking_store(
+    recorded: RunRecord, tmp_path: Path, store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    """A SQLite store, and a folder as a path or a file: URI (MLflow 3 refuses a file store without
+    MLFLOW_ALLOW_FILE_STORE: a folder named as the store is taken as meant)."""
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    uri = {"sqlite": f"sqlite:///{tmp_path / 'mlflow.db'}", "folder": str(tmp_path / "runs")}.get(
+        store, (tmp_path / "runs").as_uri()
+    )
     reports = tmp_path / "reports"
     reports.mkdir()
     (reports / "summary.md").write_text("# clue\n")
     tracked = Tracker(uri, "release-1.3").log(recorded, {"gate.margin": "0.02"}, [reports / "summary.md"], {})
     assert tracked.cases == len(recorded.results) == 6  # three gated cases and their bases
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # this test's own reading of the store
     _check_store(uri, "release-1.3", recorded)
     client = mlflow.tracking.MlflowClient(tracking_uri=uri)
     assert [a.path for a in client.list_artifacts(tracked.parent_run_id)] == ["summary.md"]
