@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import socket
 import urllib.error
 import urllib.request
@@ -32,11 +31,7 @@ class RedirectRefused(urllib.error.HTTPError):
 def _peer_is_loopback(sock: socket.socket) -> bool:
     if sock.family == getattr(socket, "AF_UNIX", None):
         return True
-    host = str(sock.getpeername()[0]).split("%", 1)[0]
-    address = ipaddress.ip_address(host)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
+    return is_loopback(str(sock.getpeername()[0]))  # an address: the rule the guard read the URL by
 
 
 def _hold(conn: http.client.HTTPConnection) -> None:

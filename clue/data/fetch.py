@@ -23,6 +23,7 @@ from pathlib import Path
 
 from clue.data.check import DATASETS, DataSet, check_one
 from clue.errors import ClueError
+from clue.store.fingerprint import file_sha256
 
 MAX_BYTES = 256 * 2**20  # the largest public file is LongHealth's (about 5 MB); a cap far above it
 CHUNK = 2**16
@@ -128,7 +129,7 @@ def fetch(
 
 def _present(source: Source, target: Path, expected: str, against: str) -> Fetched:
     """A file already in place: kept when it is the pinned one, never overwritten when it is not."""
-    found = _file_sha256(target)
+    found = file_sha256(target)
     if found != expected:
         raise ClueError(
             f"{target} exists and is not the file {against} names (sha256 {found}, expected {expected}); "
@@ -207,14 +208,6 @@ def _stream(
     except Exception as exc:  # http.client.IncompleteRead and kin
         raise ClueError(f"{url}: the download failed ({type(exc).__name__}): nothing was written") from None
     return size, digest.hexdigest(), final
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _records(source: Source, data_dir: Path) -> int | None:
